@@ -1,0 +1,152 @@
+"""One recompute: aggregate, record history, publish every scope, tombstone vanished ones.
+
+Order matters for consistency: history rows are committed first (so every published id is
+auditable), then every record is published and acknowledged, and only then does
+`baselines_current` move on. A crash in between repeats work on the next run (the topic
+is compacted, a repeated record or tombstone is harmless) but never loses a tombstone.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import uuid4
+
+from aiokafka import AIOKafkaProducer
+from psycopg_pool import AsyncConnectionPool
+
+from baseline_worker.compute import ScopeStats, aggregate
+from baseline_worker.metrics import BaselineMetrics
+from schemas import Baseline, BaselineScope, ScopeKind, encode_model
+from shared.db import timed
+
+_INSERT_HISTORY = """
+INSERT INTO baseline_history
+    (id, scope_kind, scope_name, currency, sample_count, mean, stddev, window_days, computed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+_UPSERT_CURRENT = """
+INSERT INTO baselines_current (scope_kind, scope_name, currency, baseline_id)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (scope_kind, scope_name, currency) DO UPDATE SET baseline_id = EXCLUDED.baseline_id
+"""
+_DELETE_CURRENT = (
+    "DELETE FROM baselines_current WHERE scope_kind = %s AND scope_name = %s AND currency = %s"
+)
+
+
+@dataclass(frozen=True)
+class RecomputeResult:
+    published: list[Baseline]
+    tombstoned: list[BaselineScope]
+
+
+def to_baseline(stats: ScopeStats, window_days: int, now: datetime) -> Baseline:
+    return Baseline(
+        id=uuid4(),
+        scope=stats.scope,
+        count=stats.count,
+        mean=float(stats.mean),
+        stddev=float(stats.stddev),
+        window_days=window_days,
+        computed_at=now,
+    )
+
+
+class Recomputer:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        producer: AIOKafkaProducer,
+        topic: str,
+        window_days: int,
+        metrics: BaselineMetrics,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._topic = topic
+        self._window_days = window_days
+        self._metrics = metrics
+
+    async def run(self, now: datetime) -> RecomputeResult:
+        baselines, previous = await self._compute_and_record(now)
+        current = {b.scope for b in baselines}
+        vanished = [scope for scope in previous if scope not in current]
+        await self._publish(baselines, vanished)
+        await self._advance_current(baselines, vanished)
+        self._observe(baselines, vanished)
+        return RecomputeResult(baselines, vanished)
+
+    async def _compute_and_record(
+        self, now: datetime
+    ) -> tuple[list[Baseline], list[BaselineScope]]:
+        async with self._pool.connection() as conn, conn.transaction():
+            async with timed(self._metrics.db_query_duration, "aggregate_baselines"):
+                stats = await aggregate(conn, now, self._window_days)
+            baselines = [to_baseline(s, self._window_days, now) for s in stats]
+            async with (
+                timed(self._metrics.db_query_duration, "insert_baseline_history"),
+                conn.cursor() as cur,
+            ):
+                await cur.executemany(_INSERT_HISTORY, [_history_row(b) for b in baselines])
+            async with timed(self._metrics.db_query_duration, "select_baselines_current"):
+                rows = await (
+                    await conn.execute(
+                        "SELECT scope_kind, scope_name, currency FROM baselines_current"
+                    )
+                ).fetchall()
+        previous = [BaselineScope(kind=ScopeKind(k), name=n, currency=c) for k, n, c in rows]
+        return baselines, previous
+
+    async def _publish(
+        self, baselines: Sequence[Baseline], vanished: Sequence[BaselineScope]
+    ) -> None:
+        sends = [
+            await self._producer.send(self._topic, key=b.scope.key(), value=encode_model(b))
+            for b in baselines
+        ]
+        sends += [
+            await self._producer.send(self._topic, key=scope.key(), value=None)
+            for scope in vanished
+        ]
+        await asyncio.gather(*sends)
+
+    async def _advance_current(
+        self, baselines: Sequence[Baseline], vanished: Sequence[BaselineScope]
+    ) -> None:
+        async with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+            timed(self._metrics.db_query_duration, "update_baselines_current"),
+        ):
+            if baselines:
+                await cur.executemany(
+                    _UPSERT_CURRENT,
+                    [(b.scope.kind.value, b.scope.name, b.scope.currency, b.id) for b in baselines],
+                )
+            if vanished:
+                await cur.executemany(
+                    _DELETE_CURRENT, [(s.kind.value, s.name, s.currency) for s in vanished]
+                )
+
+    def _observe(self, baselines: Sequence[Baseline], vanished: Sequence[BaselineScope]) -> None:
+        for kind in ScopeKind:
+            self._metrics.scopes.labels(kind=kind.value).set(
+                sum(1 for b in baselines if b.scope.kind == kind)
+            )
+        self._metrics.tombstones.inc(len(vanished))
+
+
+def _history_row(b: Baseline) -> tuple[object, ...]:
+    return (
+        b.id,
+        b.scope.kind.value,
+        b.scope.name,
+        b.scope.currency,
+        b.count,
+        b.mean,
+        b.stddev,
+        b.window_days,
+        b.computed_at,
+    )

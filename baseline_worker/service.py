@@ -1,0 +1,119 @@
+"""The baseline worker's loop: stand by for leadership, then recompute on a schedule."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
+
+from baseline_worker.leadership import LeaderLock, LeadershipLost, leader_lock_key
+from baseline_worker.metrics import BaselineMetrics
+from baseline_worker.recompute import Recomputer, RecomputeResult
+from baseline_worker.settings import BaselineSettings
+from shared.db import open_pool
+from shared.kafka import ensure_topics, make_producer, project_topics
+from shared.migrations import apply_migrations
+from shared.ops_http import start_ops_server
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BaselineService:
+    def __init__(
+        self, settings: BaselineSettings, registry: CollectorRegistry, clock: Clock = utc_now
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.metrics = BaselineMetrics.create(registry)
+        self.clock = clock
+        self.stopping = asyncio.Event()
+        self.is_leader = False
+
+    def health(self) -> dict[str, object]:
+        return {"status": "ok", "role": "leader" if self.is_leader else "standby"}
+
+    async def run(self, *, once: bool = False) -> None:
+        s = self.settings
+        ops = await start_ops_server(self.registry, self.health, s.metrics_host, s.metrics_port)
+        await asyncio.to_thread(apply_migrations, s.database_url, s.database_schema)
+        await ensure_topics(s.kafka_bootstrap_servers, project_topics(s))
+        pool = await open_pool(s.database_url, s.database_schema, max_size=2)
+        producer = make_producer(s.kafka_bootstrap_servers)
+        await producer.start()
+        recomputer = Recomputer(
+            pool, producer, s.topic_baselines, s.baseline_window_days, self.metrics
+        )
+        try:
+            async with LeaderLock(s.database_url, leader_lock_key(s.database_schema)) as lock:
+                await self._lead(lock, recomputer, once=once)
+        finally:
+            await producer.stop()
+            await pool.close()
+            await ops.cleanup()
+
+    async def _lead(self, lock: LeaderLock, recomputer: Recomputer, *, once: bool) -> None:
+        while not self.stopping.is_set():
+            self._set_leader(False)
+            if not await self._until_stopped(lock.acquire(self.settings.standby_poll_seconds)):
+                return
+            self._set_leader(True)
+            try:
+                while not self.stopping.is_set():
+                    await lock.confirm()
+                    await self.recompute_once(recomputer)
+                    if once:
+                        return
+                    await self._sleep(self.settings.recompute_interval_seconds)
+            except LeadershipLost as exc:
+                log.warning("lost baseline leadership; standing by", extra={"error": str(exc)})
+                await lock.release()
+
+    async def recompute_once(self, recomputer: Recomputer) -> RecomputeResult | None:
+        started = time.perf_counter()
+        try:
+            result = await recomputer.run(self.clock())
+        except (OperationalError, PoolTimeout, KafkaError, TimeoutError) as exc:
+            self.metrics.recompute_failures.inc()
+            log.warning("baseline recompute failed; will retry", extra={"error": repr(exc)})
+            return None
+        elapsed = time.perf_counter() - started
+        self.metrics.recompute_duration.observe(elapsed)
+        self.metrics.last_success.set(time.time())
+        log.info(
+            "baselines published",
+            extra={
+                "scopes": len(result.published),
+                "tombstones": len(result.tombstoned),
+                "seconds": round(elapsed, 4),
+            },
+        )
+        return result
+
+    def _set_leader(self, leader: bool) -> None:
+        self.is_leader = leader
+        self.metrics.leader.set(1 if leader else 0)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _until_stopped(self, waiting: Coroutine[object, object, None]) -> bool:
+        """Run `waiting` unless stop comes first; True when it completed."""
+        task = asyncio.ensure_future(waiting)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (task, stop):
+            if pending not in done:
+                pending.cancel()
+        return task in done

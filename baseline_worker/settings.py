@@ -1,0 +1,14 @@
+"""Baseline worker configuration (environment variables, validated at start-up)."""
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class BaselineSettings(CommonSettings):
+    baseline_window_days: int = Field(default=30, ge=1, le=3650)
+    recompute_interval_seconds: float = Field(default=60, gt=0)
+    # How often a standby instance tries to take over the leadership lock.
+    standby_poll_seconds: float = Field(default=2, gt=0)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
+    metrics_port: int = Field(default=9102, ge=0, le=65535)

@@ -1,0 +1,23 @@
+"""`python -m detector_worker`: run one detector process (scale out by starting more)."""
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from detector_worker.app import create_app
+from detector_worker.settings import DetectorSettings
+from shared.logging import configure_logging
+from shared.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings(DetectorSettings)
+    configure_logging(settings.log_level, "detector_worker")
+    app = create_app(settings, CollectorRegistry())
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.upper(), override_logging=False, redirect_stdouts=False
+    )
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

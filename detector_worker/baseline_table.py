@@ -1,0 +1,103 @@
+"""The in-memory baseline table, fed from the compacted `baselines` topic.
+
+A plain consumer, assigned every partition and reading from the beginning, rather than a
+Faust table: Faust's table recovery has open bugs with compacted, externally produced
+changelogs (faust-streaming #74 #176 #597 #651). Every detector process holds every scope.
+"""
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from schemas import Baseline, BaselineScope, MalformedJson, decode_json
+
+log = logging.getLogger(__name__)
+
+
+class BaselineTable:
+    """Latest baseline per scope; a tombstone (None value) removes the scope."""
+
+    def __init__(self) -> None:
+        self._by_scope: dict[BaselineScope, Baseline] = {}
+
+    @property
+    def view(self) -> Mapping[BaselineScope, Baseline]:
+        return self._by_scope
+
+    def __len__(self) -> int:
+        return len(self._by_scope)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Apply one record of the topic; a malformed record is logged and skipped."""
+        try:
+            scope = BaselineScope.model_validate(decode_json(key or b""))
+            if value is None:
+                self._by_scope.pop(scope, None)
+                return
+            baseline = Baseline.model_validate(decode_json(value))
+        except (MalformedJson, ValidationError) as exc:
+            log.warning("skipping malformed baseline record", extra={"error": str(exc)})
+            return
+        if baseline.scope != scope:
+            log.warning("baseline key and value disagree", extra={"key": scope.label()})
+            return
+        self._by_scope[scope] = baseline
+
+
+class BaselineFollower:
+    """Reads the whole topic into a BaselineTable, then keeps following it."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, table: BaselineTable) -> None:
+        self._topic = topic
+        self._table = table
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self.caught_up = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = await self._partitions()
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        end_offsets = await self._consumer.end_offsets(partitions)
+        self._task = asyncio.create_task(self._run(end_offsets), name="baseline-follower")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _partitions(self) -> list[TopicPartition]:
+        for _ in range(50):
+            ids = self._consumer.partitions_for_topic(self._topic)
+            if ids:
+                return [TopicPartition(self._topic, p) for p in sorted(ids)]
+            await self._consumer.topics()  # refreshes cluster metadata
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"topic {self._topic} has no partitions (was it created?)")
+
+    async def _run(self, end_offsets: dict[TopicPartition, int]) -> None:
+        pending = {tp: end for tp, end in end_offsets.items() if end > 0}
+        if not pending:
+            self.caught_up.set()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    self._table.apply(record.key, record.value)
+            if not self.caught_up.is_set():
+                for tp in list(pending):
+                    if await self._consumer.position(tp) >= pending[tp]:
+                        del pending[tp]
+                if not pending:
+                    log.info("baseline table caught up", extra={"scopes": len(self._table)})
+                    self.caught_up.set()

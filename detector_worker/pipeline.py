@@ -1,0 +1,173 @@
+"""One batch of records: decode, score, persist, publish. Returns only when all of it is durable.
+
+The caller acknowledges the batch's offsets after `process` returns, so a crash anywhere
+in here replays the batch (at least once); the idempotent writes make the replay harmless.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
+
+from detector_worker.baseline_table import BaselineTable
+from detector_worker.metrics import DetectorMetrics
+from detector_worker.records import DeadLetter, RawRecord, decode_transaction
+from detector_worker.scoring import ScoringConfig, score
+from detector_worker.store import Scored, VerdictStore, make_alert
+from schemas import Alert, Transaction, encode_model
+from shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+_TRANSIENT = (OperationalError, PoolTimeout, KafkaError, asyncio.TimeoutError)
+
+
+async def retry_transient(
+    stage: str, action: Callable[[], Awaitable[None]], metrics: DetectorMetrics
+) -> None:
+    """Retry a transient failure with capped exponential backoff, for as long as it takes.
+
+    Consumption waits meanwhile (the batch is not acknowledged), so an outage of the
+    database or the broker pauses the stream instead of skipping it.
+    """
+    delay = 0.2
+    while True:
+        try:
+            await action()
+            return
+        except _TRANSIENT as exc:
+            metrics.retries.labels(stage=stage).inc()
+            log.warning(
+                "transient failure, retrying",
+                extra={"stage": stage, "error": repr(exc), "retry_in_s": delay},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+class DetectorPipeline:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        scoring: ScoringConfig,
+        table: BaselineTable,
+        store: VerdictStore,
+        producer: AIOKafkaProducer,
+        metrics: DetectorMetrics,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._scoring = scoring
+        self._table = table
+        self._store = store
+        self._producer = producer
+        self._metrics = metrics
+        self._clock = clock
+
+    async def process(self, records: Sequence[RawRecord]) -> None:
+        transactions, dead = self._decode(records)
+        now = self._clock()
+        scored = [
+            Scored(txn, score(txn, self._table.view, self._scoring, now)) for txn in transactions
+        ]
+        alerts = [alert for alert in map(make_alert, scored) if alert is not None]
+        if scored:
+            await retry_transient(
+                "persist", lambda: self._store.persist(scored, alerts), self._metrics
+            )
+        await retry_transient("publish", lambda: self._publish(scored, alerts, dead), self._metrics)
+        self._observe(records, scored, alerts, dead)
+
+    def _decode(self, records: Sequence[RawRecord]) -> tuple[list[Transaction], list[DeadLetter]]:
+        transactions: dict[object, Transaction] = {}
+        dead: list[DeadLetter] = []
+        for record in records:
+            result = decode_transaction(record)
+            if isinstance(result, DeadLetter):
+                log.warning(
+                    "dead-lettering record",
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "reason": result.reason,
+                        "error": result.error,
+                    },
+                )
+                dead.append(result)
+            else:
+                # A producer retry can put the same transaction twice in one batch.
+                transactions.setdefault(result.id, result)
+        return list(transactions.values()), dead
+
+    async def _publish(
+        self, scored: Sequence[Scored], alerts: Sequence[Alert], dead: Sequence[DeadLetter]
+    ) -> None:
+        topics = self._settings
+        sends = [
+            await self._producer.send(
+                topics.topic_dlq,
+                key=letter.record.key,
+                value=letter.record.value,
+                headers=_dead_letter_headers(letter),
+            )
+            for letter in dead
+        ]
+        for alert in alerts:
+            sends.append(
+                await self._producer.send(
+                    topics.topic_alerts,
+                    key=str(alert.transaction_id).encode(),
+                    value=encode_model(alert),
+                )
+            )
+        for item in scored:
+            sends.append(
+                await self._producer.send(
+                    topics.topic_verdicts,
+                    key=str(item.verdict.transaction_id).encode(),
+                    value=encode_model(item.verdict),
+                )
+            )
+        await asyncio.gather(*sends)
+
+    def _observe(
+        self,
+        records: Sequence[RawRecord],
+        scored: Sequence[Scored],
+        alerts: Sequence[Alert],
+        dead: Sequence[DeadLetter],
+    ) -> None:
+        metrics, now = self._metrics, time.time()
+        metrics.batch_size.observe(len(records))
+        metrics.baseline_scopes.set(len(self._table))
+        metrics.last_batch_timestamp.set(now)
+        for item in scored:
+            metrics.transactions.labels(category=item.transaction.category).inc()
+            if item.transaction.received_at is not None:
+                metrics.end_to_end_latency.observe(
+                    max(0.0, now - item.transaction.received_at.timestamp())
+                )
+        for alert in alerts:
+            metrics.anomalies.inc()
+            metrics.anomalies_by_severity.labels(severity=alert.severity).inc()
+        for letter in dead:
+            metrics.dead_letters.labels(reason=letter.reason).inc()
+
+
+def _dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    record = letter.record
+    return [
+        ("x-error-reason", letter.reason.encode()),
+        ("x-error-message", letter.error.encode("utf-8", "replace")[:4096]),
+        ("x-source-topic", record.topic.encode()),
+        ("x-source-partition", str(record.partition).encode()),
+        ("x-source-offset", str(record.offset).encode()),
+    ]

@@ -1,0 +1,51 @@
+"""Turning raw Kafka records into transactions, or into dead letters with a reason."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import ValidationError
+
+from schemas import MalformedJson, Transaction, decode_json
+
+DeadLetterReason = Literal["empty_value", "malformed_json", "unsupported_version", "invalid_schema"]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: RawRecord
+    reason: DeadLetterReason
+    error: str
+
+
+def decode_transaction(record: RawRecord) -> Transaction | DeadLetter:
+    """Validate one record; never raises on bad input."""
+    if not record.value:
+        return DeadLetter(record, "empty_value", "record has no value")
+    try:
+        payload = decode_json(record.value)
+    except MalformedJson as exc:
+        return DeadLetter(record, "malformed_json", str(exc))
+    if isinstance(payload, dict) and payload.get("schema_version", 1) != 1:
+        version = str(payload.get("schema_version"))[:32]
+        return DeadLetter(record, "unsupported_version", f"schema_version {version} not supported")
+    try:
+        return Transaction.model_validate(payload)
+    except ValidationError as exc:
+        return DeadLetter(record, "invalid_schema", _summarise(exc))
+
+
+def _summarise(error: ValidationError) -> str:
+    parts = []
+    for problem in error.errors()[:10]:
+        field = ".".join(str(p) for p in problem["loc"]) or "(value)"
+        parts.append(f"{field}: {problem['msg']}")
+    return "; ".join(parts)

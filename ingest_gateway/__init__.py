@@ -1,0 +1,1 @@
+"""The ingest gateway: validates transactions, publishes them to Kafka, serves alerts."""

@@ -1,0 +1,28 @@
+"""`python -m ingest_gateway`: serve the HTTP API (stateless: run as many as you like)."""
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from ingest_gateway.app import create_app
+from ingest_gateway.settings import GatewaySettings
+from shared.logging import configure_logging
+from shared.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings(GatewaySettings)
+    configure_logging(settings.log_level, "ingest_gateway")
+    # run_app handles SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to
+    # the timeout), then run cleanup, which flushes the producer.
+    web.run_app(
+        create_app(settings, CollectorRegistry()),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        access_log=None,
+        print=None,
+    )
+
+
+if __name__ == "__main__":
+    main()

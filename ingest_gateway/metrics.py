@@ -1,0 +1,58 @@
+"""Every metric the gateway exports, declared once against a given registry."""
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# An accepted POST waits for acks=all on a local broker: a few ms, more under load.
+_HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+@dataclass(frozen=True)
+class GatewayMetrics:
+    http_request_duration: Histogram
+    db_query_duration: Histogram
+    publish_duration: Histogram
+    publish_failures: Counter
+    rate_limited: Counter
+    rejected: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> "GatewayMetrics":
+        return cls(
+            # Seed name; route is the matched pattern (bounded cardinality), never the raw path.
+            http_request_duration=Histogram(
+                "http_request_duration_seconds",
+                "HTTP requests, by route, method and status.",
+                ["route", "method", "status"],
+                buckets=_HTTP_BUCKETS,
+                registry=registry,
+            ),
+            db_query_duration=Histogram(
+                "db_query_duration_seconds",
+                "Database round trips, by query.",
+                ["query"],
+                buckets=_HTTP_BUCKETS,
+                registry=registry,
+            ),
+            publish_duration=Histogram(
+                "gateway_kafka_publish_duration_seconds",
+                "From send to the broker's acknowledgement (acks=all).",
+                buckets=_HTTP_BUCKETS,
+                registry=registry,
+            ),
+            publish_failures=Counter(
+                "gateway_kafka_publish_failures",
+                "Publishes that failed (answered 503).",
+                registry=registry,
+            ),
+            rate_limited=Counter(
+                "gateway_rate_limited_requests", "Requests refused with 429.", registry=registry
+            ),
+            rejected=Counter(
+                "gateway_rejected_requests",
+                "Requests refused as invalid, by reason.",
+                ["reason"],
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,66 @@
+"""JSON decoding that keeps money exact.
+
+Pydantic's JSON parser reads a JSON number through a float, which silently rounds
+amounts (0.1000000000000000055 becomes 0.1, large values lose cents). Every wire
+payload is therefore decoded here with ``parse_float=Decimal`` and validated in
+Python mode afterwards.
+"""
+
+import json
+from decimal import Decimal
+from typing import Any, NoReturn
+
+from pydantic import BaseModel
+
+# Deeper documents are rejected before json recursion gets anywhere near its limit.
+MAX_NESTING = 32
+
+
+class MalformedJson(ValueError):
+    """The payload is not a JSON document we accept (syntax, NaN/Infinity, nesting, encoding)."""
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise MalformedJson(f"{name} is not a valid JSON number")
+
+
+def _nesting_depth(raw: str) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """Decode a JSON document with exact decimals; raise MalformedJson on anything else."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise MalformedJson(f"body is not UTF-8: {exc.reason}") from exc
+    if _nesting_depth(text) > MAX_NESTING:
+        raise MalformedJson(f"JSON nested deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+
+
+def encode_model(model: BaseModel) -> bytes:
+    """The one way a message value is serialised (decimals become strings, times ISO 8601)."""
+    return model.model_dump_json().encode("utf-8")

@@ -1,0 +1,26 @@
+"""Transaction v1: the value of a record on the `transactions` topic (key: the id)."""
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.types import Amount, CurrencyCode, Label, OptionalRef, Timestamp
+
+
+class Transaction(BaseModel):
+    """One payment as the detector sees it. Producers may write it to Kafka directly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    id: UUID
+    amount: Amount
+    currency: CurrencyCode = "USD"
+    category: Label
+    merchant: Label
+    transaction_date: Timestamp
+    # When the system first saw it (gateway receipt, or the producer's own clock).
+    received_at: Timestamp | None = None
+    account_id: OptionalRef = None
+    client_transaction_id: OptionalRef = None

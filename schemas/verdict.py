@@ -1,0 +1,29 @@
+"""Verdict v1: the value of a record on the `verdicts` topic, one per scored transaction."""
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.baseline import Baseline
+from schemas.types import Timestamp
+
+Severity = Literal["medium", "high", "critical"]
+Rule = Literal["zscore", "low_variance"]
+
+
+class Verdict(BaseModel):
+    """The detector's decision on one transaction, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    transaction_id: UUID
+    anomaly: bool
+    severity: Severity | None = None
+    rule: Rule | None = None
+    z_score: float | None = None
+    message: str | None = None
+    # The baseline the decision used, or None when no scope had enough data.
+    baseline: Baseline | None = None
+    scored_at: Timestamp

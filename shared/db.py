@@ -1,0 +1,44 @@
+"""PostgreSQL plumbing: a connection pool bound to the configured schema, and query timing."""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import Histogram
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+
+def connection_kwargs(schema: str) -> dict[str, object]:
+    # Every connection resolves table names in the configured schema only.
+    return {"options": f"-c search_path={schema}", "autocommit": False}
+
+
+async def open_pool(
+    database_url: str, schema: str, *, min_size: int = 1, max_size: int = 10
+) -> AsyncConnectionPool:
+    """Open a pool and wait until it holds a working connection (fails fast on bad credentials)."""
+    pool = AsyncConnectionPool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=connection_kwargs(schema),
+        open=False,
+        name=f"jalytics-{schema}",
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+@asynccontextmanager
+async def timed(histogram: Histogram, query: str) -> AsyncIterator[None]:
+    """Observe `db_query_duration_seconds{query=...}` around one database round trip."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.labels(query=query).observe(time.perf_counter() - started)
+
+
+async def ping(conn: AsyncConnection) -> None:
+    await conn.execute("SELECT 1")

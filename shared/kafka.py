@@ -1,0 +1,85 @@
+"""Kafka plumbing: explicit topic creation and the producer every worker uses."""
+
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import for_code
+
+from shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def project_topics(settings: CommonSettings) -> list[TopicSpec]:
+    """Every topic of the system with its settings (see DESIGN.md, Topics)."""
+    parts, rf = settings.topic_partitions, settings.topic_replication_factor
+    day_ms = str(24 * 3600 * 1000)
+    return [
+        TopicSpec(settings.topic_transactions, parts, rf, {"retention.ms": str(7 * int(day_ms))}),
+        # One record per scope survives compaction; tombstones go after a day.
+        TopicSpec(
+            settings.topic_baselines,
+            parts,
+            rf,
+            {
+                "cleanup.policy": "compact",
+                "delete.retention.ms": day_ms,
+                "min.cleanable.dirty.ratio": "0.1",
+                "segment.ms": str(3600 * 1000),
+            },
+        ),
+        TopicSpec(settings.topic_alerts, parts, rf, {"retention.ms": str(30 * int(day_ms))}),
+        # Verdicts only serve callers waiting for an answer: short retention.
+        TopicSpec(settings.topic_verdicts, parts, rf, {"retention.ms": str(3600 * 1000)}),
+        TopicSpec(settings.topic_dlq, parts, rf, {"retention.ms": str(30 * int(day_ms))}),
+    ]
+
+
+async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name=spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    topic_configs=spec.config,
+                )
+                for spec in topics
+            ]
+        )
+        for topic, error_code, *rest in response.topic_errors:
+            if error_code not in (0, _TOPIC_ALREADY_EXISTS):
+                message = rest[0] if rest else ""
+                raise for_code(error_code)(f"creating topic {topic}: {message}")
+            if error_code == 0:
+                log.info("created topic", extra={"topic": topic})
+    finally:
+        await admin.close()
+
+
+def make_producer(bootstrap_servers: str, *, linger_ms: int = 5) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all): a retried send never writes a record twice."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=linger_ms,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15_000,
+    )

@@ -1,0 +1,77 @@
+"""Wire decoding: exact decimals, and every bad record becomes a dead letter with a reason."""
+
+import json
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detector_worker.records import DeadLetter, RawRecord, decode_transaction
+from schemas import MalformedJson, Transaction, decode_json, encode_model
+
+
+def record(value: bytes | None) -> RawRecord:
+    return RawRecord(topic="transactions", partition=0, offset=7, key=b"k", value=value)
+
+
+def valid_body(**changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "id": str(uuid4()), "amount": "12.50", "category": "food", "merchant": "Cafe",
+        "transaction_date": "2026-01-01T10:00:00Z",
+    }
+    body.update(changes)
+    return body
+
+
+def test_amounts_are_parsed_straight_to_decimal() -> None:
+    assert decode_json(b'{"a": 0.1000000000000000055511151231257827}')["a"] == Decimal(
+        "0.1000000000000000055511151231257827"
+    )
+
+
+@pytest.mark.parametrize("raw", [b"{", b"NaN", b'{"a": Infinity}', b"\xff\xfe", b"[" * 100])
+def test_malformed_documents_are_refused(raw: bytes) -> None:
+    with pytest.raises(MalformedJson):
+        decode_json(raw)
+
+
+def test_a_transaction_round_trips_exactly() -> None:
+    txn = Transaction.model_validate(valid_body(amount="123456789.1234"))
+    again = decode_transaction(record(encode_model(txn)))
+    assert again == txn
+
+
+def test_numeric_amounts_from_direct_producers_are_accepted() -> None:
+    raw = json.dumps(valid_body()).replace('"12.50"', "12.50").encode()
+    result = decode_transaction(record(raw))
+    assert isinstance(result, Transaction) and result.amount == Decimal("12.50")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (None, "empty_value"),
+        (b"", "empty_value"),
+        (b"not json", "malformed_json"),
+        (json.dumps(valid_body(schema_version=2)).encode(), "unsupported_version"),
+        (json.dumps(valid_body(amount="-1")).encode(), "invalid_schema"),
+        (json.dumps(valid_body(amount="abc")).encode(), "invalid_schema"),
+        (json.dumps(valid_body(amount="1e30")).encode(), "invalid_schema"),
+        (json.dumps(valid_body(category=7)).encode(), "invalid_schema"),
+        (json.dumps(valid_body(transaction_date="2026-01-01T10:00:00")).encode(), "invalid_schema"),
+        (json.dumps(valid_body(extra="x")).encode(), "invalid_schema"),
+        (b"[1, 2]", "invalid_schema"),
+    ],
+)
+def test_bad_records_become_dead_letters(value: bytes | None, reason: str) -> None:
+    result = decode_transaction(record(value))
+    assert isinstance(result, DeadLetter)
+    assert result.reason == reason
+    assert result.error
+
+
+@given(st.binary(max_size=300))
+def test_no_bytes_make_decoding_raise(value: bytes) -> None:
+    assert isinstance(decode_transaction(record(value)), Transaction | DeadLetter)
