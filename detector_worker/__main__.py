@@ -14,7 +14,11 @@ def main() -> None:
     configure_logging(settings.log_level, "detector_worker")
     app = create_app(settings, CollectorRegistry())
     worker = faust.Worker(
-        app, loglevel=settings.log_level.upper(), override_logging=False, redirect_stdouts=False
+        app,
+        loglevel=settings.log_level.upper(),
+        override_logging=False,
+        quiet=True,
+        redirect_stdouts=False,
     )
     worker.execute_from_commandline()
 

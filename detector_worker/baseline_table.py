@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from schemas import Baseline, BaselineScope, MalformedJson, decode_json
+from shared.kafka import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class BaselineFollower:
     """Reads the whole topic into a BaselineTable, then keeps following it."""
 
     def __init__(self, bootstrap_servers: str, topic: str, table: BaselineTable) -> None:
+        self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self._table = table
         self._consumer = AIOKafkaConsumer(
@@ -77,13 +79,8 @@ class BaselineFollower:
         await self._consumer.stop()
 
     async def _partitions(self) -> list[TopicPartition]:
-        for _ in range(50):
-            ids = self._consumer.partitions_for_topic(self._topic)
-            if ids:
-                return [TopicPartition(self._topic, p) for p in sorted(ids)]
-            await self._consumer.topics()  # refreshes cluster metadata
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"topic {self._topic} has no partitions (was it created?)")
+        ids = await topic_partitions(self._bootstrap_servers, self._topic)
+        return [TopicPartition(self._topic, p) for p in ids]
 
     async def _run(self, end_offsets: dict[TopicPartition, int]) -> None:
         pending = {tp: end for tp, end in end_offsets.items() if end > 0}

@@ -73,6 +73,20 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None
         await admin.close()
 
 
+async def topic_partitions(bootstrap_servers: str, topic: str) -> list[int]:
+    """The partition ids of an existing topic (metadata from the broker, not a local cache)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry["topic"] == topic and entry["error_code"] == 0:
+            return sorted(p["partition"] for p in entry["partitions"])
+    raise LookupError(f"topic {topic} does not exist")
+
+
 def make_producer(bootstrap_servers: str, *, linger_ms: int = 5) -> AIOKafkaProducer:
     """An idempotent producer (acks=all): a retried send never writes a record twice."""
     return AIOKafkaProducer(

@@ -34,7 +34,9 @@ def _ops(script: str, *args: str) -> str:
         timeout=600,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"ops/{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(
+            f"ops/{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result.stdout
 
 
@@ -47,9 +49,12 @@ def _exported(env_output: str, name: str) -> str:
 
 @contextlib.contextmanager
 def local_service(script: str, variable: str) -> Iterator[str]:
-    was_running = subprocess.run(
-        ["bash", str(ROOT / "ops" / script), "status"], capture_output=True, check=False
-    ).returncode == 0
+    was_running = (
+        subprocess.run(
+            ["bash", str(ROOT / "ops" / script), "status"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     _ops(script, "start")
     try:
         yield _exported(_ops(script, "env"), variable)

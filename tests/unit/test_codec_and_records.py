@@ -18,7 +18,10 @@ def record(value: bytes | None) -> RawRecord:
 
 def valid_body(**changes: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "id": str(uuid4()), "amount": "12.50", "category": "food", "merchant": "Cafe",
+        "id": str(uuid4()),
+        "amount": "12.50",
+        "category": "food",
+        "merchant": "Cafe",
         "transaction_date": "2026-01-01T10:00:00Z",
     }
     body.update(changes)

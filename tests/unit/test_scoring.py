@@ -15,16 +15,31 @@ NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
 CONFIG = ScoringConfig()
 
 
-def txn(amount: str | Decimal, category: str = "food", merchant: str = "Cafe",
-        currency: str = "USD") -> Transaction:
-    return Transaction(id=uuid4(), amount=Decimal(amount), currency=currency, category=category,
-                       merchant=merchant, transaction_date=NOW)
+def txn(
+    amount: str | Decimal, category: str = "food", merchant: str = "Cafe", currency: str = "USD"
+) -> Transaction:
+    return Transaction(
+        id=uuid4(),
+        amount=Decimal(amount),
+        currency=currency,
+        category=category,
+        merchant=merchant,
+        transaction_date=NOW,
+    )
 
 
-def baseline(kind: ScopeKind, name: str, mean: float, stddev: float, count: int = 100,
-             currency: str = "USD") -> Baseline:
-    return Baseline(id=uuid4(), scope=BaselineScope(kind=kind, name=name, currency=currency),
-                    count=count, mean=mean, stddev=stddev, window_days=30, computed_at=NOW)
+def baseline(
+    kind: ScopeKind, name: str, mean: float, stddev: float, count: int = 100, currency: str = "USD"
+) -> Baseline:
+    return Baseline(
+        id=uuid4(),
+        scope=BaselineScope(kind=kind, name=name, currency=currency),
+        count=count,
+        mean=mean,
+        stddev=stddev,
+        window_days=30,
+        computed_at=NOW,
+    )
 
 
 def table(*baselines: Baseline) -> dict[BaselineScope, Baseline]:
@@ -108,8 +123,13 @@ def test_currencies_never_share_a_baseline() -> None:
     assert not score(txn("10000", currency="EUR"), FOOD, CONFIG, NOW).anomaly
 
 
-amounts = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("99999999999999"),
-                      places=4, allow_nan=False, allow_infinity=False)
+amounts = st.decimals(
+    min_value=Decimal("0.0001"),
+    max_value=Decimal("99999999999999"),
+    places=4,
+    allow_nan=False,
+    allow_infinity=False,
+)
 means = st.floats(min_value=0, max_value=1e9, allow_nan=False)
 stddevs = st.floats(min_value=0, max_value=1e9, allow_nan=False)
 RANK = {None: 0, "medium": 1, "high": 2, "critical": 3}
@@ -122,9 +142,10 @@ def test_a_larger_amount_never_gets_a_lower_severity(
     low, high = sorted((a, b))
     baselines = table(baseline(ScopeKind.CATEGORY, "food", mean, stddev))
     config = ScoringConfig(strict_mode=strict)
-    assert RANK[score(txn(low), baselines, config, NOW).severity] <= RANK[
-        score(txn(high), baselines, config, NOW).severity
-    ]
+    assert (
+        RANK[score(txn(low), baselines, config, NOW).severity]
+        <= RANK[score(txn(high), baselines, config, NOW).severity]
+    )
 
 
 @given(amount=amounts, mean=means, stddev=stddevs)

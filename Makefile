@@ -1,0 +1,33 @@
+# Jalytics — the everyday commands. `make help` lists them.
+SHELL := /bin/bash
+VENV := .venv/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help install up down test lint fmt unit
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+install: ## create .venv with the package and its dev tools
+	@bash ops/python.sh
+
+up: ## bring up the whole system locally (PostgreSQL, Kafka, gateway, detector, baseline worker)
+	@bash ops/up.sh
+
+down: ## stop everything `make up` started
+	@bash ops/down.sh
+
+lint: install ## ruff (lint + format check) and mypy --strict
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+
+fmt: install ## format and auto-fix
+	$(VENV)/ruff format .
+	$(VENV)/ruff check --fix .
+
+unit: install ## the fast tests only (no broker, no database)
+	$(VENV)/pytest tests/unit
+
+test: lint ## lint, then every test against real Kafka and PostgreSQL (started if needed)
+	$(VENV)/pytest

@@ -1,0 +1,168 @@
+"""The whole system as processes on real Kafka and PostgreSQL: history in, baselines out,
+an outlier posted over HTTP comes back as an explained alert everywhere it should."""
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from schemas import Transaction, encode_model
+from shared.kafka import make_producer
+from tests.conftest import Isolated
+from tests.kafka_helpers import read_topic
+from tests.processes import ROOT, Worker, free_port, get_json, running, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass(frozen=True)
+class System:
+    env: dict[str, str]
+    api: str
+    detector: str
+    gateway: Worker
+    detector_worker: Worker
+
+
+@pytest.fixture
+def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
+    gateway_port, detector_port = free_port(), free_port()
+    env = {
+        **isolated.env,
+        "PORT": str(gateway_port),
+        "METRICS_PORT": str(detector_port),
+        "RATE_LIMIT_RPS": "1000",
+        "RATE_LIMIT_BURST": "1000",
+        "CONSUMER_GROUP": f"detector-{uuid4().hex[:8]}",
+    }
+    with (
+        running("ingest_gateway", env, tmp_path / "gateway.log") as gateway,
+        running("detector_worker", env, tmp_path / "detector.log") as detector,
+    ):
+        api, ops = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{detector_port}"
+        for worker, url in ((gateway, f"{api}/health"), (detector, f"{ops}/health")):
+
+            def healthy(worker: Worker = worker, url: str = url) -> bool:
+                worker.assert_running()
+                return get_json(url)[0] == 200
+
+            wait_for(healthy, 90, f"{worker.module} to be healthy")
+        yield System(env, api, ops, gateway, detector)
+
+
+def post_json(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    request = urllib.request.Request(  # noqa: S310 - localhost
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+        return response.status, json.loads(response.read())
+
+
+async def produce_history(env: dict[str, str], count: int) -> None:
+    """Normal spending, pushed straight to Kafka as a producer would: mean 100, sd about 10."""
+    producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"])
+    await producer.start()
+    try:
+        now = datetime.now(UTC)
+        for i in range(count):
+            txn = Transaction(
+                id=uuid4(),
+                amount=90 if i % 2 else 110,
+                category="food",
+                merchant="Starbucks",
+                transaction_date=now - timedelta(hours=i),
+                received_at=now,
+            )
+            await producer.send(
+                env["TOPIC_TRANSACTIONS"], key=str(txn.id).encode(), value=encode_model(txn)
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
+    system: System, db: Any, tmp_path: Path
+) -> None:
+    await produce_history(system.env, 60)
+    wait_for(
+        lambda: db.execute("SELECT count(*) FROM transactions").fetchone() == (60,),
+        60,
+        "the history to be scored and persisted",
+    )
+    assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+
+    recompute = subprocess.run(
+        [sys.executable, "-m", "baseline_worker", "--once"],
+        cwd=ROOT,
+        env=system.env | {"METRICS_PORT": str(free_port()), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert recompute.returncode == 0, recompute.stderr.decode()[-3000:]
+    wait_for(
+        lambda: get_json(f"{system.detector}/health")[1]["baseline_scopes"] == 2,
+        30,
+        "the detector to hold the category and merchant baselines",
+    )
+
+    status, accepted = post_json(
+        f"{system.api}/transactions",
+        {
+            "amount": 145,
+            "category": "food",
+            "merchant": "Starbucks",
+            "transaction_date": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert status == 202
+    txn_id = accepted["id"]
+
+    def alert_row() -> Any:
+        return db.execute(
+            "SELECT severity, alert_message, rule FROM alerts WHERE transaction_id = %s", (txn_id,)
+        ).fetchone()
+
+    wait_for(lambda: alert_row() is not None, 30, "the alert row")
+    assert alert_row() == ("high", "Amount exceeds 3σ baseline", "zscore")
+    verdict = db.execute(
+        "SELECT anomaly, severity, z_score FROM transactions WHERE id = %s", (txn_id,)
+    ).fetchone()
+    assert verdict[0] is True and verdict[1] == "high" and 4.0 < verdict[2] < 5.0
+
+    records = await read_topic(
+        system.env["KAFKA_BOOTSTRAP_SERVERS"],
+        system.env["TOPIC_ALERTS"],
+        until=lambda rs: any(r.key == txn_id.encode() for r in rs),
+    )
+    alert = json.loads(next(r.value for r in records if r.key == txn_id.encode()))
+    assert alert["severity"] == "high"
+    assert alert["baseline"]["scope"] == {
+        "kind": "merchant",
+        "name": "Starbucks",
+        "currency": "USD",
+    }
+
+    status, alerts = get_json(f"{system.api}/alerts?limit=50")
+    assert status == 200
+    assert alerts[0]["transaction_id"] == txn_id
+    assert alerts[0]["severity"] == "high"
+    assert alerts[0]["alert_message"] == "Amount exceeds 3σ baseline"
+
+    metrics = urllib.request.urlopen(f"{system.detector}/metrics").read().decode()  # noqa: S310
+    assert 'transactions_total{category="food"} 61.0' in metrics
+    assert 'anomalies_by_severity_total{severity="high"} 1.0' in metrics
+
+
+def test_workers_stop_cleanly_on_sigterm(system: System) -> None:
+    assert system.gateway.stop() == 0
+    assert system.detector_worker.stop() == 0

@@ -1,0 +1,121 @@
+"""Baseline recompute against the real database and broker, and leadership between workers."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from baseline_worker.leadership import LeaderLock, leader_lock_key
+from baseline_worker.metrics import BaselineMetrics
+from baseline_worker.recompute import Recomputer
+from baseline_worker.settings import BaselineSettings
+from detector_worker.baseline_table import BaselineTable
+from shared.db import open_pool
+from shared.kafka import make_producer
+from tests.conftest import Isolated
+from tests.kafka_helpers import read_all
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+async def recomputer(isolated: Isolated) -> AsyncIterator[Recomputer]:
+    settings = isolated.settings(BaselineSettings, baseline_window_days=30)
+    pool = await open_pool(settings.database_url, settings.database_schema)
+    producer = make_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    yield Recomputer(
+        pool,
+        producer,
+        settings.topic_baselines,
+        settings.baseline_window_days,
+        BaselineMetrics.create(CollectorRegistry()),
+    )
+    await producer.stop()
+    await pool.close()
+
+
+def insert(
+    db: Any,
+    amount: str,
+    category: str,
+    merchant: str,
+    days_ago: float,
+    anomaly: bool = False,
+    currency: str = "USD",
+) -> None:
+    db.execute(
+        "INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,"
+        " anomaly, scored_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, now())",
+        (amount, currency, category, merchant, NOW - timedelta(days=days_ago), anomaly),
+    )
+
+
+async def test_recompute_publishes_every_scope_and_records_history(
+    recomputer: Recomputer, isolated: Isolated, db: Any
+) -> None:
+    for amount in ("90", "110"):
+        insert(db, amount, "food", "Cafe", days_ago=1)
+    insert(db, "5000", "food", "Cafe", days_ago=1, anomaly=True)  # judged anomalous: left out
+    insert(db, "70", "food", "Cafe", days_ago=45)  # outside the window
+    insert(db, "80", "food", "Cafe", days_ago=2, currency="EUR")
+
+    result = await recomputer.run(NOW)
+
+    by_label = {b.scope.label(): b for b in result.published}
+    assert set(by_label) == {
+        "category:food:USD",
+        "merchant:Cafe:USD",
+        "category:food:EUR",
+        "merchant:Cafe:EUR",
+    }
+    food = by_label["category:food:USD"]
+    assert (food.count, food.mean) == (2, 100.0)
+    assert food.stddev == pytest.approx(14.1421356)
+    history = db.execute("SELECT count(*) FROM baseline_history").fetchone()
+    assert history == (4,)
+
+    table = BaselineTable()
+    for record in await read_all(
+        isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("baselines")
+    ):
+        table.apply(record.key, record.value)
+    assert {scope.label() for scope in table.view} == set(by_label)
+
+
+async def test_a_scope_without_data_left_is_tombstoned(
+    recomputer: Recomputer, isolated: Isolated, db: Any
+) -> None:
+    insert(db, "10", "books", "Shop", days_ago=29)
+    await recomputer.run(NOW)
+    later = await recomputer.run(NOW + timedelta(days=2))  # the only sample left the window
+    assert later.published == []
+    assert {s.label() for s in later.tombstoned} == {"category:books:USD", "merchant:Shop:USD"}
+
+    records = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("baselines"))
+    table = BaselineTable()
+    for record in records:
+        table.apply(record.key, record.value)
+    assert len(table) == 0
+    assert sum(1 for r in records if r.value is None) == 2
+    assert db.execute("SELECT count(*) FROM baselines_current").fetchone() == (0,)
+    assert json.loads(records[0].key)["kind"] in {"category", "merchant"}
+
+
+async def test_only_one_worker_leads_and_a_standby_takes_over(isolated: Isolated) -> None:
+    url, key = isolated.env["DATABASE_URL"], leader_lock_key(isolated.schema)
+    async with LeaderLock(url, key) as first, LeaderLock(url, key) as second:
+        await first.acquire(poll_seconds=0.05)
+        standby = asyncio.create_task(second.acquire(poll_seconds=0.05))
+        await asyncio.sleep(0.5)
+        assert not standby.done()
+        await first.release()  # the leader dies: its session, and so its lock, goes
+        await asyncio.wait_for(standby, timeout=5)
+        with pytest.raises(Exception, match="no lock session"):
+            await first.confirm()
+        await second.confirm()

@@ -1,0 +1,141 @@
+"""One batch through the detector's pipeline, against the real database and broker."""
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from detector_worker.baseline_table import BaselineTable
+from detector_worker.metrics import DetectorMetrics
+from detector_worker.pipeline import DetectorPipeline
+from detector_worker.records import RawRecord
+from detector_worker.settings import DetectorSettings
+from detector_worker.store import VerdictStore
+from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
+from shared.db import open_pool
+from shared.kafka import make_producer
+from tests.conftest import Isolated
+from tests.kafka_helpers import read_all
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+async def pipeline(isolated: Isolated) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
+    settings = isolated.settings(DetectorSettings)
+    registry = CollectorRegistry()
+    metrics = DetectorMetrics.create(registry)
+    table = BaselineTable()
+    scope = BaselineScope(kind=ScopeKind.CATEGORY, name="food", currency="USD")
+    food = Baseline(
+        id=uuid4(), scope=scope, count=100, mean=100, stddev=10, window_days=30, computed_at=NOW
+    )
+    table.apply(scope.key(), encode_model(food))
+    pool = await open_pool(settings.database_url, settings.database_schema)
+    producer = make_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    yield (
+        DetectorPipeline(
+            settings,
+            settings.scoring_config(),
+            table,
+            VerdictStore(pool, metrics),
+            producer,
+            metrics,
+            lambda: NOW,
+        ),
+        metrics,
+    )
+    await producer.stop()
+    await pool.close()
+
+
+def as_record(value: bytes, offset: int) -> RawRecord:
+    return RawRecord("transactions", 0, offset, b"key", value)
+
+
+def txn(amount: str, category: str = "food") -> Transaction:
+    return Transaction(
+        id=uuid4(),
+        amount=Decimal(amount),
+        category=category,
+        merchant="Cafe",
+        transaction_date=NOW,
+        received_at=NOW,
+    )
+
+
+async def test_a_batch_is_persisted_alerted_and_published(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
+) -> None:
+    process, _ = pipeline
+    normal, spike = txn("105.00"), txn("160.0001")
+    await process.process([as_record(encode_model(t), i) for i, t in enumerate((normal, spike))])
+
+    rows = db.execute(
+        "SELECT id, amount, anomaly, severity FROM transactions ORDER BY amount"
+    ).fetchall()
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        (Decimal("105.0000"), False, None),
+        (Decimal("160.0001"), True, "critical"),
+    ]
+    alert = db.execute("SELECT transaction_id, severity, alert_message FROM alerts").fetchall()
+    assert alert == [(spike.id, "critical", "Amount exceeds 5σ baseline")]
+
+    bootstrap = isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
+    alerts = await read_all(bootstrap, isolated.topic("alerts"))
+    assert [json.loads(r.value)["transaction_id"] for r in alerts] == [str(spike.id)]
+    verdicts = await read_all(bootstrap, isolated.topic("verdicts"))
+    assert {json.loads(r.value)["transaction_id"] for r in verdicts} == {
+        str(normal.id),
+        str(spike.id),
+    }
+
+
+async def test_a_replayed_batch_doubles_nothing(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], db: Any
+) -> None:
+    process, _ = pipeline
+    batch = [as_record(encode_model(t), i) for i, t in enumerate((txn("100"), txn("400")))]
+    await process.process(batch)
+    await process.process(batch)
+    await process.process(batch + batch)  # and the same record twice inside one batch
+    assert db.execute("SELECT count(*) FROM transactions").fetchone() == (2,)
+    assert db.execute("SELECT count(*) FROM alerts").fetchone() == (1,)
+
+
+async def test_poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
+) -> None:
+    process, metrics = pipeline
+    good = txn("99")
+    poison = [
+        b"{not json",
+        b"",
+        json.dumps({"schema_version": 9}).encode(),
+        json.dumps({"id": "x", "amount": "-3"}).encode(),
+    ]
+    await process.process([as_record(v, i) for i, v in enumerate([*poison, encode_model(good)])])
+
+    assert db.execute("SELECT id FROM transactions").fetchall() == [(good.id,)]
+    dead = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("dlq"))
+    assert [r.value for r in dead] == poison
+    reasons = [dict(r.headers)["x-error-reason"].decode() for r in dead]
+    assert reasons == ["malformed_json", "empty_value", "unsupported_version", "invalid_schema"]
+    assert all(dict(r.headers)["x-source-offset"] for r in dead)
+    assert metrics.dead_letters.labels(reason="malformed_json")._value.get() == 1
+
+
+async def test_hostile_strings_are_stored_verbatim(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], db: Any
+) -> None:
+    process, _ = pipeline
+    hostile = 'Robert\'); DROP TABLE transactions;-- ☃ "quoted" \\ 𝔘'
+    await process.process([as_record(encode_model(txn("10", category=hostile)), 0)])
+    assert db.execute("SELECT category FROM transactions").fetchone() == (hostile,)

@@ -1,0 +1,50 @@
+"""Reading topics back in tests."""
+
+import asyncio
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.kafka import topic_partitions
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        offsets = await consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in offsets.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord]], bool],
+    timeout: float = 30.0,
+) -> list[ConsumerRecord]:
+    """Read from the beginning until `until(records)` holds; raise on timeout."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not until(records):
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+        return records
+    except TimeoutError as exc:
+        raise AssertionError(f"{topic}: condition not met; read {len(records)} records") from exc
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[ConsumerRecord]:
+    """Every record currently in the topic."""
+    total = sum((await end_offsets(bootstrap, topic)).values())
+    return await read_topic(bootstrap, topic, until=lambda r: len(r) >= total, timeout=timeout)
