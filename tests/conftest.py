@@ -37,9 +37,9 @@ class Isolated:
     env: dict[str, str]
 
     def settings(self, cls: type[SettingsT], **overrides: Any) -> SettingsT:
-        values = {key.lower(): value for key, value in self.env.items()}
+        values: dict[str, Any] = {key.lower(): value for key, value in self.env.items()}
         values.update(overrides)
-        return cls(_env_file=None, **values)  # type: ignore[call-arg]
+        return cls(_env_file=None, **values)
 
     @property
     def schema(self) -> str:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def docker_engine_answers() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]  # noqa: PLC0415
+        import docker  # type: ignore[import-untyped]
 
         client = docker.from_env(timeout=3)
         client.ping()
@@ -68,7 +68,7 @@ def kafka_endpoint() -> Iterator[str]:
     if configured := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield configured
     elif docker_engine_answers():
-        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+        from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer("apache/kafka:3.9.1").with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
@@ -82,7 +82,7 @@ def postgres_endpoint() -> Iterator[str]:
     if configured := os.environ.get("DATABASE_URL"):
         yield configured
     elif docker_engine_answers():
-        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+        from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16", driver=None) as pg:
             yield pg.get_connection_url()
