@@ -1,50 +1,48 @@
-"""The baseline maths, done where the data is: one SQL aggregation over the window."""
+"""The baseline maths' input, read where the data is: the daily rollup over the window.
+
+`baseline_rollup` is maintained by a trigger on `transactions` (ops/migrations/002), so a
+recompute reads at most `window_days` rows per scope however large the transactions table.
+The window is whole UTC days: today (partial) and the `days - 1` days before it.
+"""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import date, datetime, timedelta
 
 from psycopg import AsyncConnection
 
+from baseline_worker.stats import Moments
 from schemas import BaselineScope, ScopeKind
 
-# One pass computes both scopes. Transactions already judged anomalous are left out, so a
-# burst of outliers does not widen the baseline it is judged against (no self-poisoning).
 AGGREGATE_SQL = """
-SELECT
-    CASE WHEN GROUPING(category) = 0 THEN 'category' ELSE 'merchant' END AS kind,
-    COALESCE(category, merchant) AS name,
-    currency,
-    count(*) AS sample_count,
-    avg(amount) AS mean,
-    COALESCE(stddev_samp(amount), 0) AS stddev
-FROM transactions
-WHERE transaction_date >= %(since)s AND transaction_date <= %(until)s AND NOT anomaly
-GROUP BY GROUPING SETS ((category, currency), (merchant, currency))
+SELECT scope_kind, scope_name, currency, sum(sample_count)::bigint, sum(total), sum(total_sq),
+       sum(log_total), sum(log_total_sq)
+FROM baseline_rollup
+WHERE day >= %(first_day)s AND day <= %(last_day)s
+GROUP BY scope_kind, scope_name, currency
+HAVING sum(sample_count) > 0
 """
 
 
 @dataclass(frozen=True)
 class ScopeStats:
     scope: BaselineScope
-    count: int
-    mean: Decimal
-    stddev: Decimal
+    moments: Moments
 
 
-def window(now: datetime, days: int) -> tuple[datetime, datetime]:
-    return now - timedelta(days=days), now
+def window_days(now: datetime, days: int) -> tuple[date, date]:
+    today = now.date()
+    return today - timedelta(days=days - 1), today
 
 
 async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
-    since, until = window(now, days)
-    cursor = await conn.execute(AGGREGATE_SQL, {"since": since, "until": until})
+    first_day, last_day = window_days(now, days)
+    cursor = await conn.execute(AGGREGATE_SQL, {"first_day": first_day, "last_day": last_day})
     return [
         ScopeStats(
-            scope=BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
-            count=count,
-            mean=mean,
-            stddev=stddev,
+            BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
+            Moments(count, total, total_sq, log_total, log_total_sq),
         )
-        for kind, name, currency, count, mean, stddev in await cursor.fetchall()
+        for kind, name, currency, count, total, total_sq, log_total, log_total_sq in (
+            await cursor.fetchall()
+        )
     ]

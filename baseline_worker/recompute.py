@@ -22,8 +22,9 @@ from shared.db import timed
 
 _INSERT_HISTORY = """
 INSERT INTO baseline_history
-    (id, scope_kind, scope_name, currency, sample_count, mean, stddev, window_days, computed_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+    (id, scope_kind, scope_name, currency, sample_count, mean, stddev, log_mean, log_stddev,
+     window_days, computed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 _UPSERT_CURRENT = """
 INSERT INTO baselines_current (scope_kind, scope_name, currency, baseline_id)
@@ -42,12 +43,15 @@ class RecomputeResult:
 
 
 def to_baseline(stats: ScopeStats, window_days: int, now: datetime) -> Baseline:
+    moments = stats.moments
     return Baseline(
         id=uuid4(),
         scope=stats.scope,
-        count=stats.count,
-        mean=float(stats.mean),
-        stddev=float(stats.stddev),
+        count=moments.count,
+        mean=moments.mean,
+        stddev=moments.stddev,
+        log_mean=moments.log_mean,
+        log_stddev=moments.log_stddev,
         window_days=window_days,
         computed_at=now,
     )
@@ -147,6 +151,8 @@ def _history_row(b: Baseline) -> tuple[object, ...]:
         b.count,
         b.mean,
         b.stddev,
+        b.log_mean,
+        b.log_stddev,
         b.window_days,
         b.computed_at,
     )

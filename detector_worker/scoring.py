@@ -1,11 +1,17 @@
 """Pure scoring: (transaction, baselines, config, now) -> verdict. No I/O, no clock, no metrics."""
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from schemas import Baseline, BaselineScope, ScopeKind, Severity, Transaction, Verdict
+
+# zscore: the seed's (amount - mean) / stddev. log_zscore: the same on ln(amount), which suits
+# the log-normal spread of payment amounts (see docs/accuracy.md for the comparison).
+Method = Literal["zscore", "log_zscore"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class ScoringConfig:
     tiers: Tiers = Tiers(medium=2.0, high=3.0, critical=5.0)
     strict_tiers: Tiers = Tiers(medium=1.5, high=2.5, critical=4.0)
     strict_mode: bool = False
+    method: Method = "zscore"
     # A scope with fewer samples gives no verdict of its own (the seed trusted one sample).
     min_samples: int = 30
     # Below this standard deviation a scope counts as stable and the ratio rule applies.
@@ -56,6 +63,14 @@ def select_baseline(
     return None
 
 
+def z_score(amount: float, baseline: Baseline, method: Method) -> tuple[float, Method]:
+    """z of `amount` under the method, falling back to the raw z-score without log statistics."""
+    log_stddev = baseline.log_stddev
+    if method == "log_zscore" and baseline.log_mean is not None and log_stddev:
+        return (math.log(amount) - baseline.log_mean) / log_stddev, "log_zscore"
+    return (amount - baseline.mean) / baseline.stddev, "zscore"
+
+
 def format_sigma(threshold: float) -> str:
     return f"{threshold:g}σ"
 
@@ -73,7 +88,7 @@ def score(
     amount = float(txn.amount)
     if baseline.stddev <= config.stable_stddev:
         return _score_stable(txn.id, amount, baseline, config, now)
-    z = (amount - baseline.mean) / baseline.stddev
+    z, rule = z_score(amount, baseline, config.method)
     tier = config.active_tiers.severity(z)
     if tier is None:
         return Verdict(
@@ -84,7 +99,7 @@ def score(
         transaction_id=txn.id,
         anomaly=True,
         severity=severity,
-        rule="zscore",
+        rule=rule,
         z_score=z,
         message=f"Amount exceeds {format_sigma(threshold)} baseline",
         baseline=baseline,

@@ -2,7 +2,7 @@
 
 from pydantic import Field, model_validator
 
-from detector_worker.scoring import ScoringConfig, Tiers
+from detector_worker.scoring import Method, ScoringConfig, Tiers
 from shared.settings import CommonSettings
 
 
@@ -15,6 +15,7 @@ class DetectorSettings(CommonSettings):
     baseline_catchup_timeout_seconds: float = Field(default=60, gt=0)
 
     anomaly_strict_mode: bool = False
+    anomaly_method: Method = "zscore"
     baseline_min_samples: int = Field(default=30, ge=2)
     z_medium: float = Field(default=2.0, gt=0)
     z_high: float = Field(default=3.0, gt=0)
@@ -44,6 +45,7 @@ class DetectorSettings(CommonSettings):
             tiers=Tiers(self.z_medium, self.z_high, self.z_critical),
             strict_tiers=Tiers(self.strict_z_medium, self.strict_z_high, self.strict_z_critical),
             strict_mode=self.anomaly_strict_mode,
+            method=self.anomaly_method,
             min_samples=self.baseline_min_samples,
             stable_stddev=self.stable_stddev,
             stable_multiplier=self.stable_multiplier,

@@ -22,6 +22,6 @@ want="$(sha256sum "$JALYTICS_ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [[ "$(first_line "$STAMP")" != "$want" ]]; then
     log "installing jalytics and its dev dependencies"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet -e "$JALYTICS_ROOT[dev]"
+    "$VENV/bin/pip" install --quiet -e "${JALYTICS_ROOT}[dev]"
     printf '%s\n' "$want" >"$STAMP"
 fi

@@ -45,5 +45,8 @@ class Baseline(BaseModel):
     count: int = Field(ge=0)
     mean: float
     stddev: float = Field(ge=0)
+    # The same statistics of ln(amount), for the log-scale method (absent from old producers).
+    log_mean: float | None = None
+    log_stddev: float | None = Field(default=None, ge=0)
     window_days: int = Field(ge=1)
     computed_at: Timestamp

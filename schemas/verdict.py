@@ -9,7 +9,7 @@ from schemas.baseline import Baseline
 from schemas.types import Timestamp
 
 Severity = Literal["medium", "high", "critical"]
-Rule = Literal["zscore", "low_variance"]
+Rule = Literal["zscore", "log_zscore", "low_variance"]
 
 
 class Verdict(BaseModel):
