@@ -18,22 +18,28 @@ from psycopg_pool import AsyncConnectionPool
 from baseline_worker.compute import ScopeStats, aggregate
 from baseline_worker.metrics import BaselineMetrics
 from schemas import Baseline, BaselineScope, ScopeKind, encode_model
-from shared.db import timed
+from shared.db import columns, timed
 
+# Each statement writes every scope at once (arrays unnested server-side).
 _INSERT_HISTORY = """
 INSERT INTO baseline_history
     (id, scope_kind, scope_name, currency, sample_count, mean, stddev, log_mean, log_stddev,
      window_days, computed_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+SELECT * FROM unnest(
+    %s::uuid[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::numeric[], %s::numeric[],
+    %s::double precision[], %s::double precision[], %s::integer[], %s::timestamptz[]
+)
 """
 _UPSERT_CURRENT = """
 INSERT INTO baselines_current (scope_kind, scope_name, currency, baseline_id)
-VALUES (%s, %s, %s, %s)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::uuid[])
 ON CONFLICT (scope_kind, scope_name, currency) DO UPDATE SET baseline_id = EXCLUDED.baseline_id
 """
-_DELETE_CURRENT = (
-    "DELETE FROM baselines_current WHERE scope_kind = %s AND scope_name = %s AND currency = %s"
-)
+_DELETE_CURRENT = """
+DELETE FROM baselines_current c
+USING unnest(%s::text[], %s::text[], %s::text[]) AS gone (kind, name, currency)
+WHERE c.scope_kind = gone.kind AND c.scope_name = gone.name AND c.currency = gone.currency
+"""
 
 
 @dataclass(frozen=True)
@@ -88,11 +94,10 @@ class Recomputer:
             async with timed(self._metrics.db_query_duration, "aggregate_baselines"):
                 stats = await aggregate(conn, now, self._window_days)
             baselines = [to_baseline(s, self._window_days, now) for s in stats]
-            async with (
-                timed(self._metrics.db_query_duration, "insert_baseline_history"),
-                conn.cursor() as cur,
-            ):
-                await cur.executemany(_INSERT_HISTORY, [_history_row(b) for b in baselines])
+            async with timed(self._metrics.db_query_duration, "insert_baseline_history"):
+                await conn.execute(
+                    _INSERT_HISTORY, columns([_history_row(b) for b in baselines], 11)
+                )
             async with timed(self._metrics.db_query_duration, "select_baselines_current"):
                 rows = await (
                     await conn.execute(
@@ -121,18 +126,14 @@ class Recomputer:
         async with (
             self._pool.connection() as conn,
             conn.transaction(),
-            conn.cursor() as cur,
             timed(self._metrics.db_query_duration, "update_baselines_current"),
         ):
-            if baselines:
-                await cur.executemany(
-                    _UPSERT_CURRENT,
-                    [(b.scope.kind.value, b.scope.name, b.scope.currency, b.id) for b in baselines],
-                )
-            if vanished:
-                await cur.executemany(
-                    _DELETE_CURRENT, [(s.kind.value, s.name, s.currency) for s in vanished]
-                )
+            current = [
+                (b.scope.kind.value, b.scope.name, b.scope.currency, b.id) for b in baselines
+            ]
+            await conn.execute(_UPSERT_CURRENT, columns(current, 4))
+            gone = [(s.kind.value, s.name, s.currency) for s in vanished]
+            await conn.execute(_DELETE_CURRENT, columns(gone, 3))
 
     def _observe(self, baselines: Sequence[Baseline], vanished: Sequence[BaselineScope]) -> None:
         for kind in ScopeKind:

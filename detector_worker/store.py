@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from detector_worker.metrics import DetectorMetrics
 from schemas import Alert, Transaction, Verdict
-from shared.db import timed
+from shared.db import columns, timed
 
 # Alert ids derive from the transaction id, so a replay produces the same alert.
 _ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/alerts")
@@ -42,11 +42,6 @@ SELECT * FROM unnest(
 )
 ON CONFLICT (transaction_id) DO NOTHING
 """
-
-
-def columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
-    """Rows to one list per column, the shape unnest() takes."""
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -127,8 +122,8 @@ class VerdictStore:
         async with self._pool.connection() as conn, conn.transaction():
             async with timed(self._metrics.db_query_duration, "insert_transactions"):
                 await conn.execute(
-                    _INSERT_TRANSACTIONS, columns([_transaction_row(s) for s in batch])
+                    _INSERT_TRANSACTIONS, columns([_transaction_row(s) for s in batch], 15)
                 )
             if alerts:
                 async with timed(self._metrics.db_query_duration, "insert_alerts"):
-                    await conn.execute(_INSERT_ALERTS, columns([_alert_row(a) for a in alerts]))
+                    await conn.execute(_INSERT_ALERTS, columns([_alert_row(a) for a in alerts], 8))

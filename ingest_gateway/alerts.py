@@ -1,4 +1,4 @@
-"""Reading alerts newest first, with an opaque keyset cursor.
+"""`GET /alerts`: newest first, filtered, with an opaque keyset cursor.
 
 The cursor is the (created_at, id) of the last alert returned: alerts inserted meanwhile
 sort before it, so paging on is neither shifted nor duplicated by them.
@@ -9,26 +9,34 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 from uuid import UUID
 
-from psycopg import AsyncConnection
+from aiohttp import web
+from multidict import MultiMapping
 from psycopg.rows import dict_row
 
-from schemas import AlertOut
+from ingest_gateway.context import METRICS, POOL, SETTINGS
+from ingest_gateway.errors import query_rejection
+from ingest_gateway.settings import GatewaySettings
+from schemas import AlertOut, Severity
+from shared.db import timed
 
 _PAGE_SQL = """
 SELECT a.id, a.transaction_id, a.alert_message, a.severity, a.created_at, a.rule, a.z_score,
        t.amount::text AS amount, t.currency, t.category, t.merchant, t.transaction_date
 FROM alerts a JOIN transactions t ON t.id = a.transaction_id
-WHERE %(after_created)s::timestamptz IS NULL
-   OR (a.created_at, a.id) < (%(after_created)s::timestamptz, %(after_id)s::uuid)
+WHERE (%(after_created)s::timestamptz IS NULL
+       OR (a.created_at, a.id) < (%(after_created)s::timestamptz, %(after_id)s::uuid))
+  AND (%(severities)s::text[] IS NULL OR a.severity = ANY(%(severities)s::text[]))
+  AND (%(category)s::text IS NULL OR t.category = %(category)s::text)
+  AND (%(merchant)s::text IS NULL OR t.merchant = %(merchant)s::text)
+  AND (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR a.created_at < %(until)s::timestamptz)
 ORDER BY a.created_at DESC, a.id DESC
 LIMIT %(limit)s
 """
-
-
-class BadCursor(ValueError):
-    pass
+SEVERITIES = frozenset(get_args(Severity))
 
 
 @dataclass(frozen=True)
@@ -43,27 +51,98 @@ class Cursor:
     @classmethod
     def decode(cls, token: str) -> "Cursor":
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            body = json.loads(raw)
-            return cls(datetime.fromisoformat(body["t"]), UUID(body["id"]))
+            body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            created_at = datetime.fromisoformat(body["t"])
+            if created_at.tzinfo is None:
+                raise ValueError("naive time")
+            return cls(created_at, UUID(body["id"]))
         except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-            raise BadCursor("cursor is not one this API issued") from exc
+            raise query_rejection("cursor", "not a cursor this API issued", "bad_cursor") from exc
 
 
-async def alerts_page(
-    conn: AsyncConnection, limit: int, after: Cursor | None
-) -> tuple[list[AlertOut], Cursor | None]:
-    """One page, newest first, and the cursor of the next page (None on the last one)."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            _PAGE_SQL,
-            {
-                "after_created": after.created_at if after else None,
-                "after_id": after.id if after else None,
-                "limit": limit + 1,
-            },
+@dataclass(frozen=True)
+class AlertQuery:
+    limit: int
+    after: Cursor | None = None
+    severities: list[str] | None = None
+    category: str | None = None
+    merchant: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def parse(cls, query: MultiMapping[str], settings: GatewaySettings) -> "AlertQuery":
+        token = query.get("cursor")
+        return cls(
+            limit=_limit(query.get("limit"), settings),
+            after=Cursor.decode(token) if token else None,
+            severities=_severities(query.getall("severity", [])),
+            category=query.get("category") or None,
+            merchant=query.get("merchant") or None,
+            since=_time(query.get("since"), "since"),
+            until=_time(query.get("until"), "until"),
         )
+
+    def params(self) -> dict[str, object]:
+        return {
+            "after_created": self.after.created_at if self.after else None,
+            "after_id": self.after.id if self.after else None,
+            "severities": self.severities,
+            "category": self.category,
+            "merchant": self.merchant,
+            "since": self.since,
+            "until": self.until,
+            "limit": self.limit + 1,
+        }
+
+
+def _limit(raw: str | None, settings: GatewaySettings) -> int:
+    if raw is None:
+        return settings.alerts_default_limit
+    if not raw.isdigit() or not 1 <= int(raw) <= settings.alerts_max_limit:
+        message = f"must be an integer from 1 to {settings.alerts_max_limit}"
+        raise query_rejection("limit", message, "bad_limit")
+    return int(raw)
+
+
+def _severities(values: list[str]) -> list[str] | None:
+    chosen = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - SEVERITIES)
+    if unknown:
+        raise query_rejection(
+            "severity",
+            f"unknown severity {unknown[0]!r}; one of {', '.join(sorted(SEVERITIES))}",
+            "bad_severity",
+        )
+    return chosen or None
+
+
+def _time(raw: str | None, field: str) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise query_rejection(field, "must be an ISO 8601 date-time", "bad_time") from exc
+    if value.tzinfo is None:
+        raise query_rejection(field, "must carry a time zone (e.g. Z)", "bad_time")
+    return value
+
+
+async def get_alerts(request: web.Request) -> web.Response:
+    query = AlertQuery.parse(request.query, request.app[SETTINGS])
+    async with (
+        request.app[POOL].connection() as conn,
+        conn.cursor(row_factory=dict_row) as cur,
+        timed(request.app[METRICS].db_query_duration, "select_alerts"),
+    ):
+        await cur.execute(_PAGE_SQL, query.params())
         rows = await cur.fetchall()
-    items = [AlertOut.model_validate(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    return items, Cursor(items[-1].created_at, items[-1].id) if more and items else None
+    items = [AlertOut.model_validate(row) for row in rows[: query.limit]]
+    headers = {}
+    if len(rows) > query.limit and items:
+        token = Cursor(items[-1].created_at, items[-1].id).encode()
+        headers["X-Next-Cursor"] = token
+        next_query = {k: v for k, v in request.query.items() if k != "cursor"} | {"cursor": token}
+        headers["Link"] = f'<{request.url.with_query(next_query).path_qs}>; rel="next"'
+    return web.json_response([item.model_dump(mode="json") for item in items], headers=headers)

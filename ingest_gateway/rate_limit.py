@@ -1,6 +1,6 @@
 """Token-bucket rate limiting, pure: the caller passes the time."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -16,12 +16,42 @@ class TokenBucket:
     def full(cls, rate: float, burst: float, now: float) -> "TokenBucket":
         return cls(rate=rate, burst=burst, tokens=burst, updated_at=now)
 
-    def try_take(self, now: float, cost: float = 1.0) -> float:
-        """Take `cost` tokens if there are enough and return 0; else return seconds to wait."""
+    def refill(self, now: float) -> None:
         elapsed = max(0.0, now - self.updated_at)
         self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
         self.updated_at = max(self.updated_at, now)
-        if self.tokens >= cost:
+
+    def wait_for(self, cost: float) -> float:
+        """Seconds until `cost` tokens are there (0 when they are now); call after refill."""
+        return 0.0 if self.tokens >= cost else (cost - self.tokens) / self.rate
+
+    def try_take(self, now: float, cost: float = 1.0) -> float:
+        """Take `cost` tokens if there are enough and return 0; else return seconds to wait."""
+        self.refill(now)
+        wait = self.wait_for(cost)
+        if wait == 0:
             self.tokens -= cost
-            return 0.0
-        return (cost - self.tokens) / self.rate
+        return wait
+
+
+@dataclass
+class RateLimiter:
+    """A bucket per API key inside one global bucket. A request takes a token from both or
+    from neither, so a refused request does not eat another client's budget."""
+
+    rate: float
+    burst: float
+    global_bucket: TokenBucket
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def try_take(self, key: str, now: float, cost: float = 1.0) -> float:
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = TokenBucket.full(self.rate, self.burst, now)
+        bucket.refill(now)
+        self.global_bucket.refill(now)
+        wait = max(bucket.wait_for(cost), self.global_bucket.wait_for(cost))
+        if wait == 0:
+            bucket.tokens -= cost
+            self.global_bucket.tokens -= cost
+        return wait

@@ -1,19 +1,59 @@
 """Gateway configuration (environment variables, validated at start-up)."""
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator, model_validator
 
 from shared.settings import CommonSettings
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class GatewaySettings(CommonSettings):
     host: str = "0.0.0.0"  # noqa: S104 - the API is meant to be reachable
     port: int = Field(default=8000, ge=0, le=65535)
+
+    # API keys, stored hashed: "name:sha256hex,name2:sha256hex" (sha256 of the key itself).
+    # Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'
+    # and hash it with:  printf %s "$KEY" | sha256sum
+    api_keys_sha256: str = ""
+    # Local development only: serve the data endpoints without a key.
+    auth_disabled: bool = False
+
+    # Per API key (the seed's 5 req/s, burst 10), and for the whole process.
     rate_limit_rps: float = Field(default=5.0, gt=0)
     rate_limit_burst: float = Field(default=10.0, ge=1)
+    global_rate_limit_rps: float = Field(default=1000.0, gt=0)
+    global_rate_limit_burst: float = Field(default=2000.0, ge=1)
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    batch_max_items: int = Field(default=500, ge=1, le=10_000)
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long POST /transactions waits for the detector's verdict before answering 202.
+    verdict_wait_seconds: float = Field(default=2.0, ge=0, le=30)
     alerts_default_limit: int = Field(default=50, ge=1)
     alerts_max_limit: int = Field(default=500, ge=1, le=10_000)
     # Dates further ahead than this are rejected as typos or clock errors.
     max_future_skew_seconds: int = Field(default=300, ge=0)
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    @field_validator("api_keys_sha256")
+    @classmethod
+    def _well_formed_hashes(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            name, _, digest = entry.rpartition(":")
+            if not name or not _SHA256_HEX.match(digest):
+                raise ValueError("each entry must be name:<64 lowercase hex sha256>")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_or_explicitly_open(self) -> "GatewaySettings":
+        if not self.api_keys_sha256.strip() and not self.auth_disabled:
+            raise ValueError("API_KEYS_SHA256 must be set (or AUTH_DISABLED=true for local use)")
+        return self
+
+    def api_key_hashes(self) -> dict[str, str]:
+        """sha256 hex digest -> key name."""
+        pairs = (e.strip().rpartition(":") for e in self.api_keys_sha256.split(",") if e.strip())
+        return {digest: name for name, _, digest in pairs}

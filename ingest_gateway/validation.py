@@ -1,45 +1,47 @@
-"""Reading a transaction from an HTTP request: every rejection says which field and why."""
+"""Reading bodies from HTTP requests: every rejection says which field and why."""
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from ingest_gateway.errors import field_errors
+from ingest_gateway.errors import Rejection, field_errors
 from schemas import FieldError, MalformedJson, TransactionIn, decode_json
 
-
-@dataclass(frozen=True)
-class Rejection(Exception):
-    status: int
-    error: str
-    reason: str
-    detail: tuple[FieldError, ...] = ()
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-async def read_json(request: web.Request, max_bytes: int) -> object:
+async def read_json(request: web.Request, *, required: bool = True) -> Any:
+    """The decoded body (exact decimals). aiohttp refuses bodies over client_max_size (413)."""
+    if not request.body_exists and not required:
+        return None
     if request.content_type != "application/json":
         raise Rejection(415, "Content-Type must be application/json", "content_type")
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise Rejection(413, f"body larger than {max_bytes} bytes", "too_large")
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise Rejection(413, f"body larger than {max_bytes} bytes", "too_large")
+    body = await request.read()
     try:
         return decode_json(body)
     except MalformedJson as exc:
         raise Rejection(400, str(exc), "malformed_json") from exc
 
 
-def parse_transaction(payload: object, now: datetime, max_future: timedelta) -> TransactionIn:
+def parse_model(model: type[ModelT], payload: Any, error: str, prefix: str = "") -> ModelT:
     if not isinstance(payload, dict):
-        raise Rejection(422, "body must be a JSON object", "not_object")
+        field = prefix.rstrip(".") or "(body)"
+        raise Rejection(
+            422, error, "not_object", (FieldError(field=field, message="must be a JSON object"),)
+        )
     try:
-        txn = TransactionIn.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
-        raise Rejection(422, "invalid transaction", "invalid", tuple(field_errors(exc))) from exc
+        raise Rejection(422, error, "invalid", tuple(field_errors(exc, prefix))) from exc
+
+
+def parse_transaction(
+    payload: Any, now: datetime, max_future: timedelta, prefix: str = ""
+) -> TransactionIn:
+    txn = parse_model(TransactionIn, payload, "invalid transaction", prefix)
     if txn.transaction_date > now + max_future:
-        detail = FieldError(field="transaction_date", message="must not be in the future")
+        detail = FieldError(field=f"{prefix}transaction_date", message="must not be in the future")
         raise Rejection(422, "invalid transaction", "invalid", (detail,))
     return txn

@@ -1,7 +1,19 @@
 """Every wire format of Jalytics, defined once: Kafka message values and HTTP bodies."""
 
 from schemas.alert import Alert
-from schemas.api import AlertOut, ErrorBody, FieldError, TransactionAccepted, TransactionIn
+from schemas.api import (
+    AlertOut,
+    BatchIn,
+    BatchItemResult,
+    BatchResult,
+    ErrorBody,
+    FieldError,
+    ReversalIn,
+    ReversalOut,
+    TransactionAccepted,
+    TransactionIn,
+    TransactionOut,
+)
 from schemas.baseline import Baseline, BaselineScope, ScopeKind
 from schemas.codec import MalformedJson, decode_json, encode_model
 from schemas.transaction import Transaction
@@ -12,14 +24,20 @@ __all__ = [
     "AlertOut",
     "Baseline",
     "BaselineScope",
+    "BatchIn",
+    "BatchItemResult",
+    "BatchResult",
     "ErrorBody",
     "FieldError",
     "MalformedJson",
+    "ReversalIn",
+    "ReversalOut",
     "ScopeKind",
     "Severity",
     "Transaction",
     "TransactionAccepted",
     "TransactionIn",
+    "TransactionOut",
     "Verdict",
     "decode_json",
     "encode_model",

@@ -1,10 +1,12 @@
-"""HTTP bodies of the ingest gateway."""
+"""HTTP bodies of the ingest gateway (request and response), the source of its OpenAPI document."""
 
-from typing import Literal
+from typing import Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from schemas.money import money_problem
 from schemas.types import Amount, CurrencyCode, Label, OptionalRef, Timestamp
 from schemas.verdict import Rule, Severity
 
@@ -22,13 +24,73 @@ class TransactionIn(BaseModel):
     account_id: OptionalRef = None
     client_transaction_id: OptionalRef = None
 
+    @model_validator(mode="after")
+    def _fits_currency(self) -> Self:
+        problem = money_problem(self.amount, self.currency)
+        if problem is not None:
+            raise PydanticCustomError(
+                "currency_precision",
+                "{field}: {message}",
+                {"field": problem[0], "message": problem[1]},
+            )
+        return self
+
 
 class TransactionAccepted(BaseModel):
-    """Reply once the broker acknowledged the transaction; the verdict follows asynchronously."""
+    """Reply to `POST /transactions`: `scored` with the verdict when it came in time (201),
+    else `pending` (202) and the verdict follows on `GET /transactions/{id}`."""
 
     id: UUID
     anomaly: bool | None = None
-    status: Literal["pending"] = "pending"
+    status: Literal["pending", "scored"] = "pending"
+    severity: Severity | None = None
+    alert_message: str | None = None
+    z_score: float | None = None
+
+
+class BatchIn(BaseModel):
+    """`POST /transactions/batch`: items are validated one by one (see BatchItemResult)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    transactions: list[Any] = Field(min_length=1)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: list[FieldError] = []
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int
+    id: UUID | None = None
+    error: str | None = None
+    detail: list[FieldError] = []
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchItemResult]
+
+
+class ReversalIn(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ReversalOut(BaseModel):
+    id: UUID
+    transaction_id: UUID
+    reason: str | None
+    created_at: Timestamp
 
 
 class AlertOut(BaseModel):
@@ -48,11 +110,24 @@ class AlertOut(BaseModel):
     transaction_date: Timestamp
 
 
-class FieldError(BaseModel):
-    field: str
-    message: str
+class TransactionOut(BaseModel):
+    """`GET /transactions/{id}`: the stored transaction with its verdict."""
 
-
-class ErrorBody(BaseModel):
-    error: str
-    detail: list[FieldError] = []
+    id: UUID
+    amount: str
+    currency: str
+    category: str
+    merchant: str
+    transaction_date: Timestamp
+    received_at: Timestamp | None
+    account_id: str | None
+    client_transaction_id: str | None
+    anomaly: bool
+    severity: Severity | None
+    rule: Rule | None
+    z_score: float | None
+    baseline_id: UUID | None
+    scored_at: Timestamp
+    alert_id: UUID | None
+    alert_message: str | None
+    reversed_at: Timestamp | None

@@ -1,10 +1,12 @@
 """Transaction v1: the value of a record on the `transactions` topic (key: the id)."""
 
-from typing import Literal
+from typing import Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
+from schemas.money import money_problem
 from schemas.types import Amount, CurrencyCode, Label, OptionalRef, Timestamp
 
 
@@ -24,3 +26,14 @@ class Transaction(BaseModel):
     received_at: Timestamp | None = None
     account_id: OptionalRef = None
     client_transaction_id: OptionalRef = None
+
+    @model_validator(mode="after")
+    def _fits_currency(self) -> Self:
+        problem = money_problem(self.amount, self.currency)
+        if problem is not None:
+            raise PydanticCustomError(
+                "currency_precision",
+                "{field}: {message}",
+                {"field": problem[0], "message": problem[1]},
+            )
+        return self

@@ -1,7 +1,7 @@
 """PostgreSQL plumbing: a connection pool bound to the configured schema, and query timing."""
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from prometheus_client import Histogram
@@ -38,6 +38,12 @@ async def timed(histogram: Histogram, query: str) -> AsyncIterator[None]:
         yield
     finally:
         histogram.labels(query=query).observe(time.perf_counter() - started)
+
+
+def columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows to one list per column: the shape `INSERT ... SELECT * FROM unnest(...)` takes,
+    which writes a whole batch in one statement and one round trip."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 async def ping(conn: AsyncConnection) -> None:

@@ -1,5 +1,6 @@
 """Fixtures: a real broker and database for the session, own topics and schema per test."""
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,11 @@ from shared.settings import CommonSettings
 from tests.infra import kafka_endpoint, postgres_endpoint
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+# The API key every test client presents; the gateway is configured with its hash only.
+API_KEY = "test-key-0123456789"
+API_KEY_SHA256 = hashlib.sha256(API_KEY.encode()).hexdigest()
+AUTH_HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +68,7 @@ def isolated_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
         "TOPIC_DLQ": f"transactions.dlq-{suffix}",
         "TOPIC_PARTITIONS": "3",
         "LOG_LEVEL": "info",
+        "API_KEYS_SHA256": f"tests:{API_KEY_SHA256}",
     }
 
 

@@ -23,9 +23,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
+def get_json(
+    url: str, timeout: float = 2.0, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - localhost
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - localhost
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")

@@ -75,7 +75,7 @@ async def test_a_batch_is_persisted_alerted_and_published(
     pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
 ) -> None:
     process, _ = pipeline
-    normal, spike = txn("105.00"), txn("160.0001")
+    normal, spike = txn("105.00"), txn("160.01")
     await process.process([as_record(encode_model(t), i) for i, t in enumerate((normal, spike))])
 
     rows = db.execute(
@@ -83,7 +83,7 @@ async def test_a_batch_is_persisted_alerted_and_published(
     ).fetchall()
     assert [(r[1], r[2], r[3]) for r in rows] == [
         (Decimal("105.0000"), False, None),
-        (Decimal("160.0001"), True, "critical"),
+        (Decimal("160.0100"), True, "critical"),
     ]
     alert = db.execute("SELECT transaction_id, severity, alert_message FROM alerts").fetchall()
     assert alert == [(spike.id, "critical", "Amount exceeds 5σ baseline")]

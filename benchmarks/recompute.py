@@ -1,0 +1,158 @@
+"""Baseline recompute time against a large transactions table.
+
+    .venv/bin/python -m benchmarks.recompute --rows 1000000 10000000 --rounds 5
+
+Needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (e.g. `eval "$(ops/postgres.sh start)"` and
+`eval "$(ops/kafka.sh start)"`). Loads synthetic transactions into a scratch schema (the
+rollup trigger of migration 002 maintains the daily sums as they load, as in production),
+then times the real `Recomputer.run` (aggregate + history + publish + bookkeeping), and for
+comparison the full-scan aggregation the rollup replaces.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from prometheus_client import CollectorRegistry
+from psycopg import sql
+
+from baseline_worker.metrics import BaselineMetrics
+from baseline_worker.recompute import Recomputer
+from shared.db import open_pool
+from shared.kafka import TopicSpec, ensure_topics, make_producer
+from shared.migrations import apply_migrations
+
+SCHEMA = "bench_recompute"
+CATEGORIES, MERCHANTS, DAYS = 20, 2_000, 60
+CHUNK = 1_000_000
+
+# Synthetic rows: 20 categories, 2,000 merchants, 2 currencies, 60 days, log-normal-ish amounts.
+_LOAD_SQL = """
+INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,
+                          anomaly, scored_at)
+SELECT gen_random_uuid(),
+       round((exp(3 + random() * 2))::numeric, 2) + 0.01,
+       CASE WHEN g %% 5 = 0 THEN 'EUR' ELSE 'USD' END,
+       'category-' || (g %% {categories}),
+       'merchant-' || (g %% {merchants}),
+       %(now)s::timestamptz - (random() * {days}) * interval '1 day',
+       false, now()
+FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
+"""
+
+_FULL_SCAN_SQL = """
+SELECT count(*), avg(amount), stddev_samp(amount)
+FROM transactions
+WHERE transaction_date >= %(since)s AND NOT anomaly
+GROUP BY GROUPING SETS ((category, currency), (merchant, currency))
+"""
+
+
+def reset_schema(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
+    apply_migrations(url, SCHEMA)
+
+
+def load_rows(url: str, have: int, want: int, now: datetime) -> float:
+    """Grow the table from `have` to `want` rows; return the seconds it took."""
+    started = time.perf_counter()
+    query = _LOAD_SQL.format(categories=CATEGORIES, merchants=MERCHANTS, days=DAYS)
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        for start in range(have, want, CHUNK):
+            stop = min(start + CHUNK, want) - 1
+            conn.execute(query.encode(), {"now": now, "start": start, "stop": stop})
+        conn.execute(b"VACUUM ANALYZE transactions")
+        conn.execute(b"VACUUM ANALYZE baseline_rollup")
+    return time.perf_counter() - started
+
+
+def time_full_scan(url: str, now: datetime) -> float:
+    with psycopg.connect(url, options=f"-c search_path={SCHEMA}") as conn:
+        started = time.perf_counter()
+        conn.execute(_FULL_SCAN_SQL, {"since": now.replace(day=1)}).fetchall()
+        return time.perf_counter() - started
+
+
+async def time_recomputes(url: str, bootstrap: str, rounds: int, now: datetime) -> list[float]:
+    topic = f"{SCHEMA}-baselines"
+    await ensure_topics(bootstrap, [TopicSpec(topic, 3, 1, {"cleanup.policy": "compact"})])
+    pool = await open_pool(url, SCHEMA, max_size=2)
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        recomputer = Recomputer(
+            pool, producer, topic, 30, BaselineMetrics.create(CollectorRegistry())
+        )
+        timings = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            result = await recomputer.run(now)
+            timings.append(time.perf_counter() - started)
+        print(f"  scopes published per recompute: {len(result.published)}")
+        return timings
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/recompute.json"))
+    args = parser.parse_args()
+    url, bootstrap = os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    now = datetime.now(UTC)
+    reset_schema(url)
+    results: list[dict[str, Any]] = []
+    have = 0
+    for rows in sorted(args.rows):
+        load_seconds = load_rows(url, have, rows, now)
+        have = rows
+        print(f"{rows:,} rows loaded (+{load_seconds:.1f}s)")
+        recompute = asyncio.run(time_recomputes(url, bootstrap, args.rounds, now))
+        scans = [time_full_scan(url, now) for _ in range(3)]
+        results.append(
+            {
+                "rows": rows,
+                "recompute_seconds": summarise(recompute),
+                "full_scan_seconds": summarise(scans),
+                "rounds": args.rounds,
+            }
+        )
+        print(
+            f"  recompute (rollup): median {statistics.median(recompute) * 1000:.1f} ms "
+            f"[{min(recompute) * 1000:.1f}-{max(recompute) * 1000:.1f}] over {args.rounds} rounds"
+        )
+        print(f"  full-scan aggregate it replaces: median {statistics.median(scans):.2f} s")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps(
+            {
+                "machine": os.uname().nodename,
+                "nproc": os.cpu_count(),
+                "at": now.isoformat(),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+    print(f"written {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Request middlewares, outermost first: observe, reject, authenticate, rate limit, idempotency."""
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
+
+from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS
+from ingest_gateway.errors import Rejection, error_response
+from ingest_gateway.idempotency import Claimed, Conflict, Replay, request_fingerprint
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Liveness, readiness, metrics and the API description stay open: no key, no rate limit.
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def route_label(request: web.Request) -> str:
+    """The matched route pattern: bounded cardinality, unlike the raw path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        request.app[METRICS].http_request_duration.labels(
+            route=route_label(request), method=request.method, status=str(status)
+        ).observe(time.perf_counter() - started)
+
+
+@web.middleware
+async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn rejections and aiohttp's own 4xx into JSON error bodies."""
+    try:
+        return await handler(request)
+    except Rejection as exc:
+        request.app[METRICS].rejected.labels(reason=exc.reason).inc()
+        return error_response(exc.status, exc.error, exc.detail)
+    except web.HTTPRequestEntityTooLarge:
+        request.app[METRICS].rejected.labels(reason="too_large").inc()
+        return error_response(413, "body too large")
+    except (OperationalError, PoolTimeout) as exc:
+        # A dependency is down: say so (503) rather than failing as a server error.
+        log.error("database unavailable", extra={"error": repr(exc), "path": request.path})
+        return error_response(503, "database unavailable; retry later")
+    except web.HTTPException as exc:
+        if exc.status >= 500:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return error_response(exc.status, exc.reason, headers=headers)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    caller = request.app[KEYS].identify(
+        request.headers.get("Authorization"), request.headers.get("X-API-Key")
+    )
+    if caller is None:
+        return error_response(
+            401,
+            "a valid API key is required",
+            headers={"WWW-Authenticate": 'Bearer realm="jalytics"'},
+        )
+    request[CALLER] = caller
+    return await handler(request)
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    wait = request.app[LIMITER].try_take(request[CALLER], time.monotonic())
+    if wait > 0:
+        request.app[METRICS].rate_limited.inc()
+        retry_after = str(max(1, round(wait + 0.5)))
+        return error_response(429, "rate limit exceeded", headers={"Retry-After": retry_after})
+    return await handler(request)
+
+
+@web.middleware
+async def idempotency(request: web.Request, handler: Handler) -> web.StreamResponse:
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or key is None:
+        return await handler(request)
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise Rejection(400, "invalid Idempotency-Key", "bad_idempotency_key")
+    store, caller = request.app[IDEMPOTENCY], request[CALLER]
+    method_path = f"{request.method} {request.path}"
+    fingerprint = request_fingerprint(method_path, await request.read())
+    outcome = await store.claim(caller, key, method_path, fingerprint, datetime.now(UTC))
+    if isinstance(outcome, Replay):
+        return web.json_response(
+            outcome.body, status=outcome.status, headers={"Idempotent-Replayed": "true"}
+        )
+    if isinstance(outcome, Conflict):
+        message = (
+            "Idempotency-Key was used for a different request"
+            if outcome.reason == "different_request"
+            else "a request with this Idempotency-Key is still in progress"
+        )
+        return error_response(409, message)
+    assert isinstance(outcome, Claimed)
+    try:
+        response = await handler(request)
+    except BaseException:
+        await store.release(caller, key)
+        raise
+    if response.status >= 500 or not isinstance(response, web.Response) or response.body is None:
+        await store.release(caller, key)
+    else:
+        await store.store(caller, key, response.status, json.loads(response.body))  # type: ignore[arg-type]
+    return response

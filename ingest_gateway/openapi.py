@@ -1,0 +1,230 @@
+"""The gateway's OpenAPI 3.1 document, built from the pydantic models in `schemas/`.
+
+Served at `/openapi.json`; tests check it against the router and schemathesis checks the
+live gateway against it.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from schemas import (
+    AlertOut,
+    BatchIn,
+    BatchResult,
+    ErrorBody,
+    ReversalIn,
+    ReversalOut,
+    TransactionAccepted,
+    TransactionIn,
+    TransactionOut,
+)
+
+_MODELS: list[type[BaseModel]] = [
+    AlertOut,
+    BatchIn,
+    BatchResult,
+    ErrorBody,
+    ReversalIn,
+    ReversalOut,
+    TransactionAccepted,
+    TransactionIn,
+    TransactionOut,
+]
+_REF = "#/components/schemas/{model}"
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref(ErrorBody), description)
+
+
+_ERRORS = {
+    "401": _error("No valid API key"),
+    "429": _error("Rate limited; see Retry-After"),
+    "503": _error("A dependency (Kafka or PostgreSQL) is unavailable"),
+}
+_BODY_ERRORS = {
+    "400": _error("Malformed JSON or bad query/header"),
+    "409": _error("Idempotency-Key reused for a different request, or still in progress"),
+    "413": _error("Body too large"),
+    "415": _error("Content-Type is not application/json"),
+    "422": _error("Invalid fields (each one named)"),
+}
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retries with the same key and body replay the first answer.",
+}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _paths() -> dict[str, Any]:
+    alert_list = {"type": "array", "items": _ref(AlertOut)}
+    return {
+        "/transactions": {
+            "post": {
+                "summary": "Ingest one transaction; waits briefly for the verdict",
+                "parameters": [
+                    _IDEMPOTENCY,
+                    _query("wait", {"type": "boolean"}, "false: answer 202 at once, do not wait"),
+                ],
+                "requestBody": {"required": True, **_json(_ref(TransactionIn), "The transaction")},
+                "responses": {
+                    "201": _json(_ref(TransactionAccepted), "Published and scored"),
+                    "202": _json(_ref(TransactionAccepted), "Published; verdict pending"),
+                    **_BODY_ERRORS,
+                    **_ERRORS,
+                },
+            }
+        },
+        "/transactions/batch": {
+            "post": {
+                "summary": "Ingest many transactions; one result per item",
+                "parameters": [_IDEMPOTENCY],
+                "requestBody": {"required": True, **_json(_ref(BatchIn), "The transactions")},
+                "responses": {
+                    "200": _json(_ref(BatchResult), "Per-item results"),
+                    **_BODY_ERRORS,
+                    **_ERRORS,
+                },
+            }
+        },
+        "/transactions/{id}": {
+            "get": {
+                "summary": "A stored transaction with its verdict",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(_ref(TransactionOut), "The transaction"),
+                    "400": _error("Not a UUID"),
+                    "404": _error("Unknown (or not yet scored)"),
+                    **_ERRORS,
+                },
+            }
+        },
+        "/transactions/{id}/reversal": {
+            "post": {
+                "summary": "Reverse (refund) a transaction, once",
+                "parameters": [_ID, {**_IDEMPOTENCY, "required": True}],
+                "requestBody": {"required": False, **_json(_ref(ReversalIn), "Why")},
+                "responses": {
+                    "201": _json(_ref(ReversalOut), "Recorded"),
+                    "404": _error("Unknown transaction"),
+                    **_BODY_ERRORS,
+                    **_ERRORS,
+                },
+            }
+        },
+        "/alerts": {
+            "get": {
+                "summary": "Alerts, newest first; next page via X-Next-Cursor / Link",
+                "parameters": [
+                    _query("limit", {"type": "integer", "minimum": 1}, "page size (default 50)"),
+                    _query("cursor", {"type": "string"}, "from X-Next-Cursor of the previous page"),
+                    _query("severity", {"type": "string"}, "medium, high, critical (comma list)"),
+                    _query("category", {"type": "string"}, "exact category"),
+                    _query("merchant", {"type": "string"}, "exact merchant"),
+                    _query(
+                        "since", {"type": "string", "format": "date-time"}, "created at or after"
+                    ),
+                    _query("until", {"type": "string", "format": "date-time"}, "created before"),
+                ],
+                "responses": {
+                    "200": {
+                        **_json(alert_list, "A page of alerts"),
+                        "headers": {"X-Next-Cursor": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("Bad query parameter"),
+                    **_ERRORS,
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Alive",
+                "security": [],
+                "responses": {"200": _json({"type": "object"}, "Alive")},
+            }
+        },
+        "/ready": {
+            "get": {
+                "summary": "Kafka and PostgreSQL reachable",
+                "security": [],
+                "responses": {
+                    "200": _json({"type": "object"}, "Ready"),
+                    "503": _json({"type": "object"}, "Not ready"),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Text exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    _, definitions = models_json_schema(
+        [
+            (
+                model,
+                "serialization"
+                if model.__name__.endswith(("Out", "Result", "Accepted", "Body"))
+                else "validation",
+            )
+            for model in _MODELS
+        ],
+        ref_template=_REF,
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Jalytics ingest gateway",
+            "version": "1.0.0",
+            "description": "Transactions in, explained alerts out.",
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
+    }
