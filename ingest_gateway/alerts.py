@@ -77,8 +77,8 @@ class AlertQuery:
             limit=_limit(query.get("limit"), settings),
             after=Cursor.decode(token) if token else None,
             severities=_severities(query.getall("severity", [])),
-            category=query.get("category") or None,
-            merchant=query.get("merchant") or None,
+            category=_text(query.get("category"), "category"),
+            merchant=_text(query.get("merchant"), "merchant"),
             since=_time(query.get("since"), "since"),
             until=_time(query.get("until"), "until"),
         )
@@ -115,6 +115,12 @@ def _severities(values: list[str]) -> list[str] | None:
             "bad_severity",
         )
     return chosen or None
+
+
+def _text(raw: str | None, field: str) -> str | None:
+    if raw and "\x00" in raw:
+        raise query_rejection(field, "must not contain NUL characters", "bad_text")
+    return raw or None
 
 
 def _time(raw: str | None, field: str) -> datetime | None:

@@ -38,6 +38,7 @@ from shared.kafka import make_producer
 from shared.ops_http import metrics_response
 
 log = logging.getLogger(__name__)
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
 async def health(_: web.Request) -> web.Response:
@@ -67,8 +68,8 @@ async def metrics(request: web.Request) -> web.Response:
     return metrics_response(request.app[REGISTRY])
 
 
-async def openapi(_: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[SETTINGS]))
 
 
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:
@@ -106,8 +107,9 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
     app.cleanup_ctx.append(_dependencies)
     app.router.add_post("/transactions", post_transaction)
     app.router.add_post("/transactions/batch", post_batch)
-    app.router.add_get("/transactions/{id}", get_transaction)
-    app.router.add_post("/transactions/{id}/reversal", post_reversal)
+    # The id is constrained so that /transactions/batch never reads as a transaction id.
+    app.router.add_get(f"/transactions/{{id:{UUID_PATTERN}}}", get_transaction)
+    app.router.add_post(f"/transactions/{{id:{UUID_PATTERN}}}/reversal", post_reversal)
     app.router.add_get("/alerts", get_alerts)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -2,12 +2,13 @@
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
-from psycopg import OperationalError
+from psycopg import DataError, OperationalError
 from psycopg_pool import PoolTimeout
 
 from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Liveness, readiness, metrics and the API description stay open: no key, no rate limit.
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
-MAX_IDEMPOTENCY_KEY = 255
+# Visible ASCII, as the OpenAPI document says.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def route_label(request: web.Request) -> str:
@@ -56,6 +58,10 @@ async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         request.app[METRICS].rejected.labels(reason="too_large").inc()
         return error_response(413, "body too large")
+    except DataError as exc:
+        # A value PostgreSQL cannot store slipped past validation: the caller's fault, not ours.
+        log.warning("unstorable value", extra={"error": repr(exc), "path": request.path})
+        return error_response(422, "a value cannot be stored (e.g. a NUL character)")
     except (OperationalError, PoolTimeout) as exc:
         # A dependency is down: say so (503) rather than failing as a server error.
         log.error("database unavailable", extra={"error": repr(exc), "path": request.path})
@@ -101,7 +107,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or key is None:
         return await handler(request)
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+    if not IDEMPOTENCY_KEY.fullmatch(key):
         raise Rejection(400, "invalid Idempotency-Key", "bad_idempotency_key")
     store, caller = request.app[IDEMPOTENCY], request[CALLER]
     method_path = f"{request.method} {request.path}"

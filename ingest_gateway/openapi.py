@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from ingest_gateway.settings import GatewaySettings
 from schemas import (
     AlertOut,
     BatchIn,
@@ -63,10 +64,15 @@ _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
     "description": "Retries with the same key and body replay the first answer.",
 }
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid", "pattern": "^[0-9a-fA-F-]{36}$"},
+}
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -79,7 +85,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
-def _paths() -> dict[str, Any]:
+def _paths(settings: GatewaySettings) -> dict[str, Any]:
     alert_list = {"type": "array", "items": _ref(AlertOut)}
     return {
         "/transactions": {
@@ -139,7 +145,11 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Alerts, newest first; next page via X-Next-Cursor / Link",
                 "parameters": [
-                    _query("limit", {"type": "integer", "minimum": 1}, "page size (default 50)"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": settings.alerts_max_limit},
+                        f"page size (default {settings.alerts_default_limit})",
+                    ),
                     _query("cursor", {"type": "string"}, "from X-Next-Cursor of the previous page"),
                     _query("severity", {"type": "string"}, "medium, high, critical (comma list)"),
                     _query("category", {"type": "string"}, "exact category"),
@@ -198,7 +208,7 @@ def _paths() -> dict[str, Any]:
     }
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
     _, definitions = models_json_schema(
         [
             (
@@ -211,6 +221,8 @@ def openapi_document() -> dict[str, Any]:
         ],
         ref_template=_REF,
     )
+    schemas = definitions.get("$defs", {})
+    schemas["BatchIn"]["properties"]["transactions"]["maxItems"] = settings.batch_max_items
     return {
         "openapi": "3.1.0",
         "info": {
@@ -218,9 +230,9 @@ def openapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Transactions in, explained alerts out.",
         },
-        "paths": _paths(),
+        "paths": _paths(settings),
         "components": {
-            "schemas": definitions.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

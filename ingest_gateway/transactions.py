@@ -96,8 +96,12 @@ async def post_batch(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     batch = parse_model(BatchIn, await read_json(request), "invalid batch")
     if len(batch.transactions) > settings.batch_max_items:
+        message = f"at most {settings.batch_max_items} transactions per batch"
         raise Rejection(
-            413, f"at most {settings.batch_max_items} transactions per batch", "batch_too_large"
+            422,
+            "invalid batch",
+            "batch_too_large",
+            (FieldError(field="transactions", message=message),),
         )
     now, max_future = datetime.now(UTC), _max_future(request)
     results: list[BatchItemResult] = []

@@ -21,6 +21,14 @@ BASELINE_METRICS_PORT="${BASELINE_METRICS_PORT:-9102}"
 
 "$JALYTICS_ROOT/.venv/bin/jalytics-provision" >&2
 
+# A local API key, made once and kept in the state dir; the gateway only gets its hash.
+API_KEY_FILE="$JALYTICS_STATE_DIR/api-key"
+if [[ ! -s "$API_KEY_FILE" ]]; then
+    (umask 077 && "$JALYTICS_ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$API_KEY_FILE")
+fi
+API_KEY="$(first_line "$API_KEY_FILE")"
+export API_KEYS_SHA256="${API_KEYS_SHA256:-local:$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)}"
+
 # start_worker NAME MODULE [ENV=VALUE...]: run `python -m MODULE` in the background.
 start_worker() {
     local name=$1 module=$2
@@ -52,6 +60,8 @@ done
 cat <<MSG
 Jalytics is up.
   API                http://127.0.0.1:$PORT   (POST /transactions, GET /alerts, /health, /ready)
+  API key            $API_KEY   (from $API_KEY_FILE; send as: Authorization: Bearer <key>)
+  API description    http://127.0.0.1:$PORT/openapi.json
   metrics            http://127.0.0.1:$PORT/metrics (gateway)
                      http://127.0.0.1:$DETECTOR_METRICS_PORT/metrics (detector)
                      http://127.0.0.1:$BASELINE_METRICS_PORT/metrics (baseline worker)

@@ -83,7 +83,7 @@ class BatchResult(BaseModel):
 class ReversalIn(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
 
 
 class ReversalOut(BaseModel):

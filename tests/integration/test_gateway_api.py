@@ -60,7 +60,7 @@ async def test_a_batch_reports_per_item_and_publishes_only_the_good_ones(
     assert await published(isolated) == 2
 
     too_many = await client.post("/transactions/batch", json={"transactions": [VALID] * 6})
-    assert too_many.status == 413
+    assert too_many.status == 422
     empty = await client.post("/transactions/batch", json={"transactions": []})
     assert empty.status == 422
 
@@ -105,7 +105,7 @@ async def test_a_stored_transaction_reads_back_with_its_verdict_and_reverses_onc
     assert stored["reversed_at"] is None
 
     assert (await client.get(f"/transactions/{uuid4()}")).status == 404
-    assert (await client.get("/transactions/not-a-uuid")).status == 400
+    assert (await client.get("/transactions/not-a-uuid")).status == 404
 
     no_key = await client.post(f"/transactions/{txn_id}/reversal", json={"reason": "refund"})
     assert no_key.status == 400
