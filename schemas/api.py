@@ -1,39 +1,18 @@
 """HTTP bodies of the ingest gateway (request and response), the source of its OpenAPI document."""
 
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.money import money_problem
-from schemas.types import Amount, CurrencyCode, Label, OptionalRef, Timestamp
+from schemas.transaction import TransactionFields
+from schemas.types import Timestamp
 from schemas.verdict import Rule, Severity
 
 
-class TransactionIn(BaseModel):
-    """`POST /transactions`: the seed body plus optional fields."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    amount: Amount
-    category: Label
-    merchant: Label
-    transaction_date: Timestamp
-    currency: CurrencyCode = "USD"
-    account_id: OptionalRef = None
-    client_transaction_id: OptionalRef = None
-
-    @model_validator(mode="after")
-    def _fits_currency(self) -> Self:
-        problem = money_problem(self.amount, self.currency)
-        if problem is not None:
-            raise PydanticCustomError(
-                "currency_precision",
-                "{field}: {message}",
-                {"field": problem[0], "message": problem[1]},
-            )
-        return self
+class TransactionIn(TransactionFields):
+    """`POST /transactions`: the seed body (amount, category, merchant, transaction_date)
+    plus optional currency, account_id and client_transaction_id."""
 
 
 class TransactionAccepted(BaseModel):

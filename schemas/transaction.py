@@ -10,20 +10,16 @@ from schemas.money import money_problem
 from schemas.types import Amount, CurrencyCode, Label, OptionalRef, Timestamp
 
 
-class Transaction(BaseModel):
-    """One payment as the detector sees it. Producers may write it to Kafka directly."""
+class TransactionFields(BaseModel):
+    """What a client states about a payment: shared by the HTTP body and the Kafka record."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = 1
-    id: UUID
     amount: Amount
-    currency: CurrencyCode = "USD"
     category: Label
     merchant: Label
     transaction_date: Timestamp
-    # When the system first saw it (gateway receipt, or the producer's own clock).
-    received_at: Timestamp | None = None
+    currency: CurrencyCode = "USD"
     account_id: OptionalRef = None
     client_transaction_id: OptionalRef = None
 
@@ -37,3 +33,12 @@ class Transaction(BaseModel):
                 {"field": problem[0], "message": problem[1]},
             )
         return self
+
+
+class Transaction(TransactionFields):
+    """One payment as the detector sees it. Producers may write it to Kafka directly."""
+
+    schema_version: Literal[1] = 1
+    id: UUID
+    # When the system first saw it (gateway receipt, or the producer's own clock).
+    received_at: Timestamp | None = None

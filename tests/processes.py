@@ -67,6 +67,15 @@ class Worker:
         if code is not None:
             raise AssertionError(f"{self.module} exited with {code}:\n{self.log_tail()}")
 
+    def wait_healthy(self, url: str, timeout: float = 90.0) -> None:
+        """Wait until `url` answers 200, failing at once (with the log) if the process died."""
+
+        def healthy() -> bool:
+            self.assert_running()
+            return get_json(url)[0] == 200
+
+        wait_for(healthy, timeout, f"{self.module} to answer {url}")
+
     def stop(self, timeout: float = 30.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

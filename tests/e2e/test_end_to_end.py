@@ -48,13 +48,8 @@ def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
         running("detector_worker", env, tmp_path / "detector.log") as detector,
     ):
         api, ops = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{detector_port}"
-        for worker, url in ((gateway, f"{api}/health"), (detector, f"{ops}/health")):
-
-            def healthy(worker: Worker = worker, url: str = url) -> bool:
-                worker.assert_running()
-                return get_json(url)[0] == 200
-
-            wait_for(healthy, 90, f"{worker.module} to be healthy")
+        gateway.wait_healthy(f"{api}/health")
+        detector.wait_healthy(f"{ops}/health")
         yield System(env, api, ops, gateway, detector)
 
 

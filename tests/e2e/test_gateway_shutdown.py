@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import AUTH_HEADERS, Isolated
 from tests.integration.test_gateway import VALID
 from tests.kafka_helpers import read_all
-from tests.processes import free_port, get_json, running, wait_for
+from tests.processes import free_port, running
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ async def test_sigterm_drains_in_flight_requests(isolated: Isolated, tmp_path: P
     }
     with running("ingest_gateway", env, tmp_path / "gateway.log") as gateway:
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: get_json(f"{url}/health")[0] == 200, 60, "the gateway")
+        gateway.wait_healthy(f"{url}/health")
         async with aiohttp.ClientSession(headers=AUTH_HEADERS) as session:
 
             async def post() -> tuple[int, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_KEY, Isolated
-from tests.processes import free_port, get_json, running, wait_for
+from tests.processes import free_port, running
 
 pytestmark = pytest.mark.e2e
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -54,12 +54,7 @@ def test_the_live_gateway_honours_its_openapi_document(isolated: Isolated, tmp_p
     }
     with running("ingest_gateway", env, tmp_path / "gateway.log") as gateway:
         base = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            gateway.assert_running()
-            return get_json(f"{base}/health")[0] == 200
-
-        wait_for(healthy, 60, "the gateway")
+        gateway.wait_healthy(f"{base}/health")
         result = run_schemathesis(base, tmp_path / "schemathesis.txt")
         if result.returncode != 0 and TOOL_CRASH in result.stdout:
             result = run_schemathesis(base, tmp_path / "schemathesis-retry.txt")
