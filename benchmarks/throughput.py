@@ -120,8 +120,10 @@ def drop_schema(env: dict[str, str]) -> None:
         )
 
 
-def one_round(count: int, detectors: int, partitions: int, log_dir: Path) -> dict[str, Any]:
-    env = round_env(partitions)
+def one_round(
+    count: int, detectors: int, partitions: int, log_dir: Path, extra: dict[str, str]
+) -> dict[str, Any]:
+    env = round_env(partitions) | extra
     settings = CommonSettings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[call-arg]
     apply_migrations(env["DATABASE_URL"], env["DATABASE_SCHEMA"])
     asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], project_topics(settings)))
@@ -174,12 +176,20 @@ def main() -> None:
     parser.add_argument("--detectors", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/throughput.json"))
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra detector setting, e.g. BATCH_MAX_RECORDS=5000",
+    )
     args = parser.parse_args()
     log_dir = ROOT / ".run" / "bench-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     rounds = []
     for number in range(1, args.rounds + 1):
-        result = one_round(args.transactions, args.detectors, args.partitions, log_dir)
+        extra = dict(item.split("=", 1) for item in args.env)
+        result = one_round(args.transactions, args.detectors, args.partitions, log_dir, extra)
         rounds.append(result)
         print(
             f"round {number}: {result['transactions']:,} in {result['seconds']:.1f}s "
