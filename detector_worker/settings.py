@@ -13,6 +13,7 @@ class DetectorSettings(CommonSettings):
     batch_max_records: int = Field(default=1000, ge=1, le=100_000)
     batch_max_wait_seconds: float = Field(default=0.05, gt=0, le=10)
     baseline_catchup_timeout_seconds: float = Field(default=60, gt=0)
+    session_timeout_seconds: float = Field(default=10, ge=6, le=300)
 
     anomaly_strict_mode: bool = False
     anomaly_method: Method = "zscore"
