@@ -28,7 +28,7 @@ from psycopg import sql
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
 from shared.kafka import ensure_topics, make_producer, project_topics
 from shared.migrations import apply_migrations
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, settings_from
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = [f"category-{i}" for i in range(20)]
@@ -124,7 +124,7 @@ def one_round(
     count: int, detectors: int, partitions: int, log_dir: Path, extra: dict[str, str]
 ) -> dict[str, Any]:
     env = round_env(partitions) | extra
-    settings = CommonSettings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[call-arg]
+    settings = settings_from(CommonSettings, env)
     apply_migrations(env["DATABASE_URL"], env["DATABASE_SCHEMA"])
     asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], project_topics(settings)))
     produce_seconds = asyncio.run(produce(env, count))

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings
 
 from shared.kafka import ensure_topics, project_topics
 from shared.migrations import apply_migrations
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, settings_from
 from tests.infra import kafka_endpoint, postgres_endpoint
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -43,9 +43,7 @@ class Isolated:
     env: dict[str, str]
 
     def settings(self, cls: type[SettingsT], **overrides: Any) -> SettingsT:
-        values: dict[str, Any] = {key.lower(): value for key, value in self.env.items()}
-        values.update(overrides)
-        return cls(_env_file=None, **values)
+        return settings_from(cls, self.env, **overrides)
 
     @property
     def schema(self) -> str:

@@ -20,7 +20,7 @@ import pytest
 from benchmarks.throughput import produce
 from shared.kafka import ensure_topics, project_topics
 from shared.migrations import apply_migrations
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, settings_from
 from tests.conftest import Isolated
 from tests.faults.test_detector_crashes import COUNT, check_nothing_lost_or_doubled, persisted
 from tests.processes import ROOT, free_port, running, wait_for
@@ -82,7 +82,7 @@ async def test_a_database_outage_pauses_and_catches_up(
         "METRICS_PORT": str(port),
     }
     apply_migrations(url, isolated.schema)
-    settings = CommonSettings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[call-arg]
+    settings = settings_from(CommonSettings, env)
     await ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], project_topics(settings))
     await produce(env, COUNT)
 
