@@ -4,7 +4,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -50,8 +50,20 @@ RETURNING id, transaction_id, reason, created_at
 """
 
 
-def _wire(body: TransactionIn, now: datetime) -> Transaction:
-    return Transaction(id=uuid4(), received_at=now, **body.model_dump())
+# With an Idempotency-Key the transaction id derives from it: a retry after a 503 whose
+# record reached Kafka after all carries the same id, and the detector stores it once.
+_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/transactions")
+
+
+def transaction_id(request: web.Request, item: int | None = None) -> UUID:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return uuid4()
+    return uuid5(_ID_NAMESPACE, f"{request[CALLER]}\0{key}\0{'' if item is None else item}")
+
+
+def _wire(body: TransactionIn, txn_id: UUID, now: datetime) -> Transaction:
+    return Transaction(id=txn_id, received_at=now, **body.model_dump())
 
 
 def _wants_verdict(request: web.Request) -> bool:
@@ -64,7 +76,7 @@ async def post_transaction(request: web.Request) -> web.Response:
     settings, verdicts = request.app[SETTINGS], request.app[VERDICTS]
     now = datetime.now(UTC)
     body = parse_transaction(await read_json(request), now, _max_future(request))
-    txn = _wire(body, now)
+    txn = _wire(body, transaction_id(request), now)
     wait = _wants_verdict(request) and settings.verdict_wait_seconds > 0
     # Register before publishing: a fast verdict must not arrive before anyone listens.
     pending = verdicts.expect(txn.id) if wait else None
@@ -116,7 +128,7 @@ async def post_batch(request: web.Request) -> web.Response:
                 )
             )
             continue
-        valid.append((index, _wire(body, now)))
+        valid.append((index, _wire(body, transaction_id(request, index), now)))
     published = await publish(request.app, [txn for _, txn in valid])
     for (index, txn), ok in zip(valid, published, strict=True):
         results.append(

@@ -46,13 +46,22 @@ def insert(
     category: str,
     merchant: str,
     days_ago: float,
-    anomaly: bool = False,
+    severity: str | None = None,
     currency: str = "USD",
 ) -> None:
     db.execute(
         "INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,"
-        " anomaly, scored_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, now())",
-        (amount, currency, category, merchant, NOW - timedelta(days=days_ago), anomaly),
+        " anomaly, severity, scored_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s,"
+        " now())",
+        (
+            amount,
+            currency,
+            category,
+            merchant,
+            NOW - timedelta(days=days_ago),
+            severity is not None,
+            severity,
+        ),
     )
 
 
@@ -61,7 +70,8 @@ async def test_recompute_publishes_every_scope_and_records_history(
 ) -> None:
     for amount in ("90", "110"):
         insert(db, amount, "food", "Cafe", days_ago=1)
-    insert(db, "5000", "food", "Cafe", days_ago=1, anomaly=True)  # judged anomalous: left out
+    insert(db, "5000", "food", "Cafe", days_ago=1, severity="critical")  # left out
+    insert(db, "7000", "food", "Cafe", days_ago=1, severity="high")  # left out
     insert(db, "70", "food", "Cafe", days_ago=45)  # outside the window
     insert(db, "80", "food", "Cafe", days_ago=2, currency="EUR")
 
@@ -119,3 +129,14 @@ async def test_only_one_worker_leads_and_a_standby_takes_over(isolated: Isolated
         with pytest.raises(Exception, match="no lock session"):
             await first.confirm()
         await second.confirm()
+
+
+async def test_medium_alerts_still_feed_the_baseline(recomputer: Recomputer, db: Any) -> None:
+    # Leaving medium (>= 2 sigma, ~2% of normal traffic) out would shrink every baseline.
+    for amount in ("90", "110"):
+        insert(db, amount, "food", "Cafe", days_ago=1)
+    insert(db, "130", "food", "Cafe", days_ago=1, severity="medium")
+    food = next(
+        b for b in (await recomputer.run(NOW)).published if b.scope.label() == "category:food:USD"
+    )
+    assert (food.count, food.mean) == (3, 110.0)

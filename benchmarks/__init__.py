@@ -1,0 +1,1 @@
+"""Benchmarks: throughput, baseline recompute, and detection accuracy on labelled streams."""

@@ -1,0 +1,121 @@
+"""The Kafka broker stopped and restarted under HTTP load: while it is down the gateway
+answers 503 (never a false 2xx), it recovers by itself, and every transaction it
+acknowledged is on the topic. The broker is the test's own (ops/kafka.sh, private ports)."""
+
+import asyncio
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from shared.kafka import ensure_topics, project_topics
+from shared.settings import CommonSettings, settings_from
+from tests.conftest import AUTH_HEADERS, Isolated
+from tests.integration.test_gateway import VALID
+from tests.kafka_helpers import read_all
+from tests.processes import ROOT, free_port, running
+
+pytestmark = pytest.mark.faults
+
+
+class PrivateKafka:
+    def __init__(self, state_dir: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "JALYTICS_STATE_DIR": str(state_dir),
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(free_port()),
+        }
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def run(self, command: str) -> None:
+        result = subprocess.run(
+            ["bash", str(ROOT / "ops" / "kafka.sh"), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.fixture
+def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafka]:
+    kafka = PrivateKafka(tmp_path_factory.mktemp("kafka-state"))
+    kafka.run("start")
+    try:
+        yield kafka
+    finally:
+        kafka.run("stop")
+
+
+class Load:
+    """Four clients posting back to back; every answer is kept with its time."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answers: list[tuple[float, int, str]] = []
+        self.stopping = asyncio.Event()
+
+    async def client(self, session: aiohttp.ClientSession) -> None:
+        while not self.stopping.is_set():
+            async with session.post(f"{self.url}/transactions?wait=false", json=VALID) as reply:
+                body = await reply.json()
+                self.answers.append((time.monotonic(), reply.status, body.get("id", "")))
+
+
+async def test_a_broker_outage_gets_503s_and_loses_nothing_acknowledged(
+    isolated: Isolated, private_kafka: PrivateKafka, tmp_path: Path
+) -> None:
+    env = isolated.env | {
+        "KAFKA_BOOTSTRAP_SERVERS": private_kafka.bootstrap,
+        "PORT": str(free_port()),
+        "RATE_LIMIT_RPS": "100000",
+        "RATE_LIMIT_BURST": "100000",
+        "PUBLISH_TIMEOUT_SECONDS": "2",
+    }
+    await ensure_topics(private_kafka.bootstrap, project_topics(settings_from(CommonSettings, env)))
+    url = f"http://127.0.0.1:{env['PORT']}"
+    with running("ingest_gateway", env, tmp_path / "gateway.log") as gateway:
+        gateway.wait_healthy(f"{url}/health")
+        load = Load(url)
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as session:
+            clients = [asyncio.create_task(load.client(session)) for _ in range(4)]
+            await asyncio.sleep(3)
+            await asyncio.to_thread(private_kafka.run, "stop")
+            stopped = time.monotonic()
+            await asyncio.sleep(8)
+            await asyncio.to_thread(private_kafka.run, "start")
+            restarted = time.monotonic()
+            await asyncio.sleep(12)
+            load.stopping.set()
+            await asyncio.gather(*clients)
+        gateway.assert_running()
+
+    statuses = Counter(status for _, status, _ in load.answers)
+    during = Counter(s for t, s, _ in load.answers if stopped + 1 < t < restarted)
+    recovered = [t for t, s, _ in load.answers if t > restarted and s == 202]
+    acked = {txn_id for _, status, txn_id in load.answers if status == 202}
+    on_topic = {
+        r.key.decode()
+        for r in await read_all(private_kafka.bootstrap, isolated.topic("transactions"))
+    }
+    recovery = (min(recovered) - restarted) if recovered else float("inf")
+    print(
+        f"\n| answers | 202 | 503 | other | acked on topic | recovery after restart |"
+        f"\n| {len(load.answers)} | {statuses[202]} | {statuses[503]} | "
+        f"{sum(statuses.values()) - statuses[202] - statuses[503]} | "
+        f"{len(acked & on_topic)}/{len(acked)} | {recovery:.1f}s |"
+    )
+    assert set(statuses) <= {202, 503}
+    assert during[503] > 0
+    assert during[202] == 0  # nothing acknowledged while the broker was down
+    assert recovered, "the gateway did not recover by itself"
+    assert acked <= on_topic
