@@ -110,14 +110,17 @@ class Recomputer:
     async def _publish(
         self, baselines: Sequence[Baseline], vanished: Sequence[BaselineScope]
     ) -> None:
-        sends = [
-            await self._producer.send(self._topic, key=b.scope.key(), value=encode_model(b))
-            for b in baselines
-        ]
-        sends += [
-            await self._producer.send(self._topic, key=scope.key(), value=None)
-            for scope in vanished
-        ]
+        """One Kafka transaction per recompute: detectors (read_committed) see the whole new
+        set or none of it, even if this worker dies half way."""
+        async with self._producer.transaction():
+            sends = [
+                await self._producer.send(self._topic, key=b.scope.key(), value=encode_model(b))
+                for b in baselines
+            ]
+            sends += [
+                await self._producer.send(self._topic, key=scope.key(), value=None)
+                for scope in vanished
+            ]
         await asyncio.gather(*sends)
 
     async def _advance_current(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
-from psycopg_pool import PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from baseline_worker.leadership import LeaderLock, LeadershipLost, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
@@ -49,35 +49,45 @@ class BaselineService:
         await asyncio.to_thread(apply_migrations, s.database_url, s.database_schema)
         await ensure_topics(s.kafka_bootstrap_servers, project_topics(s))
         pool = await open_pool(s.database_url, s.database_schema, max_size=2)
-        producer = make_producer(s.kafka_bootstrap_servers)
-        await producer.start()
-        recomputer = Recomputer(
-            pool, producer, s.topic_baselines, s.baseline_window_days, self.metrics
-        )
         try:
             async with LeaderLock(s.database_url, leader_lock_key(s.database_schema)) as lock:
-                await self._lead(lock, recomputer, once=once)
+                await self._lead(lock, pool, once=once)
         finally:
-            await producer.stop()
             await pool.close()
             await ops.cleanup()
 
-    async def _lead(self, lock: LeaderLock, recomputer: Recomputer, *, once: bool) -> None:
+    def transactional_id(self) -> str:
+        """Shared by every instance of one deployment: a new leader's producer fences the
+        old leader's, so a leader that lost its lock can no longer publish."""
+        return f"jalytics-baselines-{self.settings.database_schema}-{self.settings.topic_baselines}"
+
+    async def _lead(self, lock: LeaderLock, pool: AsyncConnectionPool, *, once: bool) -> None:
+        s = self.settings
         while not self.stopping.is_set():
             self._set_leader(False)
-            if not await self._until_stopped(lock.acquire(self.settings.standby_poll_seconds)):
+            if not await self._until_stopped(lock.acquire(s.standby_poll_seconds)):
                 return
             self._set_leader(True)
+            # Started only once leading: a standby's producer would fence the live leader.
+            producer = make_producer(
+                s.kafka_bootstrap_servers, transactional_id=self.transactional_id()
+            )
+            await producer.start()
+            recomputer = Recomputer(
+                pool, producer, s.topic_baselines, s.baseline_window_days, self.metrics
+            )
             try:
                 while not self.stopping.is_set():
                     await lock.confirm()
                     await self.recompute_once(recomputer)
                     if once:
                         return
-                    await self._sleep(self.settings.recompute_interval_seconds)
+                    await self._sleep(s.recompute_interval_seconds)
             except LeadershipLost as exc:
                 log.warning("lost baseline leadership; standing by", extra={"error": str(exc)})
                 await lock.release()
+            finally:
+                await producer.stop()
 
     async def recompute_once(self, recomputer: Recomputer) -> RecomputeResult | None:
         started = time.perf_counter()

@@ -85,7 +85,7 @@ async def time_recomputes(url: str, bootstrap: str, rounds: int, now: datetime) 
     topic = f"{SCHEMA}-baselines"
     await ensure_topics(bootstrap, [TopicSpec(topic, 3, 1, {"cleanup.policy": "compact"})])
     pool = await open_pool(url, SCHEMA, max_size=2)
-    producer = make_producer(bootstrap)
+    producer = make_producer(bootstrap, transactional_id=f"{SCHEMA}-baselines")
     await producer.start()
     try:
         recomputer = Recomputer(

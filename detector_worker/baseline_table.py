@@ -60,6 +60,8 @@ class BaselineFollower:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Only whole recomputes: records of an aborted (half-published) one stay unseen.
+            isolation_level="read_committed",
         )
         self.caught_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -87,8 +87,15 @@ async def topic_partitions(bootstrap_servers: str, topic: str) -> list[int]:
     raise LookupError(f"topic {topic} does not exist")
 
 
-def make_producer(bootstrap_servers: str, *, linger_ms: int = 5) -> AIOKafkaProducer:
-    """An idempotent producer (acks=all): a retried send never writes a record twice."""
+def make_producer(
+    bootstrap_servers: str, *, linger_ms: int = 5, transactional_id: str | None = None
+) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all): a retried send never writes a record twice.
+
+    With a `transactional_id`, records sent inside `producer.transaction()` become visible
+    to read_committed consumers all together or not at all, and a newer producer with the
+    same id fences an older one (a leader that lost its lock cannot publish any more).
+    """
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         enable_idempotence=True,
@@ -96,4 +103,5 @@ def make_producer(bootstrap_servers: str, *, linger_ms: int = 5) -> AIOKafkaProd
         linger_ms=linger_ms,
         max_batch_size=256 * 1024,
         request_timeout_ms=15_000,
+        transactional_id=transactional_id,
     )

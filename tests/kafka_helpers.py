@@ -45,6 +45,22 @@ async def read_topic(
 
 
 async def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[ConsumerRecord]:
-    """Every record currently in the topic."""
-    total = sum((await end_offsets(bootstrap, topic)).values())
-    return await read_topic(bootstrap, topic, until=lambda r: len(r) >= total, timeout=timeout)
+    """Every committed record currently in the topic (read until each partition's end;
+    transaction markers take offsets too, so counting records would not do)."""
+    partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        async with asyncio.timeout(timeout):
+            while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()

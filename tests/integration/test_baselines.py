@@ -27,7 +27,9 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 async def recomputer(isolated: Isolated) -> AsyncIterator[Recomputer]:
     settings = isolated.settings(BaselineSettings, baseline_window_days=30)
     pool = await open_pool(settings.database_url, settings.database_schema)
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(
+        settings.kafka_bootstrap_servers, transactional_id=f"tests-{isolated.schema}"
+    )
     await producer.start()
     yield Recomputer(
         pool,
