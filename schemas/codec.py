@@ -59,6 +59,10 @@ def decode_json(raw: bytes | str) -> Any:
         raise MalformedJson(
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except ValueError as exc:
+        # e.g. an integer of thousands of digits (Python refuses to convert it): a poison
+        # pill that must become a clear rejection, not a crash.
+        raise MalformedJson(f"unreadable JSON value: {str(exc)[:120]}") from exc
 
 
 def encode_model(model: BaseModel) -> bytes:

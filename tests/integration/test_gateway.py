@@ -187,3 +187,14 @@ async def test_alerts_are_newest_first_and_pages_follow_the_cursor(
     )
     assert [a["id"] for a in await third.json()] == newest_first[4:]
     assert "X-Next-Cursor" not in third.headers
+
+
+async def test_a_number_too_long_to_convert_is_a_400(
+    client: TestClient[Any, Any], isolated: Isolated
+) -> None:
+    body = b'{"amount": ' + b"9" * 5000 + b', "category": "a"}'
+    response = await client.post(
+        "/transactions", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert await published(isolated) == 0

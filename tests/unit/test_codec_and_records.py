@@ -78,3 +78,13 @@ def test_bad_records_become_dead_letters(value: bytes | None, reason: str) -> No
 @given(st.binary(max_size=300))
 def test_no_bytes_make_decoding_raise(value: bytes) -> None:
     assert isinstance(decode_transaction(record(value)), Transaction | DeadLetter)
+
+
+def test_a_number_too_long_to_convert_is_a_dead_letter_not_a_crash() -> None:
+    # Python refuses int() of more than 4300 digits with a ValueError.
+    raw = b'{"amount": ' + b"9" * 5000 + b"}"
+    with pytest.raises(MalformedJson):
+        decode_json(raw)
+    result = decode_transaction(record(raw))
+    assert isinstance(result, DeadLetter)
+    assert result.reason == "malformed_json"
