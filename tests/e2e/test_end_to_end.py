@@ -4,6 +4,7 @@ an outlier posted over HTTP comes back as an explained alert everywhere it shoul
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -167,3 +168,55 @@ async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
 def test_workers_stop_cleanly_on_sigterm(system: System) -> None:
     assert system.gateway.stop() == 0
     assert system.detector_worker.stop() == 0
+
+
+HOSTILE = [
+    "Robert'); DROP TABLE transactions;--",
+    "' OR '1'='1",
+    '"quoted" \\ back\\slash %s %(name)s {0}',
+    "☃ émoji 🚀 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ‮rtl",
+    "x" * 128,
+]
+
+
+async def test_hostile_strings_travel_end_to_end_verbatim(system: System, db: Any) -> None:
+    ids = {}
+    for text in HOSTILE:
+        status, reply = post_json(
+            f"{system.api}/transactions?wait=false",
+            {
+                "amount": "10.00",
+                "category": text,
+                "merchant": text[::-1],
+                "transaction_date": datetime.now(UTC).isoformat(),
+            },
+        )
+        assert status == 202
+        ids[reply["id"]] = text
+    wait_for(
+        lambda: db.execute("SELECT count(*) FROM transactions").fetchone()[0] == len(ids),
+        30,
+        "the hostile transactions to be stored",
+    )
+    for txn_id, text in ids.items():
+        stored = db.execute(
+            "SELECT category, merchant FROM transactions WHERE id = %s", (txn_id,)
+        ).fetchone()
+        assert stored == (text, text[::-1])
+    # And a NUL, which PostgreSQL text cannot hold, is refused at the door (422), not a 5xx.
+    request = urllib.request.Request(  # noqa: S310 - localhost
+        f"{system.api}/transactions",
+        method="POST",
+        data=json.dumps(
+            {
+                "amount": "1.00",
+                "category": "a\u0000b",
+                "merchant": "m",
+                "transaction_date": datetime.now(UTC).isoformat(),
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json", **AUTH_HEADERS},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)  # noqa: S310
+    assert refused.value.code == 422
