@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down test lint fmt unit
+.PHONY: help install up down test lint fmt unit rules
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -11,7 +11,7 @@ help: ## list the targets
 install: ## create .venv with the package and its dev tools
 	@bash ops/python.sh
 
-up: ## bring up the whole system locally (PostgreSQL, Kafka, gateway, detector, baseline worker)
+up: ## bring up the whole system locally (PostgreSQL, Kafka, the three workers, Prometheus)
 	@bash ops/up.sh
 
 down: ## stop everything `make up` started
@@ -26,8 +26,11 @@ fmt: install ## format and auto-fix
 	$(VENV)/ruff format .
 	$(VENV)/ruff check --fix .
 
+rules: ## check the Prometheus config and alert rules, and run the rules' unit tests (promtool)
+	@bash ops/prometheus.sh check
+
 unit: install ## the fast tests only (no broker, no database)
 	$(VENV)/pytest tests/unit
 
-test: lint ## lint, then every test against real Kafka and PostgreSQL (started if needed)
+test: lint rules ## lint and rule tests, then every test against real Kafka and PostgreSQL
 	$(VENV)/pytest

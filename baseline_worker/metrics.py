@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 _RECOMPUTE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
 
@@ -19,6 +19,8 @@ class BaselineMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "BaselineMetrics":
+        # Memory, CPU, open files and start time (restarts) of this process.
+        ProcessCollector(registry=registry)
         return cls(
             db_query_duration=Histogram(
                 "db_query_duration_seconds",

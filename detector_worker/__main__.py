@@ -20,6 +20,9 @@ def main() -> None:
         quiet=True,
         redirect_stdouts=False,
     )
+    # Faust's start-up spinner writes terminal escape codes even when stdout is no terminal,
+    # which would corrupt the first JSON log line.
+    worker.spinner = None
     worker.execute_from_commandline()
 
 

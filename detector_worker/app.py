@@ -3,6 +3,7 @@
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import mode
 from prometheus_client import CollectorRegistry
 
 from detector_worker.records import RawRecord
-from detector_worker.runtime import DetectorRuntime
+from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime
 from detector_worker.settings import DetectorSettings
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 # Exit code when an unexpected error leaves the batch in an unknown state: the supervisor
 # restarts the process and the batch is replayed from the last committed offset.
 EXIT_UNEXPECTED = 70
+# At most this many transaction ids (record keys) in the log line of a failed batch.
+_LOGGED_IDS = 20
 
 
 def _faust_app(settings: DetectorSettings) -> faust.App:
@@ -38,7 +41,25 @@ def _faust_app(settings: DetectorSettings) -> faust.App:
         broker_max_poll_records=settings.batch_max_records,
         stream_buffer_maxsize=settings.batch_max_records * 2,
         broker_commit_interval=1.0,
+        # A dead member is noticed after this long; its partitions then move (default 60 s).
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 5,
     )
+
+
+def batch_context(records: Sequence[RawRecord]) -> dict[str, object]:
+    """Where a failed batch came from, for its log line: offsets per partition and the first
+    transaction ids (record keys), so that an operator can find the records."""
+    offsets: dict[str, list[int]] = {}
+    for record in records:
+        offsets.setdefault(f"{record.topic}/{record.partition}", []).append(record.offset)
+    return {
+        "offsets": {tp: [min(o), max(o)] for tp, o in offsets.items()},
+        "records": len(records),
+        "transaction_ids": [
+            r.key.decode("utf-8", "replace") for r in records[:_LOGGED_IDS] if r.key
+        ],
+    }
 
 
 def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust.App:
@@ -82,9 +103,18 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
             except Exception:
                 # take_events acknowledges the batch when this body returns or raises: leave
                 # without returning, so the offsets of a half-done batch are never committed.
-                log.critical("unexpected error in batch; exiting for a clean replay", exc_info=True)
+                log.critical(
+                    "unexpected error in batch; exiting for a clean replay",
+                    exc_info=True,
+                    extra=batch_context(records),
+                )
                 logging.shutdown()
                 os._exit(EXIT_UNEXPECTED)
+
+    async def refresh_lag() -> None:
+        await runtime.refresh_lag(app.consumer)
+
+    app.timer(interval=LAG_REFRESH_SECONDS)(refresh_lag)
 
     app.jalytics_runtime = runtime  # type: ignore[attr-defined]
     return app

@@ -97,6 +97,7 @@ class DetectorPipeline:
                         "topic": record.topic,
                         "partition": record.partition,
                         "offset": record.offset,
+                        "transaction_id": record.key,
                         "reason": result.reason,
                         "error": result.error,
                     },
@@ -151,6 +152,7 @@ class DetectorPipeline:
         metrics.last_batch_timestamp.set(now)
         for item in scored:
             metrics.transactions.labels(category=item.transaction.category).inc()
+            metrics.transactions_by_merchant.inc(item.transaction.merchant)
             if item.transaction.received_at is not None:
                 metrics.end_to_end_latency.observe(
                     max(0.0, now - item.transaction.received_at.timestamp())

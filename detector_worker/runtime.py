@@ -2,15 +2,20 @@
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
-from prometheus_client import CollectorRegistry
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+from faust.types import TP
+from prometheus_client import CollectorRegistry, Gauge
 from psycopg_pool import AsyncConnectionPool
 
 from detector_worker.baseline_table import BaselineFollower, BaselineTable
-from detector_worker.metrics import DetectorMetrics
+from detector_worker.metrics import DetectorMetrics, baseline_age_seconds, consumer_lag
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore
@@ -21,9 +26,66 @@ from shared.ops_http import start_ops_server
 
 log = logging.getLogger(__name__)
 
+# How often the consumer lag is refreshed, and how long one refresh may take: two small
+# requests to the broker, cheap next to the stream itself.
+LAG_REFRESH_SECONDS = 5.0
+_LAG_TIMEOUT_SECONDS = 10.0
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class AssignedConsumer(Protocol):
+    """The part of Faust's consumer the lag probe reads (public Faust API)."""
+
+    def assignment(self) -> set[TP]: ...
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]: ...
+
+
+class GroupOffsets(Protocol):
+    """The part of aiokafka's admin client the lag probe uses."""
+
+    async def list_consumer_group_offsets(
+        self,
+        group_id: str,
+        group_coordinator_id: int | None = None,
+        partitions: list[TopicPartition] | None = None,
+    ) -> dict[TopicPartition, OffsetAndMetadata]: ...
+
+
+class ConsumerLagProbe:
+    """Sets `detector_consumer_lag{topic,partition}` for the partitions this process owns.
+
+    End offsets come from the Faust consumer; committed offsets from the broker, which holds
+    the group's truth even while this process is stuck or has not committed yet. Summing the
+    gauge over processes gives the group's lag: each partition is reported by its owner only.
+    """
+
+    def __init__(self, admin: GroupOffsets, group: str, topic: str, gauge: Gauge) -> None:
+        self._admin = admin
+        self._group = group
+        self._topic = topic
+        self._gauge = gauge
+
+    async def refresh(self, consumer: AssignedConsumer) -> None:
+        owned = sorted(tp for tp in consumer.assignment() if tp.topic == self._topic)
+        lag: dict[int, int] = {}
+        if owned:
+            ends = await consumer.highwaters(*owned)
+            committed = await self._admin.list_consumer_group_offsets(
+                self._group, partitions=[TopicPartition(tp.topic, tp.partition) for tp in owned]
+            )
+            lag = consumer_lag(
+                {tp.partition: end for tp, end in ends.items()},
+                {tp.partition: meta.offset for tp, meta in committed.items()},
+            )
+        # No await from here on: a scrape never sees the gauge half rewritten. Clearing drops
+        # the partitions a rebalance moved to another process.
+        self._gauge.clear()
+        for partition, value in lag.items():
+            self._gauge.labels(topic=self._topic, partition=str(partition)).set(value)
 
 
 class DetectorRuntime:
@@ -40,6 +102,12 @@ class DetectorRuntime:
         self._pool: AsyncConnectionPool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._follower: BaselineFollower | None = None
+        self._lag_probe: ConsumerLagProbe | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        # Evaluated on each scrape: always current, no timer needed.
+        self.metrics.baseline_age.set_function(
+            lambda: baseline_age_seconds(self.table.view, utc_now())
+        )
 
     @property
     def pipeline(self) -> DetectorPipeline:
@@ -67,6 +135,11 @@ class DetectorRuntime:
         await follower.start()
         # Score nothing before the table holds what the topic held at start-up.
         await asyncio.wait_for(follower.caught_up.wait(), s.baseline_catchup_timeout_seconds)
+        self._admin = admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+        await admin.start()
+        self._lag_probe = ConsumerLagProbe(
+            admin, s.consumer_group, s.topic_transactions, self.metrics.consumer_lag
+        )
         self._pipeline = DetectorPipeline(
             s,
             s.scoring_config(),
@@ -79,8 +152,22 @@ class DetectorRuntime:
         log.info("detector ready", extra={"baseline_scopes": len(self.table)})
         self.ready.set()
 
+    async def refresh_lag(self, consumer: AssignedConsumer) -> None:
+        """Refresh the consumer-lag gauge; a failure is logged and never stops the detector."""
+        if self._lag_probe is None or not self.ready.is_set():
+            return
+        try:
+            async with asyncio.timeout(_LAG_TIMEOUT_SECONDS):
+                await self._lag_probe.refresh(consumer)
+        except Exception:
+            # The gauge keeps its last values and goes stale; the stream is unaffected.
+            log.warning("consumer lag refresh failed", exc_info=True)
+
     async def stop(self) -> None:
         self.ready.clear()
+        self._lag_probe = None
+        if self._admin is not None:
+            await self._admin.close()
         if self._follower is not None:
             await self._follower.stop()
         if self._producer is not None:

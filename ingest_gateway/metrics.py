@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 
 # An accepted POST waits for acks=all on a local broker: a few ms, more under load.
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -19,6 +19,7 @@ class GatewayMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "GatewayMetrics":
+        ProcessCollector(registry=registry)  # process_* memory, CPU, open files
         return cls(
             # Seed name; route is the matched pattern (bounded cardinality), never the raw path.
             http_request_duration=Histogram(

@@ -151,11 +151,15 @@ async def publish(app: web.Application, transactions: list[Transaction]) -> list
     started = time.perf_counter()
 
     async def send(txn: Transaction) -> bool:
+        # The bound covers the whole publish: with the broker gone, send() itself waits for
+        # metadata, and a client must get its 503 in bounded time, not hang.
         try:
-            delivery = await producer.send(
-                settings.topic_transactions, key=str(txn.id).encode(), value=encode_model(txn)
+            await asyncio.wait_for(
+                producer.send_and_wait(
+                    settings.topic_transactions, key=str(txn.id).encode(), value=encode_model(txn)
+                ),
+                settings.publish_timeout_seconds,
             )
-            await asyncio.wait_for(delivery, settings.publish_timeout_seconds)
         except (KafkaError, TimeoutError) as exc:
             metrics.publish_failures.inc()
             log.error("publish failed", extra={"transaction_id": str(txn.id), "error": repr(exc)})

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop what ops/up.sh started: the workers first (they drain), then Kafka and PostgreSQL.
+# Stop what ops/up.sh started: the workers first (they drain), then Prometheus, Kafka and
+# PostgreSQL.
 set -euo pipefail
 JALYTICS_LOG_TAG=down
 # shellcheck source=ops/lib.sh
@@ -14,5 +15,6 @@ for name in gateway detector baselines; do
     fi
     rm -f "$pid_file"
 done
+bash "$JALYTICS_ROOT/ops/prometheus.sh" stop
 bash "$JALYTICS_ROOT/ops/kafka.sh" stop
 bash "$JALYTICS_ROOT/ops/postgres.sh" stop

@@ -74,12 +74,17 @@ read_pid() {
 
 # proc_running PID: true if PID exists and is not a zombie. Services detach from the shell that
 # started them, so a dead one is reaped by PID 1, which may take a while (over a second here).
+# Every thread counts: a JVM's main thread can exit (and show as a zombie) while its shutdown
+# hook threads still serve clients, so the leader's state alone is not enough.
 proc_running() {
-    local stat
+    local stat task
     kill -0 "$1" 2>/dev/null || return 1
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    stat="${stat##*) }" # the field after "(comm)" is the state
-    [[ "${stat:0:1}" != Z ]]
+    for task in /proc/"$1"/task/*/stat; do
+        stat="$(cat "$task" 2>/dev/null)" || continue
+        stat="${stat##*) }" # the field after "(comm)" is the state
+        [[ "${stat:0:1}" != Z ]] && return 0
+    done
+    return 1
 }
 
 # pid_alive PID [PATTERN]: true if PID is running (and, given PATTERN, its command line contains

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring up the whole system locally, no Docker: PostgreSQL, Kafka (KRaft), then the gateway,
-# one detector and the baseline worker as background processes with logs under .run/logs.
+# one detector and the baseline worker as background processes with logs under .run/logs,
+# and Prometheus scraping them with the alert rules loaded.
 set -euo pipefail
 JALYTICS_LOG_TAG=up
 # shellcheck source=ops/lib.sh
@@ -57,6 +58,9 @@ for url in "http://127.0.0.1:$PORT/health" "http://127.0.0.1:$DETECTOR_METRICS_P
     done
 done
 
+eval "$(GATEWAY_PORT="$PORT" DETECTOR_METRICS_PORT="$DETECTOR_METRICS_PORT" \
+    BASELINE_METRICS_PORT="$BASELINE_METRICS_PORT" bash "$OPS/prometheus.sh" start)"
+
 cat <<MSG
 Jalytics is up.
   API                http://127.0.0.1:$PORT   (POST /transactions, GET /alerts, /health, /ready)
@@ -65,6 +69,8 @@ Jalytics is up.
   metrics            http://127.0.0.1:$PORT/metrics (gateway)
                      http://127.0.0.1:$DETECTOR_METRICS_PORT/metrics (detector)
                      http://127.0.0.1:$BASELINE_METRICS_PORT/metrics (baseline worker)
+  Prometheus         $PROMETHEUS_URL   (alerts: $PROMETHEUS_URL/alerts, targets: $PROMETHEUS_URL/targets)
+  dashboards         Grafana comes with docker compose; metrics and alerts: docs/observability.md
   Kafka              $KAFKA_BOOTSTRAP_SERVERS
   PostgreSQL         $DATABASE_URL
   logs               $LOGS

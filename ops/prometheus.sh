@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Local Prometheus for development and CI, no Docker: Debian's `prometheus` package binary with
+# its own port, data directory and a config rendered from ops/prometheus/prometheus.yml.template
+# that scrapes the three workers and loads ops/prometheus/rules.yml.
+set -euo pipefail
+
+JALYTICS_LOG_TAG=prometheus
+# shellcheck source=ops/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PROMETHEUS_HOST=127.0.0.1
+# Not 9090: Debian's package enables a system-wide Prometheus there (where services start).
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9190}"
+PROMETHEUS_SCRAPE_INTERVAL="${PROMETHEUS_SCRAPE_INTERVAL:-5s}"
+PROMETHEUS_RETENTION="${PROMETHEUS_RETENTION:-7d}"
+PROMETHEUS_START_TIMEOUT="${PROMETHEUS_START_TIMEOUT:-${JALYTICS_START_TIMEOUT:-60}}"
+PROMETHEUS_STOP_TIMEOUT="${PROMETHEUS_STOP_TIMEOUT:-30}"
+# The workers' ports, as ops/up.sh starts them.
+GATEWAY_PORT="${GATEWAY_PORT:-${PORT:-8000}}"
+DETECTOR_METRICS_PORT="${DETECTOR_METRICS_PORT:-9101}"
+BASELINE_METRICS_PORT="${BASELINE_METRICS_PORT:-9102}"
+
+OPS_DIR="$JALYTICS_ROOT/ops/prometheus"
+TEMPLATE="$OPS_DIR/prometheus.yml.template"
+RULES="$OPS_DIR/rules.yml"
+RULES_TESTS="$OPS_DIR/rules.test.yml"
+
+PROM_STATE="$JALYTICS_STATE_DIR/prometheus"
+DATA_DIR="$PROM_STATE/data"
+CONFIG="$PROM_STATE/prometheus.yml"
+PID_FILE="$PROM_STATE/prometheus.pid"
+LOG_FILE="$PROM_STATE/prometheus.log"
+
+# Matched against /proc/PID/cmdline: ours is the Prometheus reading our config, never the
+# system one of Debian's service.
+PID_PATTERN="--config.file=$CONFIG"
+
+usage() {
+    cat <<EOF
+Usage: ops/prometheus.sh COMMAND
+
+Local Prometheus on $PROMETHEUS_HOST (Debian's 'prometheus' package, installed when missing and
+root), scraping the gateway, the detector and the baseline worker, with the alert rules loaded.
+
+Commands:
+  start    render the config, start Prometheus in the background, wait until it is ready and
+           print the env (idempotent: already running => config re-rendered and reloaded).
+           On timeout prints the log's tail, stops it and exits 1
+  stop     stop it (SIGTERM, SIGKILL after ${PROMETHEUS_STOP_TIMEOUT}s); no-op when not running
+  status   exit 0 if running and ready, 3 if stopped, 1 if the process is up but not ready
+  env      print 'export PROMETHEUS_URL=...' for the running Prometheus
+  reload   re-render the config and make the running Prometheus reload it and the rules
+  check    promtool: check the rules and the rendered config, then run the rules' unit tests
+
+Typical use:  eval "\$(ops/prometheus.sh start)"
+
+Environment (defaults):
+  PROMETHEUS_PORT=9190  PROMETHEUS_SCRAPE_INTERVAL=5s  PROMETHEUS_RETENTION=7d
+  GATEWAY_PORT=\${PORT:-8000}  DETECTOR_METRICS_PORT=9101  BASELINE_METRICS_PORT=9102
+  PROMETHEUS_START_TIMEOUT=\${JALYTICS_START_TIMEOUT:-60}  PROMETHEUS_STOP_TIMEOUT=30  (seconds)
+  PROMETHEUS_BIN / PROMTOOL_BIN  the binaries to use (default: from PATH, else /usr/bin)
+  JALYTICS_STATE_DIR=<repo>/.run  (config, data, log and pid under \$JALYTICS_STATE_DIR/prometheus)
+EOF
+}
+
+# find_tools [install]: set PROMETHEUS_BIN and PROMTOOL_BIN; with "install", as root, installs
+# Debian's package (it ships both) when either is missing.
+find_tools() {
+    PROMETHEUS_BIN="${PROMETHEUS_BIN:-$(command -v prometheus || true)}"
+    PROMTOOL_BIN="${PROMTOOL_BIN:-$(command -v promtool || true)}"
+    if [[ -z "$PROMETHEUS_BIN" || -z "$PROMTOOL_BIN" ]] && [[ "${1:-}" == install ]] && is_root; then
+        log "Prometheus not found; installing Debian's 'prometheus' package"
+        apt-get update >&2
+        # No recommends: the node exporter is not ours to run.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2
+        PROMETHEUS_BIN="$(command -v prometheus || true)"
+        PROMTOOL_BIN="$(command -v promtool || true)"
+    fi
+    [[ -x "$PROMETHEUS_BIN" ]] || die "prometheus not found (apt-get install -y prometheus)"
+    [[ -x "$PROMTOOL_BIN" ]] || die "promtool not found (apt-get install -y prometheus)"
+}
+
+prom_pid() { read_pid "$PID_FILE"; }
+
+prom_alive() { pid_alive "$(prom_pid)" "$PID_PATTERN"; }
+
+base_url() { printf 'http://%s:%s' "$PROMETHEUS_HOST" "$PROMETHEUS_PORT"; }
+
+# Ready = our process runs and answers /-/ready (config and rules loaded, TSDB open).
+# Returns 2 when the process is gone, for wait_ready.
+prom_ready() {
+    prom_alive || return 2
+    curl -fsS --max-time 2 "$(base_url)/-/ready" >/dev/null 2>&1 || return 1
+}
+
+print_env() {
+    printf 'export PROMETHEUS_URL=%s\n' "$(base_url)"
+}
+
+check_settings() {
+    check_port "$PROMETHEUS_PORT" PROMETHEUS_PORT
+    check_port "$GATEWAY_PORT" GATEWAY_PORT
+    check_port "$DETECTOR_METRICS_PORT" DETECTOR_METRICS_PORT
+    check_port "$BASELINE_METRICS_PORT" BASELINE_METRICS_PORT
+    [[ "$PROMETHEUS_SCRAPE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m)$ ]] ||
+        die "PROMETHEUS_SCRAPE_INTERVAL must be a duration like 5s (got '$PROMETHEUS_SCRAPE_INTERVAL')"
+}
+
+# render_config OUT: the template with every placeholder filled, checked by promtool (which
+# also loads the rules), written atomically.
+render_config() {
+    local out="$1" content
+    [[ -r "$TEMPLATE" ]] || die "missing $TEMPLATE"
+    content="$(<"$TEMPLATE")"
+    # Quoted replacements: bash 5.2's patsub_replacement would otherwise expand '&'.
+    content="${content//"@SCRAPE_INTERVAL@"/"$PROMETHEUS_SCRAPE_INTERVAL"}"
+    # A scrape may take at most the interval (Prometheus refuses a longer timeout).
+    content="${content//"@SCRAPE_TIMEOUT@"/"$PROMETHEUS_SCRAPE_INTERVAL"}"
+    content="${content//"@RULES_FILE@"/"$RULES"}"
+    content="${content//"@GATEWAY_TARGET@"/"127.0.0.1:$GATEWAY_PORT"}"
+    content="${content//"@DETECTOR_TARGET@"/"127.0.0.1:$DETECTOR_METRICS_PORT"}"
+    content="${content//"@BASELINE_TARGET@"/"127.0.0.1:$BASELINE_METRICS_PORT"}"
+    content="${content//"@PROMETHEUS_PORT@"/"$PROMETHEUS_PORT"}"
+    [[ "$content" != *@[A-Z_]*@* ]] || die "unfilled placeholder left in $TEMPLATE"
+    mkdir -p "$(dirname "$out")"
+    printf '%s\n' "$content" >"$out.tmp"
+    local verdict
+    if ! verdict="$("$PROMTOOL_BIN" check config "$out.tmp" 2>&1)"; then
+        printf '%s\n' "$verdict" >&2
+        die "promtool rejected the config rendered from $TEMPLATE (or the rules)"
+    fi
+    mv "$out.tmp" "$out"
+}
+
+cmd_start() {
+    check_settings
+    check_timeout "$PROMETHEUS_START_TIMEOUT" PROMETHEUS_START_TIMEOUT
+    require_cmd curl "apt-get install -y curl"
+    find_tools install
+    take_lock "$PROM_STATE/.start.lock" $((PROMETHEUS_START_TIMEOUT + 300))
+
+    if prom_alive; then
+        # The ports may have changed since it started: SIGHUP reloads config and rules.
+        render_config "$CONFIG"
+        kill -HUP "$(prom_pid)"
+        log "already running (pid $(prom_pid)) on $(base_url); config re-rendered and reloaded"
+        print_env
+        return 0
+    fi
+    if port_open "$PROMETHEUS_HOST" "$PROMETHEUS_PORT"; then
+        die "port $PROMETHEUS_HOST:$PROMETHEUS_PORT is already in use by another process (set PROMETHEUS_PORT)"
+    fi
+
+    mkdir -p "$DATA_DIR"
+    rm -f "$PID_FILE"
+    render_config "$CONFIG"
+    if [[ -f "$LOG_FILE" ]]; then
+        mv -f "$LOG_FILE" "$LOG_FILE.prev"
+    fi
+
+    local t0
+    t0="$(now_ns)"
+    # setsid: own session, so Prometheus outlives the calling shell and its terminal.
+    # 8>&-: it must not inherit the start lock.
+    nohup setsid "$PROMETHEUS_BIN" \
+        "--config.file=$CONFIG" \
+        "--storage.tsdb.path=$DATA_DIR" \
+        "--storage.tsdb.retention.time=$PROMETHEUS_RETENTION" \
+        "--web.listen-address=$PROMETHEUS_HOST:$PROMETHEUS_PORT" \
+        >"$LOG_FILE" 2>&1 </dev/null 8>&- &
+    local pid=$!
+    printf '%s\n' "$pid" >"$PID_FILE"
+    log "started (pid $pid), waiting up to ${PROMETHEUS_START_TIMEOUT}s; log: $LOG_FILE"
+
+    if ! wait_ready prometheus "$PROMETHEUS_START_TIMEOUT" "$LOG_FILE" prom_ready; then
+        if prom_alive; then
+            terminate_pid "$pid" "$PROMETHEUS_STOP_TIMEOUT" prometheus
+        fi
+        rm -f "$PID_FILE"
+        exit 1
+    fi
+    log "ready on $(base_url) in $(elapsed_since "$t0")s"
+    print_env
+}
+
+cmd_stop() {
+    check_timeout "$PROMETHEUS_STOP_TIMEOUT" PROMETHEUS_STOP_TIMEOUT
+    local pid
+    pid="$(prom_pid)"
+    if ! pid_alive "$pid" "$PID_PATTERN"; then
+        log "not running"
+        rm -f "$PID_FILE"
+        return 0
+    fi
+    log "stopping (pid $pid)"
+    terminate_pid "$pid" "$PROMETHEUS_STOP_TIMEOUT" prometheus
+    rm -f "$PID_FILE"
+}
+
+cmd_status() {
+    local pid
+    pid="$(prom_pid)"
+    if ! pid_alive "$pid" "$PID_PATTERN"; then
+        echo "prometheus: stopped"
+        return 3
+    fi
+    if prom_ready; then
+        echo "prometheus: running (pid $pid) on $(base_url), state in $PROM_STATE"
+        return 0
+    fi
+    echo "prometheus: process $pid is up but $(base_url)/-/ready does not answer (starting?)"
+    return 1
+}
+
+cmd_env() {
+    prom_alive || die "not running (start it with ops/prometheus.sh start)"
+    print_env
+}
+
+cmd_reload() {
+    check_settings
+    find_tools
+    prom_alive || die "not running (start it with ops/prometheus.sh start)"
+    render_config "$CONFIG"
+    kill -HUP "$(prom_pid)"
+    log "config and rules reloaded (pid $(prom_pid))"
+}
+
+cmd_check() {
+    check_settings
+    find_tools install
+    local scratch
+    scratch="$(mktemp -d)"
+    # shellcheck disable=SC2064 # expand now: $scratch is local
+    trap "rm -rf '$scratch'" EXIT
+    "$PROMTOOL_BIN" check rules "$RULES" >&2
+    render_config "$scratch/prometheus.yml"
+    "$PROMTOOL_BIN" test rules "$RULES_TESTS" >&2
+}
+
+main() {
+    local cmd="${1:-}"
+    case "$cmd" in
+        start) cmd_start ;;
+        stop) cmd_stop ;;
+        status) cmd_status ;;
+        env) cmd_env ;;
+        reload) cmd_reload ;;
+        check) cmd_check ;;
+        -h | --help | help)
+            usage
+            ;;
+        *)
+            usage >&2
+            exit 2
+            ;;
+    esac
+}
+
+main "$@"
