@@ -47,10 +47,14 @@ async def test_a_killed_leader_is_replaced_and_no_half_set_is_seen(
 ) -> None:
     seed_transactions(db)
     env = isolated.env | {"RECOMPUTE_INTERVAL_SECONDS": "0.1", "STANDBY_POLL_SECONDS": "0.5"}
-    leader, leader_health = baseline_worker(env, tmp_path / "leader.log")
-    standby, standby_health = baseline_worker(env, tmp_path / "standby.log")
+    first = baseline_worker(env, tmp_path / "worker-a.log")
+    second = baseline_worker(env, tmp_path / "worker-b.log")
     try:
-        wait_for(lambda: role(leader_health) == "leader", 60, "the first worker to lead")
+        # Whichever takes the lock first leads; the other stands by.
+        wait_for(lambda: "leader" in (role(first[1]), role(second[1])), 60, "a leader")
+        (leader, _), (standby, standby_health) = (
+            (first, second) if role(first[1]) == "leader" else (second, first)
+        )
         standby.wait_healthy(standby_health)
         assert role(standby_health) == "standby"
         await asyncio.sleep(random.Random(3).uniform(2.0, 4.0))  # several recomputes in
@@ -60,8 +64,8 @@ async def test_a_killed_leader_is_replaced_and_no_half_set_is_seen(
         takeover = time.monotonic() - killed
         await asyncio.sleep(2)  # the new leader publishes a few sets
     finally:
-        leader.stop()
-        standby.stop()
+        first[0].stop()
+        second[0].stop()
 
     records = await read_all(
         isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("baselines"), timeout=60
