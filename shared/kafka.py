@@ -1,5 +1,6 @@
 """Kafka plumbing: explicit topic creation and the producer every worker uses."""
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -73,18 +74,27 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None
         await admin.close()
 
 
-async def topic_partitions(bootstrap_servers: str, topic: str) -> list[int]:
-    """The partition ids of an existing topic (metadata from the broker, not a local cache)."""
+async def topic_partitions(
+    bootstrap_servers: str, topic: str, *, wait_seconds: float = 30.0
+) -> list[int]:
+    """The partition ids of an existing topic, from the broker's metadata.
+
+    A topic created a moment ago may still answer "unknown" or "leader not available"
+    while its metadata spreads: that is waited out, up to `wait_seconds`.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
+    deadline = asyncio.get_running_loop().time() + wait_seconds
     try:
-        described = await admin.describe_topics([topic])
+        while True:
+            for entry in await admin.describe_topics([topic]):
+                if entry["topic"] == topic and entry["error_code"] == 0 and entry["partitions"]:
+                    return sorted(p["partition"] for p in entry["partitions"])
+            if asyncio.get_running_loop().time() > deadline:
+                raise LookupError(f"topic {topic} does not exist (or has no leader)")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    for entry in described:
-        if entry["topic"] == topic and entry["error_code"] == 0:
-            return sorted(p["partition"] for p in entry["partitions"])
-    raise LookupError(f"topic {topic} does not exist")
 
 
 def make_producer(
