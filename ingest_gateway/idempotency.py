@@ -6,7 +6,6 @@ A request that failed on a dependency (5xx) releases its claim: a retry may do t
 """
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -84,7 +83,3 @@ class IdempotencyStore:
     async def release(self, api_key: str, key: str) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(_RELEASE, (api_key, key))
-
-
-def canonical(body: Any) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))

@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from prometheus_client import Histogram
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -44,7 +43,3 @@ def columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]
     """Rows to one list per column: the shape `INSERT ... SELECT * FROM unnest(...)` takes,
     which writes a whole batch in one statement and one round trip."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
-
-
-async def ping(conn: AsyncConnection) -> None:
-    await conn.execute("SELECT 1")
