@@ -95,3 +95,24 @@ def running(module: str, env: dict[str, str], log_path: Path, *args: str) -> Ite
         yield worker
     finally:
         worker.stop()
+
+
+class PrivateService:
+    """A service of `ops/` (kafka.sh, postgres.sh) with its own state dir and ports, so that a
+    fault test can stop and restart it without touching the shared one."""
+
+    def __init__(self, script: str, state_dir: Path, ports: dict[str, str]) -> None:
+        self.script = ROOT / "ops" / script
+        self.env = {**os.environ, "JALYTICS_STATE_DIR": str(state_dir), **ports}
+
+    def run(self, command: str) -> str:
+        result = subprocess.run(
+            ["bash", str(self.script), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout

@@ -3,8 +3,6 @@ answers 503 (never a false 2xx), it recovers by itself, and every transaction it
 acknowledged is on the topic. The broker is the test's own (ops/kafka.sh, private ports)."""
 
 import asyncio
-import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,32 +16,17 @@ from shared.settings import CommonSettings, settings_from
 from tests.conftest import AUTH_HEADERS, Isolated
 from tests.integration.test_gateway import VALID
 from tests.kafka_helpers import read_all
-from tests.processes import ROOT, free_port, running
+from tests.processes import PrivateService, free_port, running
 
 pytestmark = pytest.mark.faults
 
 
-class PrivateKafka:
+class PrivateKafka(PrivateService):
     def __init__(self, state_dir: Path) -> None:
         self.port = free_port()
-        self.env = {
-            **os.environ,
-            "JALYTICS_STATE_DIR": str(state_dir),
-            "KAFKA_PORT": str(self.port),
-            "KAFKA_CONTROLLER_PORT": str(free_port()),
-        }
+        ports = {"KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port())}
+        super().__init__("kafka.sh", state_dir, ports)
         self.bootstrap = f"127.0.0.1:{self.port}"
-
-    def run(self, command: str) -> None:
-        result = subprocess.run(
-            ["bash", str(ROOT / "ops" / "kafka.sh"), command],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
 
 
 @pytest.fixture

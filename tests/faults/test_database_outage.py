@@ -6,8 +6,6 @@ state dir and port) so it can stop and restart it without touching the shared on
 """
 
 import asyncio
-import os
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,30 +21,14 @@ from shared.migrations import apply_migrations
 from shared.settings import CommonSettings, settings_from
 from tests.conftest import Isolated
 from tests.faults.test_detector_crashes import COUNT, check_nothing_lost_or_doubled, persisted
-from tests.processes import ROOT, free_port, running, wait_for
+from tests.processes import PrivateService, free_port, running, wait_for
 
 pytestmark = pytest.mark.faults
 
 
-class PrivatePostgres:
+class PrivatePostgres(PrivateService):
     def __init__(self, state_dir: Path) -> None:
-        self.env = {
-            **os.environ,
-            "JALYTICS_STATE_DIR": str(state_dir),
-            "JALYTICS_PG_PORT": str(free_port()),
-        }
-
-    def run(self, command: str) -> str:
-        result = subprocess.run(
-            ["bash", str(ROOT / "ops" / "postgres.sh"), command],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=180,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-        return result.stdout
+        super().__init__("postgres.sh", state_dir, {"JALYTICS_PG_PORT": str(free_port())})
 
     def url(self) -> str:
         line = next(x for x in self.run("env").splitlines() if "DATABASE_URL=" in x)
