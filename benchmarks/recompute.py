@@ -25,6 +25,7 @@ from psycopg import sql
 
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer
+from benchmarks.stats import Metric, Outcome
 from shared.db import open_pool
 from shared.kafka import TopicSpec, ensure_topics, make_producer
 from shared.migrations import apply_migrations
@@ -107,6 +108,56 @@ def summarise(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def measure_sizes(rows_list: list[int], rounds: int) -> list[dict[str, Any]]:
+    """Grow the table through each size in turn, timing `rounds` recomputes at each; the
+    scratch schema is dropped at the end."""
+    url, bootstrap = os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    now = datetime.now(UTC)
+    reset_schema(url)
+    results: list[dict[str, Any]] = []
+    have = 0
+    try:
+        for rows in sorted(rows_list):
+            load_seconds = load_rows(url, have, rows, now)
+            have = rows
+            print(f"{rows:,} rows loaded (+{load_seconds:.1f}s)")
+            recompute = asyncio.run(time_recomputes(url, bootstrap, rounds, now))
+            scans = [time_full_scan(url, now) for _ in range(3)]
+            results.append(
+                {
+                    "rows": rows,
+                    "recompute_seconds": summarise(recompute),
+                    "full_scan_seconds": summarise(scans),
+                    "rounds": rounds,
+                    "recompute_rounds": recompute,
+                }
+            )
+            print(
+                f"  recompute (rollup): median {statistics.median(recompute) * 1000:.1f} ms "
+                f"[{min(recompute) * 1000:.1f}-{max(recompute) * 1000:.1f}] over {rounds} rounds"
+            )
+            print(f"  full-scan aggregate it replaces: median {statistics.median(scans):.2f} s")
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
+    return results
+
+
+def measure(rows_list: list[int], rounds: int) -> Outcome:
+    """For the suite: the recompute time at each size, in milliseconds."""
+    results = measure_sizes(rows_list, rounds)
+    metrics = [
+        Metric(
+            "baseline recompute",
+            f"{r['rows']:,} stored transactions",
+            "ms",
+            [seconds * 1000 for seconds in r["recompute_rounds"]],
+        )
+        for r in results
+    ]
+    return Outcome(results, metrics)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -115,37 +166,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/recompute.json"))
     args = parser.parse_args()
-    url, bootstrap = os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    now = datetime.now(UTC)
-    reset_schema(url)
-    results: list[dict[str, Any]] = []
-    have = 0
-    for rows in sorted(args.rows):
-        load_seconds = load_rows(url, have, rows, now)
-        have = rows
-        print(f"{rows:,} rows loaded (+{load_seconds:.1f}s)")
-        recompute = asyncio.run(time_recomputes(url, bootstrap, args.rounds, now))
-        scans = [time_full_scan(url, now) for _ in range(3)]
-        results.append(
-            {
-                "rows": rows,
-                "recompute_seconds": summarise(recompute),
-                "full_scan_seconds": summarise(scans),
-                "rounds": args.rounds,
-            }
-        )
-        print(
-            f"  recompute (rollup): median {statistics.median(recompute) * 1000:.1f} ms "
-            f"[{min(recompute) * 1000:.1f}-{max(recompute) * 1000:.1f}] over {args.rounds} rounds"
-        )
-        print(f"  full-scan aggregate it replaces: median {statistics.median(scans):.2f} s")
+    results = measure_sizes(args.rows, args.rounds)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
             {
                 "machine": os.uname().nodename,
                 "nproc": os.cpu_count(),
-                "at": now.isoformat(),
+                "at": datetime.now(UTC).isoformat(),
                 "results": results,
             },
             indent=2,
