@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down test lint fmt unit rules
+.PHONY: help install up down test lint fmt unit rules bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,3 +34,9 @@ unit: install ## the fast tests only (no broker, no database)
 
 test: lint rules ## lint and rule tests, then every test against real Kafka and PostgreSQL
 	$(VENV)/pytest
+
+bench: install ## performance suite on real Kafka/PostgreSQL, 3 rounds (ARGS="--quick", "--skip-10m", ...)
+	@if [ -z "$$DATABASE_URL" ]; then env=$$(bash ops/postgres.sh start) || exit 1; eval "$$env"; fi; \
+	if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then env=$$(bash ops/kafka.sh start) || exit 1; eval "$$env"; fi; \
+	export DATABASE_URL KAFKA_BOOTSTRAP_SERVERS; \
+	$(VENV)/python -m benchmarks.suite $(ARGS)
