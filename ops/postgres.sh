@@ -6,6 +6,15 @@
 #   run/               unix socket (trust auth for the superuser 'postgres'; mode 0700)
 #   log/postgres.log   server log; log/initdb.log
 #
+# Roles (created as the superuser, over the unix socket, on every start: an older cluster gets
+# them too): 'jalytics' owns the database and applies the migrations; each worker logs in as
+# its own user, a member of the NOLOGIN group role migration 006 grants on every schema:
+#   jalytics_gateway_app  -> jalytics_gateway     jalytics_detector_app -> jalytics_detector
+#   jalytics_baseline_app -> jalytics_baseline
+# Their passwords are random, made once and kept in $JALYTICS_STATE_DIR/secrets/ (mode 0600).
+# The owner gets no CREATEROLE: on PostgreSQL 15 and older that right reaches almost as far as
+# superuser (it may grant itself pg_execute_server_program), so the superuser makes the roles.
+#
 # As root: PostgreSQL refuses to run as root, so initdb/pg_ctl run as an unprivileged OS user:
 # the owner of an existing cluster, else $JALYTICS_PG_OS_USER if set, else 'postgres' if that
 # user exists, else a 'jalytics' system user created with useradd -r. That user must be able to
@@ -27,6 +36,9 @@ PG_SUPERUSER=postgres
 APP_ROLE=jalytics
 APP_PASSWORD=jalytics
 APP_DB=jalytics
+# Worker -> its login user (the group role is the user's name without "_app").
+WORKERS=(gateway detector baseline)
+SECRETS_DIR="$JALYTICS_STATE_DIR/secrets"
 
 STATE_LINK="$JALYTICS_STATE_DIR/postgres"
 STATE_HASH="$(printf '%s' "$JALYTICS_STATE_DIR" | sha1sum | cut -c1-12)"
@@ -41,15 +53,17 @@ usage() {
     cat <<EOF
 Usage: ops/postgres.sh COMMAND [ARGS]
 
-Local PostgreSQL cluster on $PG_HOST, no Docker: database '$APP_DB', role '$APP_ROLE'
-(password '$APP_PASSWORD').
+Local PostgreSQL cluster on $PG_HOST, no Docker: database '$APP_DB', owner role '$APP_ROLE'
+(password '$APP_PASSWORD'), and one login per worker (jalytics_<worker>_app, random password
+kept in \$JALYTICS_STATE_DIR/secrets/).
 
 Commands:
   start    initdb once, start the server in the background, wait until pg_isready answers,
-           create the role and database if missing; prints the env (idempotent)
+           create the roles and database if missing; prints the env (idempotent)
   stop     fast shutdown (SIGINT; SIGQUIT then SIGKILL after ${PG_STOP_TIMEOUT}s); no-op when stopped
   status   exit 0 if running and accepting connections, 3 if stopped, 1 if up but not answering
-  env      print 'export DATABASE_URL=...' for the running server
+  env      print 'export DATABASE_URL=...' (the owner) and GATEWAY_/DETECTOR_/BASELINE_DATABASE_URL
+           (the workers' logins) for the running server
   psql     run psql as '$APP_ROLE' on the '$APP_DB' database (extra ARGS are passed to psql)
 
 Typical use:  eval "\$(ops/postgres.sh start)"
@@ -204,9 +218,27 @@ server_ready() {
     pg_ready || return 1
 }
 
+worker_user() { printf 'jalytics_%s_app\n' "$1"; }
+
+# worker_password WORKER: the worker's password, made on first use (hex: safe in a URL and SQL).
+worker_password() {
+    local file="$SECRETS_DIR/postgres-$1.password"
+    if [[ ! -s "$file" ]]; then
+        (umask 077 && mkdir -p "$SECRETS_DIR" &&
+            od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$file")
+    fi
+    first_line "$file"
+}
+
 print_env() {
+    local worker upper
     printf 'export DATABASE_URL=postgresql://%s:%s@%s:%s/%s\n' \
         "$APP_ROLE" "$APP_PASSWORD" "$PG_HOST" "$PG_PORT" "$APP_DB"
+    for worker in "${WORKERS[@]}"; do
+        upper="$(printf '%s' "$worker" | tr '[:lower:]' '[:upper:]')"
+        printf 'export %s_DATABASE_URL=postgresql://%s:%s@%s:%s/%s\n' "$upper" \
+            "$(worker_user "$worker")" "$(worker_password "$worker")" "$PG_HOST" "$PG_PORT" "$APP_DB"
+    done
 }
 
 superuser_psql() {
@@ -228,6 +260,27 @@ SELECT 'CREATE DATABASE $APP_DB OWNER $APP_ROLE ENCODING ''UTF8'''
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$APP_DB')
 \gexec
 SQL
+    ensure_worker_roles
+}
+
+# ensure_worker_roles: the group roles (which migration 006 would otherwise have to create, and
+# the owner may not) and each worker's login user, in its group, with its current password.
+ensure_worker_roles() {
+    local worker user sql="SET client_min_messages = warning;
+"
+    for worker in "${WORKERS[@]}"; do
+        user="$(worker_user "$worker")"
+        sql+="SELECT format('CREATE ROLE %I NOLOGIN', 'jalytics_$worker')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jalytics_$worker')
+\gexec
+SELECT format(CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = '$user')
+    THEN 'ALTER ROLE %I LOGIN INHERIT PASSWORD %L' ELSE 'CREATE ROLE %I LOGIN PASSWORD %L' END,
+    '$user', '$(worker_password "$worker")')
+\gexec
+GRANT jalytics_$worker TO $user;
+"
+    done
+    superuser_psql -d postgres >/dev/null <<<"$sql"
 }
 
 # --- setup ------------------------------------------------------------------------------------
@@ -387,6 +440,8 @@ cmd_status() {
 cmd_env() {
     resolve_paths
     server_alive || die "not running (start it with ops/postgres.sh start)"
+    [[ -s "$SECRETS_DIR/postgres-${WORKERS[0]}.password" ]] ||
+        die "no worker passwords in $SECRETS_DIR (run ops/postgres.sh start)"
     print_env
 }
 

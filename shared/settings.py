@@ -2,12 +2,30 @@
 
 import sys
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "warn", "error", "critical"]
+
+
+def _postgres_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must start with postgresql:// or postgres://")
+    try:
+        conninfo_to_dict(value)
+    except psycopg.ProgrammingError:
+        # libpq's message quotes the whole URL, password included.
+        raise ValueError("is not a valid connection URL (the value is not shown)") from None
+    return value
+
+
+# A URL that holds a password: declare its field with repr=False, and a malformed value is
+# never echoed back (a validation message shows no input anyway).
+PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 
 
 class CommonSettings(BaseSettings):
@@ -15,7 +33,7 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    database_url: str = Field(description="postgresql://user:password@host:port/db")
+    database_url: PostgresUrl = Field(description="postgresql://user:pw@host:port/db", repr=False)
     # A schema to work in (tests give each run its own); migrations create it.
     database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -28,13 +46,6 @@ class CommonSettings(BaseSettings):
     topic_dlq: str = "transactions.dlq"
     topic_partitions: int = Field(default=3, ge=1, le=1024)
     topic_replication_factor: int = Field(default=1, ge=1, le=5)
-
-    @field_validator("database_url")
-    @classmethod
-    def _postgres_url(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("must start with postgresql:// or postgres://")
-        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,20 +1,27 @@
 """Fixtures: a real broker and database for the session, own topics and schema per test."""
 
 import hashlib
+import secrets
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from pydantic_settings import BaseSettings
 
+from baseline_worker.settings import BaselineSettings
+from detector_worker.settings import DetectorSettings
+from ingest_gateway.settings import GatewaySettings
 from shared.kafka import ensure_topics, project_topics
 from shared.migrations import apply_migrations
+from shared.provision import WORKER_ROLES, ensure_login
 from shared.settings import CommonSettings, settings_from
-from tests.infra import kafka_endpoint, postgres_endpoint
+from tests.infra import WORKERS, Postgres, kafka_endpoint, postgres_endpoint
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -31,19 +38,69 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    with postgres_endpoint() as url:
-        yield url
+def postgres() -> Iterator[Postgres]:
+    with postgres_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: Postgres) -> str:
+    """The schema owner's login: migrations, test data, assertions."""
+    return postgres.url
+
+
+def with_login(url: str, user: str, password: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return parts._replace(netloc=f"{user}:{password}@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+@pytest.fixture(scope="session")
+def worker_database_urls(postgres: Postgres) -> Iterator[dict[str, str]]:
+    """Worker -> the login it runs with: the provisioned ones, else logins made for this
+    session (the owner then needs CREATEROLE, as a testcontainers superuser has)."""
+    if postgres.worker_urls is not None:
+        yield postgres.worker_urls
+        return
+    suffix = uuid.uuid4().hex[:8]
+    urls = {
+        worker: with_login(postgres.url, f"jalytics_test_{worker}_{suffix}", secrets.token_hex(16))
+        for worker in WORKERS
+    }
+    for worker, url in urls.items():
+        ensure_login(postgres.url, url, WORKER_ROLES[worker])
+    yield urls
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        for url in urls.values():
+            user = sql.Identifier(str(conninfo_to_dict(url)["user"]))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(user))
+
+
+# Which login a settings class runs with: the worker's own, so a missing grant fails a test.
+_WORKER_OF: dict[type[BaseSettings], str] = {
+    GatewaySettings: "gateway",
+    DetectorSettings: "detector",
+    BaselineSettings: "baseline",
+}
 
 
 @dataclass(frozen=True)
 class Isolated:
-    """The environment of one test: its own schema and topics on the shared services."""
+    """The environment of one test: its own schema and topics on the shared services.
+
+    `env` logs in as the schema owner; `worker_env(worker)` and `settings(cls)` as that
+    worker's own, least-privileged role."""
 
     env: dict[str, str]
+    worker_urls: dict[str, str] = field(repr=False)  # passwords: not in test reports
+
+    def worker_env(self, worker: str) -> dict[str, str]:
+        return self.env | {"DATABASE_URL": self.worker_urls[worker]}
 
     def settings(self, cls: type[SettingsT], **overrides: Any) -> SettingsT:
-        return settings_from(cls, self.env, **overrides)
+        env = next(
+            (self.worker_env(w) for c, w in _WORKER_OF.items() if issubclass(cls, c)), self.env
+        )
+        return settings_from(cls, env, **overrides)
 
     @property
     def schema(self) -> str:
@@ -71,9 +128,11 @@ def isolated_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def isolated(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Isolated]:
+async def isolated(
+    kafka_bootstrap: str, database_url: str, worker_database_urls: dict[str, str]
+) -> AsyncIterator[Isolated]:
     """A fresh schema (migrated) and fresh topics; the schema is dropped afterwards."""
-    box = Isolated(isolated_env(kafka_bootstrap, database_url))
+    box = Isolated(isolated_env(kafka_bootstrap, database_url), worker_database_urls)
     common = box.settings(CommonSettings)
     apply_migrations(database_url, box.schema)
     await ensure_topics(kafka_bootstrap, project_topics(common))

@@ -3,12 +3,17 @@
 In order: endpoints from the environment (KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL); else
 testcontainers when a Docker engine answers; else the local services of `ops/`, started
 for the session (and stopped again if the session started them).
+
+DATABASE_URL is the schema owner's login (it applies the migrations). The workers' own
+logins come from GATEWAY_/DETECTOR_/BASELINE_DATABASE_URL, or from `ops/postgres.sh env`
+for its cluster; failing both, the session makes its own (see conftest.py).
 """
 
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +45,48 @@ def _ops(script: str, *args: str) -> str:
     return result.stdout
 
 
+def _exports(env_output: str) -> dict[str, str]:
+    return {
+        name.removeprefix("export "): value.strip().strip("'\"")
+        for name, _, value in (
+            line.partition("=") for line in env_output.splitlines() if line.startswith("export ")
+        )
+    }
+
+
 def _exported(env_output: str, name: str) -> str:
-    for line in env_output.splitlines():
-        if line.startswith(f"export {name}="):
-            return line.split("=", 1)[1].strip().strip("'\"")
+    if name in (exports := _exports(env_output)):
+        return exports[name]
     raise RuntimeError(f"{name} not in ops output: {env_output!r}")
+
+
+WORKERS = ("gateway", "detector", "baseline")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    url: str  # the owner's login
+    worker_urls: dict[str, str] | None  # worker -> its own login, when provisioned
+
+
+def worker_urls_in(env: Mapping[str, str]) -> dict[str, str] | None:
+    names = {worker: f"{worker.upper()}_DATABASE_URL" for worker in WORKERS}
+    if not all(env.get(name) for name in names.values()):
+        return None
+    return {worker: env[name] for worker, name in names.items()}
+
+
+def local_worker_urls(url: str) -> dict[str, str] | None:
+    """The workers' logins of the ops/postgres.sh cluster, if `url` is that cluster's owner."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "ops" / "postgres.sh"), "env"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    exports = _exports(result.stdout) if result.returncode == 0 else {}
+    return worker_urls_in(exports) if exports.get("DATABASE_URL") == url else None
 
 
 @contextlib.contextmanager
@@ -78,14 +120,14 @@ def kafka_endpoint() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def postgres_endpoint() -> Iterator[str]:
+def postgres_endpoint() -> Iterator[Postgres]:
     if configured := os.environ.get("DATABASE_URL"):
-        yield configured
+        yield Postgres(configured, worker_urls_in(os.environ) or local_worker_urls(configured))
     elif docker_engine_answers():
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16", driver=None) as pg:
-            yield pg.get_connection_url()
+            yield Postgres(pg.get_connection_url(), None)
     else:
         with local_service("postgres.sh", "DATABASE_URL") as url:
-            yield url
+            yield Postgres(url, local_worker_urls(url))

@@ -45,3 +45,17 @@ def test_tiers_must_be_ordered(
     with pytest.raises(SystemExit):
         load_settings(DetectorSettings)
     assert "Z_MEDIUM <= Z_HIGH <= Z_CRITICAL" in capsys.readouterr().err
+
+
+def test_the_database_password_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:s3cret-pw@localhost/db")
+    settings = load_settings(DetectorSettings)
+    assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings)
+    # libpq would quote this whole URL, password included, in its own message.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:s3cret-pw@[::1/db")
+    with pytest.raises(SystemExit):
+        load_settings(DetectorSettings)
+    err = capsys.readouterr().err
+    assert "DATABASE_URL" in err and "s3cret-pw" not in err

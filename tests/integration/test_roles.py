@@ -1,0 +1,216 @@
+"""Each worker's database role holds exactly the rights its SQL needs (migration 006).
+
+What each worker may do is proved by running its real code under its role (the other
+integration tests log in that way); here: the exact grants, and the statements each role
+is refused.
+"""
+
+import os
+import subprocess
+import sys
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from tests.conftest import Isolated
+from tests.processes import ROOT
+
+pytestmark = pytest.mark.integration
+
+ROLES = {
+    "gateway": "jalytics_gateway",
+    "detector": "jalytics_detector",
+    "baseline": "jalytics_baseline",
+}
+ALL = tuple(ROLES)
+
+# (worker, table, privilege) granted on whole tables; every other pair is refused.
+TABLE_GRANTS = {
+    *((worker, "schema_migrations", "SELECT") for worker in ALL),
+    ("gateway", "transactions", "SELECT"),
+    ("gateway", "alerts", "SELECT"),
+    ("gateway", "reversals", "SELECT"),
+    ("gateway", "reversals", "INSERT"),
+    ("gateway", "idempotency_keys", "SELECT"),
+    ("gateway", "idempotency_keys", "INSERT"),
+    ("gateway", "idempotency_keys", "DELETE"),
+    ("detector", "transactions", "INSERT"),
+    ("detector", "alerts", "INSERT"),
+    ("baseline", "baseline_rollup", "SELECT"),
+    ("baseline", "baseline_history", "INSERT"),
+    ("baseline", "baselines_current", "SELECT"),
+    ("baseline", "baselines_current", "INSERT"),
+    ("baseline", "baselines_current", "DELETE"),
+}
+# (worker, table.column, privilege) granted on single columns.
+COLUMN_GRANTS = {
+    ("gateway", "idempotency_keys.status", "UPDATE"),
+    ("gateway", "idempotency_keys.response", "UPDATE"),
+    # ON CONFLICT (id) DO NOTHING needs to read the conflict target, nothing more.
+    ("detector", "transactions.id", "SELECT"),
+    ("detector", "alerts.transaction_id", "SELECT"),
+    ("baseline", "baselines_current.baseline_id", "UPDATE"),
+}
+# A new table makes this test fail until someone decides who may touch it.
+TABLES = {
+    "schema_migrations",
+    "transactions",
+    "alerts",
+    "reversals",
+    "idempotency_keys",
+    "baseline_rollup",
+    "baseline_history",
+    "baselines_current",
+}
+
+_TABLE_ACL = """
+SELECT c.relname, r.rolname, a.privilege_type
+FROM pg_class c CROSS JOIN aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE c.relnamespace = %s::regnamespace AND r.rolname = ANY(%s)
+"""
+_COLUMN_ACL = """
+SELECT c.relname || '.' || att.attname, r.rolname, a.privilege_type
+FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid
+CROSS JOIN aclexplode(att.attacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE c.relnamespace = %s::regnamespace AND r.rolname = ANY(%s)
+"""
+
+
+def granted(db: Any, schema: str, query: str) -> set[tuple[str, str, str]]:
+    worker_of = {role: worker for worker, role in ROLES.items()}
+    rows = db.execute(query, (schema, list(worker_of))).fetchall()
+    return {(worker_of[role], name, privilege) for name, role, privilege in rows}
+
+
+def test_each_role_holds_exactly_its_grants(isolated: Isolated, db: Any) -> None:
+    tables = db.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relkind = 'r'",
+        (isolated.schema,),
+    ).fetchall()
+    assert {name for (name,) in tables} == TABLES
+    assert granted(db, isolated.schema, _TABLE_ACL) == TABLE_GRANTS
+    assert granted(db, isolated.schema, _COLUMN_ACL) == COLUMN_GRANTS
+    for role in ROLES.values():
+        may_create = db.execute(
+            "SELECT has_schema_privilege(%s, %s, 'CREATE')", (role, isolated.schema)
+        ).fetchone()
+        assert may_create == (False,), role
+
+
+@contextmanager
+def login(isolated: Isolated, worker: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(
+        isolated.worker_urls[worker],
+        autocommit=True,
+        options=f"-c search_path={isolated.schema}",
+    ) as conn:
+        yield conn
+
+
+TXN = (
+    "INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,"
+    " anomaly, scored_at) VALUES (gen_random_uuid(), 10, 'USD', 'food', 'Cafe', now(), false,"
+    " now())"
+)
+EVERYONE_REFUSED = [
+    "DROP TABLE transactions CASCADE",
+    "TRUNCATE transactions CASCADE",
+    "ALTER TABLE alerts ADD COLUMN note text",
+    "CREATE TABLE intruder (id int)",
+    "DELETE FROM transactions",
+    "UPDATE transactions SET anomaly = true",
+    "UPDATE alerts SET severity = 'medium'",
+    "DELETE FROM alerts",
+    "DELETE FROM schema_migrations",
+    "INSERT INTO baseline_rollup VALUES ('category', 'food', 'USD', now(), 1, 1, 1, 0, 0)",
+    "UPDATE baseline_rollup SET total = 0",
+    "UPDATE baseline_history SET mean = 0",
+    "SELECT baseline_rollup_add()",
+]
+REFUSED = [
+    *((worker, statement) for worker in ALL for statement in EVERYONE_REFUSED),
+    ("gateway", TXN),
+    (
+        "gateway",
+        "INSERT INTO alerts (id, transaction_id, severity, rule, alert_message,"
+        " baseline_id) VALUES (gen_random_uuid(), gen_random_uuid(), 'high', 'r', 'm',"
+        " gen_random_uuid())",
+    ),
+    ("gateway", "SELECT * FROM baseline_rollup"),
+    ("gateway", "SELECT * FROM baseline_history"),
+    ("gateway", "UPDATE idempotency_keys SET request_hash = 'x'"),
+    ("gateway", "DELETE FROM reversals"),
+    ("gateway", "UPDATE reversals SET reason = 'x'"),
+    ("detector", "SELECT amount FROM transactions"),
+    ("detector", "SELECT * FROM alerts"),
+    ("detector", "SELECT * FROM baseline_rollup"),
+    ("detector", "SELECT * FROM idempotency_keys"),
+    ("detector", "SELECT * FROM reversals"),
+    (
+        "detector",
+        "INSERT INTO reversals (id, transaction_id, idempotency_key, api_key)"
+        " VALUES (gen_random_uuid(), gen_random_uuid(), 'k', 'a')",
+    ),
+    ("baseline", "SELECT * FROM transactions"),
+    ("baseline", "SELECT * FROM alerts"),
+    ("baseline", TXN),
+    ("baseline", "SELECT * FROM baseline_history"),
+    ("baseline", "DELETE FROM baseline_history"),
+    ("baseline", "UPDATE baselines_current SET scope_name = 'x'"),
+    ("baseline", "SELECT * FROM idempotency_keys"),
+]
+
+
+@pytest.mark.parametrize("worker", ALL)
+def test_a_role_is_refused_what_its_worker_never_does(isolated: Isolated, worker: str) -> None:
+    allowed = []
+    with login(isolated, worker) as conn:
+        for statement in (s for w, s in REFUSED if w == worker):
+            try:
+                conn.execute(statement)
+                allowed.append(statement)
+            except errors.InsufficientPrivilege:
+                pass
+    assert allowed == []
+
+
+def test_the_rollup_trigger_writes_for_the_detector_and_ignores_its_temp_tables(
+    isolated: Isolated, db: Any
+) -> None:
+    # The trigger function runs as the owner (SECURITY DEFINER) with its search_path pinned:
+    # a temporary table named like the rollup must not receive the rows (nor run its code
+    # with the owner's rights).
+    with login(isolated, "detector") as conn:
+        conn.execute(
+            "CREATE TEMP TABLE baseline_rollup (scope_kind text, scope_name text, currency text,"
+            " day date, sample_count bigint, total numeric, total_sq numeric,"
+            " log_total double precision, log_total_sq double precision,"
+            " PRIMARY KEY (scope_kind, scope_name, currency, day))"
+        )
+        conn.execute(TXN)
+        assert conn.execute("SELECT count(*) FROM pg_temp.baseline_rollup").fetchone() == (0,)
+    assert db.execute("SELECT sum(sample_count) FROM baseline_rollup").fetchone() == (2,)
+
+
+def test_provision_migrates_and_checks_each_workers_login(isolated: Isolated) -> None:
+    logins = {f"{worker.upper()}_DATABASE_URL": url for worker, url in isolated.worker_urls.items()}
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.provision"],
+        cwd=ROOT,
+        env=os.environ | isolated.env | logins,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for role in ROLES.values():
+        assert f"login for {role} ready" in result.stdout
+    output = result.stdout + result.stderr
+    passwords = [urllib.parse.urlsplit(url).password for url in isolated.worker_urls.values()]
+    assert all(password and password not in output for password in passwords)
