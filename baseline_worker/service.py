@@ -18,7 +18,7 @@ from baseline_worker.recompute import Recomputer, RecomputeResult
 from baseline_worker.settings import BaselineSettings
 from shared.db import open_pool
 from shared.kafka import ensure_topics, make_producer, project_topics
-from shared.migrations import apply_migrations
+from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class BaselineService:
     async def run(self, *, once: bool = False) -> None:
         s = self.settings
         ops = await start_ops_server(self.registry, self.health, s.metrics_host, s.metrics_port)
-        await asyncio.to_thread(apply_migrations, s.database_url, s.database_schema)
+        await asyncio.to_thread(prepare_schema, s)
         await ensure_topics(s.kafka_bootstrap_servers, project_topics(s))
         pool = await open_pool(s.database_url, s.database_schema, max_size=2)
         try:

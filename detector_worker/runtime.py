@@ -21,7 +21,7 @@ from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore
 from shared.db import open_pool
 from shared.kafka import ensure_topics, make_producer, project_topics
-from shared.migrations import apply_migrations
+from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class DetectorRuntime:
         self._ops = await start_ops_server(
             self.registry, self.health, s.metrics_host, s.metrics_port
         )
-        await asyncio.to_thread(apply_migrations, s.database_url, s.database_schema)
+        await asyncio.to_thread(prepare_schema, s)
         await ensure_topics(s.kafka_bootstrap_servers, project_topics(s))
         self._pool = pool = await open_pool(s.database_url, s.database_schema, max_size=4)
         self._producer = producer = make_producer(s.kafka_bootstrap_servers)

@@ -35,6 +35,7 @@ from ingest_gateway.transactions import get_transaction, post_batch, post_revers
 from ingest_gateway.verdicts import VerdictWaiter
 from shared.db import open_pool
 from shared.kafka import make_producer
+from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    await asyncio.to_thread(prepare_schema, settings)
     app[POOL] = await open_pool(settings.database_url, settings.database_schema, max_size=10)
     app[IDEMPOTENCY] = IdempotencyStore(app[POOL], timedelta(hours=settings.idempotency_ttl_hours))
     app[PRODUCER] = make_producer(settings.kafka_bootstrap_servers)

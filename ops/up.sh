@@ -13,13 +13,18 @@ LOGS="$JALYTICS_STATE_DIR/logs"
 mkdir -p "$WORKERS_DIR" "$LOGS"
 
 bash "$OPS/python.sh"
+# DATABASE_URL: the schema owner (migrations); GATEWAY_/DETECTOR_/BASELINE_DATABASE_URL: each
+# worker's own least-privileged login.
 eval "$(bash "$OPS/postgres.sh" start)"
 eval "$(bash "$OPS/kafka.sh" start)"
-export DATABASE_URL KAFKA_BOOTSTRAP_SERVERS
+export DATABASE_URL GATEWAY_DATABASE_URL DETECTOR_DATABASE_URL BASELINE_DATABASE_URL
+export KAFKA_BOOTSTRAP_SERVERS
 export PORT="${PORT:-8000}"
 DETECTOR_METRICS_PORT="${DETECTOR_METRICS_PORT:-9101}"
 BASELINE_METRICS_PORT="${BASELINE_METRICS_PORT:-9102}"
 
+# As the owner: migrations, a check that each worker's login works, topics. The workers then
+# only check that the schema is migrated (they may not change it).
 "$JALYTICS_ROOT/.venv/bin/jalytics-provision" >&2
 
 # A local API key, made once and kept in the state dir; the gateway only gets its hash.
@@ -30,7 +35,8 @@ fi
 API_KEY="$(first_line "$API_KEY_FILE")"
 export API_KEYS_SHA256="${API_KEYS_SHA256:-local:$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)}"
 
-# start_worker NAME MODULE [ENV=VALUE...]: run `python -m MODULE` in the background.
+# start_worker NAME MODULE [ENV=VALUE...]: run `python -m MODULE` in the background. The
+# variables are exported, not passed to env(1): a password never shows in the process list.
 start_worker() {
     local name=$1 module=$2
     shift 2
@@ -39,15 +45,18 @@ start_worker() {
         log "$name already running (pid $(read_pid "$pid_file"))"
         return
     fi
-    (cd "$JALYTICS_ROOT" && exec env "$@" setsid nohup .venv/bin/python -m "$module" \
+    # shellcheck disable=SC2163 # "$@" are NAME=VALUE pairs
+    (cd "$JALYTICS_ROOT" && export "$@" && exec setsid nohup .venv/bin/python -m "$module" \
         >>"$LOGS/$name.log" 2>&1 </dev/null) &
     echo $! >"$pid_file"
     log "$name started (pid $!), log: $LOGS/$name.log"
 }
 
-start_worker gateway ingest_gateway
-start_worker detector detector_worker METRICS_PORT="$DETECTOR_METRICS_PORT"
-start_worker baselines baseline_worker METRICS_PORT="$BASELINE_METRICS_PORT"
+start_worker gateway ingest_gateway DATABASE_URL="$GATEWAY_DATABASE_URL"
+start_worker detector detector_worker DATABASE_URL="$DETECTOR_DATABASE_URL" \
+    METRICS_PORT="$DETECTOR_METRICS_PORT"
+start_worker baselines baseline_worker DATABASE_URL="$BASELINE_DATABASE_URL" \
+    METRICS_PORT="$BASELINE_METRICS_PORT"
 
 for url in "http://127.0.0.1:$PORT/health" "http://127.0.0.1:$DETECTOR_METRICS_PORT/health" \
     "http://127.0.0.1:$BASELINE_METRICS_PORT/health"; do
@@ -72,7 +81,8 @@ Jalytics is up.
   Prometheus         $PROMETHEUS_URL   (alerts: $PROMETHEUS_URL/alerts, targets: $PROMETHEUS_URL/targets)
   dashboards         Grafana comes with docker compose; metrics and alerts: docs/observability.md
   Kafka              $KAFKA_BOOTSTRAP_SERVERS
-  PostgreSQL         $DATABASE_URL
+  PostgreSQL         $DATABASE_URL   (the owner; each worker logs in as
+                     jalytics_<worker>_app: bash ops/postgres.sh env)
   logs               $LOGS
 Stop everything with: make down
 MSG

@@ -36,6 +36,9 @@ class CommonSettings(BaseSettings):
     database_url: PostgresUrl = Field(description="postgresql://user:pw@host:port/db", repr=False)
     # A schema to work in (tests give each run its own); migrations create it.
     database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # Apply the migrations at start-up (needs the schema owner's login) instead of only
+    # checking that they were applied.
+    migrate_on_start: bool = False
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     log_level: LogLevel = "info"
 

@@ -46,6 +46,27 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+WORKER_MODULES = {
+    "gateway": "ingest_gateway",
+    "detector": "detector_worker",
+    "baseline": "baseline_worker",
+}
+
+
+def run_to_exit(worker: str, env: dict[str, str], timeout: float = 90) -> tuple[int, str]:
+    """Start a worker that is expected to stop on its own; its exit code and whole output."""
+    result = subprocess.run(
+        [sys.executable, "-m", WORKER_MODULES[worker]],
+        cwd=ROOT,
+        env={**os.environ, **env, "PORT": str(free_port()), "METRICS_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
 class Worker:
     def __init__(self, module: str, env: dict[str, str], log_path: Path, *args: str) -> None:
         self.module = module

@@ -1,5 +1,6 @@
 """The whole system as processes on real Kafka and PostgreSQL: history in, baselines out,
-an outlier posted over HTTP comes back as an explained alert everywhere it should."""
+an outlier posted over HTTP comes back as an explained alert everywhere it should. Each
+worker logs in as its own least-privileged role, so a missing grant fails here."""
 
 import json
 import subprocess
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.e2e
 @dataclass(frozen=True)
 class System:
     env: dict[str, str]
+    isolated: Isolated
     api: str
     detector: str
     gateway: Worker
@@ -44,14 +46,16 @@ def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
         "RATE_LIMIT_BURST": "1000",
         "CONSUMER_GROUP": f"detector-{uuid4().hex[:8]}",
     }
+    gateway_env = env | {"DATABASE_URL": isolated.worker_urls["gateway"]}
+    detector_env = env | {"DATABASE_URL": isolated.worker_urls["detector"]}
     with (
-        running("ingest_gateway", env, tmp_path / "gateway.log") as gateway,
-        running("detector_worker", env, tmp_path / "detector.log") as detector,
+        running("ingest_gateway", gateway_env, tmp_path / "gateway.log") as gateway,
+        running("detector_worker", detector_env, tmp_path / "detector.log") as detector,
     ):
         api, ops = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{detector_port}"
         gateway.wait_healthy(f"{api}/health")
         detector.wait_healthy(f"{ops}/health")
-        yield System(env, api, ops, gateway, detector)
+        yield System(env, isolated, api, ops, gateway, detector)
 
 
 def post_json(url: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -101,7 +105,12 @@ async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
     recompute = subprocess.run(
         [sys.executable, "-m", "baseline_worker", "--once"],
         cwd=ROOT,
-        env=system.env | {"METRICS_PORT": str(free_port()), "PATH": "/usr/bin:/bin"},
+        env=system.env
+        | {
+            "DATABASE_URL": system.isolated.worker_urls["baseline"],
+            "METRICS_PORT": str(free_port()),
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         timeout=120,
         check=False,

@@ -22,7 +22,7 @@ async def test_sigterm_drains_in_flight_requests(isolated: Isolated, tmp_path: P
     # No detector runs: each request waits the full second for a verdict, so requests are
     # certainly in flight when SIGTERM arrives.
     env = {
-        **isolated.env,
+        **isolated.worker_env("gateway"),
         "PORT": str(port),
         "RATE_LIMIT_RPS": "1000",
         "RATE_LIMIT_BURST": "1000",

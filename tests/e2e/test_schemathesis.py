@@ -46,7 +46,7 @@ def run_schemathesis(base: str, report: Path) -> subprocess.CompletedProcess[str
 def test_the_live_gateway_honours_its_openapi_document(isolated: Isolated, tmp_path: Path) -> None:
     port = free_port()
     env = {
-        **isolated.env,
+        **isolated.worker_env("gateway"),
         "PORT": str(port),
         "RATE_LIMIT_RPS": "100000",
         "RATE_LIMIT_BURST": "100000",

@@ -46,7 +46,10 @@ async def test_a_killed_leader_is_replaced_and_no_half_set_is_seen(
     isolated: Isolated, db: Any, tmp_path: Path
 ) -> None:
     seed_transactions(db)
-    env = isolated.env | {"RECOMPUTE_INTERVAL_SECONDS": "0.1", "STANDBY_POLL_SECONDS": "0.5"}
+    env = isolated.worker_env("baseline") | {
+        "RECOMPUTE_INTERVAL_SECONDS": "0.1",
+        "STANDBY_POLL_SECONDS": "0.5",
+    }
     first = baseline_worker(env, tmp_path / "worker-a.log")
     second = baseline_worker(env, tmp_path / "worker-b.log")
     try:

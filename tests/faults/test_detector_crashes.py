@@ -53,7 +53,7 @@ async def check_nothing_lost_or_doubled(isolated: Isolated, db: Any, recovery: f
 async def test_sigkilled_detectors_lose_and_double_nothing(
     isolated: Isolated, db: Any, tmp_path: Path
 ) -> None:
-    env = isolated.env | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
+    env = isolated.worker_env("detector") | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
     await produce(env, COUNT)
     rng = random.Random(11)
     kills, restarted_at = 0, time.monotonic()
@@ -81,7 +81,7 @@ async def test_sigkilled_detectors_lose_and_double_nothing(
 async def test_a_group_survives_losing_a_member(
     isolated: Isolated, db: Any, tmp_path: Path
 ) -> None:
-    env = isolated.env | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
+    env = isolated.worker_env("detector") | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
     await produce(env, COUNT)
     first, first_health = start_detector(env, tmp_path / "detector-a.log")
     second, second_health = start_detector(env, tmp_path / "detector-b.log")

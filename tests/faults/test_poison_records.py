@@ -46,7 +46,7 @@ POISON: list[tuple[bytes | None, str]] = [
 async def test_poison_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
     isolated: Isolated, db: Any, tmp_path: Path
 ) -> None:
-    env = isolated.env | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
+    env = isolated.worker_env("detector") | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
     await produce(env, COUNT)
     producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"])
     await producer.start()

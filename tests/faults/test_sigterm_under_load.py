@@ -23,7 +23,7 @@ pytestmark = pytest.mark.faults
 
 
 async def test_sigterm_drains_the_detector(isolated: Isolated, db: Any, tmp_path: Path) -> None:
-    env = isolated.env | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
+    env = isolated.worker_env("detector") | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
     await produce(env, COUNT)
     worker, health = start_detector(env, tmp_path / "detector-1.log")
     worker.wait_healthy(health)

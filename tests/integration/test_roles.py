@@ -1,22 +1,25 @@
 """Each worker's database role holds exactly the rights its SQL needs (migration 006).
 
 What each worker may do is proved by running its real code under its role (the other
-integration tests log in that way); here: the exact grants, and the statements each role
-is refused.
+integration tests and the end-to-end test log in that way); here: the exact grants, the
+statements each role is refused, and the start-up check of an unmigrated schema.
 """
 
 import os
 import subprocess
 import sys
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import errors
+from psycopg import errors, sql
 
+from shared.migrations import DEFAULT_DIR, SchemaNotReady, apply_migrations, check_migrated
 from tests.conftest import Isolated
 from tests.processes import ROOT
 
@@ -195,6 +198,29 @@ def test_the_rollup_trigger_writes_for_the_detector_and_ignores_its_temp_tables(
         conn.execute(TXN)
         assert conn.execute("SELECT count(*) FROM pg_temp.baseline_rollup").fetchone() == (0,)
     assert db.execute("SELECT sum(sample_count) FROM baseline_rollup").fetchone() == (2,)
+
+
+def test_the_start_up_check_names_the_missing_migrations_and_what_to_run(
+    isolated: Isolated, db: Any, tmp_path: Path
+) -> None:
+    check_migrated(isolated.worker_urls["baseline"], isolated.schema)  # migrated: passes
+    fresh = f"t_{uuid.uuid4().hex[:10]}"
+    with pytest.raises(SchemaNotReady, match=r"lacks migration\(s\) 001_initial.sql, .*owner"):
+        check_migrated(isolated.worker_urls["detector"], fresh)
+
+    # A schema migrated before this version: the worker's role was granted nothing yet.
+    files = sorted(DEFAULT_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+    for path in files[:-1]:
+        (tmp_path / path.name).write_text(path.read_text())
+    older = f"t_{uuid.uuid4().hex[:10]}"
+    try:
+        apply_migrations(isolated.env["DATABASE_URL"], older, tmp_path)
+        with pytest.raises(SchemaNotReady, match=r"may not read schema .*`jalytics-migrate`"):
+            check_migrated(isolated.worker_urls["gateway"], older)
+        with pytest.raises(SchemaNotReady, match=f"lacks migration\\(s\\) {files[-1].name}:"):
+            check_migrated(isolated.env["DATABASE_URL"], older)
+    finally:
+        db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(older)))
 
 
 def test_provision_migrates_and_checks_each_workers_login(isolated: Isolated) -> None:
