@@ -36,8 +36,8 @@ class MerchantCounter:
     limit: int = MERCHANT_LABEL_LIMIT
     _admitted: set[str] = field(default_factory=set)
 
-    def inc(self, merchant: str) -> None:
-        self.counter.labels(merchant=self._label(merchant)).inc()
+    def inc(self, merchant: str, amount: int = 1) -> None:
+        self.counter.labels(merchant=self._label(merchant)).inc(amount)
 
     def _label(self, merchant: str) -> str:
         if merchant in self._admitted:

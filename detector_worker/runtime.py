@@ -18,8 +18,7 @@ from detector_worker.baseline_table import BaselineFollower, BaselineTable
 from detector_worker.metrics import DetectorMetrics, baseline_age_seconds, consumer_lag
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.settings import DetectorSettings
-from detector_worker.store import VerdictStore
-from shared.db import open_pool
+from detector_worker.store import VerdictStore, open_store_pool
 from shared.kafka import ensure_topics, make_producer, project_topics
 from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
@@ -126,7 +125,7 @@ class DetectorRuntime:
         )
         await asyncio.to_thread(prepare_schema, s)
         await ensure_topics(s.kafka_bootstrap_servers, project_topics(s))
-        self._pool = pool = await open_pool(s.database_url, s.database_schema, max_size=4)
+        self._pool = pool = await open_store_pool(s.database_url, s.database_schema)
         self._producer = producer = make_producer(s.kafka_bootstrap_servers)
         await producer.start()
         self._follower = follower = BaselineFollower(

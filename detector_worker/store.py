@@ -6,29 +6,52 @@ write wins, nothing is doubled.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from detector_worker.metrics import DetectorMetrics
 from schemas import Alert, Transaction, Verdict
-from shared.db import columns, timed
+from shared.db import columns, open_pool, timed
 
 # Alert ids derive from the transaction id, so a replay produces the same alert.
 _ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/alerts")
 
-# One statement per batch (arrays unnested server-side): one round trip, and the rollup
-# trigger of migration 002 runs once per batch instead of once per row.
-_INSERT_TRANSACTIONS = """
-INSERT INTO transactions (
-    id, amount, currency, category, merchant, transaction_date, received_at, account_id,
-    client_transaction_id, anomaly, severity, rule, z_score, baseline_id, scored_at
+# A batch is streamed with binary COPY into a per-connection temporary table, then moved
+# with one INSERT ... SELECT: COPY is the cheapest way into PostgreSQL (a sixth of the client
+# CPU of unnest() arrays, whose dumping psycopg does in Python), and the INSERT keeps the
+# conflict handling COPY lacks. The rollup trigger of migration 002 runs once per batch.
+_TRANSACTION_COLUMNS = (
+    ("id", "uuid"),
+    ("amount", "numeric"),
+    ("currency", "text"),
+    ("category", "text"),
+    ("merchant", "text"),
+    ("transaction_date", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("account_id", "text"),
+    ("client_transaction_id", "text"),
+    ("anomaly", "boolean"),
+    ("severity", "text"),
+    ("rule", "text"),
+    ("z_score", "double precision"),
+    ("baseline_id", "uuid"),
+    ("scored_at", "timestamptz"),
 )
-SELECT * FROM unnest(
-    %s::uuid[], %s::numeric[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-    %s::timestamptz[], %s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[],
-    %s::double precision[], %s::uuid[], %s::timestamptz[]
+_NAMES = ", ".join(name for name, _ in _TRANSACTION_COLUMNS)
+_STAGING = "incoming_transactions"
+# ON COMMIT DELETE ROWS: each batch finds the table empty, even after a rolled-back one.
+CREATE_STAGING = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ("
+    + ", ".join(f"{name} {kind}" for name, kind in _TRANSACTION_COLUMNS)
+    + ") ON COMMIT DELETE ROWS"
 )
+_COPY_TRANSACTIONS = f"COPY {_STAGING} ({_NAMES}) FROM STDIN (FORMAT BINARY)"
+_INSERT_TRANSACTIONS = f"""
+INSERT INTO transactions ({_NAMES})
+SELECT {_NAMES} FROM {_STAGING}
 ON CONFLICT (id) DO NOTHING
 """
 
@@ -112,18 +135,35 @@ def _alert_row(alert: Alert) -> tuple[object, ...]:
     )
 
 
+async def _prepare_connection(conn: AsyncConnection[Any]) -> None:
+    """Give a new pool connection its staging table (the pool's `configure` hook)."""
+    await conn.execute(CREATE_STAGING)
+    await conn.commit()
+
+
+async def open_store_pool(database_url: str, schema: str, max_size: int = 4) -> AsyncConnectionPool:
+    """The pool a VerdictStore needs: every connection has the staging table."""
+    return await open_pool(database_url, schema, max_size=max_size, configure=_prepare_connection)
+
+
 class VerdictStore:
     def __init__(self, pool: AsyncConnectionPool, metrics: DetectorMetrics) -> None:
         self._pool = pool
         self._metrics = metrics
 
     async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> None:
-        """Write a batch in one transaction: one statement for the transactions, one for alerts."""
+        """Write a batch in one transaction: COPY and one INSERT for the transactions, one
+        statement for the alerts."""
         async with self._pool.connection() as conn, conn.transaction():
-            async with timed(self._metrics.db_query_duration, "insert_transactions"):
-                await conn.execute(
-                    _INSERT_TRANSACTIONS, columns([_transaction_row(s) for s in batch], 15)
-                )
+            async with (
+                timed(self._metrics.db_query_duration, "insert_transactions"),
+                conn.cursor() as cursor,
+            ):
+                async with cursor.copy(_COPY_TRANSACTIONS) as copy:
+                    copy.set_types([kind for _, kind in _TRANSACTION_COLUMNS])
+                    for item in batch:
+                        await copy.write_row(_transaction_row(item))
+                await cursor.execute(_INSERT_TRANSACTIONS)
             if alerts:
                 async with timed(self._metrics.db_query_duration, "insert_alerts"):
                     await conn.execute(_INSERT_ALERTS, columns([_alert_row(a) for a in alerts], 8))

@@ -1,10 +1,12 @@
 """PostgreSQL plumbing: a connection pool bound to the configured schema, and query timing."""
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from prometheus_client import Histogram
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -14,14 +16,22 @@ def connection_kwargs(schema: str) -> dict[str, object]:
 
 
 async def open_pool(
-    database_url: str, schema: str, *, min_size: int = 1, max_size: int = 10
+    database_url: str,
+    schema: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    configure: Callable[[AsyncConnection[Any]], Awaitable[None]] | None = None,
 ) -> AsyncConnectionPool:
-    """Open a pool and wait until it holds a working connection (fails fast on bad credentials)."""
+    """Open a pool and wait until it holds a working connection (fails fast on bad credentials).
+
+    `configure` runs once on every new connection (also after a reconnect)."""
     pool = AsyncConnectionPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
         kwargs=connection_kwargs(schema),
+        configure=configure,
         open=False,
         name=f"jalytics-{schema}",
     )

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
@@ -115,3 +116,27 @@ def make_producer(
         request_timeout_ms=15_000,
         transactional_id=transactional_id,
     )
+
+
+Message = tuple[bytes | None, bytes | None]
+
+
+async def send_in_batches(
+    producer: AIOKafkaProducer, topic: str, partition: int, messages: Iterable[Message]
+) -> list[asyncio.Future[object]]:
+    """Queue many (key, value) records for one partition as whole record batches.
+
+    Much cheaper than a `send()` per record (no partitioner call, no future per record);
+    returns one future per batch, done when the broker has acknowledged it.
+    """
+    sent: list[asyncio.Future[object]] = []
+    batch = producer.create_batch()
+    for key, value in messages:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record for {topic} is larger than the producer's batch size")
+    if batch.record_count():
+        sent.append(await producer.send_batch(batch, topic, partition=partition))
+    return sent

@@ -15,9 +15,8 @@ from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.records import RawRecord
 from detector_worker.settings import DetectorSettings
-from detector_worker.store import VerdictStore
+from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
-from shared.db import open_pool
 from shared.kafka import make_producer
 from tests.conftest import Isolated
 from tests.kafka_helpers import read_all
@@ -37,7 +36,7 @@ async def pipeline(isolated: Isolated) -> AsyncIterator[tuple[DetectorPipeline, 
         id=uuid4(), scope=scope, count=100, mean=100, stddev=10, window_days=30, computed_at=NOW
     )
     table.apply(scope.key(), encode_model(food))
-    pool = await open_pool(settings.database_url, settings.database_schema)
+    pool = await open_store_pool(settings.database_url, settings.database_schema)
     producer = make_producer(settings.kafka_bootstrap_servers)
     await producer.start()
     yield (
@@ -139,3 +138,25 @@ async def test_hostile_strings_are_stored_verbatim(
     hostile = 'Robert\'); DROP TABLE transactions;-- ☃ "quoted" \\ 𝔘'
     await process.process([as_record(encode_model(txn("10", category=hostile)), 0)])
     assert db.execute("SELECT category FROM transactions").fetchone() == (hostile,)
+
+
+async def test_verdicts_go_to_their_transactions_partition_in_whole_batches(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
+) -> None:
+    process, _ = pipeline
+    # Enough verdicts that they fill several record batches of the producer.
+    by_partition = {partition: [txn("100") for _ in range(700)] for partition in (0, 2)}
+    await process.process(
+        [
+            RawRecord("transactions", partition, offset, b"key", encode_model(t))
+            for partition, batch in by_partition.items()
+            for offset, t in enumerate(batch)
+        ]
+    )
+    assert db.execute("SELECT count(*) FROM transactions").fetchone() == (1400,)
+    verdicts = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("verdicts"))
+    landed: dict[int, set[str]] = {}
+    for record in verdicts:
+        assert record.key == json.loads(record.value)["transaction_id"].encode()
+        landed.setdefault(record.partition, set()).add(record.key.decode())
+    assert landed == {p: {str(t.id) for t in batch} for p, batch in by_partition.items()}

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from detector_worker.records import DeadLetter, RawRecord, decode_transaction
 from schemas import MalformedJson, Transaction, decode_json, encode_model
+from schemas.codec import MAX_NESTING
 
 
 def record(value: bytes | None) -> RawRecord:
@@ -88,3 +89,18 @@ def test_a_number_too_long_to_convert_is_a_dead_letter_not_a_crash() -> None:
     result = decode_transaction(record(raw))
     assert isinstance(result, DeadLetter)
     assert result.reason == "malformed_json"
+
+
+@pytest.mark.parametrize(("opener", "closer"), [("[", "]"), ('{"a":', "}")])
+def test_nesting_is_refused_only_beyond_the_limit(opener: str, closer: str) -> None:
+    def nested(depth: int) -> str:
+        return opener * depth + "1" + closer * depth
+
+    assert decode_json(nested(MAX_NESTING)) is not None
+    with pytest.raises(MalformedJson, match="nested deeper"):
+        decode_json(nested(MAX_NESTING + 1))
+
+
+@given(st.text())
+def test_brackets_inside_strings_do_not_count_as_nesting(text: str) -> None:
+    assert decode_json(json.dumps({"note": text + "[{" * 40})) == {"note": text + "[{" * 40}
