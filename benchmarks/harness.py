@@ -164,10 +164,7 @@ class Worker:
         return _proc_status_kib(self.process.pid, "VmRSS") / 1024
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the process (all its threads) so far."""
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process.poll() is None:
@@ -186,6 +183,13 @@ def running(module: str, env: dict[str, str], *args: str) -> Iterator[Worker]:
         yield worker
     finally:
         worker.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _proc_status_kib(pid: int, field: str) -> int:

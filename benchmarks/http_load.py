@@ -15,6 +15,7 @@ Requests started during the first --warmup seconds are sent but not counted.
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import time
@@ -26,6 +27,7 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.harness import cpu_seconds
 from benchmarks.workload import http_body
 
 # Open loop: connections the client may open at most; beyond that requests queue (and the
@@ -82,22 +84,46 @@ async def open_loop(client: Client, rate: float, start: float, until: float) -> 
     return list(await asyncio.gather(*tasks))
 
 
+class CpuWatch:
+    """CPU used over the measured period, by this process and by the watched one (--watch-pid,
+    the gateway): the warm-up and the processes' start-up are left out."""
+
+    def __init__(self, watched: int | None) -> None:
+        self._watched = watched
+        self._at = time.perf_counter()
+        self._own, self._other = _cpu_seconds(), self._watched_cpu()
+
+    def _watched_cpu(self) -> float:
+        return cpu_seconds(self._watched) if self._watched else math.nan
+
+    def shares(self) -> tuple[float, float]:
+        """(this process, the watched one), in cores."""
+        elapsed = time.perf_counter() - self._at
+        own, other = _cpu_seconds() - self._own, self._watched_cpu() - self._other
+        return own / elapsed, other / elapsed
+
+
+async def _watch_after(seconds: float, pid: int | None) -> CpuWatch:
+    await asyncio.sleep(seconds)
+    return CpuWatch(pid)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     rng, now = random.Random(args.seed), datetime.now(UTC)
     bodies = [json.dumps(http_body(rng, now)).encode() for _ in range(2_000)]
     limit = args.concurrency if args.mode == "closed" else _OPEN_LOOP_CONNECTIONS
     connector = aiohttp.TCPConnector(limit=limit)
     timeout = aiohttp.ClientTimeout(total=30)
-    cpu_before = _cpu_seconds()
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         client = Client(session, args.url, args.key, bodies)
         start = time.perf_counter()
         until = start + args.warmup + args.seconds
+        watch = asyncio.create_task(_watch_after(args.warmup, args.watch_pid))
         if args.mode == "closed":
             samples = await closed_loop(client, args.concurrency, until)
         else:
             samples = await open_loop(client, args.rate, start, until)
-        elapsed = time.perf_counter() - start
+    client_cpu, watched_cpu = (await watch).shares()
     counted = [s for s in samples if s.due >= start + args.warmup]
     return {
         "mode": args.mode,
@@ -107,7 +133,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": len(counted),
         "statuses": dict(Counter(str(s.status) for s in counted)),
         "latencies_ms": [round(s.seconds * 1000, 3) for s in counted],
-        "client_cpu_share": (_cpu_seconds() - cpu_before) / elapsed,
+        "client_cpu_share": client_cpu,
+        "watched_cpu_share": watched_cpu,
     }
 
 
@@ -128,6 +155,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured period")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--watch-pid", type=int, help="also report this process's CPU use")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.write_text(json.dumps(asyncio.run(run(args))))
