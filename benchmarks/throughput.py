@@ -94,7 +94,7 @@ def measure(count: int, rounds: int, partitions: int = 6) -> tuple[Outcome, Outc
         single,
         [
             Metric("detector throughput", "1 detector", "tx/s", _rates(single)),
-            Metric("memory", "detector peak RSS (throughput run)", "MiB", _peaks(single)),
+            Metric("memory", "detector peak RSS (throughput run)", "MiB", _peaks(single), "< 300"),
         ],
     )
     scale_out = Outcome(
