@@ -4,7 +4,6 @@ import argparse
 import asyncio
 import signal
 
-import uvloop
 from prometheus_client import CollectorRegistry
 
 from baseline_worker.service import BaselineService
@@ -25,8 +24,6 @@ def main() -> None:
     parser.add_argument("--once", action="store_true", help="recompute once, then exit")
     args = parser.parse_args()
     settings = load_settings(BaselineSettings)
-    # uvloop: a faster event loop (socket I/O and callbacks in C), same asyncio API.
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     configure_logging(settings.log_level, "baseline_worker")
     asyncio.run(_serve(BaselineService(settings, CollectorRegistry()), args.once))
 

@@ -1,8 +1,5 @@
 """`python -m ingest_gateway`: serve the HTTP API (stateless: run as many as you like)."""
 
-import asyncio
-
-import uvloop
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -14,8 +11,6 @@ from shared.settings import load_settings
 
 def main() -> None:
     settings = load_settings(GatewaySettings)
-    # uvloop: a faster event loop (socket I/O and callbacks in C), same asyncio API.
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     configure_logging(settings.log_level, "ingest_gateway")
     # run_app handles SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to
     # the timeout), then run cleanup, which flushes the producer.
