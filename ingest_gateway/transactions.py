@@ -67,9 +67,12 @@ def _wire(body: TransactionIn, txn_id: UUID, now: datetime) -> Transaction:
 
 
 def _wants_verdict(request: web.Request) -> bool:
-    if request.query.get("wait", "true").lower() in ("false", "0", "no"):
-        return False
-    return "respond-async" not in request.headers.get("Prefer", "")
+    wait = request.query.get("wait", "true")
+    if wait not in ("true", "false"):
+        # A typo such as ?wait= or ?wait=flase must not silently mean "wait".
+        detail = (FieldError(field="wait", message="must be true or false"),)
+        raise Rejection(400, "invalid query parameter", "invalid_query", detail)
+    return wait == "true" and "respond-async" not in request.headers.get("Prefer", "")
 
 
 async def post_transaction(request: web.Request) -> web.Response:

@@ -198,3 +198,10 @@ async def test_a_number_too_long_to_convert_is_a_400(
     )
     assert response.status == 400
     assert await published(isolated) == 0
+
+
+@pytest.mark.parametrize("bad", ["", "flase", "yes", "1"])
+async def test_wait_must_be_true_or_false(client: TestClient[Any, Any], bad: str) -> None:
+    response = await client.post("/transactions", json=VALID, params={"wait": bad})
+    assert response.status == 400
+    assert (await response.json())["detail"][0]["field"] == "wait"
