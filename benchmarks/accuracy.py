@@ -31,6 +31,7 @@ from baseline_worker.compute import ScopeStats, window_days
 from baseline_worker.recompute import to_baseline
 from baseline_worker.stats import Moments
 from benchmarks.generator import AnomalyKind, LabelledTransaction, StreamConfig, generate
+from detector_worker.held_baseline import HeldBaseline, ScopeKey, index
 from detector_worker.scoring import ScoringConfig, score
 from schemas import Baseline, BaselineScope, ScopeKind, Severity, Transaction, Verdict
 
@@ -142,14 +143,15 @@ def replay(
 ) -> list[Scored]:
     """Score every transaction in order; return the verdicts from `scored_from` on."""
     rollup = Rollup(window)
-    baselines: Mapping[BaselineScope, Baseline] = {}
+    baselines: Mapping[ScopeKey, HeldBaseline] = {}
     next_recompute: datetime | None = None
     scored: list[Scored] = []
     for item in stream:
         at = item.transaction.transaction_date
         if next_recompute is None or at >= next_recompute:
             hour = at.replace(minute=0, second=0, microsecond=0)
-            baselines, next_recompute = rollup.baselines(hour), hour + timedelta(hours=1)
+            baselines = index(rollup.baselines(hour).values())
+            next_recompute = hour + timedelta(hours=1)
         verdict = score(item.transaction, baselines, config, at)
         if keeps(verdict):
             rollup.add(item.transaction)

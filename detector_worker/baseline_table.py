@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from schemas import Baseline, BaselineScope, MalformedJson, decode_json
 from shared.kafka import topic_partitions
 
@@ -19,13 +20,14 @@ log = logging.getLogger(__name__)
 
 
 class BaselineTable:
-    """Latest baseline per scope; a tombstone (None value) removes the scope."""
+    """Latest baseline per scope; a tombstone (None value) removes the scope. Records are
+    validated as the wire models, then held as compact rows (see held_baseline)."""
 
     def __init__(self) -> None:
-        self._by_scope: dict[BaselineScope, Baseline] = {}
+        self._by_scope: dict[ScopeKey, HeldBaseline] = {}
 
     @property
-    def view(self) -> Mapping[BaselineScope, Baseline]:
+    def view(self) -> Mapping[ScopeKey, HeldBaseline]:
         return self._by_scope
 
     def __len__(self) -> int:
@@ -36,7 +38,7 @@ class BaselineTable:
         try:
             scope = BaselineScope.model_validate(decode_json(key or b""))
             if value is None:
-                self._by_scope.pop(scope, None)
+                self._by_scope.pop((scope.kind, scope.name, scope.currency), None)
                 return
             baseline = Baseline.model_validate(decode_json(value))
         except (MalformedJson, ValidationError) as exc:
@@ -45,7 +47,8 @@ class BaselineTable:
         if baseline.scope != scope:
             log.warning("baseline key and value disagree", extra={"key": scope.label()})
             return
-        self._by_scope[scope] = baseline
+        held = HeldBaseline.of(baseline)
+        self._by_scope[held.key] = held
 
 
 class BaselineFollower:

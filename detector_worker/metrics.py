@@ -8,8 +8,8 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.records import DeadLetterReason
-from schemas import Baseline, BaselineScope
 from schemas.verdict import Severity
 
 # Batches take milliseconds to a few seconds when the database is slow.
@@ -48,7 +48,7 @@ class MerchantCounter:
         return merchant
 
 
-def baseline_age_seconds(baselines: Mapping[BaselineScope, Baseline], now: datetime) -> float:
+def baseline_age_seconds(baselines: Mapping[ScopeKey, HeldBaseline], now: datetime) -> float:
     """Seconds since the newest baseline held was computed; NaN while none is held."""
     if not baselines:
         return math.nan

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from schemas import Baseline, BaselineScope, ScopeKind, Severity, Transaction, Verdict
+from detector_worker.held_baseline import HeldBaseline, ScopeKey
+from schemas import ScopeKind, Severity, Transaction, Verdict
 
 # zscore: the seed's (amount - mean) / stddev. log_zscore: the same on ln(amount), which suits
 # the log-normal spread of payment amounts (see docs/accuracy.md for the comparison).
@@ -53,17 +54,17 @@ class ScoringConfig:
 
 
 def select_baseline(
-    txn: Transaction, baselines: Mapping[BaselineScope, Baseline], min_samples: int
-) -> Baseline | None:
+    txn: Transaction, baselines: Mapping[ScopeKey, HeldBaseline], min_samples: int
+) -> HeldBaseline | None:
     """The most specific scope with enough samples: merchant, then category, else none."""
     for kind, name in ((ScopeKind.MERCHANT, txn.merchant), (ScopeKind.CATEGORY, txn.category)):
-        baseline = baselines.get(BaselineScope(kind=kind, name=name, currency=txn.currency))
+        baseline = baselines.get((kind, name, txn.currency))
         if baseline is not None and baseline.count >= min_samples:
             return baseline
     return None
 
 
-def z_score(amount: float, baseline: Baseline, method: Method) -> tuple[float, Method]:
+def z_score(amount: float, baseline: HeldBaseline, method: Method) -> tuple[float, Method]:
     """z of `amount` under the method, falling back to the raw z-score without log statistics."""
     log_stddev = baseline.log_stddev
     if method == "log_zscore" and baseline.log_mean is not None and log_stddev:
@@ -77,7 +78,7 @@ def format_sigma(threshold: float) -> str:
 
 def score(
     txn: Transaction,
-    baselines: Mapping[BaselineScope, Baseline],
+    baselines: Mapping[ScopeKey, HeldBaseline],
     config: ScoringConfig,
     now: datetime,
 ) -> Verdict:
@@ -92,7 +93,11 @@ def score(
     tier = config.active_tiers.severity(z)
     if tier is None:
         return Verdict(
-            transaction_id=txn.id, anomaly=False, z_score=z, baseline=baseline, scored_at=now
+            transaction_id=txn.id,
+            anomaly=False,
+            z_score=z,
+            baseline=baseline.model(),
+            scored_at=now,
         )
     severity, threshold = tier
     return Verdict(
@@ -102,25 +107,27 @@ def score(
         rule=rule,
         z_score=z,
         message=f"Amount exceeds {format_sigma(threshold)} baseline",
-        baseline=baseline,
+        baseline=baseline.model(),
         scored_at=now,
     )
 
 
 def _score_stable(
-    txn_id: UUID, amount: float, baseline: Baseline, config: ScoringConfig, now: datetime
+    txn_id: UUID, amount: float, baseline: HeldBaseline, config: ScoringConfig, now: datetime
 ) -> Verdict:
     """Seed rule for a scope that barely varies: a z-score would divide by ~0."""
     ratio_hit = amount >= config.stable_multiplier * baseline.mean
     margin_hit = amount - baseline.mean > config.stable_margin
     if not (ratio_hit and margin_hit):
-        return Verdict(transaction_id=txn_id, anomaly=False, baseline=baseline, scored_at=now)
+        return Verdict(
+            transaction_id=txn_id, anomaly=False, baseline=baseline.model(), scored_at=now
+        )
     return Verdict(
         transaction_id=txn_id,
         anomaly=True,
         severity="high",
         rule="low_variance",
         message=f"Amount is more than {config.stable_multiplier:g}x stable baseline",
-        baseline=baseline,
+        baseline=baseline.model(),
         scored_at=now,
     )

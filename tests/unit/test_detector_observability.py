@@ -12,6 +12,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from detector_worker.app import batch_context
+from detector_worker.held_baseline import index
 from detector_worker.metrics import (
     OTHER_MERCHANTS,
     DetectorMetrics,
@@ -68,9 +69,7 @@ def test_merchants_past_the_limit_share_one_series() -> None:
 
 
 def test_baseline_age_is_that_of_the_newest_baseline() -> None:
-    table = {
-        b.scope: b for b in (baseline("food", NOW - timedelta(minutes=5)), baseline("travel", NOW))
-    }
+    table = index((baseline("food", NOW - timedelta(minutes=5)), baseline("travel", NOW)))
     assert baseline_age_seconds(table, NOW + timedelta(seconds=42)) == 42.0
     assert math.isnan(baseline_age_seconds({}, NOW))
 

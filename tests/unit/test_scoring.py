@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from detector_worker.held_baseline import HeldBaseline, ScopeKey, index
 from detector_worker.scoring import ScoringConfig, score, select_baseline
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction
 
@@ -42,8 +43,8 @@ def baseline(
     )
 
 
-def table(*baselines: Baseline) -> dict[BaselineScope, Baseline]:
-    return {b.scope: b for b in baselines}
+def table(*baselines: Baseline) -> dict[ScopeKey, HeldBaseline]:
+    return index(baselines)
 
 
 FOOD = table(baseline(ScopeKind.CATEGORY, "food", mean=100, stddev=10))
@@ -112,7 +113,7 @@ def test_merchant_scope_wins_when_it_has_enough_data() -> None:
         baseline(ScopeKind.MERCHANT, "Steakhouse", mean=300, stddev=30),
     )
     chosen = select_baseline(txn("310", merchant="Steakhouse"), both, 30)
-    assert chosen is not None and chosen.scope.kind is ScopeKind.MERCHANT
+    assert chosen is not None and chosen.key[0] is ScopeKind.MERCHANT
     assert not score(txn("310", merchant="Steakhouse"), both, CONFIG, NOW).anomaly
     # A merchant with too little history falls back to its category.
     sparse = {**both, **table(baseline(ScopeKind.MERCHANT, "Steakhouse", 300, 30, count=3))}
