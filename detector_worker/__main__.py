@@ -1,9 +1,6 @@
 """`python -m detector_worker`: run one detector process (scale out by starting more)."""
 
-import asyncio
-
 import faust
-import uvloop
 from prometheus_client import CollectorRegistry
 
 from detector_worker.app import create_app
@@ -14,9 +11,9 @@ from shared.settings import load_settings
 
 def main() -> None:
     settings = load_settings(DetectorSettings)
-    # uvloop: the event loop's own overhead per Kafka record is a sizeable share of the
-    # detector's CPU (Faust schedules several callbacks per record).
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # No uvloop here or in the other workers: with it, aiokafka can stay disconnected after a
+    # broker restart (aio-libs/aiokafka#1038; tests/faults/test_broker_outage.py caught it in
+    # the gateway). It saved little CPU per record anyway; Faust's own machinery dominates.
     configure_logging(settings.log_level, "detector_worker")
     app = create_app(settings, CollectorRegistry())
     worker = faust.Worker(

@@ -78,7 +78,9 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(prepare_schema, settings)
     app[POOL] = await open_pool(settings.database_url, settings.database_schema, max_size=10)
     app[IDEMPOTENCY] = IdempotencyStore(app[POOL], timedelta(hours=settings.idempotency_ttl_hours))
-    app[PRODUCER] = make_producer(settings.kafka_bootstrap_servers)
+    # No linger: a client waits for this ack. Records queue anyway while the one request in
+    # flight per partition (idempotent producer) is out, so batches still form under load.
+    app[PRODUCER] = make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
     await app[PRODUCER].start()
     app[VERDICTS] = VerdictWaiter(settings.kafka_bootstrap_servers, settings.topic_verdicts)
     await app[VERDICTS].start()

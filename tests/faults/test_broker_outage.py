@@ -5,7 +5,6 @@ acknowledged is on the topic. The broker is the test's own (ops/kafka.sh, privat
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -14,29 +13,12 @@ import pytest
 from shared.kafka import ensure_topics, project_topics
 from shared.settings import CommonSettings, settings_from
 from tests.conftest import AUTH_HEADERS, Isolated
+from tests.faults.conftest import PrivateKafka
 from tests.integration.test_gateway import VALID
 from tests.kafka_helpers import read_all
-from tests.processes import PrivateService, free_port, running
+from tests.processes import free_port, running
 
 pytestmark = pytest.mark.faults
-
-
-class PrivateKafka(PrivateService):
-    def __init__(self, state_dir: Path) -> None:
-        self.port = free_port()
-        ports = {"KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port())}
-        super().__init__("kafka.sh", state_dir, ports)
-        self.bootstrap = f"127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafka]:
-    kafka = PrivateKafka(tmp_path_factory.mktemp("kafka-state"))
-    kafka.run("start")
-    try:
-        yield kafka
-    finally:
-        kafka.run("stop")
 
 
 class Load:

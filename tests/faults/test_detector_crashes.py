@@ -30,8 +30,10 @@ def persisted(db: Any) -> int:
     return int(db.execute("SELECT count(*) FROM transactions").fetchone()[0])
 
 
-async def check_nothing_lost_or_doubled(isolated: Isolated, db: Any, recovery: float) -> None:
-    bootstrap = isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
+async def check_nothing_lost_or_doubled(
+    isolated: Isolated, db: Any, recovery: float, bootstrap: str | None = None
+) -> None:
+    bootstrap = bootstrap or isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
     rows, distinct = db.execute("SELECT count(*), count(DISTINCT id) FROM transactions").fetchone()
     anomalies = db.execute("SELECT count(*) FROM transactions WHERE anomaly").fetchone()[0]
     alert_rows = db.execute("SELECT count(*) FROM alerts").fetchone()[0]

@@ -1,0 +1,26 @@
+"""Fixtures of the fault suite: services of the test's own, so that a test can stop them."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import PrivateService, free_port
+
+
+class PrivateKafka(PrivateService):
+    def __init__(self, state_dir: Path) -> None:
+        self.port = free_port()
+        ports = {"KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port())}
+        super().__init__("kafka.sh", state_dir, ports)
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafka]:
+    kafka = PrivateKafka(tmp_path_factory.mktemp("kafka-state"))
+    kafka.run("start")
+    try:
+        yield kafka
+    finally:
+        kafka.run("stop")
