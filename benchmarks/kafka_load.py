@@ -5,7 +5,7 @@
         .venv/bin/python -m benchmarks.kafka_load --rate 1000 --seconds 30 --out /tmp/sent.json
 
 Each transaction's `received_at` is the wall-clock time just before it is handed to the
-producer (the same producer settings as the gateway's: acks=all, linger 5 ms): latencies
+producer (the same producer settings as the gateway's: acks=all, no linger): latencies
 are measured from there.
 """
 
@@ -27,7 +27,7 @@ from shared.kafka import make_producer
 async def produce_at_rate(
     bootstrap: str, topic: str, rate: float, seconds: float, seed: int
 ) -> dict[str, Any]:
-    producer = make_producer(bootstrap)
+    producer = make_producer(bootstrap, linger_ms=0)
     await producer.start()
     rng, sent, behind = random.Random(seed), 0, 0.0
     started = time.perf_counter()
