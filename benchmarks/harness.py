@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from aiokafka.admin import AIOKafkaAdminClient
 from psycopg import sql
 
-from shared.kafka import TopicSpec, ensure_topics, project_topics, topic_partitions
+from shared.kafka import TopicSpec, delete_topics, ensure_topics, project_topics, topic_partitions
 from shared.migrations import apply_migrations
 from shared.settings import CommonSettings, settings_from
 
@@ -74,15 +73,6 @@ def drop_schema(env: dict[str, str]) -> None:
         )
 
 
-async def delete_topics(env: dict[str, str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
-    await admin.start()
-    try:
-        await admin.delete_topics([env[name] for name in (*_TOPIC_VARIABLES, "TOPIC_DLQ")])
-    finally:
-        await admin.close()
-
-
 @contextmanager
 def isolated(partitions: int, extra: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
     """A migrated schema and created topics for one round; both removed afterwards."""
@@ -95,7 +85,8 @@ def isolated(partitions: int, extra: dict[str, str] | None = None) -> Iterator[d
     finally:
         drop_schema(env)
         with suppress(Exception):  # leftover topics cost disk only, never a wrong number
-            asyncio.run(delete_topics(env))
+            names = [env[name] for name in (*_TOPIC_VARIABLES, "TOPIC_DLQ")]
+            asyncio.run(delete_topics(env["KAFKA_BOOTSTRAP_SERVERS"], names))
 
 
 async def _create_topics(bootstrap: str, topics: list[TopicSpec]) -> None:

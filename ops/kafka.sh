@@ -126,10 +126,17 @@ broker_alive() {
 }
 
 # Ready = the broker logged that it started (in this run's log) and the port accepts TCP.
+# The first time that holds, the broker's pid is written to READY_FILE: server.log rotates,
+# and a long-running broker must still count as ready after its start line has rotated away.
 # Returns 2 when the process is gone, for wait_ready.
+READY_FILE="$KAFKA_STATE/ready.pid"
 broker_ready() {
     broker_alive || return 2
-    grep -q 'Kafka Server started' "$SERVER_LOG" 2>/dev/null || return 1
+    if [ "$(cat "$READY_FILE" 2>/dev/null)" != "$(broker_pid)" ]; then
+        grep -q 'Kafka Server started' "$SERVER_LOG" 2>/dev/null || return 1
+        port_open "$KAFKA_HOST" "$KAFKA_PORT" || return 1
+        broker_pid >"$READY_FILE"
+    fi
     port_open "$KAFKA_HOST" "$KAFKA_PORT" || return 1
 }
 
@@ -218,7 +225,7 @@ cmd_start() {
     done
 
     mkdir -p "$DATA_DIR" "$LOGS_DIR"
-    rm -f "$PID_FILE"
+    rm -f "$PID_FILE" "$READY_FILE"
     render_props
     set_jvm_common
 
@@ -252,7 +259,7 @@ cmd_start() {
         if broker_alive; then
             terminate_pid "$pid" "$KAFKA_STOP_TIMEOUT" kafka
         fi
-        rm -f "$PID_FILE"
+        rm -f "$PID_FILE" "$READY_FILE"
         exit 1
     fi
     log "kafka ready on $KAFKA_HOST:$KAFKA_PORT in $(elapsed_since "$t0")s"
@@ -265,12 +272,12 @@ cmd_stop() {
     pid="$(broker_pid)"
     if ! pid_alive "$pid" "$PID_PATTERN"; then
         log "not running"
-        rm -f "$PID_FILE"
+        rm -f "$PID_FILE" "$READY_FILE"
         return 0
     fi
     log "stopping broker (pid $pid)"
     terminate_pid "$pid" "$KAFKA_STOP_TIMEOUT" kafka
-    rm -f "$PID_FILE"
+    rm -f "$PID_FILE" "$READY_FILE"
 }
 
 cmd_status() {

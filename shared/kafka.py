@@ -75,6 +75,17 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None
         await admin.close()
 
 
+async def delete_topics(bootstrap_servers: str, topics: Iterable[str]) -> None:
+    """Delete topics (those that do not exist are skipped): for short-lived test and benchmark
+    topics, which would otherwise pile up on the broker and slow its start and its metadata."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(topics))
+    finally:
+        await admin.close()
+
+
 async def topic_partitions(
     bootstrap_servers: str, topic: str, *, wait_seconds: float = 30.0
 ) -> list[int]:

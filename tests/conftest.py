@@ -5,11 +5,13 @@ import secrets
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
 import pytest
+from aiokafka.errors import KafkaError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from pydantic_settings import BaseSettings
@@ -17,7 +19,7 @@ from pydantic_settings import BaseSettings
 from baseline_worker.settings import BaselineSettings
 from detector_worker.settings import DetectorSettings
 from ingest_gateway.settings import GatewaySettings
-from shared.kafka import ensure_topics, project_topics
+from shared.kafka import delete_topics, ensure_topics, project_topics
 from shared.migrations import apply_migrations
 from shared.provision import WORKER_ROLES, ensure_login
 from shared.settings import CommonSettings, settings_from
@@ -131,7 +133,7 @@ def isolated_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
 async def isolated(
     kafka_bootstrap: str, database_url: str, worker_database_urls: dict[str, str]
 ) -> AsyncIterator[Isolated]:
-    """A fresh schema (migrated) and fresh topics; the schema is dropped afterwards."""
+    """A fresh schema (migrated) and fresh topics; both are dropped afterwards."""
     box = Isolated(isolated_env(kafka_bootstrap, database_url), worker_database_urls)
     common = box.settings(CommonSettings)
     apply_migrations(database_url, box.schema)
@@ -139,6 +141,8 @@ async def isolated(
     yield box
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(box.schema)))
+    with suppress(KafkaError, OSError):  # a leftover topic costs disk only, never a result
+        await delete_topics(kafka_bootstrap, [spec.name for spec in project_topics(common)])
 
 
 @pytest.fixture
