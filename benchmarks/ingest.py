@@ -36,6 +36,7 @@ _SUCCESS = ("201", "202")
 class LoadPlan:
     concurrencies: Sequence[int]  # closed loop, one run each
     open_shares: Sequence[float]  # open loop at these shares of the saturation throughput
+    open_rates: Sequence[float]  # and at these fixed rates (req/s), comparable across commits
     seconds: float
     warmup: float
 
@@ -114,6 +115,7 @@ def one_path(with_detector: bool, plan: LoadPlan) -> dict[str, Any]:
         closed = [load(gateway, plan, concurrency=c) for c in plan.concurrencies]
         saturation = max(closed, key=lambda run: float(run["per_second"]))
         rates = [share * saturation["per_second"] for share in plan.open_shares]
+        rates += plan.open_rates
         below = [load(gateway, plan, rate=rate) for rate in rates]
         peak = gateway.worker.peak_rss_mb()
     return {
@@ -157,11 +159,13 @@ def metrics(path: str, results: list[dict[str, Any]], plan: LoadPlan) -> list[Me
     ]
     if path == "201":
         found.append(top("%", "answered 201 at saturation", lambda t: _share_201(t["statuses"])))
-    for index, share in enumerate(plan.open_shares):
+    labels = [f"{share:.0%} of saturation" for share in plan.open_shares]
+    labels += [f"{rate:,.0f} req/s" for rate in plan.open_rates]
+    for index, label in enumerate(labels):
         runs = [r["open"][index] for r in results]
         for q, target in (("p50", ""), ("p99", "< 20 ms")):
             values = [run["latency_ms"][q] for run in runs]
-            found.append(Metric(name, f"{q} at {share:.0%} of saturation", "ms", values, target))
+            found.append(Metric(name, f"{q} at {label}", "ms", values, target))
     return found
 
 

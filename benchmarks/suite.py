@@ -48,6 +48,7 @@ def arguments() -> argparse.Namespace:
     add("--http-seconds", type=float, help="ingest: measured seconds per load run (10)")
     add("--concurrency", type=int, nargs="+", help="ingest: closed-loop connections (16 64 256)")
     add("--open-shares", type=float, nargs="+", default=[0.5, 0.8], help="of saturation")
+    add("--open-rates", type=float, nargs="*", default=[1000.0], help="fixed req/s (1,000)")
     add("--no-201", action="store_true", help="ingest: skip the path with a detector")
     add("--latency-rate", type=float, default=1000.0, help="latency: offered tx/s (1,000)")
     add("--latency-seconds", type=float, help="latency: seconds of load per round (30)")
@@ -84,7 +85,9 @@ def _fill_sizes(args: argparse.Namespace) -> None:
 
 
 def runners(args: argparse.Namespace) -> dict[str, Callable[[], list[tuple[str, Outcome]]]]:
-    plan = ingest.LoadPlan(args.concurrency, args.open_shares, args.http_seconds, warmup=2.0)
+    plan = ingest.LoadPlan(
+        args.concurrency, args.open_shares, args.open_rates, args.http_seconds, warmup=2.0
+    )
     return {
         "throughput": lambda: _throughput(args),
         "ingest": lambda: [("ingest", ingest.measure(args.rounds, plan, not args.no_201))],

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,3 +137,10 @@ class PrivateService:
         )
         assert result.returncode == 0, result.stderr[-2000:]
         return result.stdout
+
+    def __enter__(self) -> Self:
+        self.run("start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.run("stop")

@@ -18,9 +18,20 @@ class PrivateKafka(PrivateService):
 
 @pytest.fixture
 def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafka]:
-    kafka = PrivateKafka(tmp_path_factory.mktemp("kafka-state"))
-    kafka.run("start")
-    try:
+    with PrivateKafka(tmp_path_factory.mktemp("kafka-state")) as kafka:
         yield kafka
-    finally:
-        kafka.run("stop")
+
+
+class PrivatePostgres(PrivateService):
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__("postgres.sh", state_dir, {"JALYTICS_PG_PORT": str(free_port())})
+
+    def url(self) -> str:
+        line = next(x for x in self.run("env").splitlines() if "DATABASE_URL=" in x)
+        return line.split("=", 1)[1].strip("'\"")
+
+
+@pytest.fixture
+def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
+    with PrivatePostgres(tmp_path_factory.mktemp("pg-state")) as postgres:
+        yield postgres

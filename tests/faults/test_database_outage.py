@@ -8,7 +8,6 @@ state dir and port) so it can stop and restart it without touching the shared on
 import asyncio
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -20,29 +19,11 @@ from shared.kafka import ensure_topics, project_topics
 from shared.migrations import apply_migrations
 from shared.settings import CommonSettings, settings_from
 from tests.conftest import Isolated
+from tests.faults.conftest import PrivatePostgres
 from tests.faults.test_detector_crashes import COUNT, check_nothing_lost_or_doubled, persisted
-from tests.processes import PrivateService, free_port, running, wait_for
+from tests.processes import free_port, running, wait_for
 
 pytestmark = pytest.mark.faults
-
-
-class PrivatePostgres(PrivateService):
-    def __init__(self, state_dir: Path) -> None:
-        super().__init__("postgres.sh", state_dir, {"JALYTICS_PG_PORT": str(free_port())})
-
-    def url(self) -> str:
-        line = next(x for x in self.run("env").splitlines() if "DATABASE_URL=" in x)
-        return line.split("=", 1)[1].strip("'\"")
-
-
-@pytest.fixture
-def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
-    postgres = PrivatePostgres(tmp_path_factory.mktemp("pg-state"))
-    postgres.run("start")
-    try:
-        yield postgres
-    finally:
-        postgres.run("stop")
 
 
 def retries(metrics_url: str) -> float:
