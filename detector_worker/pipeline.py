@@ -23,7 +23,7 @@ from detector_worker.records import DeadLetter, RawRecord, decode_transaction
 from detector_worker.scoring import ScoringConfig, score
 from detector_worker.store import Scored, VerdictStore, make_alert
 from schemas import Alert, Transaction, encode_model
-from shared.kafka import Message, send_in_batches
+from shared.kafka import Message, RenewableProducer, send_in_batches
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class DetectorPipeline:
         scoring: ScoringConfig,
         table: BaselineTable,
         store: VerdictStore,
-        producer: AIOKafkaProducer,
+        producer: RenewableProducer,
         metrics: DetectorMetrics,
         clock: Clock,
     ) -> None:
@@ -122,9 +122,25 @@ class DetectorPipeline:
         alerts: Sequence[Alert],
         dead: Sequence[DeadLetter],
     ) -> None:
+        producer = self._producer.current
+        try:
+            await self._send_all(producer, scored, partitions, alerts, dead)
+        except KafkaError as exc:
+            # A dead producer is replaced before the retry, which sends the whole batch again.
+            await self._producer.renew_if_broken(producer, exc)
+            raise
+
+    async def _send_all(
+        self,
+        producer: AIOKafkaProducer,
+        scored: Sequence[Scored],
+        partitions: Mapping[UUID, int],
+        alerts: Sequence[Alert],
+        dead: Sequence[DeadLetter],
+    ) -> None:
         topics = self._settings
         sends: list[asyncio.Future[object]] = [
-            await self._producer.send(
+            await producer.send(
                 topics.topic_dlq,
                 key=letter.record.key,
                 value=letter.record.value,
@@ -134,7 +150,7 @@ class DetectorPipeline:
         ]
         for alert in alerts:
             sends.append(
-                await self._producer.send(
+                await producer.send(
                     topics.topic_alerts,
                     key=str(alert.transaction_id).encode(),
                     value=encode_model(alert),
@@ -143,7 +159,7 @@ class DetectorPipeline:
         # A verdict goes to the partition number its transaction came from: co-partitioned
         # with `transactions` (the same key's partition when the counts match), and sent as
         # whole record batches, a tenth of the cost of a send() per record.
-        verdict_partitions = await self._producer.partitions_for(topics.topic_verdicts)
+        verdict_partitions = await producer.partitions_for(topics.topic_verdicts)
         by_partition: dict[int, list[Message]] = defaultdict(list)
         for item in scored:
             verdict = item.verdict
@@ -152,9 +168,7 @@ class DetectorPipeline:
                 (str(verdict.transaction_id).encode(), encode_model(verdict))
             )
         for partition, messages in by_partition.items():
-            sends += await send_in_batches(
-                self._producer, topics.topic_verdicts, partition, messages
-            )
+            sends += await send_in_batches(producer, topics.topic_verdicts, partition, messages)
         await asyncio.gather(*sends)
 
     def _observe(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from aiohttp import web
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
@@ -19,7 +19,7 @@ from detector_worker.metrics import DetectorMetrics, baseline_age_seconds, consu
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
-from shared.kafka import ensure_topics, make_producer, project_topics
+from shared.kafka import RenewableProducer, ensure_topics, make_producer, project_topics
 from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
 
@@ -99,7 +99,7 @@ class DetectorRuntime:
         self._pipeline: DetectorPipeline | None = None
         self._ops: web.AppRunner | None = None
         self._pool: AsyncConnectionPool | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: RenewableProducer | None = None
         self._follower: BaselineFollower | None = None
         self._lag_probe: ConsumerLagProbe | None = None
         self._admin: AIOKafkaAdminClient | None = None
@@ -128,7 +128,8 @@ class DetectorRuntime:
         self._pool = pool = await open_store_pool(s.database_url, s.database_schema)
         # No linger: a batch's verdicts go out as whole record batches already, and lingering
         # would only add its 5 ms to every verdict's and alert's latency.
-        self._producer = producer = make_producer(s.kafka_bootstrap_servers, linger_ms=0)
+        producer = RenewableProducer(lambda: make_producer(s.kafka_bootstrap_servers, linger_ms=0))
+        self._producer = producer
         await producer.start()
         self._follower = follower = BaselineFollower(
             s.kafka_bootstrap_servers, s.topic_baselines, self.table

@@ -34,7 +34,7 @@ from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
 from ingest_gateway.verdicts import VerdictWaiter
 from shared.db import open_pool
-from shared.kafka import make_producer
+from shared.kafka import RenewableProducer, make_producer
 from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
 
@@ -56,7 +56,7 @@ async def ready(request: web.Request) -> web.Response:
         checks["postgres"] = f"unavailable: {type(exc).__name__}"
     try:
         topic = request.app[SETTINGS].topic_transactions
-        await asyncio.wait_for(request.app[PRODUCER].partitions_for(topic), 2)
+        await asyncio.wait_for(request.app[PRODUCER].current.partitions_for(topic), 2)
         checks["kafka"] = "ok"
     except (KafkaError, TimeoutError) as exc:
         checks["kafka"] = f"unavailable: {type(exc).__name__}"
@@ -80,7 +80,9 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     app[IDEMPOTENCY] = IdempotencyStore(app[POOL], timedelta(hours=settings.idempotency_ttl_hours))
     # No linger: a client waits for this ack. Records queue anyway while the one request in
     # flight per partition (idempotent producer) is out, so batches still form under load.
-    app[PRODUCER] = make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
+    app[PRODUCER] = RenewableProducer(
+        lambda: make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
+    )
     await app[PRODUCER].start()
     app[VERDICTS] = VerdictWaiter(settings.kafka_bootstrap_servers, settings.topic_verdicts)
     await app[VERDICTS].start()

@@ -1,7 +1,6 @@
 """What the handlers find on the application, typed (aiohttp AppKeys)."""
 
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
@@ -11,13 +10,14 @@ from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.rate_limit import RateLimiter
 from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.verdicts import VerdictWaiter
+from shared.kafka import RenewableProducer
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 KEYS = web.AppKey("api_keys", ApiKeys)
 LIMITER = web.AppKey("rate_limiter", RateLimiter)
-PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+PRODUCER = web.AppKey("producer", RenewableProducer)
 POOL = web.AppKey("pool", AsyncConnectionPool)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 VERDICTS = web.AppKey("verdicts", VerdictWaiter)

@@ -150,10 +150,11 @@ async def publish(app: web.Application, transactions: list[Transaction]) -> list
     """Publish and wait for acks=all; per transaction, whether the broker acknowledged it."""
     if not transactions:
         return []
-    settings, metrics, producer = app[SETTINGS], app[METRICS], app[PRODUCER]
+    settings, metrics, producers = app[SETTINGS], app[METRICS], app[PRODUCER]
     started = time.perf_counter()
 
     async def send(txn: Transaction) -> bool:
+        producer = producers.current
         # The bound covers the whole publish: with the broker gone, send() itself waits for
         # metadata, and a client must get its 503 in bounded time, not hang.
         try:
@@ -163,6 +164,7 @@ async def publish(app: web.Application, transactions: list[Transaction]) -> list
                 )
         except (KafkaError, TimeoutError) as exc:
             metrics.publish_failures.inc()
+            producers.renew_soon(producer, exc)
             log.error("publish failed", extra={"transaction_id": str(txn.id), "error": repr(exc)})
             return False
         return True

@@ -2,12 +2,13 @@
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.errors import OutOfOrderSequenceNumber, ProducerFenced, for_code
 
 from shared.settings import CommonSettings
 
@@ -127,6 +128,84 @@ def make_producer(
         request_timeout_ms=15_000,
         transactional_id=transactional_id,
     )
+
+
+class RenewableProducer:
+    """The worker's producer, replaced by a new one when it can never send again.
+
+    An AIOKafkaProducer whose sender task has ended (OutOfOrderSequenceNumber after a broker
+    restart lost the tail of a partition, a fenced producer id, an unexpected error) fails
+    every later send with a copy of that error: retrying with it waits forever. Only a new
+    producer, with a new producer id, recovers. Records of the failed sends are sent again by
+    the caller's retry (at least once; the consumers key on the transaction id).
+    """
+
+    def __init__(self, factory: Callable[[], AIOKafkaProducer]) -> None:
+        self._factory = factory
+        self._producer = factory()
+        self._renewing = asyncio.Lock()
+        self._background: set[asyncio.Task[bool]] = set()
+        self.renewals = 0
+
+    @property
+    def current(self) -> AIOKafkaProducer:
+        return self._producer
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            with suppress(Exception):
+                await task
+        await self._producer.stop()  # flushes what is still buffered
+
+    def is_broken(self, producer: AIOKafkaProducer, error: BaseException) -> bool:
+        """Whether `producer`, which raised `error`, can never send again."""
+        if isinstance(error, OutOfOrderSequenceNumber | ProducerFenced):
+            return True
+        # aiokafka has no public "alive" check: its sender task is what ends.
+        sender = getattr(producer, "_sender", None)
+        task = getattr(sender, "sender_task", None)
+        return task is not None and task.done()
+
+    async def renew_if_broken(self, producer: AIOKafkaProducer, error: BaseException) -> bool:
+        """Replace `producer` if `error` means it is dead; True if it was (or already had
+        been) replaced. Concurrent callers with the same dead producer renew it once."""
+        if not self.is_broken(producer, error):
+            return False
+        async with self._renewing:
+            if self._producer is producer:
+                log.warning(
+                    "producer cannot send any more; starting a new one",
+                    extra={"error": repr(error)},
+                )
+                fresh = self._factory()
+                try:
+                    await fresh.start()
+                except BaseException:
+                    await fresh.stop()  # the broker may still be away: the caller retries
+                    raise
+                self._producer, self.renewals = fresh, self.renewals + 1
+                with suppress(Exception):  # its batches have failed already
+                    await asyncio.wait_for(producer.stop(), 5)
+        return True
+
+    def renew_soon(self, producer: AIOKafkaProducer, error: BaseException) -> None:
+        """renew_if_broken in the background, for a caller that must answer now (an HTTP
+        request gets its 503 at once; the requests after it get the new producer)."""
+        if not self.is_broken(producer, error) or self._background:
+            return
+        task = asyncio.create_task(self._renew_logged(producer, error))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _renew_logged(self, producer: AIOKafkaProducer, error: BaseException) -> bool:
+        try:
+            return await self.renew_if_broken(producer, error)
+        except Exception as exc:  # the broker is still away: the next failure tries again
+            log.warning("could not start a new producer", extra={"error": repr(exc)})
+            return False
 
 
 Message = tuple[bytes | None, bytes | None]

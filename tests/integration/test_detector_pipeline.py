@@ -1,13 +1,17 @@
 """One batch through the detector's pipeline, against the real database and broker."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import OutOfOrderSequenceNumber
 from prometheus_client import CollectorRegistry
 
 from detector_worker.baseline_table import BaselineTable
@@ -17,7 +21,7 @@ from detector_worker.records import RawRecord
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
-from shared.kafka import make_producer
+from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
 from tests.kafka_helpers import read_all
 
@@ -25,11 +29,13 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-async def pipeline(isolated: Isolated) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
+@asynccontextmanager
+async def built(
+    isolated: Isolated, producer: RenewableProducer
+) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
+    """A pipeline on the test's schema and topics, with the food baseline."""
     settings = isolated.settings(DetectorSettings)
-    registry = CollectorRegistry()
-    metrics = DetectorMetrics.create(registry)
+    metrics = DetectorMetrics.create(CollectorRegistry())
     table = BaselineTable()
     scope = BaselineScope(kind=ScopeKind.CATEGORY, name="food", currency="USD")
     food = Baseline(
@@ -37,22 +43,27 @@ async def pipeline(isolated: Isolated) -> AsyncIterator[tuple[DetectorPipeline, 
     )
     table.apply(scope.key(), encode_model(food))
     pool = await open_store_pool(settings.database_url, settings.database_schema)
-    producer = make_producer(settings.kafka_bootstrap_servers)
     await producer.start()
-    yield (
-        DetectorPipeline(
-            settings,
-            settings.scoring_config(),
-            table,
-            VerdictStore(pool, metrics),
-            producer,
+    try:
+        store = VerdictStore(pool, metrics)
+        config = settings.scoring_config()
+        yield (
+            DetectorPipeline(settings, config, table, store, producer, metrics, lambda: NOW),
             metrics,
-            lambda: NOW,
-        ),
-        metrics,
-    )
-    await producer.stop()
-    await pool.close()
+        )
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+def new_producer(isolated: Isolated) -> RenewableProducer:
+    return RenewableProducer(lambda: make_producer(isolated.env["KAFKA_BOOTSTRAP_SERVERS"]))
+
+
+@pytest.fixture
+async def pipeline(isolated: Isolated) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
+    async with built(isolated, new_producer(isolated)) as ready:
+        yield ready
 
 
 def as_record(value: bytes, offset: int) -> RawRecord:
@@ -160,3 +171,35 @@ async def test_verdicts_go_to_their_transactions_partition_in_whole_batches(
         assert record.key == json.loads(record.value)["transaction_id"].encode()
         landed.setdefault(record.partition, set()).add(record.key.decode())
     assert landed == {p: {str(t.id) for t in batch} for p, batch in by_partition.items()}
+
+
+class DeadProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
+    """An aiokafka producer after its sender task died of OutOfOrderSequenceNumber (a broker
+    restart lost the tail of a partition; seen in CI): every send raises a copy of it."""
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        raise OutOfOrderSequenceNumber()
+
+    async def send_batch(self, *args: Any, **kwargs: Any) -> Any:
+        raise OutOfOrderSequenceNumber()
+
+
+async def test_a_producer_that_can_never_send_again_is_replaced(
+    isolated: Isolated, db: Any
+) -> None:
+    bootstrap = isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
+    made: list[AIOKafkaProducer] = []
+
+    def first_dead() -> AIOKafkaProducer:
+        made.append(make_producer(bootstrap) if made else DeadProducer(bootstrap_servers=bootstrap))
+        return made[-1]
+
+    producer = RenewableProducer(first_dead)
+    async with built(isolated, producer) as (process, _):
+        spike = txn("160.01")
+        await asyncio.wait_for(process.process([as_record(encode_model(spike), 0)]), 30)
+        # Retrying with the dead one would have waited forever.
+        assert producer.renewals == 1 and len(made) == 2 and producer.current is made[1]
+    alerts = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("alerts"))
+    assert [json.loads(r.value)["transaction_id"] for r in alerts] == [str(spike.id)]
+    assert db.execute("SELECT count(*) FROM alerts").fetchone() == (1,)
