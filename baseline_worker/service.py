@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, ProducerFenced
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -17,7 +17,7 @@ from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer, RecomputeResult
 from baseline_worker.settings import BaselineSettings
 from shared.db import open_pool
-from shared.kafka import ensure_topics, make_producer, project_topics
+from shared.kafka import RenewableProducer, ensure_topics, make_producer, project_topics
 from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
 
@@ -69,17 +69,18 @@ class BaselineService:
                 return
             self._set_leader(True)
             # Started only once leading: a standby's producer would fence the live leader.
-            producer = make_producer(
-                s.kafka_bootstrap_servers, transactional_id=self.transactional_id()
+            producers = RenewableProducer(
+                lambda: make_producer(
+                    s.kafka_bootstrap_servers, transactional_id=self.transactional_id()
+                )
             )
-            await producer.start()
-            recomputer = Recomputer(
-                pool, producer, s.topic_baselines, s.baseline_window_days, self.metrics
-            )
+            await producers.start()
             try:
                 while not self.stopping.is_set():
+                    # Confirmed leader first: only then may a dead producer be replaced (a new
+                    # one with our transactional id fences whoever else holds it).
                     await lock.confirm()
-                    await self.recompute_once(recomputer)
+                    await self.recompute_once(pool, producers)
                     if once:
                         return
                     await self._sleep(s.recompute_interval_seconds)
@@ -87,15 +88,29 @@ class BaselineService:
                 log.warning("lost baseline leadership; standing by", extra={"error": str(exc)})
                 await lock.release()
             finally:
-                await producer.stop()
+                await producers.stop()
 
-    async def recompute_once(self, recomputer: Recomputer) -> RecomputeResult | None:
+    async def recompute_once(
+        self, pool: AsyncConnectionPool, producers: RenewableProducer
+    ) -> RecomputeResult | None:
+        s, producer = self.settings, producers.current
+        recomputer = Recomputer(
+            pool, producer, s.topic_baselines, s.baseline_window_days, self.metrics
+        )
         started = time.perf_counter()
         try:
             result = await recomputer.run(self.clock())
+        except ProducerFenced as exc:
+            # Only a newer leader's producer fences ours: it holds the lock now.
+            raise LeadershipLost("fenced by a newer leader's producer") from exc
         except (OperationalError, PoolTimeout, KafkaError, TimeoutError) as exc:
             self.metrics.recompute_failures.inc()
             log.warning("baseline recompute failed; will retry", extra={"error": repr(exc)})
+            if isinstance(exc, KafkaError):
+                # After a broker restart the producer may never send again: the next
+                # recompute gets a new one (a recompute is published whole or not at all).
+                with contextlib.suppress(KafkaError):  # still away: the next run tries again
+                    await producers.renew_if_broken(producer, exc)
             return None
         elapsed = time.perf_counter() - started
         self.metrics.recompute_duration.observe(elapsed)

@@ -248,6 +248,7 @@ cmd_start() {
         "${jvm_common[@]}" "${extra[@]}" \
         kafka.Kafka "$PROPS" >"$STDOUT_LOG" 2>&1 </dev/null 8>&- &
     local pid=$!
+    wait_exec "$pid" "$PID_PATTERN" || true
     printf '%s\n' "$pid" >"$PID_FILE"
     log "started broker (pid $pid), waiting up to ${KAFKA_START_TIMEOUT}s; log: $SERVER_LOG"
 

@@ -97,6 +97,19 @@ pid_alive() {
     [[ "$cmdline" == *"$pattern"* ]]
 }
 
+# wait_exec PID PATTERN: a child just started with `nohup setsid CMD &` shows the shell's own
+# command line until it has exec'd, and pid_alive with a PATTERN would call it dead (seen in CI:
+# "prometheus exited during startup" with an empty log). Wait, up to 10 s, until its command
+# line shows PATTERN or it is gone.
+wait_exec() {
+    local pid="$1" pattern="$2" deadline=$(($(now_ns) + 10 * 1000000000))
+    while proc_running "$pid" && ! pid_alive "$pid" "$pattern"; do
+        (($(now_ns) >= deadline)) && return 1
+        sleep 0.05
+    done
+    return 0
+}
+
 # wait_pid_exit PID TIMEOUT_S: wait for PID to go away; false on timeout.
 wait_pid_exit() {
     local pid="$1" deadline=$(($(now_ns) + $2 * 1000000000))

@@ -169,6 +169,7 @@ cmd_start() {
         "--web.listen-address=$PROMETHEUS_HOST:$PROMETHEUS_PORT" \
         >"$LOG_FILE" 2>&1 </dev/null 8>&- &
     local pid=$!
+    wait_exec "$pid" "$PID_PATTERN" || true
     printf '%s\n' "$pid" >"$PID_FILE"
     log "started (pid $pid), waiting up to ${PROMETHEUS_START_TIMEOUT}s; log: $LOG_FILE"
 

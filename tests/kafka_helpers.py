@@ -1,9 +1,11 @@
-"""Reading topics back in tests."""
+"""Reading topics back in tests, and a producer in the state a broker restart can leave."""
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import OutOfOrderSequenceNumber
 
 from shared.kafka import topic_partitions
 
@@ -64,3 +66,14 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[Co
         return records
     finally:
         await consumer.stop()
+
+
+class DeadProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
+    """An aiokafka producer after its sender task died of OutOfOrderSequenceNumber (a broker
+    restart lost the tail of a partition; seen in CI): every send raises a copy of it."""
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        raise OutOfOrderSequenceNumber()
+
+    async def send_batch(self, *args: Any, **kwargs: Any) -> Any:
+        raise OutOfOrderSequenceNumber()

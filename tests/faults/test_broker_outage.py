@@ -45,6 +45,8 @@ async def test_a_broker_outage_gets_503s_and_loses_nothing_acknowledged(
         "PORT": str(free_port()),
         "RATE_LIMIT_RPS": "100000",
         "RATE_LIMIT_BURST": "100000",
+        "GLOBAL_RATE_LIMIT_RPS": "100000",
+        "GLOBAL_RATE_LIMIT_BURST": "100000",
         "PUBLISH_TIMEOUT_SECONDS": "2",
     }
     await ensure_topics(private_kafka.bootstrap, project_topics(settings_from(CommonSettings, env)))

@@ -7,18 +7,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from baseline_worker.leadership import LeaderLock, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer
+from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.held_baseline import scope_label
 from shared.db import open_pool
-from shared.kafka import make_producer
+from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import DeadProducer, read_all
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -143,3 +145,36 @@ async def test_medium_alerts_still_feed_the_baseline(recomputer: Recomputer, db:
         b for b in (await recomputer.run(NOW)).published if b.scope.label() == "category:food:USD"
     )
     assert (food.count, food.mean) == (3, 110.0)
+
+
+async def test_a_recompute_after_a_dead_producer_gets_a_new_one(
+    isolated: Isolated, db: Any
+) -> None:
+    """After a broker restart the leader's producer may never send again: the failed
+    recompute publishes nothing, and the next one runs on a new producer."""
+    settings = isolated.settings(BaselineSettings, baseline_window_days=30)
+    service = BaselineService(settings, CollectorRegistry(), clock=lambda: NOW)
+    insert(db, "10", "books", "Shop", days_ago=1)
+    made: list[AIOKafkaProducer] = []
+
+    def first_dead() -> AIOKafkaProducer:
+        bootstrap, txn_id = settings.kafka_bootstrap_servers, f"tests-{isolated.schema}"
+        if made:
+            made.append(make_producer(bootstrap, transactional_id=txn_id))
+        else:
+            made.append(DeadProducer(bootstrap_servers=bootstrap, transactional_id=txn_id))
+        return made[-1]
+
+    producers = RenewableProducer(first_dead)
+    await producers.start()
+    pool = await open_pool(settings.database_url, settings.database_schema)
+    try:
+        assert await service.recompute_once(pool, producers) is None
+        assert producers.renewals == 1
+        result = await service.recompute_once(pool, producers)
+    finally:
+        await producers.stop()
+        await pool.close()
+    assert result is not None and len(result.published) == 2
+    records = await read_all(settings.kafka_bootstrap_servers, isolated.topic("baselines"))
+    assert len(records) == 2  # the failed recompute's transaction was aborted: nothing of it

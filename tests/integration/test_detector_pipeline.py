@@ -11,7 +11,6 @@ from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import OutOfOrderSequenceNumber
 from prometheus_client import CollectorRegistry
 
 from detector_worker.baseline_table import BaselineTable
@@ -23,7 +22,7 @@ from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
-from tests.kafka_helpers import read_all
+from tests.kafka_helpers import DeadProducer, read_all
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -171,17 +170,6 @@ async def test_verdicts_go_to_their_transactions_partition_in_whole_batches(
         assert record.key == json.loads(record.value)["transaction_id"].encode()
         landed.setdefault(record.partition, set()).add(record.key.decode())
     assert landed == {p: {str(t.id) for t in batch} for p, batch in by_partition.items()}
-
-
-class DeadProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
-    """An aiokafka producer after its sender task died of OutOfOrderSequenceNumber (a broker
-    restart lost the tail of a partition; seen in CI): every send raises a copy of it."""
-
-    async def send(self, *args: Any, **kwargs: Any) -> Any:
-        raise OutOfOrderSequenceNumber()
-
-    async def send_batch(self, *args: Any, **kwargs: Any) -> Any:
-        raise OutOfOrderSequenceNumber()
 
 
 async def test_a_producer_that_can_never_send_again_is_replaced(
