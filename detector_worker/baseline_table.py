@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from detector_worker.held_baseline import HeldBaseline, ScopeKey
+from detector_worker.held_baseline import HeldBaseline, ScopeKey, scope_key
 from schemas import Baseline, BaselineScope, MalformedJson, decode_json
 from shared.kafka import topic_partitions
 
@@ -38,7 +38,7 @@ class BaselineTable:
         try:
             scope = BaselineScope.model_validate(decode_json(key or b""))
             if value is None:
-                self._by_scope.pop((scope.kind, scope.name, scope.currency), None)
+                self._by_scope.pop(scope_key(scope), None)
                 return
             baseline = Baseline.model_validate(decode_json(value))
         except (MalformedJson, ValidationError) as exc:

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import TypeAlias
 from uuid import UUID
 
-from schemas import Baseline, ScopeKind
+from schemas import Baseline, BaselineScope, ScopeKind
 
 # (kind, name, currency): the dictionary key of a scope. A tuple, so that a lookup per
 # transaction costs a hash instead of validating a `BaselineScope` model (~1.5 µs).
@@ -25,6 +25,11 @@ ScopeKey: TypeAlias = tuple[ScopeKind, str, str]
 
 # Verdict models kept for the most recently scored scopes.
 MODEL_CACHE_SIZE = 4096
+
+
+def scope_key(scope: BaselineScope) -> ScopeKey:
+    # Interned: a few currencies are shared by every row instead of one copy per row.
+    return (scope.kind, scope.name, sys.intern(scope.currency))
 
 
 def scope_label(key: ScopeKey) -> str:
@@ -50,11 +55,9 @@ class HeldBaseline:
 
     @classmethod
     def of(cls, baseline: Baseline) -> "HeldBaseline":
-        scope = baseline.scope
         return cls(
             id=baseline.id,
-            # Interned: a few currencies are shared by every row instead of one copy per row.
-            key=(scope.kind, scope.name, sys.intern(scope.currency)),
+            key=scope_key(baseline.scope),
             count=baseline.count,
             mean=baseline.mean,
             stddev=baseline.stddev,

@@ -134,10 +134,9 @@ broker_ready() {
     broker_alive || return 2
     if [ "$(cat "$READY_FILE" 2>/dev/null)" != "$(broker_pid)" ]; then
         grep -q 'Kafka Server started' "$SERVER_LOG" 2>/dev/null || return 1
-        port_open "$KAFKA_HOST" "$KAFKA_PORT" || return 1
-        broker_pid >"$READY_FILE"
     fi
     port_open "$KAFKA_HOST" "$KAFKA_PORT" || return 1
+    broker_pid >"$READY_FILE"
 }
 
 print_env() {
