@@ -1,11 +1,13 @@
 """The baseline maths' input, read where the data is: the daily rollup over the window.
 
-`baseline_rollup` is maintained by a trigger on `transactions` (ops/migrations/002), so a
-recompute reads at most `window_days` rows per scope however large the transactions table.
+`baseline_rollup` (daily sums) and `baseline_rollup_bins` (daily amount histograms) are kept
+by a trigger on `transactions` (ops/migrations/002, 007), so a recompute reads at most
+`window_days` rows (and their histogram bins) per scope however large the transactions table.
 The window is whole UTC days: today (partial) and the `days - 1` days before it.
 """
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from psycopg import AsyncConnection
@@ -22,11 +24,25 @@ GROUP BY scope_kind, scope_name, currency
 HAVING sum(sample_count) > 0
 """
 
+# One row a scope: its window's histogram as two arrays (bins ascending, their counts).
+HISTOGRAM_SQL = """
+SELECT scope_kind, scope_name, currency, array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin)
+FROM (
+    SELECT scope_kind, scope_name, currency, bin, sum(sample_count)::bigint AS n
+    FROM baseline_rollup_bins
+    WHERE day >= %(first_day)s AND day <= %(last_day)s
+    GROUP BY scope_kind, scope_name, currency, bin
+) AS window_bins
+GROUP BY scope_kind, scope_name, currency
+"""
+
 
 @dataclass(frozen=True)
 class ScopeStats:
     scope: BaselineScope
     moments: Moments
+    # The window's amount histogram (baseline_worker/histogram.py): bin -> count.
+    bins: Mapping[int, int] = field(default_factory=dict)
 
 
 def window_days(now: datetime, days: int) -> tuple[date, date]:
@@ -36,13 +52,19 @@ def window_days(now: datetime, days: int) -> tuple[date, date]:
 
 async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
     first_day, last_day = window_days(now, days)
-    cursor = await conn.execute(AGGREGATE_SQL, {"first_day": first_day, "last_day": last_day})
+    window = {"first_day": first_day, "last_day": last_day}
+    moments = await (await conn.execute(AGGREGATE_SQL, window)).fetchall()
+    histograms = {
+        (kind, name, currency): dict(zip(bins, counts, strict=True))
+        for kind, name, currency, bins, counts in (
+            await (await conn.execute(HISTOGRAM_SQL, window)).fetchall()
+        )
+    }
     return [
         ScopeStats(
             BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
             Moments(count, total, total_sq, log_total, log_total_sq),
+            histograms.get((kind, name, currency), {}),
         )
-        for kind, name, currency, count, total, total_sq, log_total, log_total_sq in (
-            await cursor.fetchall()
-        )
+        for kind, name, currency, count, total, total_sq, log_total, log_total_sq in moments
     ]

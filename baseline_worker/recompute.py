@@ -13,10 +13,12 @@ from datetime import datetime
 from uuid import uuid4
 
 from aiokafka import AIOKafkaProducer
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from baseline_worker.compute import ScopeStats, aggregate
 from baseline_worker.metrics import BaselineMetrics
+from baseline_worker.tail import TailFit, fit_tail
 from schemas import Baseline, BaselineScope, ScopeKind, encode_model
 from shared.db import columns, timed
 
@@ -24,10 +26,11 @@ from shared.db import columns, timed
 _INSERT_HISTORY = """
 INSERT INTO baseline_history
     (id, scope_kind, scope_name, currency, sample_count, mean, stddev, log_mean, log_stddev,
-     window_days, computed_at)
+     tail, window_days, computed_at)
 SELECT * FROM unnest(
     %s::uuid[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::numeric[], %s::numeric[],
-    %s::double precision[], %s::double precision[], %s::integer[], %s::timestamptz[]
+    %s::double precision[], %s::double precision[], %s::jsonb[], %s::integer[],
+    %s::timestamptz[]
 )
 """
 _UPSERT_CURRENT = """
@@ -42,13 +45,18 @@ WHERE c.scope_kind = gone.kind AND c.scope_name = gone.name AND c.currency = gon
 """
 
 
+DEFAULT_FIT = TailFit()
+
+
 @dataclass(frozen=True)
 class RecomputeResult:
     published: list[Baseline]
     tombstoned: list[BaselineScope]
 
 
-def to_baseline(stats: ScopeStats, window_days: int, now: datetime) -> Baseline:
+def to_baseline(
+    stats: ScopeStats, window_days: int, now: datetime, fit: TailFit = DEFAULT_FIT
+) -> Baseline:
     moments = stats.moments
     return Baseline(
         id=uuid4(),
@@ -58,6 +66,7 @@ def to_baseline(stats: ScopeStats, window_days: int, now: datetime) -> Baseline:
         stddev=moments.stddev,
         log_mean=moments.log_mean,
         log_stddev=moments.log_stddev,
+        tail=fit_tail(stats.bins, fit),
         window_days=window_days,
         computed_at=now,
     )
@@ -96,7 +105,7 @@ class Recomputer:
             baselines = [to_baseline(s, self._window_days, now) for s in stats]
             async with timed(self._metrics.db_query_duration, "insert_baseline_history"):
                 await conn.execute(
-                    _INSERT_HISTORY, columns([_history_row(b) for b in baselines], 11)
+                    _INSERT_HISTORY, columns([_history_row(b) for b in baselines], 12)
                 )
             async with timed(self._metrics.db_query_duration, "select_baselines_current"):
                 rows = await (
@@ -157,6 +166,7 @@ def _history_row(b: Baseline) -> tuple[object, ...]:
         b.stddev,
         b.log_mean,
         b.log_stddev,
+        Jsonb(b.tail.model_dump()) if b.tail is not None else None,
         b.window_days,
         b.computed_at,
     )

@@ -21,108 +21,37 @@ import math
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
-from baseline_worker.compute import ScopeStats, window_days
-from baseline_worker.recompute import to_baseline
-from baseline_worker.stats import Moments
 from benchmarks.generator import AnomalyKind, LabelledTransaction, StreamConfig, generate
-from detector_worker.held_baseline import HeldBaseline, ScopeKey, index
-from detector_worker.scoring import ScoringConfig, score
-from schemas import Baseline, BaselineScope, ScopeKind, Severity, Transaction, Verdict
+from benchmarks.replay import WINDOW_DAYS, RollupPolicy, production_policy
+from benchmarks.replay import replay as event_time_replay
+from detector_worker.scoring import SEED_STRICT_TIERS, SEED_TIERS, ScoringConfig
+from schemas import Severity, Verdict
 
-WINDOW_DAYS = 30
 WARMUP_DAYS = 30
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
-CONFIGS = tuple(
-    ScoringConfig(method=method, strict_mode=strict)
-    for method in ("zscore", "log_zscore")
-    for strict in (False, True)
+CONFIGS = (
+    *(
+        ScoringConfig(
+            method=method, tiers=SEED_TIERS, strict_tiers=SEED_STRICT_TIERS, strict_mode=strict
+        )
+        for method in ("zscore", "log_zscore")
+        for strict in (False, True)
+    ),
+    ScoringConfig(),
+    ScoringConfig(strict_mode=True),
 )
-
-
-def scopes_of(txn: Transaction) -> tuple[BaselineScope, BaselineScope]:
-    return (
-        BaselineScope(kind=ScopeKind.CATEGORY, name=txn.category, currency=txn.currency),
-        BaselineScope(kind=ScopeKind.MERCHANT, name=txn.merchant, currency=txn.currency),
-    )
-
-
-class Rollup:
-    """The `baseline_rollup` table in memory: per UTC day and scope, the Moments of the
-    transactions let into the baselines."""
-
-    def __init__(self, window: int) -> None:
-        self._window = window
-        self._days: defaultdict[date, dict[BaselineScope, Moments]] = defaultdict(dict)
-        # Sum of the window's closed days, kept for the day it was made for: the stream is in
-        # time order, so a past day never changes again and only today needs adding each time.
-        self._closed: tuple[date, dict[BaselineScope, Moments]] | None = None
-
-    def add(self, txn: Transaction) -> None:
-        day = self._days[txn.transaction_date.date()]
-        sample = Moments.of(txn.amount)
-        for scope in scopes_of(txn):
-            day[scope] = day.get(scope, Moments()) + sample
-
-    def baselines(self, now: datetime) -> "WindowBaselines":
-        """What a recompute at `now` publishes."""
-        first, today = window_days(now, self._window)
-        if self._closed is None or self._closed[0] != today:
-            closed_days = (self._days[d] for d in self._days if first <= d < today)
-            self._closed = (today, _sum_days(closed_days))
-        # A copy: today's sums go on growing after this recompute.
-        partial = dict(self._days.get(today, {}))
-        return WindowBaselines(self._closed[1], partial, self._window, now)
-
-
-class WindowBaselines(Mapping[BaselineScope, Baseline]):
-    """The baselines of one recompute, each built on first look-up (within an hour most
-    scopes are never looked up). A scope without samples is absent, as a tombstone makes it."""
-
-    def __init__(
-        self,
-        closed: Mapping[BaselineScope, Moments],
-        today: Mapping[BaselineScope, Moments],
-        window: int,
-        now: datetime,
-    ) -> None:
-        self._closed, self._today, self._window, self._now = closed, today, window, now
-        self._built: dict[BaselineScope, Baseline] = {}
-
-    def __getitem__(self, scope: BaselineScope) -> Baseline:
-        if scope not in self._built:
-            moments = self._closed.get(scope, Moments()) + self._today.get(scope, Moments())
-            if moments.count == 0:
-                raise KeyError(scope)
-            self._built[scope] = to_baseline(ScopeStats(scope, moments), self._window, self._now)
-        return self._built[scope]
-
-    def __iter__(self) -> Iterator[BaselineScope]:
-        scopes = {*self._closed, *self._today}
-        return (scope for scope in scopes if scope in self)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def _sum_days(days: Iterable[Mapping[BaselineScope, Moments]]) -> dict[BaselineScope, Moments]:
-    totals: dict[BaselineScope, Moments] = {}
-    for day in days:
-        for scope, moments in day.items():
-            totals[scope] = totals.get(scope, Moments()) + moments
-    return totals
 
 
 # Which scored transactions enter the rollup. Production (migration 005) leaves out those
 # judged high or critical; the others measure alternatives (see docs/accuracy.md).
-RollupPolicy = Callable[[Verdict], bool]
 POLICIES: dict[str, RollupPolicy] = {
-    "production": lambda verdict: verdict.severity not in ("high", "critical"),
+    "production": production_policy,
     "unflagged-only": lambda verdict: not verdict.anomaly,
     "everything": lambda _verdict: True,
 }
@@ -139,25 +68,18 @@ def replay(
     config: ScoringConfig,
     scored_from: datetime,
     window: int = WINDOW_DAYS,
-    keeps: RollupPolicy = POLICIES["production"],
+    keeps: RollupPolicy = production_policy,
 ) -> list[Scored]:
     """Score every transaction in order; return the verdicts from `scored_from` on."""
-    rollup = Rollup(window)
-    baselines: Mapping[ScopeKey, HeldBaseline] = {}
-    next_recompute: datetime | None = None
-    scored: list[Scored] = []
-    for item in stream:
-        at = item.transaction.transaction_date
-        if next_recompute is None or at >= next_recompute:
-            hour = at.replace(minute=0, second=0, microsecond=0)
-            baselines = index(rollup.baselines(hour).values())
-            next_recompute = hour + timedelta(hours=1)
-        verdict = score(item.transaction, baselines, config, at)
-        if keeps(verdict):
-            rollup.add(item.transaction)
-        if at >= scored_from:
-            scored.append(Scored(item, verdict))
-    return scored
+    items = list(stream)
+    verdicts = event_time_replay(
+        (item.transaction for item in items), config, window_days=window, keeps=keeps
+    )
+    return [
+        Scored(item, verdict)
+        for item, (_, verdict) in zip(items, verdicts, strict=True)
+        if item.transaction.transaction_date >= scored_from
+    ]
 
 
 def ratio(part: float, whole: float) -> float:

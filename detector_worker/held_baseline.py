@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import TypeAlias
 from uuid import UUID
 
+from detector_worker.tail import HeldTail
 from schemas import Baseline, BaselineScope, ScopeKind
 
 # (kind, name, currency): the dictionary key of a scope. A tuple, so that a lookup per
@@ -50,6 +51,7 @@ class HeldBaseline:
     stddev: float
     log_mean: float | None
     log_stddev: float | None
+    tail: HeldTail | None
     window_days: int
     computed_at: datetime
 
@@ -63,6 +65,7 @@ class HeldBaseline:
             stddev=baseline.stddev,
             log_mean=baseline.log_mean,
             log_stddev=baseline.log_stddev,
+            tail=HeldTail.of(baseline.tail) if baseline.tail is not None else None,
             window_days=baseline.window_days,
             computed_at=baseline.computed_at,
         )
@@ -91,6 +94,7 @@ def _model(held: HeldBaseline) -> Baseline:
             "stddev": held.stddev,
             "log_mean": held.log_mean,
             "log_stddev": held.log_stddev,
+            "tail": held.tail.model() if held.tail is not None else None,
             "window_days": held.window_days,
             "computed_at": held.computed_at,
         }

@@ -8,20 +8,28 @@ from typing import Literal
 from uuid import UUID
 
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
+from detector_worker.tail import survival, z_equivalent
 from schemas import ScopeKind, Severity, Transaction, Verdict
 
-# zscore: the seed's (amount - mean) / stddev. log_zscore: the same on ln(amount), which suits
-# the log-normal spread of payment amounts (see docs/accuracy.md for the comparison).
-Method = Literal["zscore", "log_zscore"]
+# tail: z-equivalent of the tail probability P(amount >= x), estimated from the scope's own
+# amounts without assuming their shape (docs/accuracy.md). zscore: the seed's
+# (amount - mean) / stddev. log_zscore: the same on ln(amount), exact only for log-normal data.
+Method = Literal["tail", "zscore", "log_zscore"]
+_TIER_NAMES = ("medium", "high", "critical")
 
 
 @dataclass(frozen=True)
 class Tiers:
-    """z thresholds (inclusive) at which each severity starts."""
+    """z thresholds (inclusive) at which each severity starts. For `tail` a z is the
+    z-equivalent of a rarity: high at 3.54 means "rarer than 1 normal amount in 5,000"."""
 
     medium: float
     high: float
     critical: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.medium <= self.high <= self.critical:
+            raise ValueError("tiers must satisfy 0 < medium <= high <= critical")
 
     def severity(self, z: float) -> tuple[Severity, float] | None:
         """The tier z reaches and its threshold, or None below `medium`."""
@@ -34,15 +42,52 @@ class Tiers:
                 return severity, threshold  # type: ignore[return-value]
         return None
 
+    @classmethod
+    def parse(cls, text: str) -> "Tiers":
+        """`seed`, `seed-strict`, or `medium=V,high=V,critical=V` where V is a z (`3`, `3σ`)
+        or an alert budget (`1/5000`: one normal transaction in 5,000 reaches the tier)."""
+        if text.strip() in PRESETS:
+            return PRESETS[text.strip()]
+        values = dict(_tier_value(part) for part in text.split(","))
+        if sorted(values) != sorted(_TIER_NAMES):
+            raise ValueError("name each of medium, high and critical once, or a preset")
+        return cls(values["medium"], values["high"], values["critical"])
+
+
+def _tier_value(part: str) -> tuple[str, float]:
+    name, _, value = part.partition("=")
+    value = value.strip().removesuffix("σ")
+    if "/" in value:
+        one, _, every = value.partition("/")
+        if float(one) <= 0 or float(every) <= float(one):
+            raise ValueError(f"budget {value!r} must be a share below 1, such as 1/5000")
+        return name.strip(), z_equivalent(float(one) / float(every))
+    return name.strip(), float(value)
+
+
+# The seed's tiers and its strict mode (2/3/5 sigma, 1.5/2.5/4 sigma).
+SEED_TIERS = Tiers(medium=2.0, high=3.0, critical=5.0)
+SEED_STRICT_TIERS = Tiers(medium=1.5, high=2.5, critical=4.0)
+PRESETS = {"seed": SEED_TIERS, "seed-strict": SEED_STRICT_TIERS}
+# Alert budgets chosen by the accuracy benchmark (docs/accuracy.md).
+DEFAULT_TIERS = Tiers.parse("medium=1/500,high=1/5000,critical=1/1000000")
+DEFAULT_STRICT_TIERS = Tiers.parse("medium=1/100,high=1/1000,critical=1/100000")
+
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    tiers: Tiers = Tiers(medium=2.0, high=3.0, critical=5.0)
-    strict_tiers: Tiers = Tiers(medium=1.5, high=2.5, critical=4.0)
+    """Every scoring setting with its production default, defined here only (the detector's
+    settings read their defaults from this class)."""
+
+    tiers: Tiers = DEFAULT_TIERS
+    strict_tiers: Tiers = DEFAULT_STRICT_TIERS
     strict_mode: bool = False
-    method: Method = "zscore"
+    method: Method = "tail"
     # A scope with fewer samples gives no verdict of its own (the seed trusted one sample).
     min_samples: int = 30
+    # A merchant's tail is blended with its category's, the merchant weighing
+    # n / (n + merchant_prior_samples): a young merchant leans on its category.
+    merchant_prior_samples: float = 0.0
     # Below this standard deviation a scope counts as stable and the ratio rule applies.
     stable_stddev: float = 0.01
     stable_multiplier: float = 2.0
@@ -65,15 +110,34 @@ def select_baseline(
 
 
 def z_score(amount: float, baseline: HeldBaseline, method: Method) -> tuple[float, Method]:
-    """z of `amount` under the method, falling back to the raw z-score without log statistics."""
+    """z of `amount` under a moment method, falling back to the raw z-score without log
+    statistics."""
     log_stddev = baseline.log_stddev
     if method == "log_zscore" and baseline.log_mean is not None and log_stddev:
         return (math.log(amount) - baseline.log_mean) / log_stddev, "log_zscore"
     return (amount - baseline.mean) / baseline.stddev, "zscore"
 
 
+def tail_probability(
+    amount: float, baseline: HeldBaseline, category: HeldBaseline | None, config: ScoringConfig
+) -> float | None:
+    """P(amount >= x) in the scope, a young merchant's blended with its category's
+    (geometrically: a weighted mean of log-probabilities)."""
+    if baseline.tail is None:
+        return None
+    p = survival(baseline.tail, amount)
+    prior = config.merchant_prior_samples
+    if prior <= 0 or category is None or category is baseline or category.tail is None:
+        return p
+    weight = baseline.count / (baseline.count + prior)
+    p_category = survival(category.tail, amount)
+    return math.exp(
+        weight * math.log(max(p, 1e-300)) + (1 - weight) * math.log(max(p_category, 1e-300))
+    )
+
+
 def format_sigma(threshold: float) -> str:
-    return f"{threshold:g}σ"
+    return f"{threshold:.3g}σ"
 
 
 def score(
@@ -89,13 +153,23 @@ def score(
     amount = float(txn.amount)
     if baseline.stddev <= config.stable_stddev:
         return _score_stable(txn.id, amount, baseline, config, now)
-    z, rule = z_score(amount, baseline, config.method)
+    p = None
+    if config.method == "tail":
+        category = baselines.get((ScopeKind.CATEGORY, txn.category, txn.currency))
+        p = tail_probability(amount, baseline, category, config)
+    if p is not None:
+        z, rule = z_equivalent(p), "tail"
+    else:
+        # A baseline without a tail (an older producer's): the log scale is the next best.
+        fallback: Method = "log_zscore" if config.method == "tail" else config.method
+        z, rule = z_score(amount, baseline, fallback)
     tier = config.active_tiers.severity(z)
     if tier is None:
         return Verdict(
             transaction_id=txn.id,
             anomaly=False,
             z_score=z,
+            tail_probability=p,
             baseline=baseline.model(),
             scored_at=now,
         )
@@ -106,6 +180,7 @@ def score(
         severity=severity,
         rule=rule,
         z_score=z,
+        tail_probability=p,
         message=f"Amount exceeds {format_sigma(threshold)} baseline",
         baseline=baseline.model(),
         scored_at=now,

@@ -1,9 +1,14 @@
 """Detector configuration (environment variables, validated at start-up)."""
 
-from pydantic import Field, model_validator
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from detector_worker.scoring import Method, ScoringConfig, Tiers
 from shared.settings import CommonSettings
+
+DEFAULTS = ScoringConfig()
 
 
 class DetectorSettings(CommonSettings):
@@ -18,40 +23,31 @@ class DetectorSettings(CommonSettings):
     baseline_catchup_timeout_seconds: float = Field(default=60, gt=0)
     session_timeout_seconds: float = Field(default=10, ge=6, le=300)
 
-    anomaly_strict_mode: bool = False
-    # log_zscore by the evidence of docs/accuracy.md (3x fewer false alerts, same recall).
-    anomaly_method: Method = "log_zscore"
-    baseline_min_samples: int = Field(default=30, ge=2)
-    z_medium: float = Field(default=2.0, gt=0)
-    z_high: float = Field(default=3.0, gt=0)
-    z_critical: float = Field(default=5.0, gt=0)
-    strict_z_medium: float = Field(default=1.5, gt=0)
-    strict_z_high: float = Field(default=2.5, gt=0)
-    strict_z_critical: float = Field(default=4.0, gt=0)
-    stable_stddev: float = Field(default=0.01, ge=0)
-    stable_multiplier: float = Field(default=2.0, gt=1)
-    stable_margin: float = Field(default=50.0, ge=0)
+    anomaly_strict_mode: bool = DEFAULTS.strict_mode
+    anomaly_method: Method = DEFAULTS.method
+    baseline_min_samples: int = Field(default=DEFAULTS.min_samples, ge=2)
+    merchant_prior_samples: float = Field(default=DEFAULTS.merchant_prior_samples, ge=0)
+    # `seed`, `seed-strict`, or medium=..,high=..,critical=.. with z values (3, 3σ) or alert
+    # budgets (1/5000); see Tiers.parse.
+    alert_tiers: Annotated[Tiers, NoDecode] = DEFAULTS.tiers
+    strict_alert_tiers: Annotated[Tiers, NoDecode] = DEFAULTS.strict_tiers
+    stable_stddev: float = Field(default=DEFAULTS.stable_stddev, ge=0)
+    stable_multiplier: float = Field(default=DEFAULTS.stable_multiplier, gt=1)
+    stable_margin: float = Field(default=DEFAULTS.stable_margin, ge=0)
 
-    @model_validator(mode="after")
-    def _ordered_tiers(self) -> "DetectorSettings":
-        for prefix in ("z", "strict_z"):
-            medium, high, critical = (
-                getattr(self, f"{prefix}_{tier}") for tier in ("medium", "high", "critical")
-            )
-            if not medium <= high <= critical:
-                raise ValueError(
-                    f"{prefix.upper()}_MEDIUM <= {prefix.upper()}_HIGH <= "
-                    f"{prefix.upper()}_CRITICAL must hold"
-                )
-        return self
+    @field_validator("alert_tiers", "strict_alert_tiers", mode="before")
+    @classmethod
+    def _parse_tiers(cls, value: object) -> object:
+        return Tiers.parse(value) if isinstance(value, str) else value
 
     def scoring_config(self) -> ScoringConfig:
         return ScoringConfig(
-            tiers=Tiers(self.z_medium, self.z_high, self.z_critical),
-            strict_tiers=Tiers(self.strict_z_medium, self.strict_z_high, self.strict_z_critical),
+            tiers=self.alert_tiers,
+            strict_tiers=self.strict_alert_tiers,
             strict_mode=self.anomaly_strict_mode,
             method=self.anomaly_method,
             min_samples=self.baseline_min_samples,
+            merchant_prior_samples=self.merchant_prior_samples,
             stable_stddev=self.stable_stddev,
             stable_multiplier=self.stable_multiplier,
             stable_margin=self.stable_margin,

@@ -91,6 +91,7 @@ def make_alert(scored: Scored) -> Alert | None:
         alert_message=verdict.message,
         rule=verdict.rule,
         z_score=verdict.z_score,
+        tail_probability=verdict.tail_probability,
         baseline=verdict.baseline,
         amount=txn.amount,
         currency=txn.currency,

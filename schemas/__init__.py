@@ -14,7 +14,7 @@ from schemas.api import (
     TransactionIn,
     TransactionOut,
 )
-from schemas.baseline import Baseline, BaselineScope, ScopeKind
+from schemas.baseline import Baseline, BaselineScope, ScopeKind, TailModel
 from schemas.codec import MalformedJson, decode_json, encode_model
 from schemas.transaction import Transaction
 from schemas.verdict import Severity, Verdict
@@ -34,6 +34,7 @@ __all__ = [
     "ReversalOut",
     "ScopeKind",
     "Severity",
+    "TailModel",
     "Transaction",
     "TransactionAccepted",
     "TransactionIn",

@@ -25,6 +25,8 @@ class Alert(BaseModel):
     alert_message: str
     rule: Rule
     z_score: float | None
+    # P(amount >= this amount) in the scope (`tail` rule only); z_score is its z-equivalent.
+    tail_probability: float | None = None
     baseline: Baseline
     amount: Amount
     currency: CurrencyCode

@@ -5,7 +5,7 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.types import CurrencyCode, Label, Timestamp
 
@@ -33,6 +33,38 @@ class BaselineScope(BaseModel):
         return f"{self.kind.value}:{self.name}:{self.currency}"
 
 
+class TailModel(BaseModel):
+    """A scope's upper tail, estimated from its own amounts without assuming their shape.
+
+    P(amount >= x) is read from `amounts`/`survival` (the empirical survival function at a
+    few knots, ascending amounts, where the window holds enough samples above the knot to
+    trust it) and, past the last knot, from a generalized Pareto tail fitted to the amounts
+    above `threshold`: exceedance * (1 + shape * (x - threshold) / scale) ** (-1 / shape).
+    The shape is never below 0 (an exponential tail at least): a negative shape has a finite
+    end point past which every amount would get probability 0.
+
+    Amounts are known to within `bin_ratio` (the histogram's bins: x falls in bin
+    floor(ln x / ln bin_ratio)), so an amount is read at the lower edge of its bin: "as rare
+    as its bin", which keeps a point mass (a price paid by 5 % of customers) at its share.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amounts: list[float] = Field(min_length=1, max_length=64)
+    survival: list[float] = Field(min_length=1, max_length=64)
+    threshold: float = Field(gt=0)
+    exceedance: float = Field(gt=0, le=1)
+    shape: float = Field(ge=0)
+    scale: float = Field(gt=0)
+    bin_ratio: float = Field(default=1.02, gt=1, le=2)
+
+    @model_validator(mode="after")
+    def _knots_pair_up(self) -> "TailModel":
+        if len(self.amounts) != len(self.survival):
+            raise ValueError("amounts and survival must have the same length")
+        return self
+
+
 class Baseline(BaseModel):
     """Rolling statistics of the amounts of one scope over the configured window."""
 
@@ -48,5 +80,7 @@ class Baseline(BaseModel):
     # The same statistics of ln(amount), for the log-scale method (absent from old producers).
     log_mean: float | None = None
     log_stddev: float | None = Field(default=None, ge=0)
+    # The upper tail of the amounts (absent from old producers and for fixed prices).
+    tail: TailModel | None = None
     window_days: int = Field(ge=1)
     computed_at: Timestamp

@@ -9,7 +9,7 @@ from schemas.baseline import Baseline
 from schemas.types import Timestamp
 
 Severity = Literal["medium", "high", "critical"]
-Rule = Literal["zscore", "log_zscore", "low_variance"]
+Rule = Literal["tail", "zscore", "log_zscore", "low_variance"]
 
 
 class Verdict(BaseModel):
@@ -22,7 +22,10 @@ class Verdict(BaseModel):
     anomaly: bool
     severity: Severity | None = None
     rule: Rule | None = None
+    # For `tail`: the z-equivalent of the tail probability (the normal quantile of 1 - p).
     z_score: float | None = None
+    # P(amount >= this amount) in the scope, as the baseline estimates it (`tail` only).
+    tail_probability: float | None = None
     message: str | None = None
     # The baseline the decision used, or None when no scope had enough data.
     baseline: Baseline | None = None

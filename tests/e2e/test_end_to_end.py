@@ -16,11 +16,16 @@ from uuid import uuid4
 
 import pytest
 
+from detector_worker.scoring import ScoringConfig, format_sigma
 from schemas import Transaction, encode_model
 from shared.kafka import make_producer
 from tests.conftest import AUTH_HEADERS, Isolated
 from tests.kafka_helpers import read_topic
 from tests.processes import ROOT, Worker, free_port, get_json, running, wait_for
+
+# The production tiers, whatever they are set to.
+CRITICAL_Z = ScoringConfig().tiers.critical
+CRITICAL_MESSAGE = f"Amount exceeds {format_sigma(CRITICAL_Z)} baseline"
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +130,7 @@ async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
     status, accepted = post_json(
         f"{system.api}/transactions",
         {
-            "amount": 145,
+            "amount": 10000,
             "category": "food",
             "merchant": "Starbucks",
             "transaction_date": datetime.now(UTC).isoformat(),
@@ -134,7 +139,7 @@ async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
     # The detector's verdict came back within the gateway's wait: the seed's reply shape.
     assert status == 201
     assert accepted["anomaly"] is True
-    assert accepted["severity"] == "high"
+    assert accepted["severity"] == "critical"
     txn_id = accepted["id"]
 
     def alert_row() -> Any:
@@ -143,12 +148,13 @@ async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
         ).fetchone()
 
     wait_for(lambda: alert_row() is not None, 30, "the alert row")
-    # The default method scores ln(amount): 145 against 90/110 is z ~ 3.7 there.
-    assert alert_row() == ("high", "Amount exceeds 3σ baseline", "log_zscore")
+    # The default method reads the tail of the scope's own amounts: nothing near 10,000 was
+    # ever seen at Starbucks (only 90 and 110): rarer than 1 in 1,000,000, critical.
+    assert alert_row() == ("critical", CRITICAL_MESSAGE, "tail")
     verdict = db.execute(
         "SELECT anomaly, severity, z_score FROM transactions WHERE id = %s", (txn_id,)
     ).fetchone()
-    assert verdict[0] is True and verdict[1] == "high" and 3.0 <= verdict[2] < 5.0
+    assert verdict[0] is True and verdict[1] == "critical" and verdict[2] >= CRITICAL_Z
 
     records = await read_topic(
         system.env["KAFKA_BOOTSTRAP_SERVERS"],
@@ -156,7 +162,7 @@ async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
         until=lambda rs: any(r.key == txn_id.encode() for r in rs),
     )
     alert = json.loads(next(r.value for r in records if r.key == txn_id.encode()))
-    assert alert["severity"] == "high"
+    assert alert["severity"] == "critical"
     assert alert["baseline"]["scope"] == {
         "kind": "merchant",
         "name": "Starbucks",
@@ -166,12 +172,12 @@ async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
     status, alerts = get_json(f"{system.api}/alerts?limit=50", headers=AUTH_HEADERS)
     assert status == 200
     assert alerts[0]["transaction_id"] == txn_id
-    assert alerts[0]["severity"] == "high"
-    assert alerts[0]["alert_message"] == "Amount exceeds 3σ baseline"
+    assert alerts[0]["severity"] == "critical"
+    assert alerts[0]["alert_message"] == CRITICAL_MESSAGE
 
     metrics = urllib.request.urlopen(f"{system.detector}/metrics").read().decode()  # noqa: S310
     assert 'transactions_total{category="food"} 61.0' in metrics
-    assert 'anomalies_by_severity_total{severity="high"} 1.0' in metrics
+    assert 'anomalies_by_severity_total{severity="critical"} 1.0' in metrics
 
 
 def test_workers_stop_cleanly_on_sigterm(system: System) -> None:

@@ -2,9 +2,13 @@
 
 import asyncio
 import json
+import math
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -12,11 +16,13 @@ from prometheus_client import CollectorRegistry
 
 from baseline_worker.leadership import LeaderLock, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.recompute import Recomputer
+from baseline_worker.recompute import Recomputer, to_baseline
+from baseline_worker.rollup import MemoryRollup, feeds_baseline
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.held_baseline import scope_label
+from schemas import Severity, Transaction
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
@@ -178,3 +184,47 @@ async def test_a_recompute_after_a_dead_producer_gets_a_new_one(
     assert result is not None and len(result.published) == 2
     records = await read_all(settings.kafka_bootstrap_servers, isolated.topic("baselines"))
     assert len(records) == 2  # the failed recompute's transaction was aborted: nothing of it
+
+
+async def test_the_sql_rollup_and_the_python_arithmetic_agree(
+    recomputer: Recomputer, db: Any
+) -> None:
+    """The trigger (ops/migrations/005, 007) and `baseline_worker.rollup` on the same rows:
+    which rows feed a baseline, its moments, its amount histogram, and so its tail. Replays
+    (the accuracy benchmark, `jalytics-backtest`) rest on this."""
+    rng = random.Random(5)
+    memory = MemoryRollup(window_days=30)
+    severities: list[Severity | None] = [None] * 8 + ["medium", "high", "critical"]
+    for i in range(400):
+        amount = Decimal(str(round(math.exp(rng.gauss(3, 1.2)), 2))).max(Decimal("0.01"))
+        if i % 50 == 0:
+            amount = rng.choice([Decimal("0.01"), Decimal("9.99"), Decimal("99999999.99")])
+        severity = rng.choice(severities)
+        days_ago = rng.uniform(0, 40)
+        merchant, currency = rng.choice(["Cafe", "Bar"]), rng.choice(["USD", "EUR"])
+        insert(db, str(amount), "food", merchant, days_ago, severity, currency)
+        if feeds_baseline(severity):
+            memory.add(
+                Transaction(
+                    id=uuid4(),
+                    amount=amount,
+                    currency=currency,
+                    category="food",
+                    merchant=merchant,
+                    transaction_date=NOW - timedelta(days=days_ago),
+                )
+            )
+    published = {b.scope: b for b in (await recomputer.run(NOW)).published}
+    window = memory.window(NOW)
+    assert set(published) == window.scopes()
+    for scope, from_sql in published.items():
+        stats = window.stats(scope)
+        assert stats is not None
+        from_python = to_baseline(stats, 30, NOW)
+        assert (from_sql.count, from_sql.mean, from_sql.stddev) == (
+            from_python.count,
+            from_python.mean,
+            from_python.stddev,
+        )
+        assert from_sql.log_mean == pytest.approx(from_python.log_mean, rel=1e-12)
+        assert from_sql.tail == from_python.tail

@@ -17,6 +17,7 @@ from detector_worker.baseline_table import BaselineTable
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.records import RawRecord
+from detector_worker.scoring import ScoringConfig, format_sigma
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
@@ -95,7 +96,8 @@ async def test_a_batch_is_persisted_alerted_and_published(
         (Decimal("160.0100"), True, "critical"),
     ]
     alert = db.execute("SELECT transaction_id, severity, alert_message FROM alerts").fetchall()
-    assert alert == [(spike.id, "critical", "Amount exceeds 5σ baseline")]
+    critical = format_sigma(ScoringConfig().tiers.critical)
+    assert alert == [(spike.id, "critical", f"Amount exceeds {critical} baseline")]
 
     bootstrap = isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
     alerts = await read_all(bootstrap, isolated.topic("alerts"))

@@ -11,14 +11,12 @@ from uuid import uuid4
 
 import pytest
 
-from benchmarks.accuracy import Metrics, Rollup, Scored, evaluate, main, replay
+from benchmarks.accuracy import Metrics, Scored, evaluate, main, replay
 from benchmarks.generator import AnomalyKind, LabelledTransaction, StreamConfig, generate
-from detector_worker.scoring import Method, ScoringConfig
-from schemas import Baseline, BaselineScope, ScopeKind, Severity, Transaction, Verdict
+from detector_worker.scoring import SEED_TIERS, Method, ScoringConfig
+from schemas import Severity, Transaction, Verdict
 
 DAY0 = datetime(2025, 3, 1, tzinfo=UTC)
-FOOD = BaselineScope(kind=ScopeKind.CATEGORY, name="food", currency="USD")
-CAFE = BaselineScope(kind=ScopeKind.MERCHANT, name="Cafe", currency="USD")
 
 
 def txn(amount: str, at: datetime = DAY0) -> Transaction:
@@ -75,35 +73,6 @@ def test_per_severity_and_per_kind(hand_made: Metrics) -> None:
     assert math.isnan(figures["recall.new_merchant"])
 
 
-def count_and_mean(baseline: Baseline) -> tuple[int, float]:
-    return baseline.count, round(baseline.mean, 9)
-
-
-def test_rollup_sums_whole_utc_days_of_the_window() -> None:
-    rollup = Rollup(window=3)
-    for day, amount in ((0, "1000"), (1, "10"), (2, "20")):
-        rollup.add(txn(amount, DAY0 + timedelta(days=day, hours=23)))
-    # Day 3 at 00:30: the window is days 1 and 2 and the (so far empty) day 3.
-    early = rollup.baselines(DAY0 + timedelta(days=3, minutes=30))
-    assert count_and_mean(early[CAFE]) == (2, 15)
-    assert set(early) == {FOOD, CAFE}
-    rollup.add(txn("30", DAY0 + timedelta(days=3, hours=1)))
-    late = rollup.baselines(DAY0 + timedelta(days=3, hours=2))
-    assert count_and_mean(late[CAFE]) == (3, 20)
-    next_day = rollup.baselines(DAY0 + timedelta(days=4))
-    assert count_and_mean(next_day[CAFE]) == (2, 25)
-    # Nothing left in the window: the scope is gone, as a tombstone removes it.
-    assert CAFE not in rollup.baselines(DAY0 + timedelta(days=7))
-
-
-def test_a_recompute_is_a_snapshot() -> None:
-    rollup = Rollup(window=30)
-    rollup.add(txn("10"))
-    baselines = rollup.baselines(DAY0 + timedelta(hours=1))
-    rollup.add(txn("20", DAY0 + timedelta(hours=1)))
-    assert baselines[CAFE].count == 1
-
-
 def test_flagged_transactions_do_not_feed_the_baseline() -> None:
     normal = [
         LabelledTransaction(txn(str(100 + i % 7), DAY0 + timedelta(minutes=10 * i)))
@@ -141,8 +110,10 @@ def test_log_scale_is_quieter_on_normal_traffic(small_stream: list[LabelledTrans
     """The claim docs/accuracy.md rests on: on log-normal amounts the log-scale z raises far
     fewer false alerts, in total and on the drifting merchant, and its critical ones are real."""
     scored_from = SMALL.day_start(7)
-    raw = evaluate(replay(small_stream, ScoringConfig(method="zscore"), scored_from, window=7))
-    log = evaluate(replay(small_stream, ScoringConfig(method="log_zscore"), scored_from, window=7))
+    raw_config = ScoringConfig(method="zscore", tiers=SEED_TIERS)
+    log_config = ScoringConfig(method="log_zscore", tiers=SEED_TIERS)
+    raw = evaluate(replay(small_stream, raw_config, scored_from, window=7))
+    log = evaluate(replay(small_stream, log_config, scored_from, window=7))
     assert log.false_alerts_per_10k < raw.false_alerts_per_10k / 2
     assert log.drift_flagged < raw.drift_flagged
     assert log.drift_flagged < 0.15 * log.drift_total
@@ -163,4 +134,6 @@ def test_command_line_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFi
         ("zscore", True),
         ("log_zscore", False),
         ("log_zscore", True),
+        ("tail", False),
+        ("tail", True),
     }

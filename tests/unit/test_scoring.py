@@ -9,11 +9,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detector_worker.held_baseline import HeldBaseline, ScopeKey, index
-from detector_worker.scoring import ScoringConfig, score, select_baseline
+from detector_worker.scoring import (
+    SEED_STRICT_TIERS,
+    SEED_TIERS,
+    ScoringConfig,
+    score,
+    select_baseline,
+)
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
-CONFIG = ScoringConfig()
+# These tests are about the seed's rules: its raw z-score and its sigma tiers, one setting
+# away from the production defaults (tests/unit/test_tail_scoring.py tests those).
+CONFIG = ScoringConfig(method="zscore", tiers=SEED_TIERS, strict_tiers=SEED_STRICT_TIERS)
+STRICT = ScoringConfig(
+    method="zscore", tiers=SEED_TIERS, strict_tiers=SEED_STRICT_TIERS, strict_mode=True
+)
 
 
 def txn(
@@ -83,7 +94,7 @@ def test_an_alert_explains_itself() -> None:
 
 
 def test_strict_mode_lowers_every_tier() -> None:
-    strict = ScoringConfig(strict_mode=True)
+    strict = STRICT
     assert score(txn("115"), FOOD, strict, NOW).severity == "medium"
     assert score(txn("125"), FOOD, strict, NOW).severity == "high"
     assert score(txn("140"), FOOD, strict, NOW).severity == "critical"
@@ -142,7 +153,7 @@ def test_a_larger_amount_never_gets_a_lower_severity(
 ) -> None:
     low, high = sorted((a, b))
     baselines = table(baseline(ScopeKind.CATEGORY, "food", mean, stddev))
-    config = ScoringConfig(strict_mode=strict)
+    config = STRICT if strict else CONFIG
     assert (
         RANK[score(txn(low), baselines, config, NOW).severity]
         <= RANK[score(txn(high), baselines, config, NOW).severity]
@@ -153,7 +164,7 @@ def test_a_larger_amount_never_gets_a_lower_severity(
 def test_strict_mode_never_flags_less(amount: Decimal, mean: float, stddev: float) -> None:
     baselines = table(baseline(ScopeKind.CATEGORY, "food", mean, stddev))
     normal = score(txn(amount), baselines, CONFIG, NOW)
-    strict = score(txn(amount), baselines, ScoringConfig(strict_mode=True), NOW)
+    strict = score(txn(amount), baselines, STRICT, NOW)
     assert RANK[strict.severity] >= RANK[normal.severity]
 
 

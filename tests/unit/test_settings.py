@@ -2,6 +2,7 @@
 
 import pytest
 
+from detector_worker.scoring import SEED_STRICT_TIERS, ScoringConfig
 from detector_worker.settings import DetectorSettings
 from ingest_gateway.settings import GatewaySettings
 from shared.settings import load_settings
@@ -37,14 +38,39 @@ def test_seed_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "warn"
 
 
-def test_tiers_must_be_ordered(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("tiers", "problem"),
+    [
+        ("medium=2,high=9,critical=5", "medium <= high <= critical"),
+        ("medium=2,high=3", "name each of medium, high and critical"),
+        ("medium=1/10,high=5/2,critical=5", "a share below 1"),
+        ("medium=two,high=3,critical=5", "ALERT_TIERS"),
+    ],
+)
+def test_bad_tiers_stop_the_detector_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tiers: str, problem: str
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@localhost/db")
-    monkeypatch.setenv("Z_HIGH", "9")
+    monkeypatch.setenv("ALERT_TIERS", tiers)
     with pytest.raises(SystemExit):
         load_settings(DetectorSettings)
-    assert "Z_MEDIUM <= Z_HIGH <= Z_CRITICAL" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ALERT_TIERS" in err and problem in err
+
+
+def test_tiers_are_z_values_budgets_or_the_seed_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@localhost/db")
+    monkeypatch.setenv("ALERT_TIERS", "medium=2σ,high=1/5000,critical=5")
+    monkeypatch.setenv("STRICT_ALERT_TIERS", "seed-strict")
+    config = load_settings(DetectorSettings).scoring_config()
+    assert config.tiers.medium == 2 and config.tiers.critical == 5
+    assert config.tiers.high == pytest.approx(3.5401, abs=1e-4)  # 1 in 5,000, one-sided
+    assert config.strict_tiers == SEED_STRICT_TIERS
+
+
+def test_the_production_defaults_are_the_scorers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@localhost/db")
+    assert load_settings(DetectorSettings).scoring_config() == ScoringConfig()
 
 
 def test_the_database_password_is_never_shown(

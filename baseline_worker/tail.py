@@ -1,0 +1,145 @@
+"""Fit a scope's upper tail from its amount histogram, assuming no shape. Pure.
+
+Where the window holds enough samples (at least `knot_min_count` above an amount), the
+survival P(amount >= x) is simply the share of samples at or above x: the empirical survival
+at a few knots. Past that, the data alone cannot say how rare an amount is, so a generalized
+Pareto distribution (GPD) is fitted to the amounts above a high threshold: by the
+Pickands-Balkema-de Haan theorem the excesses over a high threshold of almost any
+distribution are GPD (peaks over threshold; Siffer et al., KDD 2017, use the same for
+streams). The shape is estimated by probability-weighted moments (Hosking & Wallis 1987),
+shrunk toward a prior by the number of excesses (a small scope's shape estimate is mostly
+noise), and clamped at 0: a negative shape has a finite end point, past which every amount
+would get probability 0 (a price that inflates slowly would then alert forever).
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from baseline_worker.histogram import GAMMA, bin_bounds
+from schemas import TailModel
+
+# Knots kept: each one at least this factor rarer than the previous one.
+_KNOT_RATIO = 1.5
+_MAX_SHAPE = 0.9
+
+
+@dataclass(frozen=True)
+class TailFit:
+    """How a tail is fitted (chosen by the accuracy benchmark, docs/accuracy.md)."""
+
+    # Share of the samples above the GPD threshold, and the fewest excesses to fit on.
+    tail_share: float = 0.05
+    min_excesses: int = 20
+    # The empirical survival is trusted while at least this many samples lie above.
+    knot_min_count: int = 10
+    # Prior shape and its weight in excesses: with k excesses the shape is
+    # (k * estimate + prior_weight * prior_shape) / (k + prior_weight).
+    prior_shape: float = 0.25
+    prior_weight: float = 10.0
+    # Standard errors added to the shape: a shape estimated from few excesses is as often too
+    # light as too heavy, and a too-light tail costs far more false alerts than a too-heavy
+    # one costs recall.
+    shape_margin: float = 1.0
+
+
+@dataclass(frozen=True)
+class _Excesses:
+    values: list[tuple[float, int]]  # (excess over the threshold, count), ascending
+    count: int
+
+
+def fit_tail(bins: Mapping[int, int], fit: TailFit) -> TailModel | None:
+    """The tail of a scope's window, or None when it has fewer than 2 distinct bins."""
+    ordered = sorted((b, c) for b, c in bins.items() if c > 0)
+    n = sum(c for _, c in ordered)
+    if len(ordered) < 2:
+        return None
+    threshold_index = _threshold_index(ordered, n, fit)
+    threshold = bin_bounds(ordered[threshold_index][0])[0]
+    excesses = _excesses(ordered[threshold_index:], threshold)
+    shape = _shrunk_shape(_pwm_shape(excesses), excesses.count, fit)
+    mean_excess = sum(e * c for e, c in excesses.values) / excesses.count
+    amounts, survival = _knots(ordered, n, fit.knot_min_count)
+    return TailModel(
+        amounts=amounts,
+        survival=survival,
+        threshold=threshold,
+        exceedance=excesses.count / n,
+        shape=shape,
+        scale=max(mean_excess * (1 - shape), threshold * 1e-6),
+        bin_ratio=GAMMA,
+    )
+
+
+def _threshold_index(ordered: list[tuple[int, int]], n: int, fit: TailFit) -> int:
+    """The lowest bin of the top `tail_share` (at least `min_excesses`, at most half)."""
+    wanted = min(max(fit.tail_share * n, fit.min_excesses), n / 2)
+    above = 0
+    for index in range(len(ordered) - 1, 0, -1):
+        above += ordered[index][1]
+        if above >= wanted:
+            return index
+    return 1
+
+
+def _excesses(tail_bins: list[tuple[int, int]], threshold: float) -> _Excesses:
+    """Each sample stands at its bin's geometric centre (bins are 2 % wide)."""
+    values = [(math.sqrt(lo * hi) - threshold, c) for lo, hi, c in _bounds(tail_bins)]
+    return _Excesses(values, sum(c for _, c in values))
+
+
+def _bounds(tail_bins: list[tuple[int, int]]) -> list[tuple[float, float, int]]:
+    return [(*bin_bounds(b), c) for b, c in tail_bins]
+
+
+def _pwm_shape(excesses: _Excesses) -> float | None:
+    """Hosking & Wallis' probability-weighted-moment estimate of the GPD shape."""
+    k = excesses.count
+    if k < 3:
+        return None
+    a0 = sum(e * c for e, c in excesses.values) / k
+    # a1 = mean of x_(i) * (k - i) / (k - 1) over ascending ranks i = 1..k; a group of c
+    # equal values at ranks r+1..r+c contributes x * (c * (k - r) - c * (c + 1) / 2).
+    weighted, rank = 0.0, 0
+    for excess, c in excesses.values:
+        weighted += excess * (c * (k - rank) - c * (c + 1) / 2)
+        rank += c
+    a1 = weighted / (k * (k - 1))
+    spread = a0 - 2 * a1
+    if a0 <= 0 or spread <= 1e-9 * a0:
+        return None  # all excesses (nearly) equal: the data say nothing about the shape
+    return 2 - a0 / spread
+
+
+def _shrunk_shape(estimate: float | None, k: int, fit: TailFit) -> float:
+    if estimate is None:
+        estimate, k = fit.prior_shape, 0
+    shrunk = (k * estimate + fit.prior_weight * fit.prior_shape) / (k + fit.prior_weight)
+    # The standard error of a GPD shape from k excesses is about (1 + shape) / sqrt(k).
+    margin = fit.shape_margin * (1 + max(shrunk, 0.0)) / math.sqrt(max(k, 1) + fit.prior_weight)
+    return min(max(shrunk + margin, 0.0), _MAX_SHAPE)
+
+
+def _knots(
+    ordered: list[tuple[int, int]], n: int, min_count: int
+) -> tuple[list[float], list[float]]:
+    """Empirical P(amount >= lower edge of a bin), from the median up to where fewer than
+    `min_count` samples lie above; thinned to knots each `_KNOT_RATIO` rarer than the last."""
+    amounts: list[float] = []
+    survival: list[float] = []
+    at_or_above = n
+    last = (bin_bounds(ordered[0][0])[0], 1.0)
+    for b, c in ordered:
+        share = at_or_above / n
+        if at_or_above < min_count:
+            break
+        if share <= 0.5 and (not survival or share * _KNOT_RATIO <= survival[-1]):
+            amounts.append(bin_bounds(b)[0])
+            survival.append(share)
+        last = (bin_bounds(b)[0], share)
+        at_or_above -= c
+    if not amounts or amounts[-1] != last[0]:
+        amounts.append(last[0])
+        survival.append(last[1])
+    return amounts[-64:], survival[-64:]

@@ -1,0 +1,89 @@
+"""Event-time replay: production's scorer against baselines recomputed as event time passes.
+
+Transactions are scored in time order by the real `detector_worker.scoring.score`. The
+baselines come from production's own pieces: the rollup's arithmetic
+(`baseline_worker.rollup.MemoryRollup`, what the SQL trigger keeps, checked against it by
+tests/integration/test_baselines.py), the window of `baseline_worker.compute.window_days`,
+and the baseline worker's `to_baseline` (moments and the fitted tail). Rows judged high or
+critical never feed the rollup (`baseline_worker.rollup.feeds_baseline`).
+
+Production recomputes every `RECOMPUTE_INTERVAL_SECONDS` (60 s) of wall-clock time; a replay
+recomputes at every `recompute_every` of event time (an hour by default), so a baseline is at
+most that much staler than in production. A live system replayed in fast time cannot show
+this: its baselines follow the wall clock, not the transactions' dates.
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+
+from baseline_worker.recompute import DEFAULT_FIT, to_baseline
+from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
+from baseline_worker.tail import TailFit
+from detector_worker.held_baseline import HeldBaseline, ScopeKey
+from detector_worker.scoring import ScoringConfig, score
+from schemas import BaselineScope, Transaction, Verdict
+
+WINDOW_DAYS = 30
+HOUR = timedelta(hours=1)
+# Which scored transactions enter the rollup (production: all but high and critical).
+RollupPolicy = Callable[[Verdict], bool]
+
+
+def production_policy(verdict: Verdict) -> bool:
+    return feeds_baseline(verdict.severity)
+
+
+class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
+    """The baselines of one recompute, each built on first look-up (most scopes are never
+    looked up within one recompute interval). A scope without samples is absent, as a
+    tombstone makes it."""
+
+    def __init__(self, window: RollupWindow, window_days: int, now: datetime, fit: TailFit):
+        self._window, self._days, self._now, self._fit = window, window_days, now, fit
+        self._built: dict[ScopeKey, HeldBaseline | None] = {}
+
+    def __getitem__(self, key: ScopeKey) -> HeldBaseline:
+        if key not in self._built:
+            kind, name, currency = key
+            stats = self._window.stats(BaselineScope(kind=kind, name=name, currency=currency))
+            self._built[key] = (
+                None
+                if stats is None
+                else HeldBaseline.of(to_baseline(stats, self._days, self._now, self._fit))
+            )
+        if (held := self._built[key]) is None:
+            raise KeyError(key)
+        return held
+
+    def __iter__(self) -> Iterator[ScopeKey]:
+        return ((s.kind, s.name, s.currency) for s in self._window.scopes())
+
+    def __len__(self) -> int:
+        return len(self._window.scopes())
+
+
+def replay(
+    transactions: Iterable[Transaction],
+    config: ScoringConfig,
+    *,
+    window_days: int = WINDOW_DAYS,
+    recompute_every: timedelta = HOUR,
+    fit: TailFit = DEFAULT_FIT,
+    keeps: RollupPolicy = production_policy,
+) -> Iterator[tuple[Transaction, Verdict]]:
+    """Score each transaction (in time order) and yield it with its verdict."""
+    rollup = MemoryRollup(window_days)
+    baselines: Mapping[ScopeKey, HeldBaseline] = {}
+    next_recompute: datetime | None = None
+    step = recompute_every.total_seconds()
+    for txn in transactions:
+        at = txn.transaction_date
+        if next_recompute is None or at >= next_recompute:
+            # Recomputes fall on whole multiples of the interval since the epoch.
+            start = datetime.fromtimestamp(at.timestamp() // step * step, tz=UTC)
+            baselines = ReplayBaselines(rollup.window(start), window_days, start, fit)
+            next_recompute = start + recompute_every
+        verdict = score(txn, baselines, config, at)
+        if keeps(verdict):
+            rollup.add(txn)
+        yield txn, verdict

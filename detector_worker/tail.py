@@ -1,0 +1,92 @@
+"""Tail probability of an amount under a scope's fitted tail, and its z-equivalent. Pure.
+
+The baseline worker fits the tail (baseline_worker/tail.py); this side only evaluates it,
+a few float operations per transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass
+from statistics import NormalDist
+
+from schemas import TailModel
+
+_NORMAL = NormalDist()
+# Past this a probability is 0 in double precision; its z-equivalent is ~37.6.
+_SMALLEST = 1e-300
+
+
+@dataclass(frozen=True, slots=True)
+class HeldTail:
+    """A `TailModel` as the detector keeps it: knots in compact arrays (8 bytes a value)."""
+
+    amounts: array[float]
+    survival: array[float]
+    threshold: float
+    exceedance: float
+    shape: float
+    scale: float
+    log_bin_ratio: float
+
+    @classmethod
+    def of(cls, model: TailModel) -> HeldTail:
+        return cls(
+            array("d", model.amounts),
+            array("d", model.survival),
+            model.threshold,
+            model.exceedance,
+            model.shape,
+            model.scale,
+            math.log(model.bin_ratio),
+        )
+
+    def model(self) -> TailModel:
+        return TailModel(
+            amounts=list(self.amounts),
+            survival=list(self.survival),
+            threshold=self.threshold,
+            exceedance=self.exceedance,
+            shape=self.shape,
+            scale=self.scale,
+            bin_ratio=math.exp(self.log_bin_ratio),
+        )
+
+
+def survival(tail: HeldTail, amount: float) -> float:
+    """P(amount >= x): the empirical knots where they reach, the fitted Pareto tail past them,
+    read at the lower edge of the amount's histogram bin."""
+    step = tail.log_bin_ratio
+    amount = math.exp(math.floor(math.log(amount) / step) * step)
+    amounts, shares = tail.amounts, tail.survival
+    if amount <= amounts[0]:
+        return shares[0]
+    i = bisect_right(amounts, amount)
+    if i < len(amounts):
+        return _between(amounts[i - 1], shares[i - 1], amounts[i], shares[i], amount)
+    return min(shares[-1], _pareto_tail(tail, amount))
+
+
+def _between(x0: float, p0: float, x1: float, p1: float, x: float) -> float:
+    """Log-log interpolation: exact for a power law, close for any smooth tail."""
+    weight = math.log(x / x0) / math.log(x1 / x0)
+    return math.exp(math.log(p0) + weight * (math.log(p1) - math.log(p0)))
+
+
+def _pareto_tail(tail: HeldTail, amount: float) -> float:
+    excess = max(amount - tail.threshold, 0.0) / tail.scale
+    if tail.shape < 1e-9:
+        return tail.exceedance * math.exp(-excess)
+    return tail.exceedance * math.exp(-math.log1p(tail.shape * excess) / tail.shape)
+
+
+def z_equivalent(probability: float) -> float:
+    """The z whose one-sided normal tail has this probability: 'as rare as a zσ event'."""
+    return -_NORMAL.inv_cdf(min(max(probability, _SMALLEST), 1 - 1e-16))
+
+
+def probability_of(z: float) -> float:
+    """The one-sided normal tail beyond z (the inverse of `z_equivalent`)."""
+    return 0.5 * math.erfc(z / math.sqrt(2))

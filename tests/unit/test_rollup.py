@@ -1,0 +1,69 @@
+"""The rollup's arithmetic in memory (what the SQL trigger keeps), as replays use it."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import uuid4
+
+from baseline_worker.histogram import bin_of
+from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
+from schemas import BaselineScope, ScopeKind, Transaction
+
+DAY0 = datetime(2025, 3, 1, tzinfo=UTC)
+FOOD = BaselineScope(kind=ScopeKind.CATEGORY, name="food", currency="USD")
+CAFE = BaselineScope(kind=ScopeKind.MERCHANT, name="Cafe", currency="USD")
+
+
+def txn(amount: str, at: datetime = DAY0) -> Transaction:
+    return Transaction(
+        id=uuid4(), amount=Decimal(amount), category="food", merchant="Cafe", transaction_date=at
+    )
+
+
+def count_and_mean(window: RollupWindow, scope: BaselineScope) -> tuple[int, float]:
+    stats = window.stats(scope)
+    assert stats is not None
+    return stats.moments.count, round(stats.moments.mean, 9)
+
+
+def test_only_high_and_critical_stay_out_of_baselines() -> None:
+    assert feeds_baseline(None) and feeds_baseline("medium")
+    assert not feeds_baseline("high") and not feeds_baseline("critical")
+
+
+def test_rollup_sums_whole_utc_days_of_the_window() -> None:
+    rollup = MemoryRollup(window_days=3)
+    for day, amount in ((0, "1000"), (1, "10"), (2, "20")):
+        rollup.add(txn(amount, DAY0 + timedelta(days=day, hours=23)))
+    # Day 3 at 00:30: the window is days 1 and 2 and the (so far empty) day 3.
+    early = rollup.window(DAY0 + timedelta(days=3, minutes=30))
+    assert count_and_mean(early, CAFE) == (2, 15)
+    assert early.scopes() == {FOOD, CAFE}
+    rollup.add(txn("30", DAY0 + timedelta(days=3, hours=1)))
+    late = rollup.window(DAY0 + timedelta(days=3, hours=2))
+    assert count_and_mean(late, CAFE) == (3, 20)
+    assert count_and_mean(rollup.window(DAY0 + timedelta(days=4)), CAFE) == (2, 25)
+    # Nothing left in the window: the scope is gone, as a tombstone removes it.
+    assert rollup.window(DAY0 + timedelta(days=7)).stats(CAFE) is None
+
+
+def test_a_window_is_a_snapshot() -> None:
+    rollup = MemoryRollup(window_days=30)
+    rollup.add(txn("10"))
+    window = rollup.window(DAY0 + timedelta(hours=1))
+    rollup.add(txn("20", DAY0 + timedelta(hours=1)))
+    assert count_and_mean(window, CAFE) == (1, 10)
+
+
+def test_histograms_add_up_across_days_and_late_rows_count() -> None:
+    rollup = MemoryRollup(window_days=5)
+    rollup.add(txn("10", DAY0))
+    rollup.add(txn("10.05", DAY0 + timedelta(days=1)))
+    first = rollup.window(DAY0 + timedelta(days=2))
+    # A late row for a closed day is counted by the next recompute, as in the trigger.
+    rollup.add(txn("99", DAY0 + timedelta(hours=5)))
+    second = rollup.window(DAY0 + timedelta(days=2, hours=1))
+    before, after = first.stats(CAFE), second.stats(CAFE)
+    assert before is not None and after is not None
+    assert dict(before.bins) == {bin_of(Decimal("10")): 2}
+    assert dict(after.bins) == {bin_of(Decimal("10")): 2, bin_of(Decimal("99")): 1}
+    assert after.moments.count == 3
