@@ -194,7 +194,7 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     (the accuracy benchmark, `jalytics-backtest`) rest on this."""
     rng = random.Random(5)
     memory = MemoryRollup(window_days=30)
-    severities: list[Severity | None] = [None] * 8 + ["medium", "high", "critical"]
+    severities: list[Severity | None] = [*[None] * 8, "medium", "high", "critical"]
     for i in range(400):
         amount = Decimal(str(round(math.exp(rng.gauss(3, 1.2)), 2))).max(Decimal("0.01"))
         if i % 50 == 0:
