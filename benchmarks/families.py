@@ -141,7 +141,8 @@ class Lomax(AmountFamily):
     name: ClassVar[str] = "pareto"
 
     def _draw(self, rng: random.Random) -> float:
-        return self.floor + self.scale * ((1.0 - rng.random()) ** (-1.0 / self.alpha) - 1.0)
+        growth = float((1.0 - rng.random()) ** (-1.0 / self.alpha))
+        return self.floor + self.scale * (growth - 1.0)
 
     def _sf(self, x: float) -> float:
         if x <= self.floor:

@@ -166,4 +166,3 @@ def _merchant(
         per_day=per_day * config.volume,
         first_day=max(0, config.days - config.late_days) if late else 0,
     )
-
