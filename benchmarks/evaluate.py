@@ -12,6 +12,10 @@ and computes, with no I/O and no knowledge of the method:
   the counts and a 95 % interval so a reader sees the uncertainty;
 - `at_severity`: precision, recall and false alerts per 10k at a severity floor (high+, medium+);
 - `leave_one_family_out`: choose a parameter on all families but one, report on that one.
+
+"Oracle" here means the best an amount-only detector can do that knows each scope's true
+normal distribution and nothing of the anomalies': it ranks by true rarity. `z_equivalent`
+and `severity_of` turn p_true into the oracle's own tiers, which are calibrated by construction.
 """
 
 import math
@@ -114,6 +118,22 @@ def matched_recall(
 def nominal_rate(z: float) -> float:
     """The share of normal records at or above a z-equivalent threshold: 1 - Φ(z)."""
     return NormalDist().cdf(-z)
+
+
+def z_equivalent(p: float) -> float:
+    """The z whose upper tail is p (the inverse of `nominal_rate`), exact for tiny p;
+    +inf for p = 0 and -inf for p = 1."""
+    if p <= 0.0:
+        return math.inf
+    if p >= 1.0:
+        return -math.inf
+    return -NormalDist().inv_cdf(p)
+
+
+def severity_of(z: float, thresholds: Sequence[tuple[str, float]]) -> str | None:
+    """The most severe tier whose z threshold (inclusive) z reaches, thresholds least first."""
+    reached = [tier for tier, threshold in thresholds if z >= threshold]
+    return reached[-1] if reached else None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ families, drift, small and late merchants), hands it to each method's replay, an
 scored records of every seed per family. Per family and method it reports recall at matched
 false-alert rates next to the oracle's (and their ratio), calibration of each tier (observed
 false alerts at the tier or above ÷ its nominal rate, with counts and a 95 % interval), and
-precision / recall / false alerts per 10k at high+ and medium+.
+precision / recall / false alerts per 10k at high+ and medium+; then, leave-one-family-out,
+which of the methods given is chosen on all families but one, and how it does on that one.
 
 A method is a `Replay`: any function from (stream, the moment evaluation starts) to
 (item, severity, continuous score) triples for the evaluated items, so a new scorer plugs in
@@ -23,17 +24,23 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 # One table and JSON format for both accuracy reports.
 from benchmarks.accuracy import WINDOW_DAYS, _jsonable, _table, fmt, replay
 from benchmarks.evaluate import (
     FA_RATES,
+    HeldOut,
     ScoredRecord,
     at_severity,
     by_family,
     calibration,
+    leave_one_family_out,
     matched_recall,
+    min_share_of_oracle,
     nominal_rate,
+    severity_of,
+    z_equivalent,
 )
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
 from benchmarks.world import WorldConfig
@@ -41,9 +48,9 @@ from detector_worker.scoring import Method, ScoringConfig
 from schemas import Verdict
 
 Replay = Callable[[Sequence[StreamItem], datetime], Iterable[tuple[StreamItem, str | None, float]]]
-Z_TIERS: tuple[tuple[str, float], ...] = tuple(
-    (tier, nominal_rate(z)) for tier, z in (("medium", 2.0), ("high", 3.0), ("critical", 5.0))
-)
+# The scorer's default tiers as z thresholds, and as the nominal rates calibration checks.
+Z_THRESHOLDS: tuple[tuple[str, float], ...] = (("medium", 2.0), ("high", 3.0), ("critical", 5.0))
+Z_TIERS = tuple((tier, nominal_rate(z)) for tier, z in Z_THRESHOLDS)
 ALL = "all families"
 
 
@@ -69,6 +76,20 @@ def seed_replay(method: Method) -> Replay:
     return run
 
 
+def oracle_replay(
+    stream: Sequence[StreamItem], scored_from: datetime
+) -> Iterator[tuple[StreamItem, str | None, float]]:
+    """The limit: tiers and score from the true tail probability of every transaction."""
+    for item in stream:
+        if item.transaction.transaction_date >= scored_from:
+            z = z_equivalent(item.p_true)
+            yield item, severity_of(z, Z_THRESHOLDS), z
+
+
+def replay_of(method: str) -> Replay:
+    return oracle_replay if method == "oracle" else seed_replay(cast(Method, method))
+
+
 def collect(
     replay_method: Replay, seeds: Sequence[int], config: StreamConfig
 ) -> list[ScoredRecord]:
@@ -92,6 +113,7 @@ def figures(
     }
     for matched in matched_recall(records, FA_RATES):
         rate = f"{matched.method.rate_per_10k:g}"
+        flat[f"allowed@{rate}"] = matched.method.allowed  # how coarse the rate is here
         flat[f"recall@{rate}"] = matched.method.recall
         flat[f"oracle@{rate}"] = matched.oracle.recall
         flat[f"share_of_oracle@{rate}"] = matched.share_of_oracle
@@ -112,6 +134,31 @@ def per_family(records: Sequence[ScoredRecord]) -> dict[str, dict[str, float]]:
     table = {family: figures(rs) for family, rs in sorted(by_family(records).items())}
     table[ALL] = figures(records)
     return table
+
+
+def held_out_choice(
+    records: Mapping[str, Sequence[ScoredRecord]], rate_per_10k: float = 5.0
+) -> list[HeldOut[str, dict[str, float]]]:
+    """Leave-one-family-out over the methods (or settings) given: each held-out family gets
+    the candidate whose worst family, among the others, comes closest to the oracle's recall
+    at `rate_per_10k`, and that candidate's figures on the held-out family."""
+    grouped = {method: by_family(rs) for method, rs in records.items() if method != "oracle"}
+    families = sorted({family for table in grouped.values() for family in table})
+    return leave_one_family_out(
+        families,
+        list(grouped),
+        lambda method, others: min_share_of_oracle(grouped[method], others, rate_per_10k),
+        lambda method, family: figures(grouped[method].get(family, [])),
+    )
+
+
+def held_out_markdown(held: Sequence[HeldOut[str, dict[str, float]]]) -> str:
+    rows = [["held-out family", "chosen on the others", "recall @5/10k (oracle)", "high+ FA / 10k"]]
+    for h in held:
+        f = h.report
+        recall = f"{fmt(f['recall@5'])} ({fmt(f['oracle@5'])})"
+        rows.append([h.family, h.chosen, recall, fmt(f["high+.false_alerts_per_10k"], 1)])
+    return _table(rows)
 
 
 def markdown(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
@@ -145,16 +192,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--volume", type=float, default=1.0, help="x ~3,000 transactions a day")
     parser.add_argument("--days", type=int, default=45)
     parser.add_argument("--evaluated-days", type=int, default=7, help="the last days, scored")
-    parser.add_argument("--methods", nargs="+", default=["zscore", "log_zscore"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["oracle", "zscore", "log_zscore"],
+        help="oracle (the limit), zscore, log_zscore",
+    )
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/families.json"))
     args = parser.parse_args(argv)
     world = WorldConfig(days=args.days, volume=args.volume)
     config = StreamConfig(world=world, anomaly_from_day=args.days - args.evaluated_days)
-    results = {
-        method: per_family(collect(seed_replay(method), args.seeds, config))
-        for method in args.methods
-    }
+    records = {method: collect(replay_of(method), args.seeds, config) for method in args.methods}
+    results = {method: per_family(rs) for method, rs in records.items()}
+    held = held_out_choice(records)
     print(markdown(results))
+    print("\n" + held_out_markdown(held))
     report = {
         "command": " ".join(["python -m benchmarks.family_accuracy", *sys.argv[1:]]),
         "seeds": args.seeds,
@@ -162,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "days": args.days,
         "evaluated_days": args.evaluated_days,
         "results": results,
+        "leave_one_family_out": [
+            {"family": h.family, "chosen": h.chosen, "figures": h.report} for h in held
+        ],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(_jsonable(report), indent=2) + "\n")

@@ -3,29 +3,29 @@ small run writes its tables and JSON."""
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from benchmarks.family_accuracy import ALL, collect, figures, main, per_family, verdict_score
-from benchmarks.streams import StreamConfig, StreamItem
+from benchmarks.family_accuracy import (
+    ALL,
+    collect,
+    figures,
+    held_out_choice,
+    main,
+    oracle_replay,
+    per_family,
+    verdict_score,
+)
+from benchmarks.streams import StreamConfig
 from benchmarks.world import WorldConfig
 from schemas import Verdict
 
 # Anomalies at 20 %: every family gets some, even in a stream this short.
 SMALL = StreamConfig(world=WorldConfig(days=6, volume=0.05), anomaly_from_day=4, anomaly_share=0.2)
-
-
-def oracle_replay(
-    stream: Sequence[StreamItem], scored_from: datetime
-) -> Iterator[tuple[StreamItem, str | None, float]]:
-    """A method that knows the truth: it must match the oracle wherever it is measured."""
-    for item in stream:
-        if item.transaction.transaction_date >= scored_from:
-            yield item, "high" if item.p_true < 1e-4 else None, -item.p_true
 
 
 def test_a_method_that_knows_the_truth_reaches_the_oracle_in_every_family() -> None:
@@ -67,3 +67,15 @@ def test_a_small_run_prints_both_tables_and_writes_json(
     assert "high+: FA / expected" in printed
     report = json.loads(out.read_text())
     assert set(report["results"]["log_zscore"]) >= {ALL}
+
+
+def test_leave_one_family_out_picks_the_candidate_closest_to_the_oracle() -> None:
+    truth = collect(oracle_replay, [3], SMALL)
+    # A candidate whose score is noise: it knows nothing of rarity.
+    blind = [replace(r, score=float(int(r.p_true * 1e6) % 7)) for r in truth]
+    held = held_out_choice(
+        {"oracle": truth, "blind": blind, "truth": truth}
+    )  # blind first: ties pick it
+    assert {h.chosen for h in held} == {"truth"}
+    assert len(held) == 8
+    assert all(h.report["recall@5"] == h.report["oracle@5"] for h in held)
