@@ -21,6 +21,8 @@ from benchmarks.evaluate import (
     nominal_rate,
     oracle_score,
     recall_at_rate,
+    severity_of,
+    z_equivalent,
 )
 
 TIERS = (("medium", nominal_rate(2)), ("high", nominal_rate(3)), ("critical", nominal_rate(5)))
@@ -181,3 +183,16 @@ def test_the_worst_family_sets_the_objective() -> None:
     )
     assert min_share_of_oracle(per_family, ["a"]) == 1.0
     assert min_share_of_oracle(per_family, ["a", "b"]) == 0.0
+
+
+@given(st.floats(-4, 37))
+def test_z_equivalent_inverts_the_nominal_rate(z: float) -> None:
+    assert z_equivalent(nominal_rate(z)) == pytest.approx(z, abs=1e-6)
+
+
+def test_z_equivalent_at_the_ends_and_the_tiers_it_reaches() -> None:
+    assert (z_equivalent(0.0), z_equivalent(1.0)) == (math.inf, -math.inf)
+    thresholds = (("medium", 2.0), ("high", 3.0), ("critical", 5.0))
+    assert severity_of(1.99, thresholds) is None
+    assert severity_of(3.0, thresholds) == "high"
+    assert severity_of(math.inf, thresholds) == "critical"
