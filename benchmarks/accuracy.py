@@ -30,6 +30,7 @@ from typing import Any, get_args
 from baseline_worker.compute import ScopeStats, window_days
 from baseline_worker.recompute import to_baseline
 from baseline_worker.stats import Moments
+from benchmarks.evaluate import AlertCounts, ratio
 from benchmarks.generator import AnomalyKind, LabelledTransaction, StreamConfig, generate
 from detector_worker.held_baseline import HeldBaseline, ScopeKey, index
 from detector_worker.scoring import ScoringConfig, score
@@ -160,17 +161,10 @@ def replay(
     return scored
 
 
-def ratio(part: float, whole: float) -> float:
-    """part / whole, NaN when there is nothing to divide (shown as "-", stored as null)."""
-    return part / whole if whole else math.nan
-
-
 @dataclass(frozen=True)
-class Metrics:
-    true_positives: int
-    false_positives: int
-    false_negatives: int
-    normal: int  # normal transactions scored, drifting ones included
+class Metrics(AlertCounts):
+    """Alerts of any severity; `normal` counts drifting transactions too."""
+
     alerts: Mapping[Severity, int]
     true_alerts: Mapping[Severity, int]
     caught: Mapping[AnomalyKind, int]
@@ -179,23 +173,11 @@ class Metrics:
     drift_total: int
 
     @property
-    def precision(self) -> float:
-        return ratio(self.true_positives, self.true_positives + self.false_positives)
-
-    @property
-    def recall(self) -> float:
-        return ratio(self.true_positives, self.true_positives + self.false_negatives)
-
-    @property
     def f1(self) -> float:
         return ratio(
             2 * self.true_positives,
             2 * self.true_positives + self.false_positives + self.false_negatives,
         )
-
-    @property
-    def false_alerts_per_10k(self) -> float:
-        return 10_000 * ratio(self.false_positives, self.normal)
 
     def flat(self) -> dict[str, float]:
         """Every figure under a stable name: what the JSON stores and seeds are medianed on."""
