@@ -114,7 +114,14 @@ def _mixture(rng: random.Random) -> AmountFamily:
 
 def _seasonal(rng: random.Random) -> AmountFamily:
     base = _gamma(rng) if rng.random() < 0.5 else _lognormal(rng)
-    return Seasonal(base)
+    # Each merchant's own amplitude around the default profiles (1: as they are).
+    amplitude = rng.uniform(0.5, 1.5)
+    default = Seasonal(base)
+    return Seasonal(
+        base,
+        weekday=tuple(1 + amplitude * (f - 1) for f in default.weekday),
+        hour=tuple(1 + amplitude * (f - 1) for f in default.hour),
+    )
 
 
 # Family name -> (its category, a draw of one merchant's parameters).
