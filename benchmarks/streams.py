@@ -14,14 +14,23 @@ takes the stream as it is) that also carries its family, merchant size, an anoma
 and `p_true`: the true P(amount >= this amount) under its merchant's NORMAL distribution at
 that moment, which is what the oracle ranks by. `record_of` turns an item and a method's
 verdict into the `benchmarks.evaluate.ScoredRecord` the evaluation reads.
+
+    .venv/bin/python -m benchmarks.streams --seed 7 --out stream.jsonl
+
+writes a stream as JSON lines: the transaction's fields plus its labels (is_anomaly, anomaly,
+family, size, p_true, multiple, drifting), for a backtest that reads files.
 """
 
+import argparse
+import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from benchmarks.evaluate import ScoredRecord
@@ -89,6 +98,32 @@ def record_of(item: StreamItem, severity: str | None, score: float) -> ScoredRec
         kind=None if item.anomaly is None else str(item.anomaly),
         segment=str(item.size),
     )
+
+
+def to_row(item: StreamItem) -> dict[str, Any]:
+    """One JSON line: the transaction as on the wire, then its labels."""
+    return {
+        **item.transaction.model_dump(mode="json", exclude_none=True),
+        "is_anomaly": item.is_anomaly,
+        "anomaly": None if item.anomaly is None else str(item.anomaly),
+        "family": item.family,
+        "size": str(item.size),
+        "p_true": item.p_true,
+        "multiple": item.multiple,
+        "drifting": item.drifting,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a labelled stream as JSON lines.")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--volume", type=float, default=1.0, help="x ~3,000 transactions a day")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    config = StreamConfig(world=WorldConfig(volume=args.volume))
+    with args.out.open("w") as out:
+        for item in generate_stream(args.seed, config):
+            out.write(json.dumps(to_row(item)) + "\n")
 
 
 class _Builder:
@@ -168,3 +203,7 @@ def _poisson(rng: random.Random, mean: float) -> int:
         count += 1
         product *= rng.random()
     return count
+
+
+if __name__ == "__main__":
+    main()

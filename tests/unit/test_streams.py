@@ -1,9 +1,11 @@
 """Labelled streams over a world of families: deterministic per seed, anomalies only after the
 warm-up, every item carrying its family and its true rarity, and replayable as it is."""
 
+import json
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +13,10 @@ from benchmarks.accuracy import replay
 from benchmarks.evaluate import ScoredRecord
 from benchmarks.families import FixedPrice
 from benchmarks.generator import AnomalyKind
-from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
+from benchmarks.streams import StreamConfig, StreamItem, generate_stream, main, record_of
 from benchmarks.world import FAMILIES, MerchantSize, WorldConfig, build_world
 from detector_worker.scoring import ScoringConfig
+from schemas import Transaction
 
 WORLD = WorldConfig(days=10, volume=0.08, late_days=3)
 CONFIG = StreamConfig(world=WORLD, anomaly_from_day=7, anomaly_share=0.03)
@@ -130,3 +133,15 @@ def test_the_default_stream_is_the_issues_size() -> None:
     assert 2_700 < per_day < 3_300
     assert config.world.days - config.anomaly_from_day == 7
     assert config.world.day_start(config.world.days) - config.scored_from() == timedelta(days=7)
+
+
+def test_a_stream_is_written_as_json_lines_with_its_labels(tmp_path: Path) -> None:
+    out = tmp_path / "stream.jsonl"
+    main(["--seed", "2", "--volume", "0.05", "--out", str(out)])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows
+    first = rows[0]
+    assert Transaction.model_validate({k: first[k] for k in Transaction.model_fields if k in first})
+    labels = {"is_anomaly", "anomaly", "family", "size", "p_true", "multiple", "drifting"}
+    assert labels <= set(first)
+    assert any(row["is_anomaly"] for row in rows)
