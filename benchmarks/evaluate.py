@@ -14,7 +14,9 @@ and computes, with no I/O and no knowledge of the method:
 - `leave_one_family_out`: choose a parameter on all families but one, report on that one.
 
 "Oracle" here means the best an amount-only detector can do that knows each scope's true
-normal distribution and nothing of the anomalies': it ranks by true rarity. `z_equivalent`
+normal distribution and nothing of the anomalies': it ranks by true rarity. It is the limit in
+expectation: on a finite sample, at a rate that allows only a few false alerts (`allowed`), a
+method can beat it by chance, so pool seeds until `allowed` is in the tens. `z_equivalent`
 and `severity_of` turn p_true into the oracle's own tiers, which are calibrated by construction.
 """
 
