@@ -5,9 +5,9 @@ at least 0.01) and `survival(x, when) -> float`, the TRUE P(amount >= x) at that
 amount as sampled (rounded to cents), so a benchmark can rank transactions by how rare they
 really are, whatever method scores them. Families: log-normal, gamma, Lomax (a power-law tail),
 Weibull, normal (truncated at > 0), a fixed price (with an optional rare second price), a
-mixture of families (two modes), and a seasonal wrapper whose level moves with the weekday and
-the hour. Every family takes a `Drift` (a level that inflates by a fixed share a day from some
-moment on) that `survival` accounts for.
+mixture of families (two modes), a seasonal wrapper whose level moves with the weekday and the
+hour, and a few round amounts with many ties. Every family takes a `Drift` (a level that
+inflates by a fixed share a day from some moment on) that `survival` accounts for.
 
 Pure `random` + `math`: the only special function not in `math`, the regularized incomplete
 gamma function, is `upper_gamma` below.
@@ -204,6 +204,23 @@ class FixedPrice(AmountFamily):
     @property
     def _share(self) -> float:
         return self.other_share if self.other_price is not None else 0.0
+
+
+@dataclass(frozen=True)
+class RoundAmounts(AmountFamily):
+    """A few round amounts (gift cards, top-ups, cash): `values[i]` with chance `weights[i]`.
+    Many exact ties and no tail between the values."""
+
+    values: tuple[float, ...]
+    weights: tuple[float, ...]
+    name: ClassVar[str] = "round_amounts"
+
+    def _draw(self, rng: random.Random) -> float:
+        return rng.choices(self.values, self.weights)[0]
+
+    def _sf(self, x: float) -> float:
+        total = sum(self.weights)
+        return sum(w for v, w in zip(self.values, self.weights, strict=True) if v >= x) / total
 
 
 @dataclass(frozen=True)

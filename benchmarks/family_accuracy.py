@@ -47,7 +47,7 @@ from benchmarks.evaluate import (
     z_equivalent,
 )
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
-from benchmarks.world import WorldConfig
+from benchmarks.world import DEFAULT_FAMILIES, FAMILIES, WorldConfig
 from detector_worker.scoring import Method, ScoringConfig
 from schemas import Verdict
 
@@ -195,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
     parser.add_argument("--volume", type=float, default=1.0, help="x ~3,000 transactions a day")
     parser.add_argument("--days", type=int, default=45)
+    parser.add_argument(
+        "--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=sorted(FAMILIES)
+    )
     parser.add_argument("--evaluated-days", type=int, default=7, help="the last days, scored")
     parser.add_argument(
         "--methods",
@@ -204,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/families.json"))
     args = parser.parse_args(argv)
-    world = WorldConfig(days=args.days, volume=args.volume)
+    world = WorldConfig(days=args.days, volume=args.volume, families=tuple(args.families))
     config = StreamConfig(world=world, anomaly_from_day=args.days - args.evaluated_days)
     records = {method: collect(replay_of(method), args.seeds, config) for method in args.methods}
     results = {method: per_family(rs) for method, rs in records.items()}
@@ -216,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "seeds": args.seeds,
         "volume": args.volume,
         "days": args.days,
+        "families": args.families,
         "evaluated_days": args.evaluated_days,
         "results": results,
         "leave_one_family_out": [

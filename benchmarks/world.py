@@ -1,8 +1,9 @@
 """The merchants of a benchmark world: which family each draws its amounts from, at what volume.
 
 What it does: `build_world(seed, config)` makes, for every distribution family of
-benchmarks/families.py, one category whose merchants all draw from that family with their own
-parameters (drawn from the seed), at four sizes: large (hundreds a day), medium, small (a few a
+benchmarks/families.py that the config names (the eight of issue 12 by default), one category
+whose merchants all draw from that family with their own parameters (drawn from the seed),
+at four sizes: large (hundreds a day), medium, small (a few a
 day) and late (appear in the last days with a few a day). Each merchant has one currency, so
 its scope (merchant, currency) holds exactly one distribution; some merchants drift upwards
 slowly. Deterministic for a seed.
@@ -22,6 +23,7 @@ from benchmarks.families import (
     LogNormal,
     Lomax,
     Mixture,
+    RoundAmounts,
     Seasonal,
     TruncatedNormal,
     Weibull,
@@ -49,6 +51,7 @@ class WorldConfig:
         (MerchantSize.LATE, 2, 4.0),
     )
     volume: float = 1.0  # scales every merchant's volume (a small stream for tests)
+    families: tuple[str, ...] = ()  # by name, from FAMILIES; () means DEFAULT_FAMILIES
     late_days: int = 5
     drifting_share: float = 0.25
     drift_per_day: tuple[float, float] = (0.005, 0.02)  # log-uniform between the two
@@ -124,6 +127,12 @@ def _seasonal(rng: random.Random) -> AmountFamily:
     )
 
 
+def _round_amounts(rng: random.Random) -> AmountFamily:
+    values = rng.choice(((10, 20, 50, 100), (25, 50, 100, 200), (5, 10, 20, 40)))
+    weights = tuple(rng.uniform(0.5, 1.5) / (rank + 1) for rank in range(len(values)))
+    return RoundAmounts(tuple(float(v) for v in values), weights)
+
+
 # Family name -> (its category, a draw of one merchant's parameters).
 FAMILIES: dict[str, tuple[str, Callable[[random.Random], AmountFamily]]] = {
     "lognormal": ("groceries", _lognormal),
@@ -134,7 +143,10 @@ FAMILIES: dict[str, tuple[str, Callable[[random.Random], AmountFamily]]] = {
     "fixed_price": ("subscriptions", _fixed_price),
     "mixture": ("pharmacy", _mixture),
     "seasonal": ("food_delivery", _seasonal),
+    "round_amounts": ("gift_cards", _round_amounts),
 }
+# The issue's eight; round_amounts (many exact ties) is opt-in.
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name in FAMILIES if name != "round_amounts")
 
 
 def build_world(seed: int, config: WorldConfig) -> tuple[MerchantSpec, ...]:
@@ -142,7 +154,7 @@ def build_world(seed: int, config: WorldConfig) -> tuple[MerchantSpec, ...]:
     rng = random.Random(seed)
     return tuple(
         _merchant(rng, config, family, size, per_day, index)
-        for family in FAMILIES
+        for family in config.families or DEFAULT_FAMILIES
         for size, count, per_day in config.sizes
         for index in range(1, count + 1)
     )

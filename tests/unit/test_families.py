@@ -17,6 +17,7 @@ from benchmarks.families import (
     LogNormal,
     Lomax,
     Mixture,
+    RoundAmounts,
     Seasonal,
     TruncatedNormal,
     Weibull,
@@ -38,6 +39,7 @@ FAMILIES: list[AmountFamily] = [
     FixedPrice(9.99, 19.98, 0.05),
     Mixture((LogNormal(12, 0.3), LogNormal(80, 0.4)), (0.7, 0.3)),
     Seasonal(Gamma(3, 10)),
+    RoundAmounts((10.0, 20.0, 50.0, 100.0), (4, 3, 2, 1)),
     LogNormal(40, 0.6, drift=Drift(0.02, TUESDAY_NOON - timedelta(days=20))),
 ]
 
@@ -55,7 +57,7 @@ def ks_distance(family: AmountFamily, when: datetime, seed: int = 1) -> float:
     return distance
 
 
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{f.name}-{id(f) % 97}")
+@pytest.mark.parametrize("family", FAMILIES, ids=[f"{i}-{f.name}" for i, f in enumerate(FAMILIES)])
 def test_the_sampler_follows_the_survival_function(family: AmountFamily) -> None:
     assert ks_distance(family, TUESDAY_NOON) < KS_BOUND
 
@@ -98,6 +100,14 @@ def test_a_fixed_price_has_a_step_survival() -> None:
     assert price.survival(19.99, TUESDAY_NOON) == 0.0
     assert FixedPrice(4.99).survival(5.00, TUESDAY_NOON) == 0.0
     assert FixedPrice(4.99).median(TUESDAY_NOON) == pytest.approx(4.99)
+
+
+def test_round_amounts_have_steps_at_their_values() -> None:
+    rounds = RoundAmounts((10.0, 20.0, 50.0, 100.0), (4, 3, 2, 1))
+    assert rounds.survival(10, TUESDAY_NOON) == 1.0
+    assert rounds.survival(10.01, TUESDAY_NOON) == pytest.approx(0.6)
+    assert rounds.survival(100, TUESDAY_NOON) == pytest.approx(0.1)
+    assert rounds.survival(100.01, TUESDAY_NOON) == 0.0
 
 
 def test_the_smallest_amount_is_always_reached() -> None:

@@ -14,7 +14,7 @@ from benchmarks.evaluate import ScoredRecord
 from benchmarks.families import FixedPrice
 from benchmarks.generator import AnomalyKind
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, main, record_of
-from benchmarks.world import FAMILIES, MerchantSize, WorldConfig, build_world
+from benchmarks.world import DEFAULT_FAMILIES, FAMILIES, MerchantSize, WorldConfig, build_world
 from detector_worker.scoring import ScoringConfig
 from schemas import Transaction
 
@@ -45,9 +45,15 @@ def test_anomalies_come_only_after_the_warm_up(stream: list[StreamItem]) -> None
 
 
 def test_every_family_and_merchant_size_is_present(stream: list[StreamItem]) -> None:
-    assert {i.family for i in stream} == set(FAMILIES)
+    assert {i.family for i in stream} == set(DEFAULT_FAMILIES)
     assert {i.size for i in stream} == set(MerchantSize)
-    assert len(FAMILIES) >= 8
+    assert len(DEFAULT_FAMILIES) >= 8
+
+
+def test_a_world_can_hold_only_the_families_named() -> None:
+    world = build_world(5, WorldConfig(families=("round_amounts", "pareto")))
+    assert {m.family.name for m in world} == {"round_amounts", "pareto"}
+    assert set(FAMILIES) > set(DEFAULT_FAMILIES)
 
 
 def test_late_merchants_appear_only_in_the_last_days(stream: list[StreamItem]) -> None:
@@ -117,7 +123,7 @@ def test_the_real_scorer_replays_the_stream_into_records() -> None:
         records.append(record_of(outcome.item, outcome.verdict.severity, z or float("-inf")))
     assert all(isinstance(r, ScoredRecord) for r in records)
     assert sum(r.is_anomaly for r in records) == sum(i.is_anomaly for i in items)
-    assert {r.family for r in records} <= set(FAMILIES)
+    assert {r.family for r in records} <= set(DEFAULT_FAMILIES)
     assert all(r.segment in set(MerchantSize) for r in records)
 
 
