@@ -134,9 +134,12 @@ def figures(
     return flat
 
 
-def per_family(records: Sequence[ScoredRecord]) -> dict[str, dict[str, float]]:
-    table = {family: figures(rs) for family, rs in sorted(by_family(records).items())}
-    table[ALL] = figures(records)
+def per_family(
+    records: Sequence[ScoredRecord], tiers: Sequence[tuple[str, float]] = Z_TIERS
+) -> dict[str, dict[str, float]]:
+    """`figures` of each family, and of all of them pooled under `ALL`."""
+    table = {family: figures(rs, tiers) for family, rs in sorted(by_family(records).items())}
+    table[ALL] = figures(records, tiers)
     return table
 
 
