@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
+from benchmarks.evaluate import AlertCounts, ratio
 from benchmarks.generator import AnomalyKind, LabelledTransaction, StreamConfig, generate
 from benchmarks.replay import WINDOW_DAYS, RollupPolicy, production_policy
 from benchmarks.replay import replay as event_time_replay
@@ -82,17 +83,10 @@ def replay(
     ]
 
 
-def ratio(part: float, whole: float) -> float:
-    """part / whole, NaN when there is nothing to divide (shown as "-", stored as null)."""
-    return part / whole if whole else math.nan
-
-
 @dataclass(frozen=True)
-class Metrics:
-    true_positives: int
-    false_positives: int
-    false_negatives: int
-    normal: int  # normal transactions scored, drifting ones included
+class Metrics(AlertCounts):
+    """Alerts of any severity; `normal` counts drifting transactions too."""
+
     alerts: Mapping[Severity, int]
     true_alerts: Mapping[Severity, int]
     caught: Mapping[AnomalyKind, int]
@@ -101,23 +95,11 @@ class Metrics:
     drift_total: int
 
     @property
-    def precision(self) -> float:
-        return ratio(self.true_positives, self.true_positives + self.false_positives)
-
-    @property
-    def recall(self) -> float:
-        return ratio(self.true_positives, self.true_positives + self.false_negatives)
-
-    @property
     def f1(self) -> float:
         return ratio(
             2 * self.true_positives,
             2 * self.true_positives + self.false_positives + self.false_negatives,
         )
-
-    @property
-    def false_alerts_per_10k(self) -> float:
-        return 10_000 * ratio(self.false_positives, self.normal)
 
     def flat(self) -> dict[str, float]:
         """Every figure under a stable name: what the JSON stores and seeds are medianed on."""
