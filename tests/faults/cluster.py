@@ -4,6 +4,7 @@ broker, with its own state dir and free ports. Any node can be killed and starte
 
 import asyncio
 import base64
+import json
 import os
 import signal
 import time
@@ -102,6 +103,18 @@ class KafkaCluster:
     def start(self, node_id: int) -> None:
         self.nodes[node_id].service.run("start")
 
+    def active_controller(self) -> int:
+        """The KRaft quorum's leader, from the nodes' `quorum-state` files (the newest epoch
+        wins). Kafka clients cannot ask for it: in KRaft, the metadata response names a
+        random broker as "controller", and aiokafka has no DescribeQuorum."""
+        states = [
+            json.loads(path.read_text())
+            for node in self.nodes.values()
+            for path in node.state_dir.glob("kafka/data/__cluster_metadata-0/quorum-state")
+        ]
+        newest = max(states, key=lambda state: int(state["leaderEpoch"]))
+        return int(newest["leaderId"])
+
 
 def _running(pid: int) -> bool:
     """Whether pid is alive and not a zombie (the broker was started detached: init reaps it)."""
@@ -125,28 +138,27 @@ class Leadership:
         return max(counts, key=lambda node: (counts[node], node == self.controller))
 
 
-async def leadership(bootstrap: str, topic: str) -> Leadership:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def leadership(cluster: KafkaCluster, topic: str) -> Leadership:
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     await admin.start()
     try:
-        cluster = await admin.describe_cluster()
         (entry,) = await admin.describe_topics([topic])
-        partitions = entry["partitions"]
-        return Leadership(
-            leaders={p["partition"]: p["leader"] for p in partitions},
-            in_sync={p["partition"]: len(p["isr"]) for p in partitions},
-            controller=cluster["controller_id"],
-        )
     finally:
         await admin.close()
+    partitions = entry["partitions"]
+    return Leadership(
+        leaders={p["partition"]: p["leader"] for p in partitions},
+        in_sync={p["partition"]: len(p["isr"]) for p in partitions},
+        controller=cluster.active_controller(),
+    )
 
 
-async def wait_fully_replicated(bootstrap: str, topic: str, replicas: int, timeout: float) -> None:
-    """Wait until every partition of `topic` has `replicas` in-sync replicas (a restarted
-    broker has caught up)."""
+async def wait_fully_replicated(cluster: KafkaCluster, topic: str, timeout: float) -> None:
+    """Wait until every partition of `topic` is in sync on every node (a restarted node has
+    caught up)."""
     async with asyncio.timeout(timeout):
         while True:
-            found = await leadership(bootstrap, topic)
-            if min(found.in_sync.values()) >= replicas:
+            found = await leadership(cluster, topic)
+            if min(found.in_sync.values()) >= cluster.replication_factor:
                 return
             await asyncio.sleep(0.5)
