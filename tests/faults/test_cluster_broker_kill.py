@@ -76,7 +76,7 @@ class PacedLoad:
             status, txn_id = 0, repr(exc)
         self.answers.append(Answer(asked, time.monotonic(), status, txn_id))
 
-    def acknowledged(self, by: float = float("inf")) -> int:
+    def acknowledged(self, by: float) -> int:
         return sum(1 for a in self.answers if 200 <= a.status < 300 and a.answered <= by)
 
 
@@ -96,14 +96,15 @@ class Progress:
 
     def longest_stall(self, load: PacedLoad) -> float:
         """The longest time the count stood still while acknowledged work was waiting."""
-        longest, since, last = 0.0, None, -1
+        longest, since, last, previous = 0.0, None, -1, 0.0
         for at, count in self.samples:
             if count != last:
                 since, last = None, count
-            elif since is None and load.acknowledged(by=at) > count:
-                since = at
+            elif since is None and load.acknowledged(by=previous) > count:
+                since = previous  # standing still since the sample before at least
             if since is not None:
                 longest = max(longest, at - since)
+            previous = at
         return longest
 
 
@@ -112,7 +113,7 @@ def longest_gap(times: list[float]) -> float:
     return max((b - a for a, b in itertools.pairwise(ordered)), default=0.0)
 
 
-def worker_envs(isolated: Isolated, cluster: KafkaCluster) -> tuple[dict[str, str], ...]:
+def worker_envs(isolated: Isolated, cluster: KafkaCluster) -> tuple[dict[str, str], dict[str, str]]:
     """The gateway's and the detector's environment, on the cluster."""
     on_cluster = {
         "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
