@@ -28,7 +28,12 @@ class GatewaySettings(CommonSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     batch_max_items: int = Field(default=500, ge=1, le=10_000)
-    publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a publish may wait for acks=all before the client gets a 503. Longer than a
+    # cluster's leader election: with Kafka's defaults the controller fences a dead broker
+    # after broker.session.timeout.ms (9 s) and only then elects new leaders. At 10 s,
+    # requests sent just after a kill -9 of a leader got 503s (tests/faults/
+    # test_cluster_broker_kill.py).
+    publish_timeout_seconds: float = Field(default=30.0, gt=0)
     # How long POST /transactions waits for the detector's verdict before answering 202.
     verdict_wait_seconds: float = Field(default=2.0, ge=0, le=30)
     alerts_default_limit: int = Field(default=50, ge=1)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Local single-node Apache Kafka (KRaft combined mode) for development and CI. No Docker:
 # the broker jars come from Maven Central through ops/kafka/pom.xml and run on the local JDK.
+# The same script starts one node of a local cluster: give each node its own state dir, ports
+# and KAFKA_NODE_ID, and all of them the same KAFKA_QUORUM_VOTERS and KAFKA_CLUSTER_ID.
 set -euo pipefail
 
 JALYTICS_LOG_TAG=kafka
@@ -12,6 +14,11 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-3}"
+KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
+KAFKA_QUORUM_VOTERS="${KAFKA_QUORUM_VOTERS:-$KAFKA_NODE_ID@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT}"
+KAFKA_REPLICATION_FACTOR="${KAFKA_REPLICATION_FACTOR:-1}"
+KAFKA_MIN_INSYNC_REPLICAS="${KAFKA_MIN_INSYNC_REPLICAS:-1}"
+KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-${JALYTICS_START_TIMEOUT:-90}}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 
@@ -39,7 +46,8 @@ usage() {
     cat <<EOF
 Usage: ops/kafka.sh COMMAND
 
-Local single-node Apache Kafka (KRaft, broker+controller) on $KAFKA_HOST, no Docker.
+Local single-node Apache Kafka (KRaft, broker+controller) on $KAFKA_HOST, no Docker; or one
+node of a local cluster (see KAFKA_NODE_ID below).
 
 Commands:
   start    fetch the jars if needed, format storage once, start the broker in the background
@@ -56,6 +64,12 @@ Environment (defaults):
   KAFKA_PORT=9092  KAFKA_CONTROLLER_PORT=9093  KAFKA_NUM_PARTITIONS=3
   KAFKA_HEAP_OPTS="-Xms256m -Xmx512m"  KAFKA_OPTS (extra JVM options, empty)
   KAFKA_START_TIMEOUT=\${JALYTICS_START_TIMEOUT:-90}  KAFKA_STOP_TIMEOUT=30  (seconds)
+  KAFKA_REPLICATION_FACTOR=1  KAFKA_MIN_INSYNC_REPLICAS=1  (defaults for topics, and the
+           internal topics' factor)
+  One node of a cluster (each node its own JALYTICS_STATE_DIR and ports; start them all at
+  once: a node is ready only when a majority of the quorum is up):
+  KAFKA_NODE_ID=1  KAFKA_QUORUM_VOTERS=<id>@127.0.0.1:<controller port>,... (default: this node)
+  KAFKA_CLUSTER_ID (22-character base64 id shared by the nodes; default: generated once)
   JALYTICS_STATE_DIR=<repo>/.run   (broker data, logs and pid under \$JALYTICS_STATE_DIR/kafka)
   JALYTICS_CACHE_DIR=<repo>/.cache (jars under \$JALYTICS_CACHE_DIR/kafka/libs)
 EOF
@@ -152,6 +166,10 @@ render_props() {
     content="${content//"@KAFKA_CONTROLLER_PORT@"/"$KAFKA_CONTROLLER_PORT"}"
     content="${content//"@KAFKA_NUM_PARTITIONS@"/"$KAFKA_NUM_PARTITIONS"}"
     content="${content//"@KAFKA_LOG_DIRS@"/"$DATA_DIR"}"
+    content="${content//"@KAFKA_NODE_ID@"/"$KAFKA_NODE_ID"}"
+    content="${content//"@KAFKA_QUORUM_VOTERS@"/"$KAFKA_QUORUM_VOTERS"}"
+    content="${content//"@KAFKA_REPLICATION_FACTOR@"/"$KAFKA_REPLICATION_FACTOR"}"
+    content="${content//"@KAFKA_MIN_INSYNC_REPLICAS@"/"$KAFKA_MIN_INSYNC_REPLICAS"}"
     [[ "$content" != *@KAFKA_* ]] || die "unfilled placeholder left in $TEMPLATE"
     printf '%s\n' "$content" >"$PROPS.tmp"
     mv "$PROPS.tmp" "$PROPS"
@@ -168,20 +186,36 @@ set_jvm_common() {
     )
 }
 
-# Format the KRaft storage once; the cluster id is kept in $CLUSTER_ID_FILE.
+# Format the KRaft storage once; the cluster id (KAFKA_CLUSTER_ID, else generated) is kept in
+# $CLUSTER_ID_FILE.
 format_storage() {
     [[ -f "$DATA_DIR/meta.properties" ]] && return 0
-    local cluster_id
-    cluster_id="$(first_line "$CLUSTER_ID_FILE")"
+    local cluster_id="$KAFKA_CLUSTER_ID"
+    [[ -n "$cluster_id" ]] || cluster_id="$(first_line "$CLUSTER_ID_FILE")"
     if [[ -z "$cluster_id" ]]; then
         cluster_id="$(java -Xmx128m "${jvm_common[@]}" kafka.tools.StorageTool random-uuid | tail -n 1)"
         [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid printed '$cluster_id'"
-        printf '%s\n' "$cluster_id" >"$CLUSTER_ID_FILE"
     fi
+    printf '%s\n' "$cluster_id" >"$CLUSTER_ID_FILE"
     log "formatting storage in $DATA_DIR (cluster id $cluster_id)"
     java -Xmx128m "${jvm_common[@]}" kafka.tools.StorageTool format \
         -t "$cluster_id" -c "$PROPS" --ignore-formatted >&2 ||
         die "kafka.tools.StorageTool format failed (log: $SERVER_LOG)"
+}
+
+check_cluster_settings() {
+    [[ "$KAFKA_NODE_ID" =~ ^[0-9]+$ ]] || die "KAFKA_NODE_ID must be a number >= 0"
+    local voter='[0-9]+@[^,@:]+:[0-9]+'
+    [[ "$KAFKA_QUORUM_VOTERS" =~ ^$voter(,$voter)*$ ]] ||
+        die "KAFKA_QUORUM_VOTERS must read id@host:port[,id@host:port...] (got '$KAFKA_QUORUM_VOTERS')"
+    [[ ",$KAFKA_QUORUM_VOTERS" == *",$KAFKA_NODE_ID@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT"* ]] ||
+        die "KAFKA_QUORUM_VOTERS must name this node ($KAFKA_NODE_ID@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT)"
+    [[ "$KAFKA_REPLICATION_FACTOR" =~ ^[1-9][0-9]*$ ]] || die "KAFKA_REPLICATION_FACTOR must be >= 1"
+    [[ "$KAFKA_MIN_INSYNC_REPLICAS" =~ ^[1-9][0-9]*$ &&
+        "$KAFKA_MIN_INSYNC_REPLICAS" -le "$KAFKA_REPLICATION_FACTOR" ]] ||
+        die "KAFKA_MIN_INSYNC_REPLICAS must be between 1 and KAFKA_REPLICATION_FACTOR"
+    [[ -z "$KAFKA_CLUSTER_ID" || "$KAFKA_CLUSTER_ID" =~ ^[A-Za-z0-9_-]{22}$ ]] ||
+        die "KAFKA_CLUSTER_ID must be 22 base64url characters (kafka-storage random-uuid)"
 }
 
 cmd_fetch() {
@@ -194,6 +228,7 @@ cmd_start() {
     check_port "$KAFKA_CONTROLLER_PORT" KAFKA_CONTROLLER_PORT
     check_timeout "$KAFKA_START_TIMEOUT" KAFKA_START_TIMEOUT
     [[ "$KAFKA_NUM_PARTITIONS" =~ ^[1-9][0-9]*$ ]] || die "KAFKA_NUM_PARTITIONS must be >= 1"
+    check_cluster_settings
     require_cmd java "install a JDK >= 11, e.g. apt-get install -y openjdk-17-jdk-headless"
     # Covers a cold Maven fetch plus a full startup of a concurrent `start`.
     take_lock "$KAFKA_STATE/.start.lock" $((KAFKA_START_TIMEOUT + 600))

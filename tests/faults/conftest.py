@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.cluster import KafkaCluster
 from tests.processes import PrivateService, free_port
 
 
@@ -35,3 +36,9 @@ class PrivatePostgres(PrivateService):
 def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
     with PrivatePostgres(tmp_path_factory.mktemp("pg-state")) as postgres:
         yield postgres
+
+
+@pytest.fixture
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    with KafkaCluster(tmp_path_factory.mktemp("kafka-cluster")) as cluster:
+        yield cluster
