@@ -24,15 +24,15 @@ GROUP BY scope_kind, scope_name, currency
 HAVING sum(sample_count) > 0
 """
 
+# Moves the summed histograms of `baseline_window_bins` to the window (ops/migrations/007):
+# a no-op but once a day. Its own transaction: a move locks out the rollup trigger.
+ADVANCE_SQL = "SELECT baseline_window_advance(%(first_day)s, %(last_day)s)"
+
 # One row a scope: its window's histogram as two arrays (bins ascending, their counts).
 HISTOGRAM_SQL = """
-SELECT scope_kind, scope_name, currency, array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin)
-FROM (
-    SELECT scope_kind, scope_name, currency, bin, sum(sample_count)::bigint AS n
-    FROM baseline_rollup_bins
-    WHERE day >= %(first_day)s AND day <= %(last_day)s
-    GROUP BY scope_kind, scope_name, currency, bin
-) AS window_bins
+SELECT scope_kind, scope_name, currency, array_agg(bin ORDER BY bin),
+       array_agg(sample_count ORDER BY bin)
+FROM baseline_window_bins
 GROUP BY scope_kind, scope_name, currency
 """
 
@@ -50,14 +50,20 @@ def window_days(now: datetime, days: int) -> tuple[date, date]:
     return today - timedelta(days=days - 1), today
 
 
+async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> None:
+    first_day, last_day = window_days(now, days)
+    await conn.execute(ADVANCE_SQL, {"first_day": first_day, "last_day": last_day})
+
+
 async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
+    """Every scope's moments and histogram over the window (`advance_window` first)."""
     first_day, last_day = window_days(now, days)
     window = {"first_day": first_day, "last_day": last_day}
     moments = await (await conn.execute(AGGREGATE_SQL, window)).fetchall()
     histograms = {
         (kind, name, currency): dict(zip(bins, counts, strict=True))
         for kind, name, currency, bins, counts in (
-            await (await conn.execute(HISTOGRAM_SQL, window)).fetchall()
+            await (await conn.execute(HISTOGRAM_SQL)).fetchall()
         )
     }
     return [

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from baseline_worker.compute import ScopeStats, aggregate
+from baseline_worker.compute import ScopeStats, advance_window, aggregate
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.tail import TailFit, fit_tail
 from schemas import Baseline, BaselineScope, ScopeKind, encode_model
@@ -99,6 +99,12 @@ class Recomputer:
     async def _compute_and_record(
         self, now: datetime
     ) -> tuple[list[Baseline], list[BaselineScope]]:
+        async with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            timed(self._metrics.db_query_duration, "advance_baseline_window"),
+        ):
+            await advance_window(conn, now, self._window_days)
         async with self._pool.connection() as conn, conn.transaction():
             async with timed(self._metrics.db_query_duration, "aggregate_baselines"):
                 stats = await aggregate(conn, now, self._window_days)

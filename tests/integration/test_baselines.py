@@ -5,6 +5,7 @@ import json
 import math
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,12 +18,12 @@ from prometheus_client import CollectorRegistry
 from baseline_worker.leadership import LeaderLock, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer, to_baseline
-from baseline_worker.rollup import MemoryRollup, feeds_baseline
+from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.held_baseline import scope_label
-from schemas import Severity, Transaction
+from schemas import Baseline, BaselineScope, Severity, Transaction
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
@@ -190,37 +191,65 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     recomputer: Recomputer, db: Any
 ) -> None:
     """The trigger (ops/migrations/005, 007) and `baseline_worker.rollup` on the same rows:
-    which rows feed a baseline, its moments, its amount histogram, and so its tail. Replays
-    (the accuracy benchmark, `jalytics-backtest`) rest on this."""
+    which rows feed a baseline, its moments, its amount histogram, and so its tail; also
+    after the summed window moved on (days left it, late rows arrived for days still in it,
+    rows arrived for days that entered it). Replays (the accuracy benchmark,
+    `jalytics-backtest`) rest on this."""
     rng = random.Random(5)
     memory = MemoryRollup(window_days=30)
+    for phase, (now, oldest, newest) in enumerate(
+        ((NOW, 40, 0), (NOW + timedelta(days=3), 40, -3))
+    ):
+        for i in range(250):
+            amount = Decimal(str(round(math.exp(rng.gauss(3, 1.2)), 2))).max(Decimal("0.01"))
+            if i % 50 == 0:
+                amount = rng.choice([Decimal("0.01"), Decimal("9.99"), Decimal("99999999.99")])
+            row = random_row(rng, amount, rng.uniform(newest, oldest))
+            insert(db, str(amount), "food", row.merchant, row.days_ago, row.severity, row.currency)
+            if feeds_baseline(row.severity):
+                memory.add(row.transaction())
+        published = {b.scope: b for b in (await recomputer.run(now)).published}
+        assert_same_baselines(published, memory.window(now), now)
+
+
+@dataclass(frozen=True)
+class Row:
+    amount: Decimal
+    merchant: str
+    currency: str
+    severity: Severity | None
+    days_ago: float
+
+    def transaction(self) -> Transaction:
+        return Transaction(
+            id=uuid4(),
+            amount=self.amount,
+            currency=self.currency,
+            category="food",
+            merchant=self.merchant,
+            transaction_date=NOW - timedelta(days=self.days_ago),
+        )
+
+
+def random_row(rng: random.Random, amount: Decimal, days_ago: float) -> Row:
     severities: list[Severity | None] = [*[None] * 8, "medium", "high", "critical"]
-    for i in range(400):
-        amount = Decimal(str(round(math.exp(rng.gauss(3, 1.2)), 2))).max(Decimal("0.01"))
-        if i % 50 == 0:
-            amount = rng.choice([Decimal("0.01"), Decimal("9.99"), Decimal("99999999.99")])
-        severity = rng.choice(severities)
-        days_ago = rng.uniform(0, 40)
-        merchant, currency = rng.choice(["Cafe", "Bar"]), rng.choice(["USD", "EUR"])
-        insert(db, str(amount), "food", merchant, days_ago, severity, currency)
-        if feeds_baseline(severity):
-            memory.add(
-                Transaction(
-                    id=uuid4(),
-                    amount=amount,
-                    currency=currency,
-                    category="food",
-                    merchant=merchant,
-                    transaction_date=NOW - timedelta(days=days_ago),
-                )
-            )
-    published = {b.scope: b for b in (await recomputer.run(NOW)).published}
-    window = memory.window(NOW)
+    return Row(
+        amount,
+        rng.choice(["Cafe", "Bar"]),
+        rng.choice(["USD", "EUR"]),
+        rng.choice(severities),
+        days_ago,
+    )
+
+
+def assert_same_baselines(
+    published: dict[BaselineScope, Baseline], window: RollupWindow, now: datetime
+) -> None:
     assert set(published) == window.scopes()
     for scope, from_sql in published.items():
         stats = window.stats(scope)
         assert stats is not None
-        from_python = to_baseline(stats, 30, NOW)
+        from_python = to_baseline(stats, 30, now)
         assert (from_sql.count, from_sql.mean, from_sql.stddev) == (
             from_python.count,
             from_python.mean,

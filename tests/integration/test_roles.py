@@ -46,7 +46,7 @@ TABLE_GRANTS = {
     ("detector", "transactions", "INSERT"),
     ("detector", "alerts", "INSERT"),
     ("baseline", "baseline_rollup", "SELECT"),
-    ("baseline", "baseline_rollup_bins", "SELECT"),
+    ("baseline", "baseline_window_bins", "SELECT"),
     ("baseline", "baseline_history", "INSERT"),
     ("baseline", "baselines_current", "SELECT"),
     ("baseline", "baselines_current", "INSERT"),
@@ -70,6 +70,8 @@ TABLES = {
     "idempotency_keys",
     "baseline_rollup",
     "baseline_rollup_bins",
+    "baseline_window",
+    "baseline_window_bins",
     "baseline_history",
     "baselines_current",
 }
