@@ -21,7 +21,10 @@ from ingest_gateway.context import (
     METRICS,
     POOL,
     PRODUCER,
+    PUBLISHER,
+    READ_MODEL,
     REGISTRY,
+    REVERSALS,
     SETTINGS,
     VERDICTS,
 )
@@ -29,17 +32,20 @@ from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.middleware import authenticate, idempotency, observe, rate_limit, reject
 from ingest_gateway.openapi import openapi_document
+from ingest_gateway.publishing import Publisher
 from ingest_gateway.rate_limit import RateLimiter, TokenBucket
+from ingest_gateway.read_model import ReadModel
+from ingest_gateway.reversals import Reversals
 from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
 from ingest_gateway.verdicts import VerdictWaiter
+from schemas import UUID_PATTERN
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
 from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
 
 log = logging.getLogger(__name__)
-UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
 async def health(_: web.Request) -> web.Response:
@@ -84,6 +90,11 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         lambda: make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
     )
     await app[PRODUCER].start()
+    app[PUBLISHER] = Publisher(
+        app[PRODUCER], settings.topic_transactions, settings.publish_timeout_seconds, app[METRICS]
+    )
+    app[READ_MODEL] = ReadModel(app[POOL], app[METRICS])
+    app[REVERSALS] = Reversals(app[POOL], app[METRICS])
     app[VERDICTS] = VerdictWaiter(settings.kafka_bootstrap_servers, settings.topic_verdicts)
     await app[VERDICTS].start()
     if settings.auth_disabled:

@@ -14,14 +14,14 @@ from psycopg_pool import PoolTimeout
 from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.idempotency import Claimed, Conflict, Replay, request_fingerprint
+from schemas import IDEMPOTENCY_KEY_PATTERN
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Liveness, readiness, metrics and the API description stay open: no key, no rate limit.
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
-# Visible ASCII, as the OpenAPI document says.
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def route_label(request: web.Request) -> str:

@@ -11,6 +11,8 @@ from pydantic.json_schema import models_json_schema
 
 from ingest_gateway.settings import GatewaySettings
 from schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
+    UUID_PATTERN,
     AlertOut,
     BatchIn,
     BatchResult,
@@ -20,6 +22,7 @@ from schemas import (
     TransactionAccepted,
     TransactionIn,
     TransactionOut,
+    anchored,
 )
 
 _MODELS: list[type[BaseModel]] = [
@@ -64,14 +67,14 @@ _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    "schema": {"type": "string", "pattern": anchored(IDEMPOTENCY_KEY_PATTERN)},
     "description": "Retries with the same key and body replay the first answer.",
 }
 _ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "format": "uuid", "pattern": "^[0-9a-fA-F-]{36}$"},
+    "schema": {"type": "string", "format": "uuid", "pattern": anchored(UUID_PATTERN)},
 }
 
 

@@ -1,18 +1,14 @@
 """Transaction endpoints: ingest (one or a batch), read back with the verdict, reverse."""
 
-import asyncio
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
-from psycopg.errors import ForeignKeyViolation, UniqueViolation
-from psycopg.rows import dict_row
 
-from ingest_gateway.context import CALLER, METRICS, POOL, PRODUCER, SETTINGS, VERDICTS
+from ingest_gateway.context import CALLER, PUBLISHER, READ_MODEL, REVERSALS, SETTINGS, VERDICTS
 from ingest_gateway.errors import Rejection, error_response
+from ingest_gateway.reversals import AlreadyReversed, UnknownTransaction
 from ingest_gateway.validation import parse_model, parse_transaction, read_json
 from schemas import (
     BatchIn,
@@ -20,35 +16,15 @@ from schemas import (
     BatchResult,
     FieldError,
     ReversalIn,
-    ReversalOut,
     Transaction,
     TransactionAccepted,
     TransactionIn,
-    TransactionOut,
     Verdict,
-    encode_model,
 )
-from shared.db import timed
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "transaction log unavailable, nothing was recorded; retry"
-
-_SELECT_TRANSACTION = """
-SELECT t.id, t.amount::text AS amount, t.currency, t.category, t.merchant, t.transaction_date,
-       t.received_at, t.account_id, t.client_transaction_id, t.anomaly, t.severity, t.rule,
-       t.z_score, t.baseline_id, t.scored_at, a.id AS alert_id, a.alert_message,
-       r.created_at AS reversed_at
-FROM transactions t
-LEFT JOIN alerts a ON a.transaction_id = t.id
-LEFT JOIN reversals r ON r.transaction_id = t.id
-WHERE t.id = %s
-"""
-_INSERT_REVERSAL = """
-INSERT INTO reversals (id, transaction_id, reason, idempotency_key, api_key)
-VALUES (%s, %s, %s, %s, %s)
-RETURNING id, transaction_id, reason, created_at
-"""
-
+NOT_STORED = "no such transaction (a new one may not be scored yet)"
 
 # With an Idempotency-Key the transaction id derives from it: a retry after a 503 whose
 # record reached Kafka after all carries the same id, and the detector stores it once.
@@ -84,7 +60,7 @@ async def post_transaction(request: web.Request) -> web.Response:
     # Register before publishing: a fast verdict must not arrive before anyone listens.
     pending = verdicts.expect(txn.id) if wait else None
     try:
-        if await publish(request.app, [txn]) != [True]:
+        if await request.app[PUBLISHER].publish([txn]) != [True]:
             return error_response(503, UNAVAILABLE)
         verdict = await verdicts.wait(pending, settings.verdict_wait_seconds) if pending else None
     finally:
@@ -132,7 +108,7 @@ async def post_batch(request: web.Request) -> web.Response:
             )
             continue
         valid.append((index, _wire(body, transaction_id(request, index), now)))
-    published = await publish(request.app, [txn for _, txn in valid])
+    published = await request.app[PUBLISHER].publish([txn for _, txn in valid])
     for (index, txn), ok in zip(valid, published, strict=True):
         results.append(
             BatchItemResult(index=index, status=202, id=txn.id)
@@ -146,49 +122,11 @@ async def post_batch(request: web.Request) -> web.Response:
     return web.json_response(reply.model_dump(mode="json"), status=status)
 
 
-async def publish(app: web.Application, transactions: list[Transaction]) -> list[bool]:
-    """Publish and wait for acks=all; per transaction, whether the broker acknowledged it."""
-    if not transactions:
-        return []
-    settings, metrics, producers = app[SETTINGS], app[METRICS], app[PRODUCER]
-    started = time.perf_counter()
-
-    async def send(txn: Transaction) -> bool:
-        producer = producers.current
-        # The bound covers the whole publish: with the broker gone, send() itself waits for
-        # metadata, and a client must get its 503 in bounded time, not hang.
-        try:
-            async with asyncio.timeout(settings.publish_timeout_seconds):
-                await producer.send_and_wait(
-                    settings.topic_transactions, key=str(txn.id).encode(), value=encode_model(txn)
-                )
-        except (KafkaError, TimeoutError) as exc:
-            metrics.publish_failures.inc()
-            producers.renew_soon(producer, exc)
-            log.error("publish failed", extra={"transaction_id": str(txn.id), "error": repr(exc)})
-            return False
-        return True
-
-    if len(transactions) == 1:  # the common case: no task per request for gather()
-        outcomes = [await send(transactions[0])]
-    else:
-        outcomes = await asyncio.gather(*(send(txn) for txn in transactions))
-    metrics.publish_duration.observe(time.perf_counter() - started)
-    return outcomes
-
-
 async def get_transaction(request: web.Request) -> web.Response:
-    txn_id = _path_uuid(request)
-    async with (
-        request.app[POOL].connection() as conn,
-        conn.cursor(row_factory=dict_row) as cur,
-        timed(request.app[METRICS].db_query_duration, "select_transaction"),
-    ):
-        await cur.execute(_SELECT_TRANSACTION, (txn_id,))
-        row = await cur.fetchone()
-    if row is None:
-        return error_response(404, "no such transaction (a new one may not be scored yet)")
-    return web.json_response(TransactionOut.model_validate(row).model_dump(mode="json"))
+    stored = await request.app[READ_MODEL].transaction(_path_uuid(request))
+    if stored is None:
+        return error_response(404, NOT_STORED)
+    return web.json_response(stored.model_dump(mode="json"))
 
 
 async def post_reversal(request: web.Request) -> web.Response:
@@ -204,20 +142,12 @@ async def post_reversal(request: web.Request) -> web.Response:
     payload = await read_json(request, required=False)
     body = parse_model(ReversalIn, payload if payload is not None else {}, "invalid reversal")
     try:
-        async with (
-            request.app[POOL].connection() as conn,
-            conn.cursor(row_factory=dict_row) as cur,
-            timed(request.app[METRICS].db_query_duration, "insert_reversal"),
-        ):
-            await cur.execute(
-                _INSERT_REVERSAL, (uuid4(), txn_id, body.reason, key, request[CALLER])
-            )
-            row = await cur.fetchone()
-    except ForeignKeyViolation:
-        return error_response(404, "no such transaction (a new one may not be scored yet)")
-    except UniqueViolation:
+        reversal = await request.app[REVERSALS].record(txn_id, body.reason, key, request[CALLER])
+    except UnknownTransaction:
+        return error_response(404, NOT_STORED)
+    except AlreadyReversed:
         return error_response(409, "transaction already reversed")
-    return web.json_response(ReversalOut.model_validate(row).model_dump(mode="json"), status=201)
+    return web.json_response(reversal.model_dump(mode="json"), status=201)
 
 
 def _path_uuid(request: web.Request) -> UUID:

@@ -2,6 +2,8 @@
 
 from schemas.alert import Alert
 from schemas.api import (
+    IDEMPOTENCY_KEY_PATTERN,
+    UUID_PATTERN,
     AlertOut,
     BatchIn,
     BatchItemResult,
@@ -13,6 +15,7 @@ from schemas.api import (
     TransactionAccepted,
     TransactionIn,
     TransactionOut,
+    anchored,
 )
 from schemas.baseline import Baseline, BaselineScope, ScopeKind
 from schemas.codec import MalformedJson, decode_json, encode_model
@@ -20,6 +23,8 @@ from schemas.transaction import Transaction
 from schemas.verdict import Severity, Verdict
 
 __all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
+    "UUID_PATTERN",
     "Alert",
     "AlertOut",
     "Baseline",
@@ -39,6 +44,7 @@ __all__ = [
     "TransactionIn",
     "TransactionOut",
     "Verdict",
+    "anchored",
     "decode_json",
     "encode_model",
 ]

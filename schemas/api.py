@@ -9,6 +9,16 @@ from schemas.transaction import TransactionFields
 from schemas.types import Timestamp
 from schemas.verdict import Rule, Severity
 
+# HTTP wire details the router, the middlewares and the OpenAPI document all follow. Unanchored,
+# as aiohttp's route patterns take them; `anchored()` for the OpenAPI document.
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Visible ASCII, 1 to 255 characters.
+IDEMPOTENCY_KEY_PATTERN = "[!-~]{1,255}"
+
+
+def anchored(pattern: str) -> str:
+    return f"^{pattern}$"
+
 
 class TransactionIn(TransactionFields):
     """`POST /transactions`: the seed body (amount, category, merchant, transaction_date)
