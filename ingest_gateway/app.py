@@ -83,7 +83,11 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await asyncio.to_thread(prepare_schema, settings)
     app[POOL] = await open_pool(settings.database_url, settings.database_schema, max_size=10)
-    app[IDEMPOTENCY] = IdempotencyStore(app[POOL], timedelta(hours=settings.idempotency_ttl_hours))
+    app[IDEMPOTENCY] = IdempotencyStore(
+        app[POOL],
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        claim_timeout=timedelta(seconds=settings.idempotency_claim_timeout_seconds),
+    )
     # No linger: a client waits for this ack. Records queue anyway while the one request in
     # flight per partition (idempotent producer) is out, so batches still form under load.
     app[PRODUCER] = RenewableProducer(

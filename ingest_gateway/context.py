@@ -30,3 +30,6 @@ REVERSALS = web.AppKey("reversals", Reversals)
 
 # Set by the authentication middleware: the name of the caller's API key.
 CALLER = web.RequestKey("caller", str)
+# Set by a handler whose 2xx answer holds a transient part (a batch item answered 503): such an
+# answer is not kept for Idempotency-Key replays.
+TRANSIENT_ANSWER = web.RequestKey("transient_answer", bool)

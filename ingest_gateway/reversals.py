@@ -1,5 +1,6 @@
 """Reversals (refunds): the gateway's own table, one reversal per transaction."""
 
+from typing import Any, LiteralString
 from uuid import UUID, uuid4
 
 from psycopg.errors import ForeignKeyViolation, UniqueViolation
@@ -14,6 +15,10 @@ _INSERT_REVERSAL = """
 INSERT INTO reversals (id, transaction_id, reason, idempotency_key, api_key)
 VALUES (%s, %s, %s, %s, %s)
 RETURNING id, transaction_id, reason, created_at
+"""
+_SELECT_REVERSAL = """
+SELECT id, transaction_id, reason, created_at FROM reversals
+WHERE transaction_id = %s AND api_key = %s AND idempotency_key = %s
 """
 
 
@@ -33,19 +38,29 @@ class Reversals:
     async def record(
         self, txn_id: UUID, reason: str | None, idempotency_key: str, caller: str
     ) -> ReversalOut:
-        """Reverse `txn_id`; raises UnknownTransaction or AlreadyReversed."""
+        """Reverse `txn_id`; raises UnknownTransaction or AlreadyReversed.
+
+        A reversal this caller already recorded under this key is answered again: its
+        first request may have died before its answer was kept (database gone)."""
+        insert = (uuid4(), txn_id, reason, idempotency_key, caller)
         try:
-            async with (
-                self._pool.connection() as conn,
-                conn.cursor(row_factory=dict_row) as cur,
-                timed(self._metrics.db_query_duration, "insert_reversal"),
-            ):
-                await cur.execute(
-                    _INSERT_REVERSAL, (uuid4(), txn_id, reason, idempotency_key, caller)
-                )
-                row = await cur.fetchone()
+            row = await self._fetch_one("insert_reversal", _INSERT_REVERSAL, insert)
         except ForeignKeyViolation as exc:
             raise UnknownTransaction from exc
         except UniqueViolation as exc:
-            raise AlreadyReversed from exc
+            mine = (txn_id, caller, idempotency_key)
+            row = await self._fetch_one("select_reversal", _SELECT_REVERSAL, mine)
+            if row is None:
+                raise AlreadyReversed from exc
         return ReversalOut.model_validate(row)
+
+    async def _fetch_one(
+        self, name: str, query: LiteralString, params: tuple[object, ...]
+    ) -> dict[str, Any] | None:
+        async with (
+            self._pool.connection() as conn,
+            conn.cursor(row_factory=dict_row) as cur,
+            timed(self._metrics.db_query_duration, name),
+        ):
+            await cur.execute(query, params)
+            return await cur.fetchone()

@@ -55,6 +55,16 @@ class ErrorBody(BaseModel):
     detail: list[FieldError] = []
 
 
+class OutcomeUnknown(ErrorBody):
+    """503 from `POST /transactions`: the broker did not acknowledge in time. The transaction
+    may still be recorded (the producer keeps retrying it); the same body sent again with
+    `idempotency_key` gets the same `transaction_id` and is recorded at most once."""
+
+    outcome: Literal["unknown"] = "unknown"
+    transaction_id: UUID
+    idempotency_key: str
+
+
 class BatchItemResult(BaseModel):
     index: int
     status: int

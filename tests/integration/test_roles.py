@@ -54,6 +54,7 @@ TABLE_GRANTS = {
 COLUMN_GRANTS = {
     ("gateway", "idempotency_keys.status", "UPDATE"),
     ("gateway", "idempotency_keys.response", "UPDATE"),
+    ("gateway", "idempotency_keys.headers", "UPDATE"),
     # ON CONFLICT (id) DO NOTHING needs to read the conflict target, nothing more.
     ("detector", "transactions.id", "SELECT"),
     ("detector", "alerts.transaction_id", "SELECT"),
@@ -208,16 +209,18 @@ def test_the_start_up_check_names_the_missing_migrations_and_what_to_run(
     with pytest.raises(SchemaNotReady, match=r"lacks migration\(s\) 001_initial.sql, .*owner"):
         check_migrated(isolated.worker_urls["detector"], fresh)
 
-    # A schema migrated before this version: the worker's role was granted nothing yet.
+    # A schema migrated before the worker roles: the worker's role was granted nothing yet.
     files = sorted(DEFAULT_DIR.glob("[0-9][0-9][0-9]_*.sql"))
-    for path in files[:-1]:
+    roles = next(i for i, path in enumerate(files) if path.name == "006_worker_roles.sql")
+    for path in files[:roles]:
         (tmp_path / path.name).write_text(path.read_text())
     older = f"t_{uuid.uuid4().hex[:10]}"
     try:
         apply_migrations(isolated.env["DATABASE_URL"], older, tmp_path)
         with pytest.raises(SchemaNotReady, match=r"may not read schema .*`jalytics-migrate`"):
             check_migrated(isolated.worker_urls["gateway"], older)
-        with pytest.raises(SchemaNotReady, match=f"lacks migration\\(s\\) {files[-1].name}:"):
+        missing = ", ".join(path.name for path in files[roles:])
+        with pytest.raises(SchemaNotReady, match=f"lacks migration\\(s\\) {missing}:"):
             check_migrated(isolated.env["DATABASE_URL"], older)
     finally:
         db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(older)))
