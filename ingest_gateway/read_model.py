@@ -8,12 +8,11 @@ from collections.abc import Mapping
 from typing import Any, LiteralString
 from uuid import UUID
 
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from ingest_gateway.metrics import GatewayMetrics
 from schemas import AlertOut, TransactionOut
-from shared.db import timed
+from shared.db import fetch_dicts
 
 _SELECT_TRANSACTION = """
 SELECT t.id, t.amount::text AS amount, t.currency, t.category, t.merchant, t.transaction_date,
@@ -50,22 +49,16 @@ class ReadModel:
     async def transaction(self, txn_id: UUID) -> TransactionOut | None:
         """A stored transaction with its verdict, alert and reversal time; None until the
         detector has stored it."""
-        rows = await self._fetch("select_transaction", _SELECT_TRANSACTION, (txn_id,))
+        rows = await self._query("select_transaction", _SELECT_TRANSACTION, (txn_id,))
         return TransactionOut.model_validate(rows[0]) if rows else None
 
     async def alert_page(self, params: Mapping[str, object]) -> list[AlertOut]:
         """Alerts newest first; `params` are the filters, keyset cursor and row limit that
         `_ALERT_PAGE` names."""
-        rows = await self._fetch("select_alerts", _ALERT_PAGE, params)
+        rows = await self._query("select_alerts", _ALERT_PAGE, params)
         return [AlertOut.model_validate(row) for row in rows]
 
-    async def _fetch(
+    async def _query(
         self, name: str, query: LiteralString, params: tuple[object, ...] | Mapping[str, object]
     ) -> list[dict[str, Any]]:
-        async with (
-            self._pool.connection() as conn,
-            conn.cursor(row_factory=dict_row) as cur,
-            timed(self._metrics.db_query_duration, name),
-        ):
-            await cur.execute(query, params)
-            return await cur.fetchall()
+        return await fetch_dicts(self._pool, self._metrics.db_query_duration, name, query, params)

@@ -4,12 +4,11 @@ from typing import Any, LiteralString
 from uuid import UUID, uuid4
 
 from psycopg.errors import ForeignKeyViolation, UniqueViolation
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from ingest_gateway.metrics import GatewayMetrics
 from schemas import ReversalOut
-from shared.db import timed
+from shared.db import fetch_dicts
 
 _INSERT_REVERSAL = """
 INSERT INTO reversals (id, transaction_id, reason, idempotency_key, api_key)
@@ -44,23 +43,17 @@ class Reversals:
         first request may have died before its answer was kept (database gone)."""
         insert = (uuid4(), txn_id, reason, idempotency_key, caller)
         try:
-            row = await self._fetch_one("insert_reversal", _INSERT_REVERSAL, insert)
+            rows = await self._query("insert_reversal", _INSERT_REVERSAL, insert)
         except ForeignKeyViolation as exc:
             raise UnknownTransaction from exc
         except UniqueViolation as exc:
             mine = (txn_id, caller, idempotency_key)
-            row = await self._fetch_one("select_reversal", _SELECT_REVERSAL, mine)
-            if row is None:
+            rows = await self._query("select_reversal", _SELECT_REVERSAL, mine)
+            if not rows:
                 raise AlreadyReversed from exc
-        return ReversalOut.model_validate(row)
+        return ReversalOut.model_validate(rows[0])
 
-    async def _fetch_one(
+    async def _query(
         self, name: str, query: LiteralString, params: tuple[object, ...]
-    ) -> dict[str, Any] | None:
-        async with (
-            self._pool.connection() as conn,
-            conn.cursor(row_factory=dict_row) as cur,
-            timed(self._metrics.db_query_duration, name),
-        ):
-            await cur.execute(query, params)
-            return await cur.fetchone()
+    ) -> list[dict[str, Any]]:
+        return await fetch_dicts(self._pool, self._metrics.db_query_duration, name, query, params)

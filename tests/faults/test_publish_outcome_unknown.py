@@ -11,18 +11,15 @@ from uuid import uuid4
 
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
+from aiohttp.test_utils import TestClient
 
-from ingest_gateway.app import create_app
-from ingest_gateway.settings import GatewaySettings
 from schemas import Transaction
 from shared.kafka import ensure_topics, project_topics
 from shared.settings import CommonSettings
-from tests.conftest import AUTH_HEADERS, Isolated
+from tests.conftest import Isolated
 from tests.faults.conftest import PrivateKafka
 from tests.faults.test_detector_crashes import start_detector
-from tests.integration.test_gateway import VALID
+from tests.integration.test_gateway import VALID, gateway_client
 from tests.kafka_helpers import read_all
 from tests.processes import wait_for
 
@@ -54,16 +51,11 @@ async def test_f1_a_retry_after_an_unknown_outcome_books_the_payment_once(
 ) -> None:
     bootstrap, topic = private_kafka.bootstrap, isolated.topic("transactions")
     await ensure_topics(bootstrap, project_topics(isolated.settings(CommonSettings)))
-    settings = isolated.settings(
-        GatewaySettings,
+    async with gateway_client(
+        isolated,
         kafka_bootstrap_servers=bootstrap,
         publish_timeout_seconds=2,
         verdict_wait_seconds=0,
-        rate_limit_rps=1000,
-        rate_limit_burst=1000,
-    )
-    async with TestClient(
-        TestServer(create_app(settings, CollectorRegistry())), headers=AUTH_HEADERS
     ) as client:
         assert (await client.post("/transactions?wait=false", json=VALID)).status == 202
         await asyncio.to_thread(private_kafka.run, "stop")

@@ -9,16 +9,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import CollectorRegistry
+from aiohttp.test_utils import TestClient
 
-from ingest_gateway.app import create_app
 from ingest_gateway.context import IDEMPOTENCY
 from ingest_gateway.idempotency import Claimed, request_fingerprint
-from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.transactions import transaction_id
-from tests.conftest import AUTH_HEADERS, Isolated
-from tests.integration.test_gateway import VALID, insert_alerts
+from tests.conftest import Isolated
+from tests.integration.test_gateway import VALID, gateway_client, insert_alerts
 from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.integration
@@ -30,15 +27,8 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture
 async def client(isolated: Isolated) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = isolated.settings(
-        GatewaySettings,
-        rate_limit_rps=1000,
-        rate_limit_burst=1000,
-        verdict_wait_seconds=0,
-        idempotency_claim_timeout_seconds=CLAIM_TIMEOUT,
-    )
-    app = create_app(settings, CollectorRegistry())
-    async with TestClient(TestServer(app), headers=AUTH_HEADERS) as test_client:
+    overrides = {"verdict_wait_seconds": 0, "idempotency_claim_timeout_seconds": CLAIM_TIMEOUT}
+    async with gateway_client(isolated, **overrides) as test_client:
         yield test_client
 
 
