@@ -5,6 +5,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -134,7 +135,9 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         response = await handler(request)
     except BaseException:
-        await store.release(caller, key)
+        # Without the database the claim frees itself after the claim timeout instead.
+        with suppress(OperationalError, PoolTimeout):
+            await store.release(caller, key)
         raise
     await _keep_or_release(request, key, response)
     return response
