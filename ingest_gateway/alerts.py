@@ -14,28 +14,12 @@ from uuid import UUID
 
 from aiohttp import web
 from multidict import MultiMapping
-from psycopg.rows import dict_row
 
-from ingest_gateway.context import METRICS, POOL, SETTINGS
+from ingest_gateway.context import READ_MODEL, SETTINGS
 from ingest_gateway.errors import query_rejection
 from ingest_gateway.settings import GatewaySettings
-from schemas import AlertOut, Severity
-from shared.db import timed
+from schemas import Severity
 
-_PAGE_SQL = """
-SELECT a.id, a.transaction_id, a.alert_message, a.severity, a.created_at, a.rule, a.z_score,
-       t.amount::text AS amount, t.currency, t.category, t.merchant, t.transaction_date
-FROM alerts a JOIN transactions t ON t.id = a.transaction_id
-WHERE (%(after_created)s::timestamptz IS NULL
-       OR (a.created_at, a.id) < (%(after_created)s::timestamptz, %(after_id)s::uuid))
-  AND (%(severities)s::text[] IS NULL OR a.severity = ANY(%(severities)s::text[]))
-  AND (%(category)s::text IS NULL OR t.category = %(category)s::text)
-  AND (%(merchant)s::text IS NULL OR t.merchant = %(merchant)s::text)
-  AND (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s::timestamptz)
-  AND (%(until)s::timestamptz IS NULL OR a.created_at < %(until)s::timestamptz)
-ORDER BY a.created_at DESC, a.id DESC
-LIMIT %(limit)s
-"""
 SEVERITIES = frozenset(get_args(Severity))
 
 
@@ -137,14 +121,9 @@ def _time(raw: str | None, field: str) -> datetime | None:
 
 async def get_alerts(request: web.Request) -> web.Response:
     query = AlertQuery.parse(request.query, request.app[SETTINGS])
-    async with (
-        request.app[POOL].connection() as conn,
-        conn.cursor(row_factory=dict_row) as cur,
-        timed(request.app[METRICS].db_query_duration, "select_alerts"),
-    ):
-        await cur.execute(_PAGE_SQL, query.params())
-        rows = await cur.fetchall()
-    items = [AlertOut.model_validate(row) for row in rows[: query.limit]]
+    # One row more than the page: whether there is a next page.
+    rows = await request.app[READ_MODEL].alert_page(query.params())
+    items = rows[: query.limit]
     headers = {}
     if len(rows) > query.limit and items:
         token = Cursor(items[-1].created_at, items[-1].id).encode()

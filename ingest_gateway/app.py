@@ -21,7 +21,10 @@ from ingest_gateway.context import (
     METRICS,
     POOL,
     PRODUCER,
+    PUBLISHER,
+    READ_MODEL,
     REGISTRY,
+    REVERSALS,
     SETTINGS,
     VERDICTS,
 )
@@ -29,17 +32,20 @@ from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.middleware import authenticate, idempotency, observe, rate_limit, reject
 from ingest_gateway.openapi import openapi_document
+from ingest_gateway.publishing import Publisher
 from ingest_gateway.rate_limit import RateLimiter, TokenBucket
+from ingest_gateway.read_model import ReadModel
+from ingest_gateway.reversals import Reversals
 from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
 from ingest_gateway.verdicts import VerdictWaiter
+from schemas import UUID_PATTERN
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
 from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
 
 log = logging.getLogger(__name__)
-UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
 async def health(_: web.Request) -> web.Response:
@@ -77,13 +83,22 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await asyncio.to_thread(prepare_schema, settings)
     app[POOL] = await open_pool(settings.database_url, settings.database_schema, max_size=10)
-    app[IDEMPOTENCY] = IdempotencyStore(app[POOL], timedelta(hours=settings.idempotency_ttl_hours))
+    app[IDEMPOTENCY] = IdempotencyStore(
+        app[POOL],
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        claim_timeout=timedelta(seconds=settings.idempotency_claim_timeout_seconds),
+    )
     # No linger: a client waits for this ack. Records queue anyway while the one request in
     # flight per partition (idempotent producer) is out, so batches still form under load.
     app[PRODUCER] = RenewableProducer(
         lambda: make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
     )
     await app[PRODUCER].start()
+    app[PUBLISHER] = Publisher(
+        app[PRODUCER], settings.topic_transactions, settings.publish_timeout_seconds, app[METRICS]
+    )
+    app[READ_MODEL] = ReadModel(app[POOL], app[METRICS])
+    app[REVERSALS] = Reversals(app[POOL], app[METRICS])
     app[VERDICTS] = VerdictWaiter(settings.kafka_bootstrap_servers, settings.topic_verdicts)
     await app[VERDICTS].start()
     if settings.auth_disabled:

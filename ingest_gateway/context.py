@@ -7,7 +7,10 @@ from psycopg_pool import AsyncConnectionPool
 from ingest_gateway.auth import ApiKeys
 from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
+from ingest_gateway.publishing import Publisher
 from ingest_gateway.rate_limit import RateLimiter
+from ingest_gateway.read_model import ReadModel
+from ingest_gateway.reversals import Reversals
 from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.verdicts import VerdictWaiter
 from shared.kafka import RenewableProducer
@@ -21,6 +24,12 @@ PRODUCER = web.AppKey("producer", RenewableProducer)
 POOL = web.AppKey("pool", AsyncConnectionPool)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 VERDICTS = web.AppKey("verdicts", VerdictWaiter)
+PUBLISHER = web.AppKey("publisher", Publisher)
+READ_MODEL = web.AppKey("read_model", ReadModel)
+REVERSALS = web.AppKey("reversals", Reversals)
 
 # Set by the authentication middleware: the name of the caller's API key.
 CALLER = web.RequestKey("caller", str)
+# Set by a handler whose 2xx answer holds a transient part (a batch item answered 503): such an
+# answer is not kept for Idempotency-Key replays.
+TRANSIENT_ANSWER = web.RequestKey("transient_answer", bool)

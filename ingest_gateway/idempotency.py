@@ -1,17 +1,24 @@
-"""`Idempotency-Key` on POSTs: the first answer is stored and replayed to retries.
+"""`Idempotency-Key` on POSTs: a successful answer is kept and replayed to retries.
 
 The key is claimed (a row with no answer yet) before the work starts, so two concurrent
-requests with one key cannot both publish; the loser gets 409 until the first has answered.
-A request that failed on a dependency (5xx) releases its claim: a retry may do the work.
+requests with one key cannot both do it; the other gets 409 while the first is in progress.
+Only a success (2xx) is kept: any other answer (a 404 "not scored yet", a 503) is transient
+and releases the claim, so a retry does the work again. A claim whose request died without
+answering (its process or the database went away) is taken over by the same request after
+`claim_timeout`; the work is idempotent (the same key and body give the same transaction id),
+so doing it again records nothing twice.
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+
+# Headers of a kept answer that its replays repeat.
+REPLAYED_HEADERS = ("Idempotency-Key", "X-Transaction-Id")
 
 _CLAIM = """
 INSERT INTO idempotency_keys (api_key, key, method_path, request_hash)
@@ -20,16 +27,31 @@ ON CONFLICT (api_key, key) DO NOTHING
 RETURNING 1
 """
 _LOOKUP = """
-SELECT method_path, request_hash, status, response, created_at
+SELECT method_path, request_hash, status, response, headers
 FROM idempotency_keys WHERE api_key = %s AND key = %s
 """
 _EXPIRE = "DELETE FROM idempotency_keys WHERE api_key = %s AND key = %s AND created_at < %s"
-_STORE = "UPDATE idempotency_keys SET status = %s, response = %s WHERE api_key = %s AND key = %s"
+# A claim left without an answer for longer than the claim timeout: its request died.
+_DROP_ABANDONED = """
+DELETE FROM idempotency_keys
+WHERE api_key = %s AND key = %s AND status IS NULL AND created_at < %s
+  AND method_path = %s AND request_hash = %s
+"""
+_STORE = """
+UPDATE idempotency_keys SET status = %s, response = %s, headers = %s
+WHERE api_key = %s AND key = %s
+"""
 _RELEASE = "DELETE FROM idempotency_keys WHERE api_key = %s AND key = %s AND status IS NULL"
 
 
 def request_fingerprint(method_path: str, body: bytes) -> str:
+    """The exact bytes of the body: a retry must repeat them, not just their meaning."""
     return hashlib.sha256(method_path.encode() + b"\0" + body).hexdigest()
+
+
+def is_kept(status: int) -> bool:
+    """Whether an answer with this status is final, so kept and replayed."""
+    return 200 <= status < 300
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,7 @@ class Claimed:
 class Replay:
     status: int
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,15 +75,20 @@ Outcome = Claimed | Replay | Conflict
 
 
 class IdempotencyStore:
-    def __init__(self, pool: AsyncConnectionPool, ttl: timedelta) -> None:
+    def __init__(self, pool: AsyncConnectionPool, ttl: timedelta, claim_timeout: timedelta) -> None:
         self._pool = pool
         self._ttl = ttl
+        self._claim_timeout = claim_timeout
 
     async def claim(
         self, api_key: str, key: str, method_path: str, fingerprint: str, now: datetime
     ) -> Outcome:
         async with self._pool.connection() as conn:
             await conn.execute(_EXPIRE, (api_key, key, now - self._ttl))
+            await conn.execute(
+                _DROP_ABANDONED,
+                (api_key, key, now - self._claim_timeout, method_path, fingerprint),
+            )
             claimed = await (
                 await conn.execute(_CLAIM, (api_key, key, method_path, fingerprint))
             ).fetchone()
@@ -69,16 +97,18 @@ class IdempotencyStore:
             row = await (await conn.execute(_LOOKUP, (api_key, key))).fetchone()
         if row is None:  # expired and deleted between the two statements: try once more
             return await self.claim(api_key, key, method_path, fingerprint, now)
-        stored_path, stored_hash, status, response, _ = row
+        stored_path, stored_hash, status, response, headers = row
         if stored_path != method_path or stored_hash != fingerprint:
             return Conflict("different_request")
         if status is None:
             return Conflict("in_progress")
-        return Replay(status, response)
+        return Replay(status, response, headers or {})
 
-    async def store(self, api_key: str, key: str, status: int, body: Any) -> None:
+    async def store(
+        self, api_key: str, key: str, status: int, body: Any, headers: dict[str, str]
+    ) -> None:
         async with self._pool.connection() as conn:
-            await conn.execute(_STORE, (status, Jsonb(body), api_key, key))
+            await conn.execute(_STORE, (status, Jsonb(body), Jsonb(headers), api_key, key))
 
     async def release(self, api_key: str, key: str) -> None:
         async with self._pool.connection() as conn:

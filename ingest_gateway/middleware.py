@@ -5,23 +5,31 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 
 from aiohttp import web
 from psycopg import DataError, OperationalError
 from psycopg_pool import PoolTimeout
 
-from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS
+from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS, TRANSIENT_ANSWER
 from ingest_gateway.errors import Rejection, error_response
-from ingest_gateway.idempotency import Claimed, Conflict, Replay, request_fingerprint
+from ingest_gateway.idempotency import (
+    REPLAYED_HEADERS,
+    Claimed,
+    Conflict,
+    Replay,
+    is_kept,
+    request_fingerprint,
+)
+from schemas import IDEMPOTENCY_KEY_PATTERN
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Liveness, readiness, metrics and the API description stay open: no key, no rate limit.
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
-# Visible ASCII, as the OpenAPI document says.
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def route_label(request: web.Request) -> str:
@@ -114,9 +122,8 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     fingerprint = request_fingerprint(method_path, await request.read())
     outcome = await store.claim(caller, key, method_path, fingerprint, datetime.now(UTC))
     if isinstance(outcome, Replay):
-        return web.json_response(
-            outcome.body, status=outcome.status, headers={"Idempotent-Replayed": "true"}
-        )
+        headers = outcome.headers | {"Idempotent-Replayed": "true"}
+        return web.json_response(outcome.body, status=outcome.status, headers=headers)
     if isinstance(outcome, Conflict):
         message = (
             "Idempotency-Key was used for a different request"
@@ -128,10 +135,34 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         response = await handler(request)
     except BaseException:
-        await store.release(caller, key)
+        # Without the database the claim frees itself after the claim timeout instead.
+        with suppress(OperationalError, PoolTimeout):
+            await store.release(caller, key)
         raise
-    if response.status >= 500 or not isinstance(response, web.Response) or response.body is None:
-        await store.release(caller, key)
-    else:
-        await store.store(caller, key, response.status, json.loads(response.body))  # type: ignore[arg-type]
+    await _keep_or_release(request, key, response)
     return response
+
+
+async def _keep_or_release(request: web.Request, key: str, response: web.StreamResponse) -> None:
+    """Keep a final answer for replays; release the key after a transient one.
+
+    The work is done and the answer true: if the database fails now, the answer still goes
+    out, and the claim becomes usable again after the claim timeout."""
+    store, caller = request.app[IDEMPOTENCY], request[CALLER]
+    kept = (
+        is_kept(response.status)
+        and not request.get(TRANSIENT_ANSWER, False)
+        and isinstance(response, web.Response)
+        and response.body is not None
+    )
+    try:
+        if not kept:
+            await store.release(caller, key)
+            return
+        assert isinstance(response, web.Response)
+        headers = {
+            name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers
+        }
+        await store.store(caller, key, response.status, json.loads(response.body), headers)  # type: ignore[arg-type]
+    except (OperationalError, PoolTimeout) as exc:
+        log.error("idempotency answer not kept", extra={"error": repr(exc), "path": request.path})

@@ -11,15 +11,19 @@ from pydantic.json_schema import models_json_schema
 
 from ingest_gateway.settings import GatewaySettings
 from schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
+    UUID_PATTERN,
     AlertOut,
     BatchIn,
     BatchResult,
     ErrorBody,
+    OutcomeUnknown,
     ReversalIn,
     ReversalOut,
     TransactionAccepted,
     TransactionIn,
     TransactionOut,
+    anchored,
 )
 
 _MODELS: list[type[BaseModel]] = [
@@ -27,6 +31,7 @@ _MODELS: list[type[BaseModel]] = [
     BatchIn,
     BatchResult,
     ErrorBody,
+    OutcomeUnknown,
     ReversalIn,
     ReversalOut,
     TransactionAccepted,
@@ -48,6 +53,14 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref(ErrorBody), description)
 
 
+def _either(description: str, *models: type[BaseModel]) -> dict[str, Any]:
+    return _json({"anyOf": [_ref(model) for model in models]}, description)
+
+
+def _with_headers(response: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
+    return {**response, "headers": headers}
+
+
 _ERRORS = {
     "401": _error("No valid API key"),
     "429": _error("Rate limited; see Retry-After"),
@@ -64,14 +77,26 @@ _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
-    "description": "Retries with the same key and body replay the first answer.",
+    "schema": {"type": "string", "pattern": anchored(IDEMPOTENCY_KEY_PATTERN)},
+    "description": (
+        "Retries with the same key and the same body bytes replay the first success; "
+        "another body under the key gets 409."
+    ),
+}
+_STRING = {"schema": {"type": "string"}}
+# Every answer to an ingest carries the key to retry with (the client's, or a new one).
+_INGEST_HEADERS = {
+    "Idempotency-Key": {**_STRING, "description": "Send it again with the same body to retry"},
+}
+_TRANSACTION_HEADERS = {
+    **_INGEST_HEADERS,
+    "X-Transaction-Id": {**_STRING, "description": "The transaction's id"},
 }
 _ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "format": "uuid", "pattern": "^[0-9a-fA-F-]{36}$"},
+    "schema": {"type": "string", "format": "uuid", "pattern": anchored(UUID_PATTERN)},
 }
 
 
@@ -97,10 +122,23 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                 ],
                 "requestBody": {"required": True, **_json(_ref(TransactionIn), "The transaction")},
                 "responses": {
-                    "201": _json(_ref(TransactionAccepted), "Published and scored"),
-                    "202": _json(_ref(TransactionAccepted), "Published; verdict pending"),
+                    "201": _with_headers(
+                        _json(_ref(TransactionAccepted), "Published and scored"),
+                        _TRANSACTION_HEADERS,
+                    ),
+                    "202": _with_headers(
+                        _json(_ref(TransactionAccepted), "Published; verdict pending"),
+                        _TRANSACTION_HEADERS,
+                    ),
                     **_BODY_ERRORS,
                     **_ERRORS,
+                    "503": _either(
+                        "Outcome unknown (Kafka did not acknowledge in time: retry with the"
+                        " same body and Idempotency-Key), or PostgreSQL unavailable before"
+                        " anything was done",
+                        OutcomeUnknown,
+                        ErrorBody,
+                    ),
                 },
             }
         },
@@ -110,9 +148,17 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                 "parameters": [_IDEMPOTENCY],
                 "requestBody": {"required": True, **_json(_ref(BatchIn), "The transactions")},
                 "responses": {
-                    "200": _json(_ref(BatchResult), "Per-item results"),
+                    "200": _with_headers(
+                        _json(_ref(BatchResult), "Per-item results"), _INGEST_HEADERS
+                    ),
                     **_BODY_ERRORS,
                     **_ERRORS,
+                    "503": _either(
+                        "No item acknowledged (outcome unknown, per item), or PostgreSQL"
+                        " unavailable before anything was done",
+                        BatchResult,
+                        ErrorBody,
+                    ),
                 },
             }
         },
@@ -214,7 +260,7 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
             (
                 model,
                 "serialization"
-                if model.__name__.endswith(("Out", "Result", "Accepted", "Body"))
+                if model.__name__.endswith(("Out", "Result", "Accepted", "Body", "Unknown"))
                 else "validation",
             )
             for model in _MODELS

@@ -41,6 +41,10 @@ class GatewaySettings(CommonSettings):
     # Dates further ahead than this are rejected as typos or clock errors.
     max_future_skew_seconds: int = Field(default=300, ge=0)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # A key whose request died without answering (process or database gone) is usable again
+    # after this long. Longer than PUBLISH_TIMEOUT_SECONDS + VERDICT_WAIT_SECONDS, so that a
+    # slow request is not done twice (which would still record nothing twice).
+    idempotency_claim_timeout_seconds: float = Field(default=60.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("api_keys_sha256")

@@ -1,65 +1,66 @@
 """Transaction endpoints: ingest (one or a batch), read back with the verdict, reverse."""
 
-import asyncio
+import hashlib
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
-from psycopg.errors import ForeignKeyViolation, UniqueViolation
-from psycopg.rows import dict_row
 
-from ingest_gateway.context import CALLER, METRICS, POOL, PRODUCER, SETTINGS, VERDICTS
+from ingest_gateway.context import (
+    CALLER,
+    PUBLISHER,
+    READ_MODEL,
+    REVERSALS,
+    SETTINGS,
+    TRANSIENT_ANSWER,
+    VERDICTS,
+)
 from ingest_gateway.errors import Rejection, error_response
+from ingest_gateway.reversals import AlreadyReversed, UnknownTransaction
 from ingest_gateway.validation import parse_model, parse_transaction, read_json
 from schemas import (
     BatchIn,
     BatchItemResult,
     BatchResult,
     FieldError,
+    OutcomeUnknown,
     ReversalIn,
-    ReversalOut,
     Transaction,
     TransactionAccepted,
     TransactionIn,
-    TransactionOut,
     Verdict,
-    encode_model,
 )
-from shared.db import timed
 
 log = logging.getLogger(__name__)
-UNAVAILABLE = "transaction log unavailable, nothing was recorded; retry"
+NOT_STORED = "no such transaction (a new one may not be scored yet)"
+OUTCOME_UNKNOWN = (
+    "the transaction log did not acknowledge in time: the transaction may or may not be"
+    " recorded; send the same body again with this Idempotency-Key, it is recorded at most once"
+)
 
-_SELECT_TRANSACTION = """
-SELECT t.id, t.amount::text AS amount, t.currency, t.category, t.merchant, t.transaction_date,
-       t.received_at, t.account_id, t.client_transaction_id, t.anomaly, t.severity, t.rule,
-       t.z_score, t.baseline_id, t.scored_at, a.id AS alert_id, a.alert_message,
-       r.created_at AS reversed_at
-FROM transactions t
-LEFT JOIN alerts a ON a.transaction_id = t.id
-LEFT JOIN reversals r ON r.transaction_id = t.id
-WHERE t.id = %s
-"""
-_INSERT_REVERSAL = """
-INSERT INTO reversals (id, transaction_id, reason, idempotency_key, api_key)
-VALUES (%s, %s, %s, %s, %s)
-RETURNING id, transaction_id, reason, created_at
-"""
-
-
-# With an Idempotency-Key the transaction id derives from it: a retry after a 503 whose
-# record reached Kafka after all carries the same id, and the detector stores it once.
 _ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/transactions")
 
 
-def transaction_id(request: web.Request, item: int | None = None) -> UUID:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return uuid4()
-    return uuid5(_ID_NAMESPACE, f"{request[CALLER]}\0{key}\0{'' if item is None else item}")
+def ingest_key(request: web.Request) -> str:
+    """The request's Idempotency-Key, or a new one that the answer hands to the client."""
+    return request.headers.get("Idempotency-Key") or str(uuid4())
+
+
+def transaction_id(caller: str, key: str, body: bytes, item: int | None = None) -> UUID:
+    """The same caller, key and exact body bytes (and place in a batch) give the same id, so
+    a retry after an unknown outcome is stored once by the detector (it writes idempotently
+    on the id). The body counts: after the key's record expires, a new body under an old key
+    is a new transaction, never a "duplicate" the detector would silently drop."""
+    digest = hashlib.sha256(body).hexdigest()
+    return uuid5(_ID_NAMESPACE, f"{caller}\0{key}\0{digest}\0{'' if item is None else item}")
+
+
+def _answer_headers(key: str, txn_id: UUID | None = None) -> dict[str, str]:
+    headers = {"Idempotency-Key": key}
+    if txn_id is not None:
+        headers["X-Transaction-Id"] = str(txn_id)
+    return headers
 
 
 def _wire(body: TransactionIn, txn_id: UUID, now: datetime) -> Transaction:
@@ -79,23 +80,29 @@ async def post_transaction(request: web.Request) -> web.Response:
     settings, verdicts = request.app[SETTINGS], request.app[VERDICTS]
     now = datetime.now(UTC)
     body = parse_transaction(await read_json(request), now, _max_future(request))
-    txn = _wire(body, transaction_id(request), now)
+    key = ingest_key(request)
+    txn = _wire(body, transaction_id(request[CALLER], key, await request.read()), now)
     wait = _wants_verdict(request) and settings.verdict_wait_seconds > 0
     # Register before publishing: a fast verdict must not arrive before anyone listens.
     pending = verdicts.expect(txn.id) if wait else None
     try:
-        if await publish(request.app, [txn]) != [True]:
-            return error_response(503, UNAVAILABLE)
+        if await request.app[PUBLISHER].publish([txn]) != [True]:
+            unknown = OutcomeUnknown(
+                error=OUTCOME_UNKNOWN, transaction_id=txn.id, idempotency_key=key
+            )
+            return web.json_response(
+                unknown.model_dump(mode="json"), status=503, headers=_answer_headers(key, txn.id)
+            )
         verdict = await verdicts.wait(pending, settings.verdict_wait_seconds) if pending else None
     finally:
         verdicts.forget(txn.id)
-    return _receipt(txn.id, verdict)
+    return _receipt(txn.id, verdict, _answer_headers(key, txn.id))
 
 
-def _receipt(txn_id: UUID, verdict: Verdict | None) -> web.Response:
+def _receipt(txn_id: UUID, verdict: Verdict | None, headers: dict[str, str]) -> web.Response:
     if verdict is None:
         reply = TransactionAccepted(id=txn_id)
-        return web.json_response(reply.model_dump(mode="json"), status=202)
+        return web.json_response(reply.model_dump(mode="json"), status=202, headers=headers)
     reply = TransactionAccepted(
         id=txn_id,
         anomaly=verdict.anomaly,
@@ -104,7 +111,7 @@ def _receipt(txn_id: UUID, verdict: Verdict | None) -> web.Response:
         alert_message=verdict.message,
         z_score=verdict.z_score,
     )
-    return web.json_response(reply.model_dump(mode="json"), status=201)
+    return web.json_response(reply.model_dump(mode="json"), status=201, headers=headers)
 
 
 async def post_batch(request: web.Request) -> web.Response:
@@ -119,6 +126,7 @@ async def post_batch(request: web.Request) -> web.Response:
             (FieldError(field="transactions", message=message),),
         )
     now, max_future = datetime.now(UTC), _max_future(request)
+    key, raw = ingest_key(request), await request.read()
     results: list[BatchItemResult] = []
     valid: list[tuple[int, Transaction]] = []
     for index, item in enumerate(batch.transactions):
@@ -131,64 +139,31 @@ async def post_batch(request: web.Request) -> web.Response:
                 )
             )
             continue
-        valid.append((index, _wire(body, transaction_id(request, index), now)))
-    published = await publish(request.app, [txn for _, txn in valid])
+        txn_id = transaction_id(request[CALLER], key, raw, index)
+        valid.append((index, _wire(body, txn_id, now)))
+    published = await request.app[PUBLISHER].publish([txn for _, txn in valid])
     for (index, txn), ok in zip(valid, published, strict=True):
         results.append(
             BatchItemResult(index=index, status=202, id=txn.id)
             if ok
-            else BatchItemResult(index=index, status=503, error=UNAVAILABLE)
+            else BatchItemResult(index=index, status=503, id=txn.id, error=OUTCOME_UNKNOWN)
         )
+    # Items with an unknown outcome: a retry of the batch must do it again, not replay this.
+    request[TRANSIENT_ANSWER] = not all(published)
     results.sort(key=lambda r: r.index)
     accepted = sum(1 for r in results if r.status == 202)
     reply = BatchResult(accepted=accepted, rejected=len(results) - accepted, results=results)
     status = 503 if valid and not any(published) else 200
-    return web.json_response(reply.model_dump(mode="json"), status=status)
-
-
-async def publish(app: web.Application, transactions: list[Transaction]) -> list[bool]:
-    """Publish and wait for acks=all; per transaction, whether the broker acknowledged it."""
-    if not transactions:
-        return []
-    settings, metrics, producers = app[SETTINGS], app[METRICS], app[PRODUCER]
-    started = time.perf_counter()
-
-    async def send(txn: Transaction) -> bool:
-        producer = producers.current
-        # The bound covers the whole publish: with the broker gone, send() itself waits for
-        # metadata, and a client must get its 503 in bounded time, not hang.
-        try:
-            async with asyncio.timeout(settings.publish_timeout_seconds):
-                await producer.send_and_wait(
-                    settings.topic_transactions, key=str(txn.id).encode(), value=encode_model(txn)
-                )
-        except (KafkaError, TimeoutError) as exc:
-            metrics.publish_failures.inc()
-            producers.renew_soon(producer, exc)
-            log.error("publish failed", extra={"transaction_id": str(txn.id), "error": repr(exc)})
-            return False
-        return True
-
-    if len(transactions) == 1:  # the common case: no task per request for gather()
-        outcomes = [await send(transactions[0])]
-    else:
-        outcomes = await asyncio.gather(*(send(txn) for txn in transactions))
-    metrics.publish_duration.observe(time.perf_counter() - started)
-    return outcomes
+    return web.json_response(
+        reply.model_dump(mode="json"), status=status, headers=_answer_headers(key)
+    )
 
 
 async def get_transaction(request: web.Request) -> web.Response:
-    txn_id = _path_uuid(request)
-    async with (
-        request.app[POOL].connection() as conn,
-        conn.cursor(row_factory=dict_row) as cur,
-        timed(request.app[METRICS].db_query_duration, "select_transaction"),
-    ):
-        await cur.execute(_SELECT_TRANSACTION, (txn_id,))
-        row = await cur.fetchone()
-    if row is None:
-        return error_response(404, "no such transaction (a new one may not be scored yet)")
-    return web.json_response(TransactionOut.model_validate(row).model_dump(mode="json"))
+    stored = await request.app[READ_MODEL].transaction(_path_uuid(request))
+    if stored is None:
+        return error_response(404, NOT_STORED)
+    return web.json_response(stored.model_dump(mode="json"))
 
 
 async def post_reversal(request: web.Request) -> web.Response:
@@ -204,20 +179,12 @@ async def post_reversal(request: web.Request) -> web.Response:
     payload = await read_json(request, required=False)
     body = parse_model(ReversalIn, payload if payload is not None else {}, "invalid reversal")
     try:
-        async with (
-            request.app[POOL].connection() as conn,
-            conn.cursor(row_factory=dict_row) as cur,
-            timed(request.app[METRICS].db_query_duration, "insert_reversal"),
-        ):
-            await cur.execute(
-                _INSERT_REVERSAL, (uuid4(), txn_id, body.reason, key, request[CALLER])
-            )
-            row = await cur.fetchone()
-    except ForeignKeyViolation:
-        return error_response(404, "no such transaction (a new one may not be scored yet)")
-    except UniqueViolation:
+        reversal = await request.app[REVERSALS].record(txn_id, body.reason, key, request[CALLER])
+    except UnknownTransaction:
+        return error_response(404, NOT_STORED)
+    except AlreadyReversed:
         return error_response(409, "transaction already reversed")
-    return web.json_response(ReversalOut.model_validate(row).model_dump(mode="json"), status=201)
+    return web.json_response(reversal.model_dump(mode="json"), status=201)
 
 
 def _path_uuid(request: web.Request) -> UUID:

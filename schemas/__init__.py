@@ -2,17 +2,21 @@
 
 from schemas.alert import Alert
 from schemas.api import (
+    IDEMPOTENCY_KEY_PATTERN,
+    UUID_PATTERN,
     AlertOut,
     BatchIn,
     BatchItemResult,
     BatchResult,
     ErrorBody,
     FieldError,
+    OutcomeUnknown,
     ReversalIn,
     ReversalOut,
     TransactionAccepted,
     TransactionIn,
     TransactionOut,
+    anchored,
 )
 from schemas.baseline import Baseline, BaselineScope, ScopeKind, TailModel
 from schemas.codec import MalformedJson, decode_json, encode_model
@@ -20,6 +24,8 @@ from schemas.transaction import Transaction
 from schemas.verdict import Severity, Verdict
 
 __all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
+    "UUID_PATTERN",
     "Alert",
     "AlertOut",
     "Baseline",
@@ -30,6 +36,7 @@ __all__ = [
     "ErrorBody",
     "FieldError",
     "MalformedJson",
+    "OutcomeUnknown",
     "ReversalIn",
     "ReversalOut",
     "ScopeKind",
@@ -40,6 +47,7 @@ __all__ = [
     "TransactionIn",
     "TransactionOut",
     "Verdict",
+    "anchored",
     "decode_json",
     "encode_model",
 ]

@@ -9,6 +9,16 @@ from schemas.transaction import TransactionFields
 from schemas.types import Timestamp
 from schemas.verdict import Rule, Severity
 
+# HTTP wire details the router, the middlewares and the OpenAPI document all follow. Unanchored,
+# as aiohttp's route patterns take them; `anchored()` for the OpenAPI document.
+UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Visible ASCII, 1 to 255 characters.
+IDEMPOTENCY_KEY_PATTERN = "[!-~]{1,255}"
+
+
+def anchored(pattern: str) -> str:
+    return f"^{pattern}$"
+
 
 class TransactionIn(TransactionFields):
     """`POST /transactions`: the seed body (amount, category, merchant, transaction_date)
@@ -43,6 +53,16 @@ class FieldError(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     detail: list[FieldError] = []
+
+
+class OutcomeUnknown(ErrorBody):
+    """503 from `POST /transactions`: the broker did not acknowledge in time. The transaction
+    may still be recorded (the producer keeps retrying it); the same body sent again with
+    `idempotency_key` gets the same `transaction_id` and is recorded at most once."""
+
+    outcome: Literal["unknown"] = "unknown"
+    transaction_id: UUID
+    idempotency_key: str
 
 
 class BatchItemResult(BaseModel):

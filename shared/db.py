@@ -1,12 +1,13 @@
 """PostgreSQL plumbing: a connection pool bound to the configured schema, and query timing."""
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 from prometheus_client import Histogram
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -47,6 +48,23 @@ async def timed(histogram: Histogram, query: str) -> AsyncIterator[None]:
         yield
     finally:
         histogram.labels(query=query).observe(time.perf_counter() - started)
+
+
+async def fetch_dicts(
+    pool: AsyncConnectionPool,
+    histogram: Histogram,
+    name: str,
+    query: LiteralString,
+    params: Sequence[object] | Mapping[str, object],
+) -> list[dict[str, Any]]:
+    """One statement in its own transaction, its rows as dicts, timed as `name`."""
+    async with (
+        pool.connection() as conn,
+        conn.cursor(row_factory=dict_row) as cur,
+        timed(histogram, name),
+    ):
+        await cur.execute(query, params)
+        return await cur.fetchall() if cur.description is not None else []
 
 
 def columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:

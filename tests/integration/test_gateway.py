@@ -2,6 +2,7 @@
 means nothing published and a 4xx naming the field."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -24,13 +25,21 @@ VALID = {
 }
 
 
-@pytest.fixture
-async def client(isolated: Isolated) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = isolated.settings(
-        GatewaySettings, rate_limit_rps=1000, rate_limit_burst=1000, verdict_wait_seconds=0.2
-    )
+@asynccontextmanager
+async def gateway_client(
+    isolated: Isolated, **overrides: Any
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """An in-process gateway on the test's topics and schema, rate limits out of the way."""
+    limits = {"rate_limit_rps": 1000, "rate_limit_burst": 1000}
+    settings = isolated.settings(GatewaySettings, **(limits | overrides))
     app = create_app(settings, CollectorRegistry())
     async with TestClient(TestServer(app), headers=AUTH_HEADERS) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def client(isolated: Isolated) -> AsyncIterator[TestClient[Any, Any]]:
+    async with gateway_client(isolated, verdict_wait_seconds=0.2) as test_client:
         yield test_client
 
 

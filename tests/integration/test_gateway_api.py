@@ -12,22 +12,14 @@ from prometheus_client import CollectorRegistry
 from ingest_gateway.app import create_app
 from ingest_gateway.settings import GatewaySettings
 from tests.conftest import AUTH_HEADERS, Isolated
-from tests.integration.test_gateway import VALID, insert_alerts, published
+from tests.integration.test_gateway import VALID, gateway_client, insert_alerts, published
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def client(isolated: Isolated) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = isolated.settings(
-        GatewaySettings,
-        rate_limit_rps=1000,
-        rate_limit_burst=1000,
-        verdict_wait_seconds=0,
-        batch_max_items=5,
-    )
-    app = create_app(settings, CollectorRegistry())
-    async with TestClient(TestServer(app), headers=AUTH_HEADERS) as test_client:
+    async with gateway_client(isolated, verdict_wait_seconds=0, batch_max_items=5) as test_client:
         yield test_client
 
 

@@ -56,6 +56,7 @@ TABLE_GRANTS = {
 COLUMN_GRANTS = {
     ("gateway", "idempotency_keys.status", "UPDATE"),
     ("gateway", "idempotency_keys.response", "UPDATE"),
+    ("gateway", "idempotency_keys.headers", "UPDATE"),
     # ON CONFLICT (id) DO NOTHING needs to read the conflict target, nothing more.
     ("detector", "transactions.id", "SELECT"),
     ("detector", "alerts.transaction_id", "SELECT"),
@@ -213,17 +214,17 @@ def test_the_start_up_check_names_the_missing_migrations_and_what_to_run(
     with pytest.raises(SchemaNotReady, match=r"lacks migration\(s\) 001_initial.sql, .*owner"):
         check_migrated(isolated.worker_urls["detector"], fresh)
 
-    # A schema migrated before this version: the worker's role was granted nothing yet.
+    # A schema migrated before the worker roles: the worker's role was granted nothing yet.
     files = sorted(DEFAULT_DIR.glob("[0-9][0-9][0-9]_*.sql"))
-    before_roles = [f for f in files if f.name < "006_worker_roles.sql"]
-    for path in before_roles:
+    roles = next(i for i, path in enumerate(files) if path.name == "006_worker_roles.sql")
+    for path in files[:roles]:
         (tmp_path / path.name).write_text(path.read_text())
-    missing = ", ".join(f.name for f in files if f not in before_roles)
     older = f"t_{uuid.uuid4().hex[:10]}"
     try:
         apply_migrations(isolated.env["DATABASE_URL"], older, tmp_path)
         with pytest.raises(SchemaNotReady, match=r"may not read schema .*`jalytics-migrate`"):
             check_migrated(isolated.worker_urls["gateway"], older)
+        missing = ", ".join(path.name for path in files[roles:])
         with pytest.raises(SchemaNotReady, match=re.escape(f"lacks migration(s) {missing}:")):
             check_migrated(isolated.env["DATABASE_URL"], older)
     finally:
