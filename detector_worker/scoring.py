@@ -8,7 +8,7 @@ from typing import Literal
 from uuid import UUID
 
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
-from detector_worker.tail import survival, z_equivalent
+from detector_worker.tail import HeldTail, survival, z_equivalent
 from schemas import ScopeKind, Severity, Transaction, Verdict
 
 # tail: z-equivalent of the tail probability P(amount >= x), estimated from the scope's own
@@ -85,9 +85,10 @@ class ScoringConfig:
     method: Method = "tail"
     # A scope with fewer samples gives no verdict of its own (the seed trusted one sample).
     min_samples: int = 30
-    # A merchant's tail is blended with its category's, the merchant weighing
-    # n / (n + merchant_prior_samples): a young merchant leans on its category.
-    merchant_prior_samples: float = 0.0
+    # `tail`: a merchant younger than min_samples (but with `young_merchant_samples`) has its
+    # tail mixed with its category's, weighing n / (n + merchant_prior_samples).
+    merchant_prior_samples: float = 30.0
+    young_merchant_samples: int = 5
     # Below this standard deviation a scope counts as stable and the ratio rule applies.
     stable_stddev: float = 0.01
     stable_multiplier: float = 2.0
@@ -119,21 +120,51 @@ def z_score(amount: float, baseline: HeldBaseline, method: Method) -> tuple[floa
 
 
 def tail_probability(
-    amount: float, baseline: HeldBaseline, category: HeldBaseline | None, config: ScoringConfig
-) -> float | None:
-    """P(amount >= x) in the scope, a young merchant's blended with its category's
-    (geometrically: a weighted mean of log-probabilities)."""
-    if baseline.tail is None:
-        return None
-    p = survival(baseline.tail, amount)
-    prior = config.merchant_prior_samples
-    if prior <= 0 or category is None or category is baseline or category.tail is None:
-        return p
-    weight = baseline.count / (baseline.count + prior)
-    p_category = survival(category.tail, amount)
-    return math.exp(
-        weight * math.log(max(p, 1e-300)) + (1 - weight) * math.log(max(p_category, 1e-300))
+    amount: float,
+    merchant: HeldBaseline | None,
+    category: HeldBaseline | None,
+    config: ScoringConfig,
+) -> tuple[float, HeldBaseline] | None:
+    """P(amount >= x) and the baseline that weighs most in it, or None without a tail.
+
+    A merchant with `min_samples` has a verdict of its own. A younger one (at least
+    `young_merchant_samples`) weighs n / (n + merchant_prior_samples) against its category:
+    the amount's probability under "this merchant, or a merchant like the others of its
+    category". A mixture, not a mean of logarithms: a young merchant whose prices sit far
+    above its category's is not an anomaly for it, only for the category."""
+    own, wide = (
+        _usable(merchant, config.young_merchant_samples),
+        _usable(category, config.min_samples),
     )
+    weight = _merchant_weight(own, config)
+    if own is not None and (wide is None or weight == 1.0):
+        return (survival(own[1], amount), own[0]) if own[0].count >= config.min_samples else None
+    if wide is None:
+        return None
+    p_wide = survival(wide[1], amount)
+    if own is None or weight == 0.0:
+        return p_wide, wide[0]
+    p = weight * survival(own[1], amount) + (1 - weight) * p_wide
+    return p, own[0] if weight >= 0.5 else wide[0]
+
+
+def _usable(
+    baseline: HeldBaseline | None, min_samples: int
+) -> tuple[HeldBaseline, HeldTail] | None:
+    if baseline is None or baseline.tail is None or baseline.count < min_samples:
+        return None
+    return baseline, baseline.tail
+
+
+def _merchant_weight(
+    merchant: tuple[HeldBaseline, HeldTail] | None, config: ScoringConfig
+) -> float:
+    if merchant is None:
+        return 0.0
+    count, prior = merchant[0].count, config.merchant_prior_samples
+    if count >= config.min_samples:
+        return 1.0
+    return count / (count + prior) if prior > 0 else 0.0
 
 
 def format_sigma(threshold: float) -> str:
@@ -153,11 +184,13 @@ def score(
     amount = float(txn.amount)
     if baseline.stddev <= config.stable_stddev:
         return _score_stable(txn.id, amount, baseline, config, now)
-    p = None
+    p = estimate = None
     if config.method == "tail":
+        merchant = baselines.get((ScopeKind.MERCHANT, txn.merchant, txn.currency))
         category = baselines.get((ScopeKind.CATEGORY, txn.category, txn.currency))
-        p = tail_probability(amount, baseline, category, config)
-    if p is not None:
+        estimate = tail_probability(amount, merchant, category, config)
+    if estimate is not None:
+        p, baseline = estimate
         z, rule = z_equivalent(p), "tail"
     else:
         # A baseline without a tail (an older producer's): the log scale is the next best.

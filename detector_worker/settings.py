@@ -27,6 +27,7 @@ class DetectorSettings(CommonSettings):
     anomaly_method: Method = DEFAULTS.method
     baseline_min_samples: int = Field(default=DEFAULTS.min_samples, ge=2)
     merchant_prior_samples: float = Field(default=DEFAULTS.merchant_prior_samples, ge=0)
+    young_merchant_samples: int = Field(default=DEFAULTS.young_merchant_samples, ge=2)
     # `seed`, `seed-strict`, or medium=..,high=..,critical=.. with z values (3, 3σ) or alert
     # budgets (1/5000); see Tiers.parse.
     alert_tiers: Annotated[Tiers, NoDecode] = DEFAULTS.tiers
@@ -48,6 +49,7 @@ class DetectorSettings(CommonSettings):
             method=self.anomaly_method,
             min_samples=self.baseline_min_samples,
             merchant_prior_samples=self.merchant_prior_samples,
+            young_merchant_samples=self.young_merchant_samples,
             stable_stddev=self.stable_stddev,
             stable_multiplier=self.stable_multiplier,
             stable_margin=self.stable_margin,

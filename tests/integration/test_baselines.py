@@ -197,9 +197,7 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     `jalytics-backtest`) rest on this."""
     rng = random.Random(5)
     memory = MemoryRollup(window_days=30)
-    for phase, (now, oldest, newest) in enumerate(
-        ((NOW, 40, 0), (NOW + timedelta(days=3), 40, -3))
-    ):
+    for now, oldest, newest in ((NOW, 40, 0), (NOW + timedelta(days=3), 40, -3)):
         for i in range(250):
             amount = Decimal(str(round(math.exp(rng.gauss(3, 1.2)), 2))).max(Decimal("0.01"))
             if i % 50 == 0:
