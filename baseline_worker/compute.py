@@ -12,12 +12,15 @@ from datetime import date, datetime, timedelta
 
 from psycopg import AsyncConnection
 
-from baseline_worker.stats import Moments
+from baseline_worker.stats import DayWeights, Moments
 from schemas import BaselineScope, ScopeKind
 
 AGGREGATE_SQL = """
 SELECT scope_kind, scope_name, currency, sum(sample_count)::bigint, sum(total), sum(total_sq),
-       sum(log_total), sum(log_total_sq)
+       sum(log_total), sum(log_total_sq),
+       sum(sample_count * (day - %(first_day)s))::double precision,
+       sum(sample_count * (day - %(first_day)s) ^ 2)::double precision,
+       sum(log_total * (day - %(first_day)s))
 FROM baseline_rollup
 WHERE day >= %(first_day)s AND day <= %(last_day)s
 GROUP BY scope_kind, scope_name, currency
@@ -43,6 +46,8 @@ class ScopeStats:
     moments: Moments
     # The window's amount histogram (baseline_worker/histogram.py): bin -> count.
     bins: Mapping[int, int] = field(default_factory=dict)
+    # The samples' days in the window, for the level's trend (stats.level_ratio).
+    day_weights: DayWeights = field(default_factory=DayWeights)
 
 
 def window_days(now: datetime, days: int) -> tuple[date, date]:
@@ -71,6 +76,19 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
             BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
             Moments(count, total, total_sq, log_total, log_total_sq),
             histograms.get((kind, name, currency), {}),
+            DayWeights(days, days_sq, log_days),
         )
-        for kind, name, currency, count, total, total_sq, log_total, log_total_sq in moments
+        for (
+            kind,
+            name,
+            currency,
+            count,
+            total,
+            total_sq,
+            log_total,
+            log_total_sq,
+            days,
+            days_sq,
+            log_days,
+        ) in moments
     ]

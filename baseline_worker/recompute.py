@@ -18,8 +18,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from baseline_worker.compute import ScopeStats, advance_window, aggregate
 from baseline_worker.metrics import BaselineMetrics
+from baseline_worker.stats import level_ratio
 from baseline_worker.tail import TailFit, fit_tail
-from schemas import Baseline, BaselineScope, ScopeKind, encode_model
+from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
 from shared.db import columns, timed
 
 # Each statement writes every scope at once (arrays unnested server-side).
@@ -48,6 +49,14 @@ WHERE c.scope_kind = gone.kind AND c.scope_name = gone.name AND c.currency = gon
 DEFAULT_FIT = TailFit()
 
 
+def _tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
+    tail = fit_tail(stats.bins, fit)
+    if tail is None:
+        return None
+    level = level_ratio(stats.moments, stats.day_weights, window_days - 1)
+    return tail.model_copy(update={"level_ratio": level})
+
+
 @dataclass(frozen=True)
 class RecomputeResult:
     published: list[Baseline]
@@ -66,7 +75,7 @@ def to_baseline(
         stddev=moments.stddev,
         log_mean=moments.log_mean,
         log_stddev=moments.log_stddev,
-        tail=fit_tail(stats.bins, fit),
+        tail=_tail(stats, window_days, fit),
         window_days=window_days,
         computed_at=now,
     )

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 
 from baseline_worker.compute import ScopeStats, window_days
 from baseline_worker.histogram import bin_of
-from baseline_worker.stats import Moments
+from baseline_worker.stats import DayWeights, Moments
 from schemas import BaselineScope, ScopeKind, Severity, Transaction
 
 _LEFT_OUT: frozenset[Severity] = frozenset(("high", "critical"))
@@ -36,10 +36,16 @@ def scopes_of(txn: Transaction) -> tuple[BaselineScope, BaselineScope]:
 class _DayScope:
     moments: Moments = field(default_factory=Moments)
     bins: Counter[int] = field(default_factory=Counter)
+    weights: DayWeights = field(default_factory=DayWeights)
 
-    def add(self, other: "_DayScope") -> None:
+    def add(self, other: "_DayScope", day_index: int | None = None) -> None:
+        """Add a day (`day_index` in the window) or a sum of days (their own weights)."""
         self.moments += other.moments
         self.bins.update(other.bins)
+        if day_index is None:
+            self.weights += other.weights
+        else:
+            self.weights += DayWeights.of(day_index, other.moments)
 
 
 class MemoryRollup:
@@ -72,13 +78,13 @@ class MemoryRollup:
             closed: dict[BaselineScope, _DayScope] = {}
             for day in (d for d in self._days if first <= d < today):
                 for scope, entry in self._days[day].items():
-                    closed.setdefault(scope, _DayScope()).add(entry)
+                    closed.setdefault(scope, _DayScope()).add(entry, (day - first).days)
             self._closed = (today, closed)
         # A copy of today: its rows go on growing after this recompute.
-        partial = {
-            scope: _DayScope(entry.moments, Counter(entry.bins))
-            for scope, entry in self._days.get(today, {}).items()
-        }
+        partial: dict[BaselineScope, _DayScope] = {}
+        for scope, entry in self._days.get(today, {}).items():
+            partial[scope] = _DayScope()
+            partial[scope].add(entry, (today - first).days)
         return RollupWindow(self._closed[1], partial)
 
 
@@ -98,4 +104,6 @@ class RollupWindow:
         for part in (self._closed.get(scope), self._today.get(scope)):
             if part is not None:
                 total.add(part)
-        return ScopeStats(scope, total.moments, total.bins) if total.moments.count else None
+        if not total.moments.count:
+            return None
+        return ScopeStats(scope, total.moments, total.bins, total.weights)

@@ -68,3 +68,56 @@ class Moments:
             return 0.0
         variance = (self.log_total_sq - self.log_total**2 / self.count) / (self.count - 1)
         return math.sqrt(max(variance, 0.0))
+
+
+@dataclass(frozen=True)
+class DayWeights:
+    """Sums over a window's samples of d, d² and d · ln(amount), d being the sample's day
+    in the window (0 for the first): with `Moments`, a least-squares line through ln(amount)
+    against the day, i.e. how fast the scope's level moves."""
+
+    days: float = 0.0
+    days_sq: float = 0.0
+    log_days: float = 0.0
+
+    @classmethod
+    def of(cls, day_index: int, moments: Moments) -> "DayWeights":
+        return cls(
+            moments.count * day_index,
+            moments.count * day_index * day_index,
+            moments.log_total * day_index,
+        )
+
+    def __add__(self, other: "DayWeights") -> "DayWeights":
+        return DayWeights(
+            self.days + other.days,
+            self.days_sq + other.days_sq,
+            self.log_days + other.log_days,
+        )
+
+
+# A level change is trusted in proportion to 1 - (this / t^2) (positive-part James-Stein
+# shrinkage): a slope within ~2 standard errors of zero counts for (almost) nothing.
+_TREND_SHRINK = 4.0
+_MAX_LEVEL_RATIO = 2.0
+
+
+def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> float:
+    """Today's level of the amounts over the window's average level, from the line through
+    ln(amount) by day: a slow inflation moves the whole distribution, and a window of past
+    amounts then trails it. 1.0 when the data show no significant trend."""
+    n = moments.count
+    if n < 3:
+        return 1.0
+    mean_day = weights.days / n
+    day_variance = weights.days_sq / n - mean_day**2
+    if day_variance <= 1e-9:
+        return 1.0
+    covariance = weights.log_days / n - mean_day * moments.log_total / n
+    slope = covariance / day_variance
+    log_variance = moments.log_stddev**2
+    residual = max(log_variance - slope**2 * day_variance, 1e-12)
+    t_squared = slope**2 * n * day_variance / residual
+    trusted = slope * max(0.0, 1 - _TREND_SHRINK / t_squared) if t_squared > 0 else 0.0
+    ratio = math.exp(trusted * (today_index - mean_day))
+    return min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO)

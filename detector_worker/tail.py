@@ -30,6 +30,7 @@ class HeldTail:
     shape: float
     scale: float
     log_bin_ratio: float
+    level_ratio: float
 
     @classmethod
     def of(cls, model: TailModel) -> HeldTail:
@@ -41,6 +42,7 @@ class HeldTail:
             model.shape,
             model.scale,
             math.log(model.bin_ratio),
+            model.level_ratio,
         )
 
     def model(self) -> TailModel:
@@ -52,14 +54,15 @@ class HeldTail:
             shape=self.shape,
             scale=self.scale,
             bin_ratio=math.exp(self.log_bin_ratio),
+            level_ratio=self.level_ratio,
         )
 
 
 def survival(tail: HeldTail, amount: float) -> float:
     """P(amount >= x): the empirical knots where they reach, the fitted Pareto tail past them,
-    read at the lower edge of the amount's histogram bin."""
+    read at the lower edge of the amount's histogram bin (after taking out the level's trend)."""
     step = tail.log_bin_ratio
-    amount = math.exp(math.floor(math.log(amount) / step) * step)
+    amount = math.exp(math.floor(math.log(amount / tail.level_ratio) / step) * step)
     amounts, shares = tail.amounts, tail.survival
     if amount <= amounts[0]:
         return shares[0]

@@ -57,6 +57,9 @@ class TailModel(BaseModel):
     shape: float = Field(ge=0)
     scale: float = Field(gt=0)
     bin_ratio: float = Field(default=1.02, gt=1, le=2)
+    # Today's level of the scope's amounts over the window's average level (a slow inflation
+    # the window trails): an amount is read as amount / level_ratio.
+    level_ratio: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _knots_pair_up(self) -> "TailModel":
