@@ -31,7 +31,8 @@ from baseline_worker.compute import ScopeStats, window_days
 from baseline_worker.recompute import to_baseline
 from baseline_worker.stats import Moments
 from benchmarks.generator import AnomalyKind, LabelledTransaction, StreamConfig, generate
-from detector_worker.held_baseline import HeldBaseline, ScopeKey, index
+from benchmarks.support import index
+from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.scoring import ScoringConfig, score
 from schemas import Baseline, BaselineScope, ScopeKind, Severity, Transaction, Verdict
 

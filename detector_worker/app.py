@@ -115,6 +115,4 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         await runtime.refresh_lag(app.consumer)
 
     app.timer(interval=LAG_REFRESH_SECONDS)(refresh_lag)
-
-    app.jalytics_runtime = runtime  # type: ignore[attr-defined]
     return app

@@ -10,7 +10,6 @@ are cached, which covers the busy scopes of a real stream.
 """
 
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -30,12 +29,6 @@ MODEL_CACHE_SIZE = 4096
 def scope_key(scope: BaselineScope) -> ScopeKey:
     # Interned: a few currencies are shared by every row instead of one copy per row.
     return (scope.kind, scope.name, sys.intern(scope.currency))
-
-
-def scope_label(key: ScopeKey) -> str:
-    """kind:name:currency, as `BaselineScope.label` writes it."""
-    kind, name, currency = key
-    return f"{kind.value}:{name}:{currency}"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -70,12 +63,6 @@ class HeldBaseline:
     def model(self) -> Baseline:
         """The wire model, as the verdict carries it."""
         return _model(self)
-
-
-def index(baselines: Iterable[Baseline]) -> dict[ScopeKey, HeldBaseline]:
-    """Held rows by scope key, as the scorer reads them."""
-    rows = (HeldBaseline.of(baseline) for baseline in baselines)
-    return {row.key: row for row in rows}
 
 
 @lru_cache(maxsize=MODEL_CACHE_SIZE)

@@ -3,7 +3,6 @@
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Protocol
 
 from aiohttp import web
@@ -17,8 +16,10 @@ from psycopg_pool import AsyncConnectionPool
 from detector_worker.baseline_table import BaselineFollower, BaselineTable
 from detector_worker.metrics import DetectorMetrics, baseline_age_seconds, consumer_lag
 from detector_worker.pipeline import DetectorPipeline
+from detector_worker.publisher import KafkaPublisher
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
+from shared.clock import utc_now
 from shared.kafka import RenewableProducer, ensure_topics, make_producer, project_topics
 from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 # requests to the broker, cheap next to the stream itself.
 LAG_REFRESH_SECONDS = 5.0
 _LAG_TIMEOUT_SECONDS = 10.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AssignedConsumer(Protocol):
@@ -147,7 +144,7 @@ class DetectorRuntime:
             s.scoring_config(),
             self.table,
             VerdictStore(pool, self.metrics),
-            producer,
+            KafkaPublisher(producer),
             self.metrics,
             utc_now,
         )

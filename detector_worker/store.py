@@ -5,19 +5,15 @@ write wins, nothing is doubled.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from detector_worker.decision import Scored
 from detector_worker.metrics import DetectorMetrics
-from schemas import Alert, Transaction, Verdict
+from schemas import Alert
 from shared.db import columns, open_pool, timed
-
-# Alert ids derive from the transaction id, so a replay produces the same alert.
-_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/alerts")
 
 # A batch is streamed with binary COPY into a per-connection temporary table, then moved
 # with one INSERT ... SELECT: COPY is the cheapest way into PostgreSQL (a sixth of the client
@@ -65,40 +61,6 @@ SELECT * FROM unnest(
 )
 ON CONFLICT (transaction_id) DO NOTHING
 """
-
-
-@dataclass(frozen=True)
-class Scored:
-    transaction: Transaction
-    verdict: Verdict
-
-
-def alert_id(transaction_id: UUID) -> UUID:
-    return uuid5(_ALERT_NAMESPACE, str(transaction_id))
-
-
-def make_alert(scored: Scored) -> Alert | None:
-    """The alert an anomalous verdict yields (None for a normal one)."""
-    txn, verdict = scored.transaction, scored.verdict
-    if not verdict.anomaly or verdict.severity is None or verdict.rule is None:
-        return None
-    if verdict.baseline is None or verdict.message is None:
-        return None
-    return Alert(
-        id=alert_id(txn.id),
-        transaction_id=txn.id,
-        severity=verdict.severity,
-        alert_message=verdict.message,
-        rule=verdict.rule,
-        z_score=verdict.z_score,
-        baseline=verdict.baseline,
-        amount=txn.amount,
-        currency=txn.currency,
-        category=txn.category,
-        merchant=txn.merchant,
-        transaction_date=txn.transaction_date,
-        created_at=verdict.scored_at,
-    )
 
 
 def _transaction_row(scored: Scored) -> tuple[object, ...]:

@@ -28,6 +28,7 @@ from schemas import (
     Verdict,
     encode_model,
 )
+from schemas.records import transaction_key
 from shared.db import timed
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,9 @@ async def publish(app: web.Application, transactions: list[Transaction]) -> list
         try:
             async with asyncio.timeout(settings.publish_timeout_seconds):
                 await producer.send_and_wait(
-                    settings.topic_transactions, key=str(txn.id).encode(), value=encode_model(txn)
+                    settings.topic_transactions,
+                    key=transaction_key(txn.id),
+                    value=encode_model(txn),
                 )
         except (KafkaError, TimeoutError) as exc:
             metrics.publish_failures.inc()

@@ -16,10 +16,12 @@ from prometheus_client import CollectorRegistry
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
+from detector_worker.publisher import KafkaPublisher
 from detector_worker.records import RawRecord
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
+from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
 from tests.kafka_helpers import DeadProducer, read_all
@@ -47,7 +49,9 @@ async def built(
         store = VerdictStore(pool, metrics)
         config = settings.scoring_config()
         yield (
-            DetectorPipeline(settings, config, table, store, producer, metrics, lambda: NOW),
+            DetectorPipeline(
+                settings, config, table, store, KafkaPublisher(producer), metrics, lambda: NOW
+            ),
             metrics,
         )
     finally:
@@ -135,9 +139,9 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on
     assert db.execute("SELECT id FROM transactions").fetchall() == [(good.id,)]
     dead = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("dlq"))
     assert [r.value for r in dead] == poison
-    reasons = [dict(r.headers)["x-error-reason"].decode() for r in dead]
+    reasons = [dict(r.headers)[DLQ_REASON].decode() for r in dead]
     assert reasons == ["malformed_json", "empty_value", "unsupported_version", "invalid_schema"]
-    assert all(dict(r.headers)["x-source-offset"] for r in dead)
+    assert all(dict(r.headers)[DLQ_SOURCE_OFFSET] for r in dead)
     assert metrics.dead_letters.labels(reason="malformed_json")._value.get() == 1
 
 
