@@ -1,0 +1,163 @@
+"""The detector's pipeline around the decision, with hand-written fakes for the database and
+the broker: durable before it returns (persist, then publish), retries what is transient,
+lets anything else out (so the batch is never committed) and counts only what is durable."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import CollectorRegistry
+from psycopg import OperationalError
+
+from benchmarks.support import settings_from
+from detector_worker.baseline_table import BaselineTable
+from detector_worker.decision import Scored
+from detector_worker.metrics import DetectorMetrics
+from detector_worker.pipeline import DetectorPipeline
+from detector_worker.ports import OutgoingRecord
+from detector_worker.records import RawRecord
+from detector_worker.settings import DetectorSettings
+from schemas import Alert, Baseline, BaselineScope, ScopeKind, Transaction, encode_model
+from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, transaction_key
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+SETTINGS = settings_from(DetectorSettings, {"DATABASE_URL": "postgresql://u@db/j"})
+
+
+class Effects:
+    """What the fakes did, in order, shared by both."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.stored: list[Scored] = []
+        self.alerts: list[Alert] = []
+        self.sent: list[OutgoingRecord] = []
+
+
+class FakeStore:
+    def __init__(self, effects: Effects, failures: Sequence[Exception] = ()) -> None:
+        self.effects = effects
+        self.failures = list(failures)
+
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> None:
+        if self.failures:
+            self.effects.log.append("persist failed")
+            raise self.failures.pop(0)
+        self.effects.log.append("persisted")
+        self.effects.stored += batch
+        self.effects.alerts += alerts
+
+
+class FakePublisher:
+    def __init__(self, effects: Effects, failures: Sequence[Exception] = ()) -> None:
+        self.effects = effects
+        self.failures = list(failures)
+
+    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+        if self.failures:
+            self.effects.log.append("publish failed")
+            raise self.failures.pop(0)
+        self.effects.log.append("published")
+        self.effects.sent += records
+
+
+def food_table() -> BaselineTable:
+    table = BaselineTable()
+    scope = BaselineScope(kind=ScopeKind.CATEGORY, name="food", currency="USD")
+    food = Baseline(
+        id=uuid4(), scope=scope, count=1000, mean=100, stddev=10, window_days=30, computed_at=NOW
+    )
+    table.apply(scope.key(), encode_model(food))
+    return table
+
+
+def pipeline(
+    effects: Effects,
+    store_failures: Sequence[Exception] = (),
+    publish_failures: Sequence[Exception] = (),
+) -> tuple[DetectorPipeline, DetectorMetrics]:
+    metrics = DetectorMetrics.create(CollectorRegistry())
+    built = DetectorPipeline(
+        SETTINGS,
+        SETTINGS.scoring_config(),
+        food_table(),
+        FakeStore(effects, store_failures),
+        FakePublisher(effects, publish_failures),
+        metrics,
+        lambda: NOW,
+    )
+    return built, metrics
+
+
+def record(value: bytes, partition: int = 0, offset: int = 0) -> RawRecord:
+    return RawRecord("transactions", partition, offset, b"key", value)
+
+
+def txn(amount: str) -> Transaction:
+    return Transaction(
+        id=uuid4(), amount=Decimal(amount), category="food", merchant="Cafe", transaction_date=NOW
+    )
+
+
+def counted(metrics: DetectorMetrics) -> float:
+    return float(metrics.transactions.labels(category="food")._value.get())
+
+
+async def test_rows_are_stored_before_anything_is_published() -> None:
+    effects = Effects()
+    process, metrics = pipeline(effects)
+    normal, spike = txn("101"), txn("10000")
+    await process.process([record(encode_model(normal), 2), record(b"{", 1, 7)])
+    await process.process([record(encode_model(spike), 1, 8)])
+
+    assert effects.log == ["persisted", "published", "persisted", "published"]
+    assert [s.transaction.id for s in effects.stored] == [normal.id, spike.id]
+    assert [a.transaction_id for a in effects.alerts] == [spike.id]
+    dead, verdict, alert, spike_verdict = effects.sent
+    assert (dead.topic, dead.value) == (SETTINGS.topic_dlq, b"{")
+    assert dict(dead.headers or [])[DLQ_REASON] == b"malformed_json"
+    assert dict(dead.headers or [])[DLQ_SOURCE_OFFSET] == b"7"
+    # A verdict goes back to the partition number its transaction came from.
+    assert (verdict.topic, verdict.key, verdict.co_partition) == (
+        SETTINGS.topic_verdicts,
+        transaction_key(normal.id),
+        2,
+    )
+    assert (alert.topic, alert.key) == (SETTINGS.topic_alerts, transaction_key(spike.id))
+    assert spike_verdict.co_partition == 1
+    assert counted(metrics) == 2
+
+
+async def test_transient_failures_are_retried_in_order() -> None:
+    effects = Effects()
+    process, metrics = pipeline(
+        effects,
+        store_failures=[OperationalError("database restarting")],
+        publish_failures=[KafkaConnectionError()],
+    )
+    await process.process([record(encode_model(txn("101")))])
+    assert effects.log == ["persist failed", "persisted", "publish failed", "published"]
+    for stage in ("persist", "publish"):
+        assert metrics.retries.labels(stage=stage)._value.get() == 1
+
+
+async def test_an_unexpected_error_escapes_and_nothing_after_it_happens() -> None:
+    effects = Effects()
+    process, metrics = pipeline(effects, store_failures=[ValueError("a bug")])
+    with pytest.raises(ValueError, match="a bug"):
+        await process.process([record(encode_model(txn("101")))])
+    # Not published, not counted: the caller leaves without committing the batch's offsets.
+    assert effects.log == ["persist failed"]
+    assert counted(metrics) == 0
+
+
+async def test_a_batch_of_dead_letters_only_writes_no_rows() -> None:
+    effects = Effects()
+    process, metrics = pipeline(effects)
+    await process.process([record(b"", offset=3)])
+    assert effects.log == ["published"]
+    assert [r.topic for r in effects.sent] == [SETTINGS.topic_dlq]
+    assert metrics.dead_letters.labels(reason="empty_value")._value.get() == 1
