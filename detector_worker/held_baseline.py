@@ -1,9 +1,9 @@
 """The detector's in-memory form of a baseline.
 
-A validated `Baseline` model costs about 2.5 KB a scope (its instance dict, its set of the
-fields given, and a nested scope model with its own dict and set); this slotted row costs about
-0.5 KB, so that a detector holds 100,000 scopes in well under 300 MB. Every detector holds
-every scope, so this is what decides how many merchants one process can watch.
+A validated `Baseline` model carries an instance dict, its set of the fields given, and a
+nested scope model with its own dict and set; this slotted row is much smaller (figures in
+docs/performance.md, "Measurements behind the code"). Every detector holds every scope, so
+this is what decides how many merchants one process can watch.
 
 The wire model is rebuilt only for a verdict that names the baseline; the latest few thousand
 are cached, which covers the busy scopes of a real stream.
@@ -19,7 +19,7 @@ from uuid import UUID
 from schemas import Baseline, BaselineScope, ScopeKind
 
 # (kind, name, currency): the dictionary key of a scope. A tuple, so that a lookup per
-# transaction costs a hash instead of validating a `BaselineScope` model (~1.5 µs).
+# transaction costs a hash instead of validating a `BaselineScope` model.
 ScopeKey: TypeAlias = tuple[ScopeKind, str, str]
 
 # Verdict models kept for the most recently scored scopes.
@@ -68,7 +68,7 @@ class HeldBaseline:
 @lru_cache(maxsize=MODEL_CACHE_SIZE)
 def _model(held: HeldBaseline) -> Baseline:
     kind, name, currency = held.key
-    # model_validate from typed values (~4 µs) is faster than model_construct (~10 µs).
+    # model_validate from typed values is faster than model_construct (docs/performance.md).
     return Baseline.model_validate(
         {
             "id": held.id,

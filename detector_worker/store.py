@@ -16,9 +16,9 @@ from schemas import Alert
 from shared.db import columns, open_pool, timed
 
 # A batch is streamed with binary COPY into a per-connection temporary table, then moved
-# with one INSERT ... SELECT: COPY is the cheapest way into PostgreSQL (a sixth of the client
-# CPU of unnest() arrays, whose dumping psycopg does in Python), and the INSERT keeps the
-# conflict handling COPY lacks. The rollup trigger of migration 002 runs once per batch.
+# with one INSERT ... SELECT: COPY is the cheapest way into PostgreSQL (far less client CPU than
+# unnest() arrays, whose dumping psycopg does in Python; docs/performance.md), and the INSERT
+# keeps the conflict handling COPY lacks. The rollup trigger of migration 002 runs once per batch.
 _TRANSACTION_COLUMNS = (
     ("id", "uuid"),
     ("amount", "numeric"),
