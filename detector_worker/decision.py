@@ -1,10 +1,10 @@
-"""The detector's decision on one batch, as a pure function: raw records in; the rows to store,
-the alerts, the verdicts to publish and the dead letters out. No I/O, no clock, no metrics:
-the pipeline around it does those.
+"""The detector's decision on one batch, as a pure function: raw records in; the rows to store
+(each transaction with its verdict, to publish too), the alerts and the dead letters out. No
+I/O, no clock, no metrics: the pipeline around it does those.
 """
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -12,33 +12,29 @@ from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.records import DeadLetter, RawRecord, decode_transaction
 from detector_worker.scoring import ScoringConfig, score
 from schemas import Alert, Transaction, Verdict
+from schemas.transaction import TransactionFields
 
 # Alert ids derive from the transaction id, so a replay produces the same alert.
 _ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/alerts")
+# What makes two records with one id the same transaction: what the client stated. Not the
+# receipt time, which a producer's retry may restamp. Also the stored columns compared.
+BODY_FIELDS = tuple(TransactionFields.model_fields)
 
 
 @dataclass(frozen=True)
 class Scored:
-    """A transaction with the verdict on it: one row of the `transactions` table."""
+    """A transaction with the verdict on it (one row of `transactions`, one verdict to publish,
+    to the partition number of `source`: verdicts are co-partitioned with `transactions`)."""
 
     transaction: Transaction
     verdict: Verdict
-
-
-@dataclass(frozen=True)
-class RoutedVerdict:
-    """A verdict to publish, with the partition number its transaction was read from (verdicts
-    are co-partitioned with `transactions`)."""
-
-    verdict: Verdict
-    source_partition: int
+    source: RawRecord
 
 
 @dataclass(frozen=True)
 class BatchDecision:
     scored: tuple[Scored, ...]
     alerts: tuple[Alert, ...]
-    verdicts: tuple[RoutedVerdict, ...]
     dead_letters: tuple[DeadLetter, ...]
 
 
@@ -70,6 +66,10 @@ def make_alert(scored: Scored) -> Alert | None:
     )
 
 
+def same_body(a: Transaction, b: Transaction) -> bool:
+    return all(getattr(a, name) == getattr(b, name) for name in BODY_FIELDS)
+
+
 def decide(
     records: Sequence[RawRecord],
     baselines: Mapping[ScopeKey, HeldBaseline],
@@ -77,20 +77,40 @@ def decide(
     now: datetime,
 ) -> BatchDecision:
     """Decode, de-duplicate and score a batch; every record ends up scored or dead-lettered."""
-    transactions: dict[UUID, tuple[Transaction, int]] = {}
+    transactions: dict[UUID, tuple[Transaction, RawRecord]] = {}
     dead: list[DeadLetter] = []
     for record in records:
         result = decode_transaction(record)
-        if isinstance(result, DeadLetter):
-            dead.append(result)
+        if isinstance(result, Transaction) and result.id in transactions:
+            # A producer retry can put the same transaction twice in one batch; another body
+            # under the same id is refused.
+            if not same_body(result, transactions[result.id][0]):
+                dead.append(_conflict(record, result.id))
+        elif isinstance(result, Transaction):
+            transactions[result.id] = (result, record)
         else:
-            # A producer retry can put the same transaction twice in one batch.
-            transactions.setdefault(result.id, (result, record.partition))
-    scored: list[Scored] = []
-    verdicts: list[RoutedVerdict] = []
-    for txn, partition in transactions.values():
-        verdict = score(txn, baselines, config, now)
-        scored.append(Scored(txn, verdict))
-        verdicts.append(RoutedVerdict(verdict, partition))
+            dead.append(result)
+    scored = [Scored(t, score(t, baselines, config, now), r) for t, r in transactions.values()]
     alerts = (alert for alert in map(make_alert, scored) if alert is not None)
-    return BatchDecision(tuple(scored), tuple(alerts), tuple(verdicts), tuple(dead))
+    return BatchDecision(tuple(scored), tuple(alerts), tuple(dead))
+
+
+def refuse_conflicts(decision: BatchDecision, conflicting: Collection[UUID]) -> BatchDecision:
+    """The decision without the transactions whose id is stored already with another body:
+    each becomes an `id_conflict` dead letter instead of a verdict (and never an alert)."""
+    if not conflicting:
+        return decision
+    refused = [s for s in decision.scored if s.transaction.id in conflicting]
+    return replace(
+        decision,
+        scored=tuple(s for s in decision.scored if s.transaction.id not in conflicting),
+        alerts=tuple(a for a in decision.alerts if a.transaction_id not in conflicting),
+        dead_letters=decision.dead_letters
+        + tuple(_conflict(s.source, s.transaction.id) for s in refused),
+    )
+
+
+def _conflict(record: RawRecord, transaction_id: UUID) -> DeadLetter:
+    return DeadLetter(
+        record, "id_conflict", f"transaction {transaction_id} already exists with another body"
+    )

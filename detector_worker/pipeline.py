@@ -9,13 +9,15 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+from uuid import UUID
 
 from aiokafka.errors import KafkaError
 from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 
 from detector_worker.baseline_table import BaselineTable
-from detector_worker.decision import BatchDecision, decide
+from detector_worker.decision import BatchDecision, decide, refuse_conflicts
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.ports import OutgoingRecord, RecordPublisher, VerdictWriter
 from detector_worker.records import DeadLetter, RawRecord
@@ -28,11 +30,12 @@ from shared.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (OperationalError, PoolTimeout, KafkaError, asyncio.TimeoutError)
+T = TypeVar("T")
 
 
 async def retry_transient(
-    stage: str, action: Callable[[], Awaitable[None]], metrics: DetectorMetrics
-) -> None:
+    stage: str, action: Callable[[], Awaitable[T]], metrics: DetectorMetrics
+) -> T:
     """Retry a transient failure with capped exponential backoff, for as long as it takes.
 
     Consumption waits meanwhile (the batch is not acknowledged), so an outage of the
@@ -41,8 +44,7 @@ async def retry_transient(
     delay = 0.2
     while True:
         try:
-            await action()
-            return
+            return await action()
         except _TRANSIENT as exc:
             metrics.retries.labels(stage=stage).inc()
             log.warning(
@@ -77,12 +79,13 @@ class DetectorPipeline:
         and the broker has acknowledged every record sent: only then may the caller commit
         the batch's offsets. Raises (and the caller must not commit) on anything else."""
         decision = decide(records, self._table.view, self._scoring, self._clock())
-        _log_dead_letters(decision.dead_letters)
         if decision.scored:
             scored, alerts = decision.scored, decision.alerts
-            await retry_transient(
+            conflicts: set[UUID] = await retry_transient(
                 "persist", lambda: self._store.persist(scored, alerts), self._metrics
             )
+            decision = refuse_conflicts(decision, conflicts)
+        _log_dead_letters(decision.dead_letters)
         outgoing = outgoing_records(decision, self._settings)
         await retry_transient("publish", lambda: self._publisher.publish(outgoing), self._metrics)
         # Durable from here on: the batch's offsets may be committed.
@@ -123,9 +126,9 @@ def outgoing_records(decision: BatchDecision, topics: CommonSettings) -> list[Ou
             topics.topic_verdicts,
             transaction_key(item.verdict.transaction_id),
             encode_model(item.verdict),
-            co_partition=item.source_partition,
+            co_partition=item.source.partition,
         )
-        for item in decision.verdicts
+        for item in decision.scored
     ]
     return records
 

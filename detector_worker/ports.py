@@ -4,6 +4,7 @@ against hand-written fakes in tests and against PostgreSQL and Kafka in producti
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+from uuid import UUID
 
 from detector_worker.decision import Scored
 from schemas import Alert
@@ -22,8 +23,9 @@ class OutgoingRecord:
 
 
 class VerdictWriter(Protocol):
-    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> None:
-        """Write the rows and alerts in one transaction, idempotently; return once committed."""
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
+        """Write the rows and alerts in one transaction, idempotently; return once committed,
+        with the ids stored already with another body (nothing of theirs is written)."""
 
 
 class RecordPublisher(Protocol):

@@ -1,16 +1,18 @@
 """Writing scored transactions and their alerts to PostgreSQL, idempotently.
 
 A replayed record (after a crash or a rebalance) hits ON CONFLICT DO NOTHING: the first
-write wins, nothing is doubled.
+write wins, nothing is doubled. A record whose id is stored already with another body is
+reported back, and its alert is not written.
 """
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from detector_worker.decision import Scored
+from detector_worker.decision import BODY_FIELDS, Scored
 from detector_worker.metrics import DetectorMetrics
 from schemas import Alert
 from shared.db import columns, open_pool, timed
@@ -49,6 +51,13 @@ _INSERT_TRANSACTIONS = f"""
 INSERT INTO transactions ({_NAMES})
 SELECT {_NAMES} FROM {_STAGING}
 ON CONFLICT (id) DO NOTHING
+"""
+
+# Ids of the batch stored already with another body (what the client stated differs).
+_CONFLICTS = f"""
+SELECT s.id FROM {_STAGING} s JOIN transactions t USING (id)
+WHERE ({", ".join(f"t.{name}" for name in BODY_FIELDS)})
+    IS DISTINCT FROM ({", ".join(f"s.{name}" for name in BODY_FIELDS)})
 """
 
 _INSERT_ALERTS = """
@@ -113,9 +122,10 @@ class VerdictStore:
         self._pool = pool
         self._metrics = metrics
 
-    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> None:
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
         """Write a batch in one transaction: COPY and one INSERT for the transactions, one
-        statement for the alerts."""
+        statement for the alerts. Returns the ids stored already with another body (their
+        alerts are left out)."""
         async with self._pool.connection() as conn, conn.transaction():
             async with (
                 timed(self._metrics.db_query_duration, "insert_transactions"),
@@ -126,6 +136,13 @@ class VerdictStore:
                     for item in batch:
                         await copy.write_row(_transaction_row(item))
                 await cursor.execute(_INSERT_TRANSACTIONS)
+                # Every row new: no conflict possible, and no query to find none.
+                conflicts: set[UUID] = set()
+                if cursor.rowcount != len(batch):
+                    await cursor.execute(_CONFLICTS)
+                    conflicts = {row[0] for row in await cursor.fetchall()}
+            alerts = [a for a in alerts if a.transaction_id not in conflicts]
             if alerts:
                 async with timed(self._metrics.db_query_duration, "insert_alerts"):
                     await conn.execute(_INSERT_ALERTS, columns([_alert_row(a) for a in alerts], 8))
+        return conflicts

@@ -195,3 +195,34 @@ async def test_a_producer_that_can_never_send_again_is_replaced(
     alerts = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("alerts"))
     assert [json.loads(r.value)["transaction_id"] for r in alerts] == [str(spike.id)]
     assert db.execute("SELECT count(*) FROM alerts").fetchone() == (1,)
+
+
+async def test_f5_the_same_id_with_another_body_is_dead_lettered_never_alerted(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
+) -> None:
+    process, metrics = pipeline
+    first = txn("15.00")
+    # The same id again, with an amount that would be a critical alert: in a later batch,
+    # and within one batch.
+    later = first.model_copy(update={"amount": Decimal("90000.00")})
+    await process.process([as_record(encode_model(first), 0)])
+    await process.process([as_record(encode_model(later), 1)])
+    twin = txn("20.00")
+    twin_spike = twin.model_copy(update={"amount": Decimal("90000.00")})
+    await process.process(
+        [as_record(encode_model(t), 2 + i) for i, t in enumerate((twin, twin_spike))]
+    )
+
+    stored = db.execute("SELECT id, amount FROM transactions ORDER BY amount").fetchall()
+    assert stored == [(first.id, Decimal("15.0000")), (twin.id, Decimal("20.0000"))]
+    assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+    bootstrap = isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
+    dead = await read_all(bootstrap, isolated.topic("dlq"))
+    assert [(dict(r.headers)[DLQ_REASON], r.value) for r in dead] == [
+        (b"id_conflict", encode_model(later)),
+        (b"id_conflict", encode_model(twin_spike)),
+    ]
+    assert await read_all(bootstrap, isolated.topic("alerts")) == []
+    verdicts = await read_all(bootstrap, isolated.topic("verdicts"))
+    assert sorted(json.loads(r.value)["anomaly"] for r in verdicts) == [False, False]
+    assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 2

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.support import index, settings_from
-from detector_worker.decision import BatchDecision, alert_id, decide
+from detector_worker.decision import BatchDecision, alert_id, decide, refuse_conflicts
 from detector_worker.records import RawRecord
 from detector_worker.settings import DetectorSettings
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
@@ -85,10 +85,8 @@ def test_every_record_is_scored_once_or_dead_lettered(batch: Sent) -> None:
             first_partition.setdefault(item.id, partition)
     assert [s.transaction.id for s in decision.scored] == list(first_partition)
     assert [d.record for d in decision.dead_letters] == [r for r in records if r.value in POISON]
-    # One verdict per scored transaction, routed back to the partition it first came from.
-    assert [(v.verdict, v.source_partition) for v in decision.verdicts] == [
-        (s.verdict, first_partition[s.transaction.id]) for s in decision.scored
-    ]
+    # Each verdict goes back to the partition its transaction first came from.
+    assert [s.source.partition for s in decision.scored] == list(first_partition.values())
 
 
 @given(batches)
@@ -124,4 +122,26 @@ def test_dead_letters_name_their_reason() -> None:
     decision = decided([record(value, offset=i) for i, value in enumerate(POISON)])
     reasons = [d.reason for d in decision.dead_letters]
     assert reasons == ["empty_value", "malformed_json", "unsupported_version", "invalid_schema"]
-    assert not decision.scored and not decision.verdicts and not decision.alerts
+    assert not decision.scored and not decision.alerts
+
+
+def test_f5_another_body_under_an_id_of_the_batch_is_dead_lettered() -> None:
+    first = txn("15.00")
+    again = first.model_copy(update={"received_at": NOW})  # restamped by a retry: the same
+    other = first.model_copy(update={"amount": Decimal("90000.00")})
+    decision = decided(
+        [record(encode_model(t), offset=i) for i, t in enumerate((first, again, other))]
+    )
+    assert [s.transaction for s in decision.scored] == [first]
+    ((letter),) = decision.dead_letters
+    assert (letter.reason, letter.record.offset) == ("id_conflict", 2)
+    assert not decision.alerts
+
+
+def test_f5_refused_conflicts_become_dead_letters_without_alerts() -> None:
+    normal, spike = txn("101"), txn("10000")
+    records = [record(encode_model(normal)), record(encode_model(spike), offset=1)]
+    decision = refuse_conflicts(decided(records), {spike.id})
+    assert [s.transaction.id for s in decision.scored] == [normal.id]
+    assert not decision.alerts
+    assert [(d.reason, d.record) for d in decision.dead_letters] == [("id_conflict", records[1])]

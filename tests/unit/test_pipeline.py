@@ -5,7 +5,7 @@ lets anything else out (so the batch is never committed) and counts only what is
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
@@ -14,7 +14,7 @@ from psycopg import OperationalError
 
 from benchmarks.support import settings_from
 from detector_worker.baseline_table import BaselineTable
-from detector_worker.decision import Scored
+from detector_worker.decision import Scored, same_body
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.ports import OutgoingRecord
@@ -38,17 +38,29 @@ class Effects:
 
 
 class FakeStore:
+    """Keeps the first body of each id, as the table's primary key does."""
+
     def __init__(self, effects: Effects, failures: Sequence[Exception] = ()) -> None:
         self.effects = effects
         self.failures = list(failures)
+        self.rows: dict[UUID, Transaction] = {}
 
-    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> None:
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
         if self.failures:
             self.effects.log.append("persist failed")
             raise self.failures.pop(0)
         self.effects.log.append("persisted")
-        self.effects.stored += batch
-        self.effects.alerts += alerts
+        new = [s for s in batch if s.transaction.id not in self.rows]
+        conflicts = {
+            s.transaction.id
+            for s in batch
+            if s.transaction.id in self.rows
+            and not same_body(s.transaction, self.rows[s.transaction.id])
+        }
+        self.rows |= {s.transaction.id: s.transaction for s in new}
+        self.effects.stored += new
+        self.effects.alerts += [a for a in alerts if a.transaction_id not in conflicts]
+        return conflicts
 
 
 class FakePublisher:
@@ -161,3 +173,17 @@ async def test_a_batch_of_dead_letters_only_writes_no_rows() -> None:
     assert effects.log == ["published"]
     assert [r.topic for r in effects.sent] == [SETTINGS.topic_dlq]
     assert metrics.dead_letters.labels(reason="empty_value")._value.get() == 1
+
+
+async def test_f5_a_stored_id_with_another_body_is_dead_lettered_never_alerted() -> None:
+    effects = Effects()
+    process, metrics = pipeline(effects)
+    first = txn("15.00")
+    spike = first.model_copy(update={"amount": Decimal("90000.00")})
+    await process.process([record(encode_model(first))])
+    await process.process([record(encode_model(spike), offset=1)])
+    assert [s.transaction for s in effects.stored] == [first]
+    assert effects.alerts == []
+    topics = [(r.topic, dict(r.headers or []).get(DLQ_REASON)) for r in effects.sent]
+    assert topics == [(SETTINGS.topic_verdicts, None), (SETTINGS.topic_dlq, b"id_conflict")]
+    assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 1
