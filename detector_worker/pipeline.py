@@ -4,7 +4,6 @@ The caller acknowledges the batch's offsets after `process` returns, so a crash 
 in here replays the batch (at least once); the idempotent writes make the replay harmless.
 """
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -12,47 +11,25 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 from uuid import UUID
 
-from aiokafka.errors import KafkaError
-from psycopg import OperationalError
-from psycopg_pool import PoolTimeout
-
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.decision import BatchDecision, decide, refuse_conflicts
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.ports import OutgoingRecord, RecordPublisher, VerdictWriter
 from detector_worker.records import DeadLetter, RawRecord
+from detector_worker.retry import PERMANENT, StopCheck, never, retry_transient
 from detector_worker.scoring import ScoringConfig
 from schemas import encode_model
-from schemas.records import dead_letter_headers, transaction_key
+from schemas.records import (
+    DLQ_RECORD_MAX_BYTES,
+    dead_letter_headers,
+    fit_dead_letter,
+    transaction_key,
+)
 from shared.clock import Clock
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
-
-_TRANSIENT = (OperationalError, PoolTimeout, KafkaError, asyncio.TimeoutError)
 T = TypeVar("T")
-
-
-async def retry_transient(
-    stage: str, action: Callable[[], Awaitable[T]], metrics: DetectorMetrics
-) -> T:
-    """Retry a transient failure with capped exponential backoff, for as long as it takes.
-
-    Consumption waits meanwhile (the batch is not acknowledged), so an outage of the
-    database or the broker pauses the stream instead of skipping it.
-    """
-    delay = 0.2
-    while True:
-        try:
-            return await action()
-        except _TRANSIENT as exc:
-            metrics.retries.labels(stage=stage).inc()
-            log.warning(
-                "transient failure, retrying",
-                extra={"stage": stage, "error": repr(exc), "retry_in_s": delay},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 class DetectorPipeline:
@@ -65,6 +42,7 @@ class DetectorPipeline:
         publisher: RecordPublisher,
         metrics: DetectorMetrics,
         clock: Clock,
+        stop_requested: StopCheck = never,
     ) -> None:
         self._settings = settings
         self._scoring = scoring
@@ -73,23 +51,48 @@ class DetectorPipeline:
         self._publisher = publisher
         self._metrics = metrics
         self._clock = clock
+        self._stop_requested = stop_requested
+        # time.monotonic() when the batch in hand started; None between batches.
+        self.batch_started: float | None = None
 
     async def process(self, records: Sequence[RawRecord]) -> None:
         """Decide, then make every effect durable. Returns only once the rows are committed
         and the broker has acknowledged every record sent: only then may the caller commit
-        the batch's offsets. Raises (and the caller must not commit) on anything else."""
+        the batch's offsets. Raises (and the caller must not commit) on anything else,
+        StopRequested included."""
+        self.batch_started = time.monotonic()
+        try:
+            decision = await self._make_durable(records)
+        finally:
+            self.batch_started = None
+        # Durable from here on: the batch's offsets may be committed.
+        self._observe(records, decision)
+
+    async def _make_durable(self, records: Sequence[RawRecord]) -> BatchDecision:
         decision = decide(records, self._table.view, self._scoring, self._clock())
         if decision.scored:
             scored, alerts = decision.scored, decision.alerts
-            conflicts: set[UUID] = await retry_transient(
-                "persist", lambda: self._store.persist(scored, alerts), self._metrics
+            conflicts: set[UUID] = await self._retry(
+                "persist", lambda: self._store.persist(scored, alerts)
             )
             decision = refuse_conflicts(decision, conflicts)
         _log_dead_letters(decision.dead_letters)
         outgoing = outgoing_records(decision, self._settings)
-        await retry_transient("publish", lambda: self._publisher.publish(outgoing), self._metrics)
-        # Durable from here on: the batch's offsets may be committed.
-        self._observe(records, decision)
+        try:
+            await self._retry("publish", lambda: self._publisher.publish(outgoing))
+        except PERMANENT as exc:
+            # Kafka refuses a record whatever the retries (a limit below DLQ_RECORD_MAX_BYTES):
+            # the dead letters go again with their headers only, the rest as it was.
+            log.error(
+                "a record is too large for Kafka; dead letters go without their value",
+                extra={"error": repr(exc)},
+            )
+            bare = outgoing_records(decision, self._settings, dead_letter_bytes=0)
+            await self._retry("publish", lambda: self._publisher.publish(bare))
+        return decision
+
+    async def _retry(self, stage: str, action: Callable[[], Awaitable[T]]) -> T:
+        return await retry_transient(stage, action, self._metrics, self._stop_requested)
 
     def _observe(self, records: Sequence[RawRecord], decision: BatchDecision) -> None:
         metrics, now = self._metrics, time.time()
@@ -113,10 +116,16 @@ class DetectorPipeline:
             metrics.dead_letters.labels(reason=reason).inc(count)
 
 
-def outgoing_records(decision: BatchDecision, topics: CommonSettings) -> list[OutgoingRecord]:
-    """What a decision sends: dead letters, alerts, then verdicts (each to the partition
-    number its transaction came from: co-partitioned with `transactions`)."""
-    records = [_dead_letter_record(letter, topics.topic_dlq) for letter in decision.dead_letters]
+def outgoing_records(
+    decision: BatchDecision, topics: CommonSettings, dead_letter_bytes: int = DLQ_RECORD_MAX_BYTES
+) -> list[OutgoingRecord]:
+    """What a decision sends: dead letters (shortened past `dead_letter_bytes`), alerts, then
+    verdicts (each to the partition number its transaction came from: co-partitioned with
+    `transactions`)."""
+    records = [
+        _dead_letter_record(letter, topics.topic_dlq, dead_letter_bytes)
+        for letter in decision.dead_letters
+    ]
     records += [
         OutgoingRecord(topics.topic_alerts, transaction_key(a.transaction_id), encode_model(a))
         for a in decision.alerts
@@ -133,12 +142,13 @@ def outgoing_records(decision: BatchDecision, topics: CommonSettings) -> list[Ou
     return records
 
 
-def _dead_letter_record(letter: DeadLetter, topic: str) -> OutgoingRecord:
+def _dead_letter_record(letter: DeadLetter, topic: str, max_bytes: int) -> OutgoingRecord:
     record = letter.record
     headers = dead_letter_headers(
         letter.reason, letter.error, record.topic, record.partition, record.offset
     )
-    return OutgoingRecord(topic, record.key, record.value, headers)
+    value, headers = fit_dead_letter(record.key, record.value, headers, max_bytes)
+    return OutgoingRecord(topic, record.key, value, headers)
 
 
 def _log_dead_letters(letters: Sequence[DeadLetter]) -> None:

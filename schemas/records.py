@@ -16,6 +16,12 @@ DLQ_SOURCE_TOPIC = "x-source-topic"
 DLQ_SOURCE_PARTITION = "x-source-partition"
 DLQ_SOURCE_OFFSET = "x-source-offset"
 DLQ_MESSAGE_MAX_BYTES = 4096
+# On a dead letter whose value was cut short to fit: the original value's length in bytes.
+DLQ_TRUNCATED = "x-value-truncated"
+# A dead letter is written whole up to this size (key, value and headers), else shortened:
+# the original alone may be just under Kafka's limits (1 MiB for a producer request and a
+# broker message by default), and the headers would push its copy over them.
+DLQ_RECORD_MAX_BYTES = 1_000_000
 
 Headers = list[tuple[str, bytes]]
 
@@ -46,3 +52,16 @@ def dead_letter_headers(
         (DLQ_SOURCE_PARTITION, str(partition).encode()),
         (DLQ_SOURCE_OFFSET, str(offset).encode()),
     ]
+
+
+def fit_dead_letter(
+    key: bytes | None, value: bytes | None, headers: Headers, max_bytes: int
+) -> tuple[bytes | None, Headers]:
+    """The value and headers of a dead letter of at most about `max_bytes`: the value whole
+    when it fits, else its start and a DLQ_TRUNCATED header with its original length."""
+    size = len(key or b"") + sum(len(name) + len(data) for name, data in headers)
+    if not value or size + len(value) <= max_bytes:
+        return value, headers
+    marked = [*headers, (DLQ_TRUNCATED, str(len(value)).encode())]
+    room = max(0, max_bytes - size - len(DLQ_TRUNCATED) - 20)
+    return value[:room], marked

@@ -21,7 +21,7 @@ from detector_worker.records import RawRecord
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
-from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET
+from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
 from tests.kafka_helpers import DeadProducer, read_all
@@ -226,3 +226,20 @@ async def test_f5_the_same_id_with_another_body_is_dead_lettered_never_alerted(
     verdicts = await read_all(bootstrap, isolated.topic("verdicts"))
     assert sorted(json.loads(r.value)["anomaly"] for r in verdicts) == [False, False]
     assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 2
+
+
+async def test_f2_a_dead_letter_too_large_for_kafka_is_written_shortened(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
+) -> None:
+    process, _ = pipeline
+    # Under Kafka's default 1 MiB limits as it was read; over them with the DLQ headers.
+    huge, good = b"x" * 1_048_400, txn("99")
+    await asyncio.wait_for(
+        process.process([as_record(huge, 0), as_record(encode_model(good), 1)]), 30
+    )
+    assert db.execute("SELECT id FROM transactions").fetchall() == [(good.id,)]
+    (dead,) = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("dlq"))
+    headers = dict(dead.headers)
+    assert headers[DLQ_REASON] == b"malformed_json"
+    assert headers[DLQ_TRUNCATED] == b"1048400"
+    assert 0 < len(dead.value) < len(huge) and huge.startswith(dead.value)

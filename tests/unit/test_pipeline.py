@@ -2,13 +2,15 @@
 the broker: durable before it returns (persist, then publish), retries what is transient,
 lets anything else out (so the batch is never committed) and counts only what is durable."""
 
+import asyncio
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
 
@@ -19,9 +21,11 @@ from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.ports import OutgoingRecord
 from detector_worker.records import RawRecord
+from detector_worker.retry import StopCheck, StopRequested, never
+from detector_worker.runtime import detector_health
 from detector_worker.settings import DetectorSettings
 from schemas import Alert, Baseline, BaselineScope, ScopeKind, Transaction, encode_model
-from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, transaction_key
+from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED, transaction_key
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 SETTINGS = settings_from(DetectorSettings, {"DATABASE_URL": "postgresql://u@db/j"})
@@ -48,6 +52,7 @@ class FakeStore:
     async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
         if self.failures:
             self.effects.log.append("persist failed")
+            await hang_if(self.failures[0])
             raise self.failures.pop(0)
         self.effects.log.append("persisted")
         new = [s for s in batch if s.transaction.id not in self.rows]
@@ -90,6 +95,7 @@ def pipeline(
     effects: Effects,
     store_failures: Sequence[Exception] = (),
     publish_failures: Sequence[Exception] = (),
+    stop: StopCheck = never,
 ) -> tuple[DetectorPipeline, DetectorMetrics]:
     metrics = DetectorMetrics.create(CollectorRegistry())
     built = DetectorPipeline(
@@ -100,6 +106,7 @@ def pipeline(
         FakePublisher(effects, publish_failures),
         metrics,
         lambda: NOW,
+        stop,
     )
     return built, metrics
 
@@ -187,3 +194,52 @@ async def test_f5_a_stored_id_with_another_body_is_dead_lettered_never_alerted()
     topics = [(r.topic, dict(r.headers or []).get(DLQ_REASON)) for r in effects.sent]
     assert topics == [(SETTINGS.topic_verdicts, None), (SETTINGS.topic_dlq, b"id_conflict")]
     assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 1
+
+
+class Hanging(Exception):
+    """Put in a fake's failures: that attempt never ends (a statement waiting on a lock)."""
+
+
+async def hang_if(failure: Exception) -> None:
+    if isinstance(failure, Hanging):
+        await asyncio.Event().wait()
+
+
+async def test_f12_a_stop_while_retrying_leaves_the_batch_unacknowledged() -> None:
+    for failures in ([OperationalError("down")] * 100, [OperationalError("down"), Hanging()]):
+        effects, stop = Effects(), asyncio.Event()
+        process, metrics = pipeline(effects, store_failures=failures, stop=stop.is_set)
+        batch = asyncio.create_task(process.process([record(encode_model(txn("101")))]))
+        await asyncio.sleep(0.5)  # retrying by now
+        stop.set()
+        with pytest.raises(StopRequested):
+            await asyncio.wait_for(batch, 2)
+        assert "published" not in effects.log and counted(metrics) == 0
+
+
+async def test_f2_a_record_kafka_refuses_is_not_retried_but_dead_letters_go_bare() -> None:
+    effects = Effects()
+    process, metrics = pipeline(effects, publish_failures=[MessageSizeTooLargeError()])
+    good = txn("101")
+    await asyncio.wait_for(process.process([record(b"{" * 5000), record(encode_model(good))]), 5)
+    assert effects.log == ["persisted", "publish failed", "published"]
+    dead = effects.sent[0]
+    assert dead.value == b"" and dict(dead.headers or [])[DLQ_TRUNCATED] == b"5000"
+    assert [r.topic for r in effects.sent] == [SETTINGS.topic_dlq, SETTINGS.topic_verdicts]
+    assert metrics.retries.labels(stage="publish")._value.get() == 0
+
+
+async def test_f2_a_batch_stuck_longer_than_the_bound_reports_unhealthy() -> None:
+    effects = Effects()
+    process, _ = pipeline(effects, store_failures=[Hanging()])
+    assert process.batch_started is None
+    batch = asyncio.create_task(process.process([record(encode_model(txn("101")))]))
+    await asyncio.sleep(0.1)
+    started = process.batch_started
+    assert started is not None
+    assert detector_health(True, 1, time.monotonic() - started, 120)["status"] == "ok"
+    assert detector_health(True, 1, time.monotonic() + 121 - started, 120)["status"] == "stuck"
+    assert detector_health(True, 1, None, 120)["status"] == "ok"
+    batch.cancel()
+    await asyncio.gather(batch, return_exceptions=True)
+    assert process.batch_started is None
