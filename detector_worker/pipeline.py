@@ -9,7 +9,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
-from uuid import UUID
 
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.decision import BatchDecision, decide, refuse_conflicts
@@ -71,12 +70,19 @@ class DetectorPipeline:
     async def _make_durable(self, records: Sequence[RawRecord]) -> BatchDecision:
         decision = decide(records, self._table.view, self._scoring, self._clock())
         if decision.scored:
-            scored, alerts = decision.scored, decision.alerts
-            conflicts: set[UUID] = await self._retry(
-                "persist", lambda: self._store.persist(scored, alerts)
-            )
-            decision = refuse_conflicts(decision, conflicts)
+            decision = await self._persist(decision)
         _log_dead_letters(decision.dead_letters)
+        await self._publish(decision)
+        return decision
+
+    async def _persist(self, decision: BatchDecision) -> BatchDecision:
+        """Write the rows; the transactions whose id is stored with another body come back
+        as dead letters instead."""
+        scored, alerts = decision.scored, decision.alerts
+        conflicts = await self._retry("persist", lambda: self._store.persist(scored, alerts))
+        return refuse_conflicts(decision, conflicts)
+
+    async def _publish(self, decision: BatchDecision) -> None:
         outgoing = outgoing_records(decision, self._settings)
         try:
             await self._retry("publish", lambda: self._publisher.publish(outgoing))
@@ -89,7 +95,6 @@ class DetectorPipeline:
             )
             bare = outgoing_records(decision, self._settings, dead_letter_bytes=0)
             await self._retry("publish", lambda: self._publisher.publish(bare))
-        return decision
 
     async def _retry(self, stage: str, action: Callable[[], Awaitable[T]]) -> T:
         return await retry_transient(stage, action, self._metrics, self._stop_requested)
