@@ -4,8 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from collections.abc import Coroutine
 
 from aiokafka.errors import KafkaError, ProducerFenced
 from prometheus_client import CollectorRegistry
@@ -16,17 +15,13 @@ from baseline_worker.leadership import LeaderLock, LeadershipLost, leader_lock_k
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer, RecomputeResult
 from baseline_worker.settings import BaselineSettings
+from shared.clock import Clock, utc_now
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, ensure_topics, make_producer, project_topics
 from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class BaselineService:

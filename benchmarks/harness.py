@@ -9,7 +9,6 @@ Needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (`eval "$(bash ops/postgres.sh st
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,9 +23,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from shared.kafka import TopicSpec, delete_topics, ensure_topics, project_topics, topic_partitions
+from benchmarks.support import delete_topics, settings_from, stop_process
+from shared.kafka import TopicSpec, ensure_topics, project_topics, topic_partitions
 from shared.migrations import apply_migrations
-from shared.settings import CommonSettings, settings_from
+from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".run" / "bench-logs"
@@ -158,13 +158,7 @@ class Worker:
         return cpu_seconds(self.process.pid)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
 
 
 @contextmanager

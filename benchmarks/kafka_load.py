@@ -21,6 +21,7 @@ from typing import Any
 
 from benchmarks.workload import transaction
 from schemas import encode_model
+from schemas.records import transaction_key
 from shared.kafka import make_producer
 
 
@@ -38,7 +39,7 @@ async def produce_at_rate(
                 await asyncio.sleep(ahead)
             behind = max(behind, -ahead)
             txn = transaction(rng, datetime.now(UTC), sent)
-            await producer.send(topic, key=str(txn.id).encode(), value=encode_model(txn))
+            await producer.send(topic, key=transaction_key(txn.id), value=encode_model(txn))
             sent += 1
         await producer.flush()
     finally:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
+from schemas.records import transaction_key
 from shared.kafka import make_producer
 
 CATEGORIES = [f"category-{i}" for i in range(20)]
@@ -90,7 +91,7 @@ async def produce_transactions(
     try:
         for i in range(count):
             txn = transaction(rng, now, i, merchants)
-            await producer.send(topic, key=str(txn.id).encode(), value=encode_model(txn))
+            await producer.send(topic, key=transaction_key(txn.id), value=encode_model(txn))
         await producer.flush()
     finally:
         await producer.stop()

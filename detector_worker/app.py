@@ -12,6 +12,7 @@ import mode
 from prometheus_client import CollectorRegistry
 
 from detector_worker.records import RawRecord
+from detector_worker.retry import StopRequested
 from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime
 from detector_worker.settings import DetectorSettings
 
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 # Exit code when an unexpected error leaves the batch in an unknown state: the supervisor
 # restarts the process and the batch is replayed from the last committed offset.
 EXIT_UNEXPECTED = 70
+# Exit code of a stop asked for while a batch was being retried: a normal stop, though the
+# batch is left uncommitted (it is replayed by the next owner of its partitions).
+EXIT_STOPPED = 0
 # At most this many transaction ids (record keys) in the log line of a failed batch.
 _LOGGED_IDS = 20
 
@@ -64,7 +68,7 @@ def batch_context(records: Sequence[RawRecord]) -> dict[str, object]:
 
 def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust.App:
     app = _faust_app(settings)
-    runtime = DetectorRuntime(settings, registry)
+    runtime = DetectorRuntime(settings, registry, stop_requested=lambda: app.should_stop)
     source = app.topic(
         settings.topic_transactions,
         key_type=bytes,
@@ -100,6 +104,12 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
             ]
             try:
                 await runtime.pipeline.process(records)
+            except StopRequested:
+                # Faust would wait for this batch before stopping, and commit it once the
+                # body leaves: leave without returning instead, as below.
+                log.warning("stopping with a batch not yet durable", extra=batch_context(records))
+                logging.shutdown()
+                os._exit(EXIT_STOPPED)
             except Exception:
                 # take_events acknowledges the batch when this body returns or raises: leave
                 # without returning, so the offsets of a half-done batch are never committed.
@@ -115,6 +125,4 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         await runtime.refresh_lag(app.consumer)
 
     app.timer(interval=LAG_REFRESH_SECONDS)(refresh_lag)
-
-    app.jalytics_runtime = runtime  # type: ignore[attr-defined]
     return app

@@ -1,16 +1,15 @@
 """The detector's in-memory form of a baseline.
 
-A validated `Baseline` model costs about 2.5 KB a scope (its instance dict, its set of the
-fields given, and a nested scope model with its own dict and set); this slotted row costs about
-0.5 KB, so that a detector holds 100,000 scopes in well under 300 MB. Every detector holds
-every scope, so this is what decides how many merchants one process can watch.
+A validated `Baseline` model carries an instance dict, its set of the fields given, and a
+nested scope model with its own dict and set; this slotted row is much smaller (figures in
+docs/performance.md, "Measurements behind the code"). Every detector holds every scope, so
+this is what decides how many merchants one process can watch.
 
 The wire model is rebuilt only for a verdict that names the baseline; the latest few thousand
 are cached, which covers the busy scopes of a real stream.
 """
 
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -21,7 +20,7 @@ from detector_worker.tail import HeldTail
 from schemas import Baseline, BaselineScope, ScopeKind
 
 # (kind, name, currency): the dictionary key of a scope. A tuple, so that a lookup per
-# transaction costs a hash instead of validating a `BaselineScope` model (~1.5 µs).
+# transaction costs a hash instead of validating a `BaselineScope` model.
 ScopeKey: TypeAlias = tuple[ScopeKind, str, str]
 
 # Verdict models kept for the most recently scored scopes.
@@ -31,12 +30,6 @@ MODEL_CACHE_SIZE = 4096
 def scope_key(scope: BaselineScope) -> ScopeKey:
     # Interned: a few currencies are shared by every row instead of one copy per row.
     return (scope.kind, scope.name, sys.intern(scope.currency))
-
-
-def scope_label(key: ScopeKey) -> str:
-    """kind:name:currency, as `BaselineScope.label` writes it."""
-    kind, name, currency = key
-    return f"{kind.value}:{name}:{currency}"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -75,16 +68,10 @@ class HeldBaseline:
         return _model(self)
 
 
-def index(baselines: Iterable[Baseline]) -> dict[ScopeKey, HeldBaseline]:
-    """Held rows by scope key, as the scorer reads them."""
-    rows = (HeldBaseline.of(baseline) for baseline in baselines)
-    return {row.key: row for row in rows}
-
-
 @lru_cache(maxsize=MODEL_CACHE_SIZE)
 def _model(held: HeldBaseline) -> Baseline:
     kind, name, currency = held.key
-    # model_validate from typed values (~4 µs) is faster than model_construct (~10 µs).
+    # model_validate from typed values is faster than model_construct (docs/performance.md).
     return Baseline.model_validate(
         {
             "id": held.id,

@@ -1,58 +1,34 @@
-"""One batch of records: decode, score, persist, publish. Returns only when all of it is durable.
+"""One batch of records: decide (pure), then persist and publish until durable, then count.
 
 The caller acknowledges the batch's offsets after `process` returns, so a crash anywhere
 in here replays the batch (at least once); the idempotent writes make the replay harmless.
 """
 
-import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
-from uuid import UUID
-
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-from psycopg import OperationalError
-from psycopg_pool import PoolTimeout
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from detector_worker.baseline_table import BaselineTable
+from detector_worker.decision import BatchDecision, decide, refuse_conflicts
 from detector_worker.metrics import DetectorMetrics
-from detector_worker.records import DeadLetter, RawRecord, decode_transaction
-from detector_worker.scoring import ScoringConfig, score
-from detector_worker.store import Scored, VerdictStore, make_alert
-from schemas import Alert, Transaction, encode_model
-from shared.kafka import Message, RenewableProducer, send_in_batches
+from detector_worker.ports import OutgoingRecord, RecordPublisher, VerdictWriter
+from detector_worker.records import DeadLetter, RawRecord
+from detector_worker.retry import PERMANENT, StopCheck, never, retry_transient
+from detector_worker.scoring import ScoringConfig
+from schemas import encode_model
+from schemas.records import (
+    DLQ_RECORD_MAX_BYTES,
+    dead_letter_headers,
+    fit_dead_letter,
+    transaction_key,
+)
+from shared.clock import Clock
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-_TRANSIENT = (OperationalError, PoolTimeout, KafkaError, asyncio.TimeoutError)
-
-
-async def retry_transient(
-    stage: str, action: Callable[[], Awaitable[None]], metrics: DetectorMetrics
-) -> None:
-    """Retry a transient failure with capped exponential backoff, for as long as it takes.
-
-    Consumption waits meanwhile (the batch is not acknowledged), so an outage of the
-    database or the broker pauses the stream instead of skipping it.
-    """
-    delay = 0.2
-    while True:
-        try:
-            await action()
-            return
-        except _TRANSIENT as exc:
-            metrics.retries.labels(stage=stage).inc()
-            log.warning(
-                "transient failure, retrying",
-                extra={"stage": stage, "error": repr(exc), "retry_in_s": delay},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+T = TypeVar("T")
 
 
 class DetectorPipeline:
@@ -61,129 +37,75 @@ class DetectorPipeline:
         settings: CommonSettings,
         scoring: ScoringConfig,
         table: BaselineTable,
-        store: VerdictStore,
-        producer: RenewableProducer,
+        store: VerdictWriter,
+        publisher: RecordPublisher,
         metrics: DetectorMetrics,
         clock: Clock,
+        stop_requested: StopCheck = never,
     ) -> None:
         self._settings = settings
         self._scoring = scoring
         self._table = table
         self._store = store
-        self._producer = producer
+        self._publisher = publisher
         self._metrics = metrics
         self._clock = clock
+        self._stop_requested = stop_requested
+        # time.monotonic() when the batch in hand started; None between batches.
+        self.batch_started: float | None = None
 
     async def process(self, records: Sequence[RawRecord]) -> None:
-        transactions, dead = self._decode(records)
-        now, view, config = self._clock(), self._table.view, self._scoring
-        scored = [Scored(txn, score(txn, view, config, now)) for txn, _ in transactions.values()]
-        alerts = [alert for alert in map(make_alert, scored) if alert is not None]
-        if scored:
-            await retry_transient(
-                "persist", lambda: self._store.persist(scored, alerts), self._metrics
-            )
-        partitions = {txn.id: partition for txn, partition in transactions.values()}
-        await retry_transient(
-            "publish", lambda: self._publish(scored, partitions, alerts, dead), self._metrics
-        )
-        self._observe(records, scored, alerts, dead)
-
-    def _decode(
-        self, records: Sequence[RawRecord]
-    ) -> tuple[dict[UUID, tuple[Transaction, int]], list[DeadLetter]]:
-        """Valid transactions by id, each with the partition it came from; and dead letters."""
-        transactions: dict[UUID, tuple[Transaction, int]] = {}
-        dead: list[DeadLetter] = []
-        for record in records:
-            result = decode_transaction(record)
-            if isinstance(result, DeadLetter):
-                log.warning(
-                    "dead-lettering record",
-                    extra={
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "transaction_id": record.key,
-                        "reason": result.reason,
-                        "error": result.error,
-                    },
-                )
-                dead.append(result)
-            else:
-                # A producer retry can put the same transaction twice in one batch.
-                transactions.setdefault(result.id, (result, record.partition))
-        return transactions, dead
-
-    async def _publish(
-        self,
-        scored: Sequence[Scored],
-        partitions: Mapping[UUID, int],
-        alerts: Sequence[Alert],
-        dead: Sequence[DeadLetter],
-    ) -> None:
-        producer = self._producer.current
+        """Decide, then make every effect durable. Returns only once the rows are committed
+        and the broker has acknowledged every record sent: only then may the caller commit
+        the batch's offsets. Raises (and the caller must not commit) on anything else,
+        StopRequested included."""
+        self.batch_started = time.monotonic()
         try:
-            await self._send_all(producer, scored, partitions, alerts, dead)
-        except KafkaError as exc:
-            # A dead producer is replaced before the retry, which sends the whole batch again.
-            await self._producer.renew_if_broken(producer, exc)
-            raise
+            decision = await self._make_durable(records)
+        finally:
+            self.batch_started = None
+        # Durable from here on: the batch's offsets may be committed.
+        self._observe(records, decision)
 
-    async def _send_all(
-        self,
-        producer: AIOKafkaProducer,
-        scored: Sequence[Scored],
-        partitions: Mapping[UUID, int],
-        alerts: Sequence[Alert],
-        dead: Sequence[DeadLetter],
-    ) -> None:
-        topics = self._settings
-        sends: list[asyncio.Future[object]] = [
-            await producer.send(
-                topics.topic_dlq,
-                key=letter.record.key,
-                value=letter.record.value,
-                headers=_dead_letter_headers(letter),
-            )
-            for letter in dead
-        ]
-        for alert in alerts:
-            sends.append(
-                await producer.send(
-                    topics.topic_alerts,
-                    key=str(alert.transaction_id).encode(),
-                    value=encode_model(alert),
-                )
-            )
-        # A verdict goes to the partition number its transaction came from: co-partitioned
-        # with `transactions` (the same key's partition when the counts match), and sent as
-        # whole record batches, a tenth of the cost of a send() per record.
-        verdict_partitions = await producer.partitions_for(topics.topic_verdicts)
-        by_partition: dict[int, list[Message]] = defaultdict(list)
-        for item in scored:
-            verdict = item.verdict
-            partition = partitions[verdict.transaction_id] % len(verdict_partitions)
-            by_partition[partition].append(
-                (str(verdict.transaction_id).encode(), encode_model(verdict))
-            )
-        for partition, messages in by_partition.items():
-            sends += await send_in_batches(producer, topics.topic_verdicts, partition, messages)
-        await asyncio.gather(*sends)
+    async def _make_durable(self, records: Sequence[RawRecord]) -> BatchDecision:
+        decision = decide(records, self._table.view, self._scoring, self._clock())
+        if decision.scored:
+            decision = await self._persist(decision)
+        _log_dead_letters(decision.dead_letters)
+        await self._publish(decision)
+        return decision
 
-    def _observe(
-        self,
-        records: Sequence[RawRecord],
-        scored: Sequence[Scored],
-        alerts: Sequence[Alert],
-        dead: Sequence[DeadLetter],
-    ) -> None:
+    async def _persist(self, decision: BatchDecision) -> BatchDecision:
+        """Write the rows; the transactions whose id is stored with another body come back
+        as dead letters instead."""
+        scored, alerts = decision.scored, decision.alerts
+        conflicts = await self._retry("persist", lambda: self._store.persist(scored, alerts))
+        return refuse_conflicts(decision, conflicts)
+
+    async def _publish(self, decision: BatchDecision) -> None:
+        outgoing = outgoing_records(decision, self._settings)
+        try:
+            await self._retry("publish", lambda: self._publisher.publish(outgoing))
+        except PERMANENT as exc:
+            # Kafka refuses a record whatever the retries (a limit below DLQ_RECORD_MAX_BYTES):
+            # the dead letters go again with their headers only, the rest as it was.
+            log.error(
+                "a record is too large for Kafka; dead letters go without their value",
+                extra={"error": repr(exc)},
+            )
+            bare = outgoing_records(decision, self._settings, dead_letter_bytes=0)
+            await self._retry("publish", lambda: self._publisher.publish(bare))
+
+    async def _retry(self, stage: str, action: Callable[[], Awaitable[T]]) -> T:
+        return await retry_transient(stage, action, self._metrics, self._stop_requested)
+
+    def _observe(self, records: Sequence[RawRecord], decision: BatchDecision) -> None:
         metrics, now = self._metrics, time.time()
         metrics.batch_size.observe(len(records))
         metrics.baseline_scopes.set(len(self._table))
         metrics.last_batch_timestamp.set(now)
         # Counted per batch, then added: one labels() lookup per distinct value, not per record.
-        transactions = [item.transaction for item in scored]
+        transactions = [item.transaction for item in decision.scored]
         for category, count in Counter(t.category for t in transactions).items():
             metrics.transactions.labels(category=category).inc(count)
         for merchant, count in Counter(t.merchant for t in transactions).items():
@@ -191,19 +113,60 @@ class DetectorPipeline:
         for txn in transactions:
             if txn.received_at is not None:
                 metrics.end_to_end_latency.observe(max(0.0, now - txn.received_at.timestamp()))
+        alerts = decision.alerts
         metrics.anomalies.inc(len(alerts))
         for severity, count in Counter(alert.severity for alert in alerts).items():
             metrics.anomalies_by_severity.labels(severity=severity).inc(count)
-        for reason, count in Counter(letter.reason for letter in dead).items():
+        for reason, count in Counter(letter.reason for letter in decision.dead_letters).items():
             metrics.dead_letters.labels(reason=reason).inc(count)
 
 
-def _dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
-    record = letter.record
-    return [
-        ("x-error-reason", letter.reason.encode()),
-        ("x-error-message", letter.error.encode("utf-8", "replace")[:4096]),
-        ("x-source-topic", record.topic.encode()),
-        ("x-source-partition", str(record.partition).encode()),
-        ("x-source-offset", str(record.offset).encode()),
+def outgoing_records(
+    decision: BatchDecision, topics: CommonSettings, dead_letter_bytes: int = DLQ_RECORD_MAX_BYTES
+) -> list[OutgoingRecord]:
+    """What a decision sends: dead letters (shortened past `dead_letter_bytes`), alerts, then
+    verdicts (each to the partition number its transaction came from: co-partitioned with
+    `transactions`)."""
+    records = [
+        _dead_letter_record(letter, topics.topic_dlq, dead_letter_bytes)
+        for letter in decision.dead_letters
     ]
+    records += [
+        OutgoingRecord(topics.topic_alerts, transaction_key(a.transaction_id), encode_model(a))
+        for a in decision.alerts
+    ]
+    records += [
+        OutgoingRecord(
+            topics.topic_verdicts,
+            transaction_key(item.verdict.transaction_id),
+            encode_model(item.verdict),
+            co_partition=item.source.partition,
+        )
+        for item in decision.scored
+    ]
+    return records
+
+
+def _dead_letter_record(letter: DeadLetter, topic: str, max_bytes: int) -> OutgoingRecord:
+    record = letter.record
+    headers = dead_letter_headers(
+        letter.reason, letter.error, record.topic, record.partition, record.offset
+    )
+    value, headers = fit_dead_letter(record.key, record.value, headers, max_bytes)
+    return OutgoingRecord(topic, record.key, value, headers)
+
+
+def _log_dead_letters(letters: Sequence[DeadLetter]) -> None:
+    for letter in letters:
+        record = letter.record
+        log.warning(
+            "dead-lettering record",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "transaction_id": record.key,
+                "reason": letter.reason,
+                "error": letter.error,
+            },
+        )

@@ -7,7 +7,15 @@ from pydantic import ValidationError
 
 from schemas import MalformedJson, Transaction, decode_json
 
-DeadLetterReason = Literal["empty_value", "malformed_json", "unsupported_version", "invalid_schema"]
+DeadLetterReason = Literal[
+    "empty_value",
+    "malformed_json",
+    "unsupported_version",
+    "invalid_schema",
+    # The id of a transaction already seen with another body (a producer bug or an attack):
+    # the first body stands, the other is never scored.
+    "id_conflict",
+]
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Protocol
 
 from aiohttp import web
@@ -17,8 +17,11 @@ from psycopg_pool import AsyncConnectionPool
 from detector_worker.baseline_table import BaselineFollower, BaselineTable
 from detector_worker.metrics import DetectorMetrics, baseline_age_seconds, consumer_lag
 from detector_worker.pipeline import DetectorPipeline
+from detector_worker.publisher import KafkaPublisher
+from detector_worker.retry import StopCheck, never
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
+from shared.clock import utc_now
 from shared.kafka import RenewableProducer, ensure_topics, make_producer, project_topics
 from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
@@ -29,10 +32,18 @@ log = logging.getLogger(__name__)
 # requests to the broker, cheap next to the stream itself.
 LAG_REFRESH_SECONDS = 5.0
 _LAG_TIMEOUT_SECONDS = 10.0
+# A batch in hand for longer than this (retrying an outage, or waiting on a lock) makes
+# /health answer 503 "stuck": consumption of the process's partitions has stopped.
+STUCK_BATCH_SECONDS = 120.0
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def detector_health(
+    ready: bool, scopes: int, batch_seconds: float | None, stuck_after: float
+) -> dict[str, object]:
+    """The /health body: ok, starting, or stuck on one batch for longer than `stuck_after`."""
+    if batch_seconds is not None and batch_seconds > stuck_after:
+        return {"status": "stuck", "baseline_scopes": scopes, "batch_seconds": batch_seconds}
+    return {"status": "ok" if ready else "starting", "baseline_scopes": scopes}
 
 
 class AssignedConsumer(Protocol):
@@ -90,9 +101,17 @@ class ConsumerLagProbe:
 class DetectorRuntime:
     """Owns the pool, the producer, the baseline follower and the ops HTTP server."""
 
-    def __init__(self, settings: DetectorSettings, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        settings: DetectorSettings,
+        registry: CollectorRegistry,
+        stop_requested: StopCheck = never,
+        stuck_after_seconds: float = STUCK_BATCH_SECONDS,
+    ) -> None:
         self.settings = settings
         self.registry = registry
+        self._stop_requested = stop_requested
+        self._stuck_after = stuck_after_seconds
         self.metrics = DetectorMetrics.create(registry)
         self.table = BaselineTable()
         self.ready = asyncio.Event()
@@ -115,8 +134,11 @@ class DetectorRuntime:
         return self._pipeline
 
     def health(self) -> dict[str, object]:
-        status = "ok" if self.ready.is_set() else "starting"
-        return {"status": status, "baseline_scopes": len(self.table)}
+        started = self._pipeline.batch_started if self._pipeline else None
+        batch_seconds = None if started is None else time.monotonic() - started
+        return detector_health(
+            self.ready.is_set(), len(self.table), batch_seconds, self._stuck_after
+        )
 
     async def start(self) -> None:
         s = self.settings
@@ -147,9 +169,10 @@ class DetectorRuntime:
             s.scoring_config(),
             self.table,
             VerdictStore(pool, self.metrics),
-            producer,
+            KafkaPublisher(producer),
             self.metrics,
             utc_now,
+            self._stop_requested,
         )
         log.info("detector ready", extra={"baseline_scopes": len(self.table)})
         self.ready.set()

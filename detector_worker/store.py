@@ -1,28 +1,26 @@
 """Writing scored transactions and their alerts to PostgreSQL, idempotently.
 
 A replayed record (after a crash or a rebalance) hits ON CONFLICT DO NOTHING: the first
-write wins, nothing is doubled.
+write wins, nothing is doubled. A record whose id is stored already with another body is
+reported back, and its alert is not written.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from detector_worker.decision import BODY_FIELDS, Scored
 from detector_worker.metrics import DetectorMetrics
-from schemas import Alert, Transaction, Verdict
+from schemas import Alert
 from shared.db import columns, open_pool, timed
 
-# Alert ids derive from the transaction id, so a replay produces the same alert.
-_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/alerts")
-
 # A batch is streamed with binary COPY into a per-connection temporary table, then moved
-# with one INSERT ... SELECT: COPY is the cheapest way into PostgreSQL (a sixth of the client
-# CPU of unnest() arrays, whose dumping psycopg does in Python), and the INSERT keeps the
-# conflict handling COPY lacks. The rollup trigger of migration 002 runs once per batch.
+# with one INSERT ... SELECT: COPY is the cheapest way into PostgreSQL (far less client CPU than
+# unnest() arrays, whose dumping psycopg does in Python; docs/performance.md), and the INSERT
+# keeps the conflict handling COPY lacks. The rollup trigger of migration 002 runs once per batch.
 _TRANSACTION_COLUMNS = (
     ("id", "uuid"),
     ("amount", "numeric"),
@@ -55,6 +53,13 @@ SELECT {_NAMES} FROM {_STAGING}
 ON CONFLICT (id) DO NOTHING
 """
 
+# Ids of the batch stored already with another body (what the client stated differs).
+_CONFLICTS = f"""
+SELECT s.id FROM {_STAGING} s JOIN transactions t USING (id)
+WHERE ({", ".join(f"t.{name}" for name in BODY_FIELDS)})
+    IS DISTINCT FROM ({", ".join(f"s.{name}" for name in BODY_FIELDS)})
+"""
+
 _INSERT_ALERTS = """
 INSERT INTO alerts (
     id, transaction_id, severity, rule, alert_message, z_score, baseline_id, created_at
@@ -65,41 +70,6 @@ SELECT * FROM unnest(
 )
 ON CONFLICT (transaction_id) DO NOTHING
 """
-
-
-@dataclass(frozen=True)
-class Scored:
-    transaction: Transaction
-    verdict: Verdict
-
-
-def alert_id(transaction_id: UUID) -> UUID:
-    return uuid5(_ALERT_NAMESPACE, str(transaction_id))
-
-
-def make_alert(scored: Scored) -> Alert | None:
-    """The alert an anomalous verdict yields (None for a normal one)."""
-    txn, verdict = scored.transaction, scored.verdict
-    if not verdict.anomaly or verdict.severity is None or verdict.rule is None:
-        return None
-    if verdict.baseline is None or verdict.message is None:
-        return None
-    return Alert(
-        id=alert_id(txn.id),
-        transaction_id=txn.id,
-        severity=verdict.severity,
-        alert_message=verdict.message,
-        rule=verdict.rule,
-        z_score=verdict.z_score,
-        tail_probability=verdict.tail_probability,
-        baseline=verdict.baseline,
-        amount=txn.amount,
-        currency=txn.currency,
-        category=txn.category,
-        merchant=txn.merchant,
-        transaction_date=txn.transaction_date,
-        created_at=verdict.scored_at,
-    )
 
 
 def _transaction_row(scored: Scored) -> tuple[object, ...]:
@@ -152,9 +122,10 @@ class VerdictStore:
         self._pool = pool
         self._metrics = metrics
 
-    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> None:
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
         """Write a batch in one transaction: COPY and one INSERT for the transactions, one
-        statement for the alerts."""
+        statement for the alerts. Returns the ids stored already with another body (their
+        alerts are left out)."""
         async with self._pool.connection() as conn, conn.transaction():
             async with (
                 timed(self._metrics.db_query_duration, "insert_transactions"),
@@ -165,6 +136,13 @@ class VerdictStore:
                     for item in batch:
                         await copy.write_row(_transaction_row(item))
                 await cursor.execute(_INSERT_TRANSACTIONS)
+                # Every row new: no conflict possible, and no query to find none.
+                conflicts: set[UUID] = set()
+                if cursor.rowcount != len(batch):
+                    await cursor.execute(_CONFLICTS)
+                    conflicts = {row[0] for row in await cursor.fetchall()}
+            alerts = [a for a in alerts if a.transaction_id not in conflicts]
             if alerts:
                 async with timed(self._metrics.db_query_duration, "insert_alerts"):
                     await conn.execute(_INSERT_ALERTS, columns([_alert_row(a) for a in alerts], 8))
+        return conflicts

@@ -8,6 +8,7 @@ from aiokafka.errors import KafkaError
 
 from ingest_gateway.metrics import GatewayMetrics
 from schemas import Transaction, encode_model
+from schemas.records import transaction_key
 from shared.kafka import RenewableProducer
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class Publisher:
         try:
             async with asyncio.timeout(self._timeout):
                 await producer.send_and_wait(
-                    self._topic, key=str(txn.id).encode(), value=encode_model(txn)
+                    self._topic, key=transaction_key(txn.id), value=encode_model(txn)
                 )
         except (KafkaError, TimeoutError) as exc:
             self._metrics.publish_failures.inc()

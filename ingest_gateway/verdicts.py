@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from schemas import MalformedJson, Verdict, decode_json
+from schemas.records import parse_transaction_key
 from shared.kafka import topic_partitions
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,7 @@ class VerdictWaiter:
 
     def _resolve(self, key: bytes | None, value: bytes | None) -> None:
         # The key is the transaction id: skip other gateways' verdicts without parsing them.
-        if not self._waiting or not key or not value:
-            return
-        try:
-            if UUID(key.decode("ascii", "replace")) not in self._waiting:
-                return
-        except ValueError:
+        if not self._waiting or not value or parse_transaction_key(key) not in self._waiting:
             return
         try:
             verdict = Verdict.model_validate(decode_json(value))

@@ -9,7 +9,8 @@ from babel.numbers import get_currency_precision, is_currency
 @cache
 def _decimal_places(currency: str) -> int | None:
     """The currency's minor-unit digits, or None for an unknown code. Cached: Babel's lookup
-    costs ~15 µs and every transaction asks; the callers' pattern bounds the keys (^[A-Z]{3}$)."""
+    is slow next to the rest of validation and every transaction asks; the callers' pattern
+    bounds the keys (^[A-Z]{3}$)."""
     return get_currency_precision(currency) if is_currency(currency) else None
 
 

@@ -26,7 +26,7 @@ class TopicSpec:
 
 
 def project_topics(settings: CommonSettings) -> list[TopicSpec]:
-    """Every topic of the system with its settings (see DESIGN.md, Topics)."""
+    """Every topic of the system with its settings: partitions, retention, compaction."""
     parts, rf = settings.topic_partitions, settings.topic_replication_factor
     day_ms = str(24 * 3600 * 1000)
     return [
@@ -72,17 +72,6 @@ async def ensure_topics(bootstrap_servers: str, topics: list[TopicSpec]) -> None
                 raise for_code(error_code)(f"creating topic {topic}: {message}")
             if error_code == 0:
                 log.info("created topic", extra={"topic": topic})
-    finally:
-        await admin.close()
-
-
-async def delete_topics(bootstrap_servers: str, topics: Iterable[str]) -> None:
-    """Delete topics (those that do not exist are skipped): for short-lived test and benchmark
-    topics, which would otherwise pile up on the broker and slow its start and its metadata."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
-    await admin.start()
-    try:
-        await admin.delete_topics(list(topics))
     finally:
         await admin.close()
 

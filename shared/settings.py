@@ -1,8 +1,7 @@
 """Settings common to every worker, read from the environment (and `.env`) and validated once."""
 
 import sys
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -66,12 +65,6 @@ def describe_validation_error(error: ValidationError) -> str:
         variable = "_".join(str(part) for part in problem["loc"]).upper() or "(settings)"
         lines.append(f"  {variable}: {problem['msg']}")
     return "invalid configuration:\n" + "\n".join(lines)
-
-
-def settings_from(cls: type[SettingsT], env: Mapping[str, str], **overrides: Any) -> SettingsT:
-    """Settings from an explicit mapping of variables (tools and tests); no `.env` file."""
-    values: dict[str, Any] = {key.lower(): value for key, value in env.items()}
-    return cls(_env_file=None, **(values | overrides))
 
 
 def load_settings(cls: type[SettingsT]) -> SettingsT:

@@ -17,12 +17,13 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic_settings import BaseSettings
 
 from baseline_worker.settings import BaselineSettings
+from benchmarks.support import delete_topics, settings_from
 from detector_worker.settings import DetectorSettings
 from ingest_gateway.settings import GatewaySettings
-from shared.kafka import delete_topics, ensure_topics, project_topics
+from shared.kafka import ensure_topics, project_topics
 from shared.migrations import apply_migrations
 from shared.provision import WORKER_ROLES, ensure_login
-from shared.settings import CommonSettings, settings_from
+from shared.settings import CommonSettings
 from tests.infra import WORKERS, Postgres, kafka_endpoint, postgres_endpoint
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -1,13 +1,18 @@
-"""Reading topics back in tests, and a producer in the state a broker restart can leave."""
+"""Reading topics back in tests, the normal history the end-to-end tests start from, and a
+producer in the state a broker restart can leave."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import OutOfOrderSequenceNumber
 
-from shared.kafka import topic_partitions
+from schemas import Transaction, encode_model
+from schemas.records import transaction_key
+from shared.kafka import make_producer, topic_partitions
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -66,6 +71,34 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[Co
         return records
     finally:
         await consumer.stop()
+
+
+async def produce_history(
+    env: dict[str, str], count: int, *, then: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Normal spending, pushed straight to Kafka as a producer would: mean 100, sd about 10;
+    then the raw (key, value) records `then`."""
+    producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"])
+    await producer.start()
+    try:
+        now = datetime.now(UTC)
+        for i in range(count):
+            txn = Transaction(
+                id=uuid4(),
+                amount=90 if i % 2 else 110,
+                category="food",
+                merchant="Starbucks",
+                transaction_date=now - timedelta(hours=i),
+                received_at=now,
+            )
+            await producer.send(
+                env["TOPIC_TRANSACTIONS"], key=transaction_key(txn.id), value=encode_model(txn)
+            )
+        for key, value in then:
+            await producer.send(env["TOPIC_TRANSACTIONS"], key=key, value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 class DeadProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped

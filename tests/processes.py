@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
+
+from benchmarks.support import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,15 +99,9 @@ class Worker:
         wait_for(healthy, timeout, f"{self.module} to answer {url}")
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = stop_process(self.process, timeout)
         self._log.close()
-        return self.process.returncode
+        return code
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -17,10 +17,8 @@ from uuid import uuid4
 import pytest
 
 from detector_worker.scoring import ScoringConfig, format_sigma
-from schemas import Transaction, encode_model
-from shared.kafka import make_producer
 from tests.conftest import AUTH_HEADERS, Isolated
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import produce_history, read_topic
 from tests.processes import ROOT, Worker, free_port, get_json, running, wait_for
 
 # The production tiers, whatever they are set to.
@@ -71,29 +69,6 @@ def post_json(url: str, body: dict[str, Any]) -> tuple[int, Any]:
     )
     with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
         return response.status, json.loads(response.read())
-
-
-async def produce_history(env: dict[str, str], count: int) -> None:
-    """Normal spending, pushed straight to Kafka as a producer would: mean 100, sd about 10."""
-    producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"])
-    await producer.start()
-    try:
-        now = datetime.now(UTC)
-        for i in range(count):
-            txn = Transaction(
-                id=uuid4(),
-                amount=90 if i % 2 else 110,
-                category="food",
-                merchant="Starbucks",
-                transaction_date=now - timedelta(hours=i),
-                received_at=now,
-            )
-            await producer.send(
-                env["TOPIC_TRANSACTIONS"], key=str(txn.id).encode(), value=encode_model(txn)
-            )
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -20,9 +20,8 @@ from uuid import uuid4
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from schemas import Transaction, encode_model
-from shared.kafka import make_producer
 from tests.conftest import AUTH_HEADERS, Isolated
+from tests.kafka_helpers import produce_history
 from tests.processes import ROOT, Worker, free_port, get_json, running, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -185,31 +184,6 @@ def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
         yield System(env, api, ops, detector_worker, PrometheusApi(prometheus_url))
 
 
-async def produce_history_and_garbage(env: dict[str, str]) -> None:
-    """Normal spending straight to Kafka (mean 100, sd about 10), and one record that is not
-    JSON at all: it must end up as a dead letter."""
-    producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"])
-    await producer.start()
-    try:
-        now = datetime.now(UTC)
-        for i in range(HISTORY):
-            txn = Transaction(
-                id=uuid4(),
-                amount=90 if i % 2 else 110,
-                category="food",
-                merchant="Starbucks",
-                transaction_date=now - timedelta(hours=i),
-                received_at=now,
-            )
-            await producer.send(
-                env["TOPIC_TRANSACTIONS"], key=str(txn.id).encode(), value=encode_model(txn)
-            )
-        await producer.send(env["TOPIC_TRANSACTIONS"], key=b"garbage-1", value=b"{not json")
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 def post_transaction(api: str, amount: int, merchant: str) -> dict[str, Any]:
     body = {
         "amount": amount,
@@ -323,7 +297,8 @@ async def test_every_dashboard_and_rule_query_answers(
         30,
         "Prometheus to scrape the three workers",
     )
-    await produce_history_and_garbage(system.env)
+    # Then one record that is not JSON at all: it must end up as a dead letter.
+    await produce_history(system.env, HISTORY, then=[(b"garbage-1", b"{not json")])
     let_traffic_flow(system)
     wait_for_panel_data(prometheus, panels, 60)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from benchmarks.support import settings_from
 from shared.kafka import ensure_topics, project_topics
-from shared.settings import CommonSettings, settings_from
+from shared.settings import CommonSettings
 from tests.conftest import AUTH_HEADERS, Isolated
 from tests.faults.conftest import PrivateKafka
 from tests.integration.test_gateway import VALID

@@ -18,8 +18,9 @@ from uuid import uuid4
 import aiohttp
 import pytest
 
+from benchmarks.support import settings_from
 from shared.kafka import ensure_topics, project_topics
-from shared.settings import CommonSettings, settings_from
+from shared.settings import CommonSettings
 from tests.conftest import AUTH_HEADERS, Isolated
 from tests.faults.cluster import KafkaCluster, Leadership, leadership, wait_fully_replicated
 from tests.faults.test_detector_crashes import persisted, start_detector

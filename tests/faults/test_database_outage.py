@@ -14,10 +14,11 @@ from uuid import uuid4
 import psycopg
 import pytest
 
+from benchmarks.support import settings_from
 from benchmarks.throughput import produce
 from shared.kafka import ensure_topics, project_topics
 from shared.migrations import apply_migrations
-from shared.settings import CommonSettings, settings_from
+from shared.settings import CommonSettings
 from tests.conftest import Isolated
 from tests.faults.conftest import PrivatePostgres
 from tests.faults.test_detector_crashes import COUNT, check_nothing_lost_or_doubled, persisted

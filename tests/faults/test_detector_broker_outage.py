@@ -15,9 +15,10 @@ from uuid import uuid4
 
 import pytest
 
+from benchmarks.support import settings_from
 from benchmarks.throughput import produce
 from shared.kafka import ensure_topics, project_topics
-from shared.settings import CommonSettings, settings_from
+from shared.settings import CommonSettings
 from tests.conftest import Isolated
 from tests.faults.conftest import PrivateKafka
 from tests.faults.test_detector_crashes import (

@@ -10,6 +10,7 @@ from uuid import uuid4
 import pytest
 
 from benchmarks.throughput import produce
+from schemas.records import DLQ_MESSAGE, DLQ_REASON
 from shared.kafka import make_producer
 from tests.conftest import Isolated
 from tests.faults.test_detector_crashes import COUNT, persisted, start_detector
@@ -64,11 +65,11 @@ async def test_poison_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
         worker.assert_running()
     finally:
         worker.stop()
-    reasons = sorted(dict(r.headers)["x-error-reason"].decode() for r in dead)
+    reasons = sorted(dict(r.headers)[DLQ_REASON].decode() for r in dead)
     print(
         f"\n| sent | poison | persisted | DLQ |\n| {COUNT + len(POISON)} | {len(POISON)} "
         f"| {persisted(db)} | {len(dead)} |"
     )
     assert persisted(db) == COUNT
     assert reasons == sorted(reason for _, reason in POISON)
-    assert all(dict(r.headers)["x-error-message"] for r in dead)
+    assert all(dict(r.headers)[DLQ_MESSAGE] for r in dead)

@@ -22,7 +22,6 @@ from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
 from detector_worker.baseline_table import BaselineTable
-from detector_worker.held_baseline import scope_label
 from schemas import Baseline, BaselineScope, Severity, Transaction
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
@@ -107,7 +106,7 @@ async def test_recompute_publishes_every_scope_and_records_history(
         isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("baselines")
     ):
         table.apply(record.key, record.value)
-    assert {scope_label(key) for key in table.view} == set(by_label)
+    assert {held.model().scope.label() for held in table.view.values()} == set(by_label)
 
 
 async def test_a_scope_without_data_left_is_tombstoned(

@@ -16,11 +16,13 @@ from prometheus_client import CollectorRegistry
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
+from detector_worker.publisher import KafkaPublisher
 from detector_worker.records import RawRecord
 from detector_worker.scoring import ScoringConfig, format_sigma
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
+from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
 from tests.kafka_helpers import DeadProducer, read_all
@@ -48,7 +50,9 @@ async def built(
         store = VerdictStore(pool, metrics)
         config = settings.scoring_config()
         yield (
-            DetectorPipeline(settings, config, table, store, producer, metrics, lambda: NOW),
+            DetectorPipeline(
+                settings, config, table, store, KafkaPublisher(producer), metrics, lambda: NOW
+            ),
             metrics,
         )
     finally:
@@ -137,9 +141,9 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on
     assert db.execute("SELECT id FROM transactions").fetchall() == [(good.id,)]
     dead = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("dlq"))
     assert [r.value for r in dead] == poison
-    reasons = [dict(r.headers)["x-error-reason"].decode() for r in dead]
+    reasons = [dict(r.headers)[DLQ_REASON].decode() for r in dead]
     assert reasons == ["malformed_json", "empty_value", "unsupported_version", "invalid_schema"]
-    assert all(dict(r.headers)["x-source-offset"] for r in dead)
+    assert all(dict(r.headers)[DLQ_SOURCE_OFFSET] for r in dead)
     assert metrics.dead_letters.labels(reason="malformed_json")._value.get() == 1
 
 
@@ -193,3 +197,51 @@ async def test_a_producer_that_can_never_send_again_is_replaced(
     alerts = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("alerts"))
     assert [json.loads(r.value)["transaction_id"] for r in alerts] == [str(spike.id)]
     assert db.execute("SELECT count(*) FROM alerts").fetchone() == (1,)
+
+
+async def test_f5_the_same_id_with_another_body_is_dead_lettered_never_alerted(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
+) -> None:
+    process, metrics = pipeline
+    first = txn("15.00")
+    # The same id again, with an amount that would be a critical alert: in a later batch,
+    # and within one batch.
+    later = first.model_copy(update={"amount": Decimal("90000.00")})
+    await process.process([as_record(encode_model(first), 0)])
+    await process.process([as_record(encode_model(later), 1)])
+    twin = txn("20.00")
+    twin_spike = twin.model_copy(update={"amount": Decimal("90000.00")})
+    await process.process(
+        [as_record(encode_model(t), 2 + i) for i, t in enumerate((twin, twin_spike))]
+    )
+
+    stored = db.execute("SELECT id, amount FROM transactions ORDER BY amount").fetchall()
+    assert stored == [(first.id, Decimal("15.0000")), (twin.id, Decimal("20.0000"))]
+    assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+    bootstrap = isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
+    dead = await read_all(bootstrap, isolated.topic("dlq"))
+    assert [(dict(r.headers)[DLQ_REASON], r.value) for r in dead] == [
+        (b"id_conflict", encode_model(later)),
+        (b"id_conflict", encode_model(twin_spike)),
+    ]
+    assert await read_all(bootstrap, isolated.topic("alerts")) == []
+    verdicts = await read_all(bootstrap, isolated.topic("verdicts"))
+    assert sorted(json.loads(r.value)["anomaly"] for r in verdicts) == [False, False]
+    assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 2
+
+
+async def test_f2_a_dead_letter_too_large_for_kafka_is_written_shortened(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
+) -> None:
+    process, _ = pipeline
+    # Under Kafka's default 1 MiB limits as it was read; over them with the DLQ headers.
+    huge, good = b"x" * 1_048_400, txn("99")
+    await asyncio.wait_for(
+        process.process([as_record(huge, 0), as_record(encode_model(good), 1)]), 30
+    )
+    assert db.execute("SELECT id FROM transactions").fetchall() == [(good.id,)]
+    (dead,) = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("dlq"))
+    headers = dict(dead.headers)
+    assert headers[DLQ_REASON] == b"malformed_json"
+    assert headers[DLQ_TRUNCATED] == b"1048400"
+    assert 0 < len(dead.value) < len(huge) and huge.startswith(dead.value)

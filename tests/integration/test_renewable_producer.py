@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
 
+from benchmarks.support import delete_topics
 from shared.kafka import (
     RenewableProducer,
     TopicSpec,
-    delete_topics,
     ensure_topics,
     make_producer,
     topic_partitions,

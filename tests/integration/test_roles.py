@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
+from detector_worker.decision import BODY_FIELDS
 from shared.migrations import DEFAULT_DIR, SchemaNotReady, apply_migrations, check_migrated
 from tests.conftest import Isolated
 from tests.processes import ROOT
@@ -57,8 +58,10 @@ COLUMN_GRANTS = {
     ("gateway", "idempotency_keys.status", "UPDATE"),
     ("gateway", "idempotency_keys.response", "UPDATE"),
     ("gateway", "idempotency_keys.headers", "UPDATE"),
-    # ON CONFLICT (id) DO NOTHING needs to read the conflict target, nothing more.
+    # ON CONFLICT (id) DO NOTHING needs to read the conflict target; a replay with another
+    # body is told apart by what the client stated (migration 010).
     ("detector", "transactions.id", "SELECT"),
+    *(("detector", f"transactions.{column}", "SELECT") for column in BODY_FIELDS),
     ("detector", "alerts.transaction_id", "SELECT"),
     ("baseline", "baselines_current.baseline_id", "UPDATE"),
 }
@@ -155,7 +158,8 @@ REFUSED = [
     ("gateway", "UPDATE idempotency_keys SET request_hash = 'x'"),
     ("gateway", "DELETE FROM reversals"),
     ("gateway", "UPDATE reversals SET reason = 'x'"),
-    ("detector", "SELECT amount FROM transactions"),
+    ("detector", "SELECT severity FROM transactions"),
+    ("detector", "SELECT received_at FROM transactions"),
     ("detector", "SELECT * FROM alerts"),
     ("detector", "SELECT * FROM baseline_rollup"),
     ("detector", "SELECT * FROM idempotency_keys"),

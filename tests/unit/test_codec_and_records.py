@@ -11,6 +11,13 @@ from hypothesis import strategies as st
 from detector_worker.records import DeadLetter, RawRecord, decode_transaction
 from schemas import MalformedJson, Transaction, decode_json, encode_model
 from schemas.codec import MAX_NESTING
+from schemas.records import (
+    DLQ_TRUNCATED,
+    dead_letter_headers,
+    fit_dead_letter,
+    parse_transaction_key,
+    transaction_key,
+)
 
 
 def record(value: bytes | None) -> RawRecord:
@@ -104,3 +111,29 @@ def test_nesting_is_refused_only_beyond_the_limit(opener: str, closer: str) -> N
 @given(st.text())
 def test_brackets_inside_strings_do_not_count_as_nesting(text: str) -> None:
     assert decode_json(json.dumps({"note": text + "[{" * 40})) == {"note": text + "[{" * 40}
+
+
+@given(
+    key=st.binary(max_size=64) | st.none(),
+    value=st.binary(max_size=4000),
+    max_bytes=st.integers(min_value=0, max_value=3000),
+)
+def test_f2_a_dead_letter_too_large_is_cut_short_and_says_so(
+    key: bytes | None, value: bytes, max_bytes: int
+) -> None:
+    headers = dead_letter_headers("malformed_json", "bad", "transactions", 2, 99)
+    fitted, marked = fit_dead_letter(key, value, headers, max_bytes)
+    assert fitted is not None and value.startswith(fitted)
+    if fitted == value:
+        assert marked == headers
+    else:
+        assert marked == [*headers, (DLQ_TRUNCATED, str(len(value)).encode())]
+        size = len(key or b"") + len(fitted) + sum(len(n) + len(v) for n, v in marked)
+        assert size <= max(max_bytes, size - len(fitted))  # only the headers can exceed it
+
+
+def test_transaction_keys_round_trip() -> None:
+    txn_id = uuid4()
+    assert parse_transaction_key(transaction_key(txn_id)) == txn_id
+    for key in (None, b"", b"garbage-1", b"\xff\xfe"):
+        assert parse_transaction_key(key) is None

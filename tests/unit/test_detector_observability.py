@@ -11,8 +11,8 @@ from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from benchmarks.support import index
 from detector_worker.app import batch_context
-from detector_worker.held_baseline import index
 from detector_worker.metrics import (
     OTHER_MERCHANTS,
     DetectorMetrics,

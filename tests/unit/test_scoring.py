@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detector_worker.held_baseline import HeldBaseline, ScopeKey, index
+from benchmarks.support import index
+from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.scoring import (
     SEED_STRICT_TIERS,
     SEED_TIERS,

@@ -1,0 +1,33 @@
+"""What the pipeline needs from the database and the broker: two small ports, so that it runs
+against hand-written fakes in tests and against PostgreSQL and Kafka in production."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from detector_worker.decision import Scored
+from schemas import Alert
+from schemas.records import Headers
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None = None
+    # The partition number of the record this one answers: sent to the same number (modulo
+    # the topic's partition count) instead of the partition its key hashes to.
+    co_partition: int | None = None
+
+
+class VerdictWriter(Protocol):
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
+        """Write the rows and alerts in one transaction, idempotently; return once committed,
+        with the ids stored already with another body (nothing of theirs is written)."""
+
+
+class RecordPublisher(Protocol):
+    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+        """Send every record; return once the broker has acknowledged all of them."""
