@@ -93,6 +93,8 @@ class ScoringConfig:
     stable_stddev: float = 0.01
     stable_multiplier: float = 2.0
     stable_margin: float = 50.0
+    # `tail`: above a stable price by more than this share is "never seen" (rule of succession).
+    stable_tolerance: float = 0.02
 
     @property
     def active_tiers(self) -> Tiers:
@@ -223,19 +225,39 @@ def score(
 def _score_stable(
     txn_id: UUID, amount: float, baseline: HeldBaseline, config: ScoringConfig, now: datetime
 ) -> Verdict:
-    """Seed rule for a scope that barely varies: a z-score would divide by ~0."""
+    """Seed rule for a scope that barely varies: a z-score would divide by ~0. With `tail`,
+    an amount above a price never exceeded in n samples is also as rare as 1 in n + 1
+    (Laplace's rule of succession), so a large scope's fixed price alerts on a smaller jump
+    than the seed's 2x and 50."""
     ratio_hit = amount >= config.stable_multiplier * baseline.mean
     margin_hit = amount - baseline.mean > config.stable_margin
-    if not (ratio_hit and margin_hit):
+    if ratio_hit and margin_hit:
+        return Verdict(
+            transaction_id=txn_id,
+            anomaly=True,
+            severity="high",
+            rule="low_variance",
+            message=f"Amount is more than {config.stable_multiplier:g}x stable baseline",
+            baseline=baseline.model(),
+            scored_at=now,
+        )
+    above = amount > baseline.mean * (1 + config.stable_tolerance) + baseline.stddev
+    tier = None
+    if config.method == "tail" and above:
+        p = 1 / (baseline.count + 1)
+        tier = config.active_tiers.severity(z_equivalent(p))
+    if tier is None:
         return Verdict(
             transaction_id=txn_id, anomaly=False, baseline=baseline.model(), scored_at=now
         )
     return Verdict(
         transaction_id=txn_id,
         anomaly=True,
-        severity="high",
+        severity=tier[0],
         rule="low_variance",
-        message=f"Amount is more than {config.stable_multiplier:g}x stable baseline",
+        z_score=z_equivalent(p),
+        tail_probability=p,
+        message=f"Amount exceeds a stable baseline never exceeded in {baseline.count:,} samples",
         baseline=baseline.model(),
         scored_at=now,
     )

@@ -35,6 +35,7 @@ class DetectorSettings(CommonSettings):
     stable_stddev: float = Field(default=DEFAULTS.stable_stddev, ge=0)
     stable_multiplier: float = Field(default=DEFAULTS.stable_multiplier, gt=1)
     stable_margin: float = Field(default=DEFAULTS.stable_margin, ge=0)
+    stable_tolerance: float = Field(default=DEFAULTS.stable_tolerance, ge=0)
 
     @field_validator("alert_tiers", "strict_alert_tiers", mode="before")
     @classmethod
@@ -53,4 +54,5 @@ class DetectorSettings(CommonSettings):
             stable_stddev=self.stable_stddev,
             stable_multiplier=self.stable_multiplier,
             stable_margin=self.stable_margin,
+            stable_tolerance=self.stable_tolerance,
         )
