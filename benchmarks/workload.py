@@ -1,13 +1,16 @@
 """The synthetic load every benchmark sends: baselines for a set of scopes, then transactions
 against them, about 1% of them outliers (50x the usual amount) so that alerts happen."""
 
+import math
 import random
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
+from baseline_worker.histogram import histogram
+from baseline_worker.tail import TailFit, fit_tail
+from schemas import Baseline, BaselineScope, ScopeKind, TailModel, Transaction, encode_model
 from schemas.records import transaction_key
 from shared.kafka import make_producer
 
@@ -16,10 +19,18 @@ MERCHANTS = [f"merchant-{i}" for i in range(500)]
 OUTLIER_SHARE = 0.01
 
 
+def _tail() -> TailModel | None:
+    """The tail the baseline worker fits to 1,000 log-normal amounts around 45, as a
+    detector holds it for a busy scope (about a dozen knots)."""
+    rng = random.Random(1)
+    return fit_tail(histogram(math.exp(rng.gauss(3.8, 0.5)) for _ in range(1000)), TailFit())
+
+
 def baselines(
     now: datetime, merchants: Sequence[str] = MERCHANTS, categories: Sequence[str] = CATEGORIES
 ) -> list[Baseline]:
     """One baseline per category and per merchant (USD): amounts around 45, log-normal."""
+    tail = _tail()
     scopes = [BaselineScope(kind=ScopeKind.CATEGORY, name=c, currency="USD") for c in categories]
     scopes += [BaselineScope(kind=ScopeKind.MERCHANT, name=m, currency="USD") for m in merchants]
     return [
@@ -31,6 +42,7 @@ def baselines(
             stddev=20.0,
             log_mean=3.8,
             log_stddev=0.5,
+            tail=tail,
             window_days=30,
             computed_at=now,
         )
