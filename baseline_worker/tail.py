@@ -51,10 +51,10 @@ class _Excesses:
 
 def fit_tail(bins: Mapping[int, int], fit: TailFit) -> TailModel | None:
     """The tail of a scope's window, or None when it has fewer than 2 distinct bins."""
-    ordered = sorted((b, c) for b, c in bins.items() if c > 0)
-    n = sum(c for _, c in ordered)
+    ordered = sorted(item for item in bins.items() if item[1] > 0)
     if len(ordered) < 2:
         return None
+    n = sum(c for _, c in ordered)
     threshold_index = _threshold_index(ordered, n, fit)
     threshold = bin_bounds(ordered[threshold_index][0])[0]
     excesses = _excesses(ordered[threshold_index:], threshold)
@@ -126,20 +126,18 @@ def _knots(
 ) -> tuple[list[float], list[float]]:
     """Empirical P(amount >= lower edge of a bin), from the median up to where fewer than
     `min_count` samples lie above; thinned to knots each `_KNOT_RATIO` rarer than the last."""
-    amounts: list[float] = []
-    survival: list[float] = []
+    kept: list[tuple[int, float]] = []  # (bin, share at or above its lower edge)
     at_or_above = n
-    last = (bin_bounds(ordered[0][0])[0], 1.0)
+    last = (ordered[0][0], 1.0)
     for b, c in ordered:
-        share = at_or_above / n
         if at_or_above < min_count:
             break
-        if share <= 0.5 and (not survival or share * _KNOT_RATIO <= survival[-1]):
-            amounts.append(bin_bounds(b)[0])
-            survival.append(share)
-        last = (bin_bounds(b)[0], share)
+        share = at_or_above / n
+        if share <= 0.5 and (not kept or share * _KNOT_RATIO <= kept[-1][1]):
+            kept.append((b, share))
+        last = (b, share)
         at_or_above -= c
-    if not amounts or amounts[-1] != last[0]:
-        amounts.append(last[0])
-        survival.append(last[1])
-    return amounts[-64:], survival[-64:]
+    if not kept or kept[-1][0] != last[0]:
+        kept.append(last)
+    kept = kept[-64:]
+    return [bin_bounds(b)[0] for b, _ in kept], [share for _, share in kept]
