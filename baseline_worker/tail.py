@@ -35,7 +35,7 @@ class TailFit:
     knot_min_count: int = 10
     # Prior shape and its weight in excesses: with k excesses the shape is
     # (k * estimate + prior_weight * prior_shape) / (k + prior_weight).
-    prior_shape: float = 0.25
+    prior_shape: float = 0.1
     prior_weight: float = 10.0
     # Standard errors added to the shape: a shape estimated from few excesses is as often too
     # light as too heavy, and a too-light tail costs far more false alerts than a too-heavy

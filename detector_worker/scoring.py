@@ -8,7 +8,7 @@ from typing import Literal
 from uuid import UUID
 
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
-from detector_worker.tail import HeldTail, survival, z_equivalent
+from detector_worker.tail import survival, z_equivalent
 from schemas import ScopeKind, Severity, Transaction, Verdict
 
 # tail: z-equivalent of the tail probability P(amount >= x), estimated from the scope's own
@@ -87,14 +87,17 @@ class ScoringConfig:
     min_samples: int = 30
     # `tail`: a merchant younger than min_samples (but with `young_merchant_samples`) has its
     # tail mixed with its category's, weighing n / (n + merchant_prior_samples).
-    merchant_prior_samples: float = 30.0
+    merchant_prior_samples: float = 10.0
     young_merchant_samples: int = 5
     # Below this standard deviation a scope counts as stable and the ratio rule applies.
     stable_stddev: float = 0.01
     stable_multiplier: float = 2.0
     stable_margin: float = 50.0
-    # `tail`: above a stable price by more than this share is "never seen" (rule of succession).
+    # `tail`: above a stable price by more than this share is a change (stable_probability),
+    # and changes are mostly within stable_change_scale of the price.
     stable_tolerance: float = 0.02
+    stable_change_scale: float = 0.1
+    stable_reprice: float = 0.5
 
     @property
     def active_tiers(self) -> Tiers:
@@ -134,36 +137,45 @@ def tail_probability(
     the amount's probability under "this merchant, or a merchant like the others of its
     category". A mixture, not a mean of logarithms: a young merchant whose prices sit far
     above its category's is not an anomaly for it, only for the category."""
-    own, wide = (
-        _usable(merchant, config.young_merchant_samples),
-        _usable(category, config.min_samples),
-    )
-    weight = _merchant_weight(own, config)
-    if own is not None and (wide is None or weight == 1.0):
-        return (survival(own[1], amount), own[0]) if own[0].count >= config.min_samples else None
-    if wide is None:
+    p_own = _probability(merchant, amount, config, config.young_merchant_samples)
+    p_wide = _probability(category, amount, config, config.min_samples)
+    weight = _merchant_weight(merchant, config) if p_own is not None else 0.0
+    if merchant is not None and p_own is not None and (p_wide is None or weight == 1.0):
+        return (p_own, merchant) if merchant.count >= config.min_samples else None
+    if category is None or p_wide is None:
         return None
-    p_wide = survival(wide[1], amount)
-    if own is None or weight == 0.0:
-        return p_wide, wide[0]
-    p = weight * survival(own[1], amount) + (1 - weight) * p_wide
-    return p, own[0] if weight >= 0.5 else wide[0]
+    if merchant is None or p_own is None or weight == 0.0:
+        return p_wide, category
+    p = weight * p_own + (1 - weight) * p_wide
+    return p, merchant if weight >= 0.5 else category
 
 
-def _usable(
-    baseline: HeldBaseline | None, min_samples: int
-) -> tuple[HeldBaseline, HeldTail] | None:
-    if baseline is None or baseline.tail is None or baseline.count < min_samples:
+def _probability(
+    baseline: HeldBaseline | None, amount: float, config: ScoringConfig, min_samples: int
+) -> float | None:
+    if baseline is None or baseline.count < min_samples:
         return None
-    return baseline, baseline.tail
+    if baseline.stddev <= config.stable_stddev:
+        return stable_probability(amount, baseline, config)
+    return None if baseline.tail is None else survival(baseline.tail, amount)
 
 
-def _merchant_weight(
-    merchant: tuple[HeldBaseline, HeldTail] | None, config: ScoringConfig
-) -> float:
+def stable_probability(amount: float, baseline: HeldBaseline, config: ScoringConfig) -> float:
+    """P(amount >= x) at a fixed price seen n times: a change at all is as rare as 1 in n + 1
+    (Laplace's rule of succession), and a change of d (a share of the price) has the chance
+    (stable_change_scale / d)^2 among changes: prices mostly move by a few percent, rarely
+    double. Within `stable_tolerance` of the price is the price."""
+    change = amount / baseline.mean - 1 if baseline.mean > 0 else math.inf
+    if change <= config.stable_tolerance:
+        return 1.0
+    size = min(1.0, (config.stable_change_scale / change) ** 2)
+    return size / (baseline.count + 1)
+
+
+def _merchant_weight(merchant: HeldBaseline | None, config: ScoringConfig) -> float:
     if merchant is None:
         return 0.0
-    count, prior = merchant[0].count, config.merchant_prior_samples
+    count, prior = merchant.count, config.merchant_prior_samples
     if count >= config.min_samples:
         return 1.0
     return count / (count + prior) if prior > 0 else 0.0
@@ -226,9 +238,8 @@ def _score_stable(
     txn_id: UUID, amount: float, baseline: HeldBaseline, config: ScoringConfig, now: datetime
 ) -> Verdict:
     """Seed rule for a scope that barely varies: a z-score would divide by ~0. With `tail`,
-    an amount above a price never exceeded in n samples is also as rare as 1 in n + 1
-    (Laplace's rule of succession), so a large scope's fixed price alerts on a smaller jump
-    than the seed's 2x and 50."""
+    an amount above a price kept for n samples is as rare as `stable_probability` says, so a
+    fixed price alerts on a smaller jump than the seed's 2x and 50."""
     ratio_hit = amount >= config.stable_multiplier * baseline.mean
     margin_hit = amount - baseline.mean > config.stable_margin
     if ratio_hit and margin_hit:
@@ -241,11 +252,15 @@ def _score_stable(
             baseline=baseline.model(),
             scored_at=now,
         )
-    above = amount > baseline.mean * (1 + config.stable_tolerance) + baseline.stddev
     tier = None
-    if config.method == "tail" and above:
-        p = 1 / (baseline.count + 1)
+    if config.method == "tail":
+        p = stable_probability(amount, baseline, config)
         tier = config.active_tiers.severity(z_equivalent(p))
+        # A repricing (up to stable_reprice above the price) is at most medium: medium rows
+        # feed the baseline, so the new price is learned within days instead of alerting
+        # (high, left out of the baseline) forever.
+        if tier is not None and amount <= baseline.mean * (1 + config.stable_reprice):
+            tier = ("medium", config.active_tiers.medium)
     if tier is None:
         return Verdict(
             transaction_id=txn_id, anomaly=False, baseline=baseline.model(), scored_at=now
@@ -257,7 +272,7 @@ def _score_stable(
         rule="low_variance",
         z_score=z_equivalent(p),
         tail_probability=p,
-        message=f"Amount exceeds a stable baseline never exceeded in {baseline.count:,} samples",
+        message=f"Amount exceeds a stable baseline kept for {baseline.count:,} samples",
         baseline=baseline.model(),
         scored_at=now,
     )

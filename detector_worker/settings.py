@@ -36,6 +36,8 @@ class DetectorSettings(CommonSettings):
     stable_multiplier: float = Field(default=DEFAULTS.stable_multiplier, gt=1)
     stable_margin: float = Field(default=DEFAULTS.stable_margin, ge=0)
     stable_tolerance: float = Field(default=DEFAULTS.stable_tolerance, ge=0)
+    stable_change_scale: float = Field(default=DEFAULTS.stable_change_scale, gt=0)
+    stable_reprice: float = Field(default=DEFAULTS.stable_reprice, ge=0)
 
     @field_validator("alert_tiers", "strict_alert_tiers", mode="before")
     @classmethod
@@ -55,4 +57,6 @@ class DetectorSettings(CommonSettings):
             stable_multiplier=self.stable_multiplier,
             stable_margin=self.stable_margin,
             stable_tolerance=self.stable_tolerance,
+            stable_change_scale=self.stable_change_scale,
+            stable_reprice=self.stable_reprice,
         )

@@ -112,18 +112,27 @@ def test_a_young_merchant_above_its_category_is_not_an_anomaly_for_it() -> None:
     assert score(txn("30000", "Steakhouse"), young, CONFIG, NOW).anomaly
 
 
-def test_a_fixed_price_never_exceeded_in_many_samples_alerts_on_a_small_jump() -> None:
-    """The seed's rule needs 2x and 50 over the price: a 9.99 subscription charged 14.99
-    passed. After 10,000 charges at 9.99, 14.99 is as rare as 1 in 10,001."""
+def test_a_fixed_price_kept_for_many_samples_alerts_on_a_smaller_jump_than_the_seed() -> None:
+    """The seed's rule needs 2x and 50 over the price: a 9.99 subscription charged 29.99
+    passed. Kept for 10,000 charges, a change at all is 1 in 10,001, and one of +200 % is
+    (0.1 / 2)^2 of changes."""
     busy = table(baseline(ScopeKind.MERCHANT, "Cafe", [9.99] * 10_000))
-    verdict = score(txn("14.99"), busy, CONFIG, NOW)
-    assert verdict.severity == "high" and verdict.rule == "low_variance"
-    assert verdict.tail_probability == pytest.approx(1 / 10_001)
-    assert not score(txn("10.05"), busy, CONFIG, NOW).anomaly  # within 2 %
+    verdict = score(txn("29.99"), busy, CONFIG, NOW)
+    assert verdict.severity == "critical" and verdict.rule == "low_variance"
+    assert verdict.tail_probability == pytest.approx((0.1 / (29.99 / 9.99 - 1)) ** 2 / 10_001)
+    assert verdict.message == "Amount exceeds a stable baseline kept for 10,000 samples"
+    assert not score(txn("10.15"), busy, CONFIG, NOW).anomaly  # within 2 %: the price
     young = table(baseline(ScopeKind.MERCHANT, "Cafe", [9.99] * 100))
-    assert not score(txn("14.99"), young, CONFIG, NOW).anomaly  # 1 in 101 is not rare
+    assert not score(txn("10.99"), young, CONFIG, NOW).anomaly  # 1 in 101 is not rare
     # The seed's rule still holds whatever the count.
     assert score(txn("99.99"), young, CONFIG, NOW).severity == "high"
+
+
+def test_a_repricing_is_at_most_medium_so_the_baseline_learns_it() -> None:
+    """+10 % on a price kept for 10,000 charges is rare (1 in 10,001) but it is a price
+    change: medium, which feeds the baseline, not high, which would alert forever."""
+    busy = table(baseline(ScopeKind.MERCHANT, "Cafe", [9.99] * 10_000))
+    assert score(txn("10.99"), busy, CONFIG, NOW).severity == "medium"
 
 
 def test_a_level_that_inflates_is_followed() -> None:
