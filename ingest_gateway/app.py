@@ -33,7 +33,7 @@ from ingest_gateway.rate_limit import RateLimiter, TokenBucket
 from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
 from ingest_gateway.verdicts import VerdictWaiter
-from shared.db import open_pool
+from shared.db import open_pool, read_any_stored_timestamp
 from shared.kafka import RenewableProducer, make_producer
 from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
@@ -76,7 +76,12 @@ async def openapi(request: web.Request) -> web.Response:
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await asyncio.to_thread(prepare_schema, settings)
-    app[POOL] = await open_pool(settings.database_url, settings.database_schema, max_size=10)
+    app[POOL] = await open_pool(
+        settings.database_url,
+        settings.database_schema,
+        max_size=10,
+        configure=read_any_stored_timestamp,
+    )
     app[IDEMPOTENCY] = IdempotencyStore(app[POOL], timedelta(hours=settings.idempotency_ttl_hours))
     # No linger: a client waits for this ack. Records queue anyway while the one request in
     # flight per partition (idempotent producer) is out, so batches still form under load.

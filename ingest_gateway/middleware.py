@@ -11,9 +11,11 @@ from aiohttp import web
 from psycopg import DataError, OperationalError
 from psycopg_pool import PoolTimeout
 
+from ingest_gateway.auth import MalformedCredential
 from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.idempotency import Claimed, Conflict, Replay, request_fingerprint
+from schemas import FieldError
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +79,15 @@ async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS:
         return await handler(request)
-    caller = request.app[KEYS].identify(
-        request.headers.get("Authorization"), request.headers.get("X-API-Key")
-    )
+    try:
+        caller = request.app[KEYS].identify(
+            request.headers.get("Authorization"), request.headers.get("X-API-Key")
+        )
+    except MalformedCredential as exc:
+        # Named, never echoed: the value may be a real key with a stray byte.
+        message = "must be an API key of visible ASCII characters"
+        detail = (FieldError(field=exc.header, message=message),)
+        raise Rejection(400, "malformed credentials", "bad_credential", detail) from None
     if caller is None:
         return error_response(
             401,
