@@ -26,6 +26,15 @@ OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
+# aiohttp accepts any token as a method ("FOO /alerts" gets a 405): only these get a series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The request method, or "other": bounded cardinality, whatever clients send."""
+    return method if method in KNOWN_METHODS else "other"
+
+
 def route_label(request: web.Request) -> str:
     """The matched route pattern: bounded cardinality, unlike the raw path."""
     resource = request.match_info.route.resource
@@ -45,7 +54,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         request.app[METRICS].http_request_duration.labels(
-            route=route_label(request), method=request.method, status=str(status)
+            route=route_label(request), method=method_label(request.method), status=str(status)
         ).observe(time.perf_counter() - started)
 
 

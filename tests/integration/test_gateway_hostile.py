@@ -126,3 +126,20 @@ async def test_f8_a_credential_that_is_not_ascii_is_a_400_naming_the_header(
             body = await response.json()
             assert field_of(body) == [field]
             assert "key" not in str(body).replace("API key", "")
+
+
+# Methods the HTTP parser knows (WebDAV and others): each was a new series of every bucket.
+EXOTIC_METHODS = ("PROPFIND", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH", "REPORT", "ACL")
+
+
+async def test_f10_request_methods_do_not_grow_the_metrics(client: TestClient[Any, Any]) -> None:
+    for method in EXOTIC_METHODS:
+        response = await client.request(method, "/alerts")
+        assert response.status == 405
+    text = await (await client.get("/metrics")).text()
+    methods = {
+        line.split('method="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("http_request_duration_seconds_count")
+    }
+    assert methods == {"other"}
