@@ -27,7 +27,14 @@ from ingest_gateway.context import (
 )
 from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
-from ingest_gateway.middleware import authenticate, idempotency, observe, rate_limit, reject
+from ingest_gateway.middleware import (
+    authenticate,
+    idempotency,
+    observe,
+    rate_limit,
+    read_body,
+    reject,
+)
 from ingest_gateway.openapi import openapi_document
 from ingest_gateway.rate_limit import RateLimiter, TokenBucket
 from ingest_gateway.settings import GatewaySettings
@@ -102,7 +109,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Application:
     app = web.Application(
-        middlewares=[observe, reject, authenticate, rate_limit, idempotency],
+        middlewares=[observe, reject, authenticate, rate_limit, read_body, idempotency],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -1,5 +1,7 @@
-"""Request middlewares, outermost first: observe, reject, authenticate, rate limit, idempotency."""
+"""Request middlewares, outermost first: observe, reject, authenticate, rate limit, read the
+body, idempotency."""
 
+import asyncio
 import json
 import logging
 import re
@@ -12,7 +14,7 @@ from psycopg import DataError, OperationalError
 from psycopg_pool import PoolTimeout
 
 from ingest_gateway.auth import MalformedCredential
-from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS
+from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS, SETTINGS
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.idempotency import Claimed, Conflict, Replay, request_fingerprint
 from schemas import FieldError
@@ -117,6 +119,31 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
         retry_after = str(max(1, round(wait + 0.5)))
         return error_response(429, "rate limit exceeded", headers={"Retry-After": retry_after})
     return await handler(request)
+
+
+@web.middleware
+async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the whole body within BODY_READ_TIMEOUT_SECONDS (handlers then get it from
+    aiohttp's cache): a request whose body stalls must not hold its connection forever."""
+    if request.body_exists:
+        try:
+            async with asyncio.timeout(request.app[SETTINGS].body_read_timeout_seconds):
+                await request.read()
+        except TimeoutError:
+            request.app[METRICS].rejected.labels(reason="body_timeout").inc()
+            return await _answer_and_close(request, 408, "request body not received in time")
+    return await handler(request)
+
+
+async def _answer_and_close(request: web.Request, status: int, error: str) -> web.Response:
+    """Send the answer, then close at once: aiohttp would otherwise linger up to 10 s more,
+    waiting for the rest of a body that is not coming."""
+    response = error_response(status, error)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()  # the answer is flushed before the socket closes
+    return response
 
 
 @web.middleware

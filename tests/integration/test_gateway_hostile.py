@@ -1,7 +1,10 @@
 """Issue 13 findings on the gateway's input paths: every answer a 4xx naming what is wrong,
-never a 500, and reads that survive any stored row (F3, F8)."""
+never a 500, reads that survive any stored row, bounded metrics and body reads (F3, F8, F10,
+F11). Malformed header lines, against a real gateway process: tests/e2e/test_hostile_http.py."""
 
+import asyncio
 import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from ingest_gateway.app import create_app
 from ingest_gateway.settings import GatewaySettings
-from tests.conftest import AUTH_HEADERS, Isolated
+from tests.conftest import API_KEY, AUTH_HEADERS, Isolated
 from tests.integration.test_gateway import VALID, published
 
 pytestmark = pytest.mark.integration
@@ -143,3 +146,26 @@ async def test_f10_request_methods_do_not_grow_the_metrics(client: TestClient[An
         if line.startswith("http_request_duration_seconds_count")
     }
     assert methods == {"other"}
+
+
+async def test_f11_a_body_that_stalls_gets_408_and_the_connection_closed(
+    isolated: Isolated,
+) -> None:
+    settings = isolated.settings(GatewaySettings, body_read_timeout_seconds=0.5)
+    server = TestServer(create_app(settings, CollectorRegistry()))
+    async with server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        # Authenticated headers, a promise of 100 bytes, one byte, then nothing (held forever
+        # at 37aed69).
+        writer.write(
+            f"POST /transactions HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
+        )
+        await writer.drain()
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.read(), timeout=5)  # read() ends at close
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert 0.4 < time.monotonic() - started < 3
+    assert b'"error": "request body not received in time"' in answer
+    assert await published(isolated) == 0
