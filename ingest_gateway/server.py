@@ -9,8 +9,8 @@ text.
 """
 
 import asyncio
-import contextlib
 import logging
+import signal
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -58,17 +58,19 @@ class GatewayRunner(web.AppRunner):
 async def serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
     """Serve until SIGTERM/SIGINT, then stop accepting, let in-flight requests finish (up to
     the timeout) and run the app's cleanup, which flushes the producer (as web.run_app)."""
-    runner = GatewayRunner(
-        app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout
-    )
+    runner = GatewayRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # An event, not an exception: in-flight requests must not be cancelled with the loop.
+        loop.add_signal_handler(signum, stop.set)
     try:
         await web.TCPSite(runner, host, port).start()
-        await asyncio.Event().wait()  # the signal handlers raise GracefulExit
+        await stop.wait()
     finally:
         await runner.cleanup()
 
 
 def run(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(serve(app, host, port, shutdown_timeout))
+    asyncio.run(serve(app, host, port, shutdown_timeout))
