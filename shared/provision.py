@@ -1,4 +1,5 @@
-"""`jalytics-provision`: apply the migrations, make the workers' logins, create the topics.
+"""`jalytics-provision`: apply the migrations, take from PUBLIC the database rights no worker
+needs, make the workers' logins, create the topics.
 
 Run it with the schema owner's DATABASE_URL before the workers start: they log in with no
 right to change the schema and only check that it is migrated. Given a worker's own URL
@@ -9,6 +10,7 @@ CREATEROLE (ops/postgres.sh makes them as the superuser instead).
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import psycopg
 from psycopg import errors, sql
@@ -94,10 +96,39 @@ def ensure_group(conn: psycopg.Connection[tuple[object, ...]], group: str) -> No
         conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
 
 
+LEAST_PRIVILEGE_SQL = Path(__file__).resolve().parents[1] / "ops" / "least_privilege.sql"
+# What ops/least_privilege.sql takes from PUBLIC, as (description, check for a role).
+_PUBLIC_RIGHTS = (
+    ("TEMPORARY on this database", "has_database_privilege(%(role)s, current_database(), 'TEMP')"),
+    ("CONNECT on database postgres", "has_database_privilege(%(role)s, 'postgres', 'CONNECT')"),
+    ("CONNECT on database template1", "has_database_privilege(%(role)s, 'template1', 'CONNECT')"),
+    ("EXECUTE on lo_create(oid)", "has_function_privilege(%(role)s, 'lo_create(oid)', 'EXECUTE')"),
+)
+
+
+def restrict_database(admin_url: str) -> list[str]:
+    """Take from PUBLIC the database-wide rights no worker needs (ops/least_privilege.sql);
+    return those a worker's group role still holds (this login may not revoke them)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(LEAST_PRIVILEGE_SQL.read_text(encoding="utf-8").encode("utf-8"))
+        left = []
+        for description, check in _PUBLIC_RIGHTS:
+            for group in WORKER_ROLES.values():
+                row = conn.execute(f"SELECT {check}", {"role": group}).fetchone()
+                if row == (True,):
+                    left.append(f"{group}: {description}")
+        return left
+
+
 def main() -> None:
     settings = load_settings(ProvisionSettings)
     applied = apply_migrations(settings.database_url, settings.database_schema)
     print(f"migrations applied to schema {settings.database_schema}: {applied or 'none new'}")
+    for right in restrict_database(settings.database_url):
+        print(
+            f"warning: {right} is still granted (to PUBLIC): run {LEAST_PRIVILEGE_SQL.name} "
+            "as a superuser on this database to revoke it"
+        )
     for group, url in settings.worker_urls().items():
         ensure_login(settings.database_url, url, group)
         print(f"login for {group} ready")
