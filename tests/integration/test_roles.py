@@ -6,6 +6,7 @@ integration tests and the end-to-end test log in that way); here: the exact gran
 statements each role is refused, and the start-up check of an unmigrated schema.
 """
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -21,7 +22,9 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
+from shared.kafka import delete_topics, project_topics
 from shared.migrations import DEFAULT_DIR, SchemaNotReady, apply_migrations, check_migrated
+from shared.settings import CommonSettings, settings_from
 from tests.conftest import Isolated, isolated_env
 from tests.infra import _exports as exports
 from tests.processes import ROOT, PrivateService, free_port
@@ -186,21 +189,36 @@ def test_a_role_is_refused_what_its_worker_never_does(isolated: Isolated, worker
 
 
 def test_the_rollup_trigger_writes_for_the_detector_and_ignores_its_temp_tables(
-    isolated: Isolated, db: Any
+    isolated: Isolated,
 ) -> None:
     # The trigger function runs as the owner (SECURITY DEFINER) with its search_path pinned:
     # a temporary table named like the rollup must not receive the rows (nor run its code
-    # with the owner's rights).
-    with login(isolated, "detector") as conn:
-        conn.execute(
-            "CREATE TEMP TABLE baseline_rollup (scope_kind text, scope_name text, currency text,"
-            " day date, sample_count bigint, total numeric, total_sq numeric,"
-            " log_total double precision, log_total_sq double precision,"
-            " PRIMARY KEY (scope_kind, scope_name, currency, day))"
-        )
-        conn.execute(TXN)
-        assert conn.execute("SELECT count(*) FROM pg_temp.baseline_rollup").fetchone() == (0,)
-    assert db.execute("SELECT sum(sample_count) FROM baseline_rollup").fetchone() == (2,)
+    # with the owner's rights). Workers may not create temporary tables where provisioning
+    # could revoke that right (F13); where it could not (a managed database whose owner is
+    # not ours), the pin still holds. That case, in a database of the test's own:
+    with own_database(isolated) as env:
+        schema, owner = env["DATABASE_SCHEMA"], env["DATABASE_URL"]
+        apply_migrations(owner, schema)
+        with psycopg.connect(owner, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("GRANT TEMPORARY ON DATABASE {} TO jalytics_detector").format(
+                    sql.Identifier(conn.info.dbname)
+                )
+            )
+        detector = env["DETECTOR_DATABASE_URL"]
+        with psycopg.connect(detector, autocommit=True, options=f"-c search_path={schema}") as conn:
+            conn.execute(
+                "CREATE TEMP TABLE baseline_rollup (scope_kind text, scope_name text,"
+                " currency text, day date, sample_count bigint, total numeric, total_sq numeric,"
+                " log_total double precision, log_total_sq double precision,"
+                " PRIMARY KEY (scope_kind, scope_name, currency, day))"
+            )
+            conn.execute(TXN)
+            temp = conn.execute("SELECT count(*) FROM pg_temp.baseline_rollup").fetchone()
+            assert temp == (0,)
+        with psycopg.connect(owner, options=f"-c search_path={schema}") as conn:
+            rollup = conn.execute("SELECT sum(sample_count) FROM baseline_rollup").fetchone()
+            assert rollup == (2,)
 
 
 def test_the_start_up_check_names_the_missing_migrations_and_what_to_run(
@@ -306,6 +324,8 @@ def hardened(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> 
         assert result.returncode == 0, result.stderr[-2000:]
         assert "warning:" not in result.stdout  # the superuser did the rest
         yield Hardened(service, env)
+    topics = project_topics(settings_from(CommonSettings, env))
+    asyncio.run(delete_topics(kafka_bootstrap, [topic.name for topic in topics]))
 
 
 def refused(conn: psycopg.Connection[Any], statement: str) -> bool:
