@@ -47,6 +47,8 @@ start_worker() {
         log "$name already running (pid $(read_pid "$pid_file"))"
         return
     fi
+    # Logs are for the operator only (owner-readable), whatever the caller's umask.
+    touch "$LOGS/$name.log" && chmod 600 "$LOGS/$name.log"
     # shellcheck disable=SC2163 # "$@" are NAME=VALUE pairs
     (cd "$JALYTICS_ROOT" && export "$@" && exec setsid nohup .venv/bin/python -m "$module" \
         >>"$LOGS/$name.log" 2>&1 </dev/null) &

@@ -1,4 +1,4 @@
-"""`ops/up.sh` hands each worker only its own credentials (F14).
+"""`ops/up.sh` hands each worker only its own credentials (F14), and its logs to their owner.
 
 The real script runs in a copy of the repository's `ops/` whose services are stand-ins:
 PostgreSQL, Kafka and Prometheus print the environment a real start prints, and `python -m
@@ -103,3 +103,6 @@ def test_f14_each_worker_gets_only_its_own_credentials(tmp_path: Path) -> None:
         assert ("API_KEYS_SHA256" in worker_env) == (module == "ingest_gateway"), module
     provision = environment(out / "provision.env")
     assert all(provision[name] == url for name, url in LOGINS.items())
+    # The logs are the operator's alone (F9 found gateway.log readable by every local user).
+    modes = {log.name: stat.S_IMODE(log.stat().st_mode) for log in (root / ".run/logs").iterdir()}
+    assert modes == {f"{name}.log": 0o600 for name in ("gateway", "detector", "baselines")}
