@@ -290,9 +290,9 @@ def test_provision_migrates_and_checks_each_workers_login(isolated: Isolated) ->
     passwords = [urllib.parse.urlsplit(url).password for url in isolated.worker_urls.values()]
     assert all(password and password not in output for password in passwords)
     # As the database's owner it revokes TEMPORARY; the rest needs a superuser: it says so.
-    assert "jalytics_detector: TEMPORARY" not in output
+    assert "TEMPORARY" not in output
     if "warning:" in output:
-        assert "least_privilege.sql as a superuser" in output
+        assert "run ops/least_privilege.sql as a superuser" in output
 
 
 # --- F13: on a cluster set up as `make up` sets it up -----------------------------------------
