@@ -17,35 +17,42 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 # The stages the pipeline retries (see pipeline.retry_transient).
 RETRY_STAGES = ("persist", "publish")
-# Merchants past this many distinct names per process share one series (see MerchantCounter).
-MERCHANT_LABEL_LIMIT = 200
-OTHER_MERCHANTS = "_other_"
+# Label values past this many distinct ones per process share one series (see CappedCounter).
+INPUT_LABEL_LIMIT = 200
+OTHER = "_other_"
+OTHER_MERCHANTS = OTHER  # the name dashboards and tests knew it by
 
 
 @dataclass
-class MerchantCounter:
-    """`transactions_by_merchant_total{merchant}` with bounded cardinality.
+class CappedCounter:
+    """A counter with one label whose values come from input, with bounded cardinality.
 
-    Merchant names are open-ended input: one series per name would let a flood of new names
-    swamp Prometheus. The first `limit` merchants a process sees get a series each; later
-    ones count under merchant="_other_". Heavy hitters show up early (a merchant is seen
-    first in proportion to its traffic), so the top of the list is right in practice.
+    Merchant and category names are open-ended: one series per name would let a flood of
+    new names swamp Prometheus and the /metrics page. The first `limit` values a process
+    sees get a series each; later ones count under "_other_". Heavy hitters show up early (a
+    value is seen first in proportion to its traffic), so the top of the list is right in
+    practice.
     """
 
     counter: Counter
-    limit: int = MERCHANT_LABEL_LIMIT
+    label: str
+    limit: int = INPUT_LABEL_LIMIT
     _admitted: set[str] = field(default_factory=set)
 
-    def inc(self, merchant: str, amount: int = 1) -> None:
-        self.counter.labels(merchant=self._label(merchant)).inc(amount)
+    def inc(self, value: str, amount: int = 1) -> None:
+        self.counter.labels(**{self.label: self._admit(value)}).inc(amount)
 
-    def _label(self, merchant: str) -> str:
-        if merchant in self._admitted:
-            return merchant
+    def labels(self, **values: str) -> Counter:
+        """The series for `label=value`, as Counter.labels would give it (capped)."""
+        return self.counter.labels(**{self.label: self._admit(values[self.label])})
+
+    def _admit(self, value: str) -> str:
+        if value in self._admitted:
+            return value
         if len(self._admitted) >= self.limit:
-            return OTHER_MERCHANTS
-        self._admitted.add(merchant)
-        return merchant
+            return OTHER
+        self._admitted.add(value)
+        return value
 
 
 def baseline_age_seconds(baselines: Mapping[ScopeKey, HeldBaseline], now: datetime) -> float:
@@ -72,7 +79,7 @@ def _preset(counter: Counter, label: str, values: Iterable[str]) -> Counter:
 
 @dataclass(frozen=True)
 class DetectorMetrics:
-    transactions: Counter
+    transactions: CappedCounter
     anomalies: Counter
     anomalies_by_severity: Counter
     db_query_duration: Histogram
@@ -82,7 +89,7 @@ class DetectorMetrics:
     retries: Counter
     baseline_scopes: Gauge
     last_batch_timestamp: Gauge
-    transactions_by_merchant: MerchantCounter
+    transactions_by_merchant: CappedCounter
     consumer_lag: Gauge
     baseline_age: Gauge
 
@@ -92,11 +99,15 @@ class DetectorMetrics:
         ProcessCollector(registry=registry)
         return cls(
             # Seed names, kept exactly.
-            transactions=Counter(
-                "transactions",
-                "Transactions scored, by category.",
-                ["category"],
-                registry=registry,
+            transactions=CappedCounter(
+                Counter(
+                    "transactions",
+                    f"Transactions scored, by category (the first {INPUT_LABEL_LIMIT} "
+                    f'categories seen; the rest as "{OTHER}").',
+                    ["category"],
+                    registry=registry,
+                ),
+                "category",
             ),
             anomalies=Counter("anomalies", "Anomalous transactions.", registry=registry),
             anomalies_by_severity=_preset(
@@ -157,14 +168,15 @@ class DetectorMetrics:
                 "When the last batch finished.",
                 registry=registry,
             ),
-            transactions_by_merchant=MerchantCounter(
+            transactions_by_merchant=CappedCounter(
                 Counter(
                     "transactions_by_merchant",
-                    f"Transactions scored, by merchant (the first {MERCHANT_LABEL_LIMIT} "
-                    f'merchants seen; the rest as "{OTHER_MERCHANTS}").',
+                    f"Transactions scored, by merchant (the first {INPUT_LABEL_LIMIT} "
+                    f'merchants seen; the rest as "{OTHER}").',
                     ["merchant"],
                     registry=registry,
-                )
+                ),
+                "merchant",
             ),
             consumer_lag=Gauge(
                 "detector_consumer_lag",

@@ -40,12 +40,9 @@ _TRANSACTION_COLUMNS = (
 )
 _NAMES = ", ".join(name for name, _ in _TRANSACTION_COLUMNS)
 _STAGING = "incoming_transactions"
-# ON COMMIT DELETE ROWS: each batch finds the table empty, even after a rolled-back one.
-CREATE_STAGING = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ("
-    + ", ".join(f"{name} {kind}" for name, kind in _TRANSACTION_COLUMNS)
-    + ") ON COMMIT DELETE ROWS"
-)
+# The detector may not create temporary tables: the owner's function of migration 008 makes
+# it (shaped on transactions, emptied at each commit) and lets the detector fill it.
+CREATE_STAGING = "SELECT prepare_transaction_staging()"
 _COPY_TRANSACTIONS = f"COPY {_STAGING} ({_NAMES}) FROM STDIN (FORMAT BINARY)"
 _INSERT_TRANSACTIONS = f"""
 INSERT INTO transactions ({_NAMES})

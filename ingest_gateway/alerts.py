@@ -7,6 +7,7 @@ sort before it, so paging on is neither shifted nor duplicated by them.
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
@@ -18,9 +19,13 @@ from multidict import MultiMapping
 from ingest_gateway.context import READ_MODEL, SETTINGS
 from ingest_gateway.errors import query_rejection
 from ingest_gateway.settings import GatewaySettings
-from schemas import Severity
+from schemas import Severity, decode_json
 
 SEVERITIES = frozenset(get_args(Severity))
+# An issued cursor is about 110 characters; anything far longer is not one of ours.
+MAX_CURSOR_CHARS = 512
+# ASCII digits only: str.isdigit() also admits "²" and "٣", which int() then refuses or reads.
+_LIMIT = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,10 @@ class Cursor:
     @classmethod
     def decode(cls, token: str) -> "Cursor":
         try:
-            body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            if len(token) > MAX_CURSOR_CHARS:
+                raise ValueError("longer than any cursor this API issues")
+            # decode_json bounds the nesting: json.loads would recurse on "[[[[...".
+            body = decode_json(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             created_at = datetime.fromisoformat(body["t"])
             if created_at.tzinfo is None:
                 raise ValueError("naive time")
@@ -83,7 +91,7 @@ class AlertQuery:
 def _limit(raw: str | None, settings: GatewaySettings) -> int:
     if raw is None:
         return settings.alerts_default_limit
-    if not raw.isdigit() or not 1 <= int(raw) <= settings.alerts_max_limit:
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= settings.alerts_max_limit:
         message = f"must be an integer from 1 to {settings.alerts_max_limit}"
         raise query_rejection("limit", message, "bad_limit")
     return int(raw)

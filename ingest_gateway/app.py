@@ -30,7 +30,14 @@ from ingest_gateway.context import (
 )
 from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
-from ingest_gateway.middleware import authenticate, idempotency, observe, rate_limit, reject
+from ingest_gateway.middleware import (
+    authenticate,
+    idempotency,
+    observe,
+    rate_limit,
+    read_body,
+    reject,
+)
 from ingest_gateway.openapi import openapi_document
 from ingest_gateway.publishing import Publisher
 from ingest_gateway.rate_limit import RateLimiter, TokenBucket
@@ -40,7 +47,7 @@ from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
 from ingest_gateway.verdicts import VerdictWaiter
 from schemas import UUID_PATTERN
-from shared.db import open_pool
+from shared.db import open_pool, read_any_stored_timestamp
 from shared.kafka import RenewableProducer, make_producer
 from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
@@ -82,7 +89,12 @@ async def openapi(request: web.Request) -> web.Response:
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await asyncio.to_thread(prepare_schema, settings)
-    app[POOL] = await open_pool(settings.database_url, settings.database_schema, max_size=10)
+    app[POOL] = await open_pool(
+        settings.database_url,
+        settings.database_schema,
+        max_size=10,
+        configure=read_any_stored_timestamp,
+    )
     app[IDEMPOTENCY] = IdempotencyStore(
         app[POOL],
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
@@ -112,7 +124,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Application:
     app = web.Application(
-        middlewares=[observe, reject, authenticate, rate_limit, idempotency],
+        middlewares=[observe, reject, authenticate, rate_limit, read_body, idempotency],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -1,5 +1,7 @@
-"""Request middlewares, outermost first: observe, reject, authenticate, rate limit, idempotency."""
+"""Request middlewares, outermost first: observe, reject, authenticate, rate limit, read the
+body, idempotency."""
 
+import asyncio
 import json
 import logging
 import re
@@ -12,7 +14,16 @@ from aiohttp import web
 from psycopg import DataError, OperationalError
 from psycopg_pool import PoolTimeout
 
-from ingest_gateway.context import CALLER, IDEMPOTENCY, KEYS, LIMITER, METRICS, TRANSIENT_ANSWER
+from ingest_gateway.auth import MalformedCredential
+from ingest_gateway.context import (
+    CALLER,
+    IDEMPOTENCY,
+    KEYS,
+    LIMITER,
+    METRICS,
+    SETTINGS,
+    TRANSIENT_ANSWER,
+)
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.idempotency import (
     REPLAYED_HEADERS,
@@ -22,7 +33,7 @@ from ingest_gateway.idempotency import (
     is_kept,
     request_fingerprint,
 )
-from schemas import IDEMPOTENCY_KEY_PATTERN
+from schemas import IDEMPOTENCY_KEY_PATTERN, FieldError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +41,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Liveness, readiness, metrics and the API description stay open: no key, no rate limit.
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
 IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+# aiohttp accepts any token as a method ("FOO /alerts" gets a 405): only these get a series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The request method, or "other": bounded cardinality, whatever clients send."""
+    return method if method in KNOWN_METHODS else "other"
 
 
 def route_label(request: web.Request) -> str:
@@ -51,7 +71,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     finally:
         request.app[METRICS].http_request_duration.labels(
-            route=route_label(request), method=request.method, status=str(status)
+            route=route_label(request), method=method_label(request.method), status=str(status)
         ).observe(time.perf_counter() - started)
 
 
@@ -85,9 +105,15 @@ async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS:
         return await handler(request)
-    caller = request.app[KEYS].identify(
-        request.headers.get("Authorization"), request.headers.get("X-API-Key")
-    )
+    try:
+        caller = request.app[KEYS].identify(
+            request.headers.get("Authorization"), request.headers.get("X-API-Key")
+        )
+    except MalformedCredential as exc:
+        # Named, never echoed: the value may be a real key with a stray byte.
+        message = "must be an API key of visible ASCII characters"
+        detail = (FieldError(field=exc.header, message=message),)
+        raise Rejection(400, "malformed credentials", "bad_credential", detail) from None
     if caller is None:
         return error_response(
             401,
@@ -108,6 +134,31 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
         retry_after = str(max(1, round(wait + 0.5)))
         return error_response(429, "rate limit exceeded", headers={"Retry-After": retry_after})
     return await handler(request)
+
+
+@web.middleware
+async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the whole body within BODY_READ_TIMEOUT_SECONDS (handlers then get it from
+    aiohttp's cache): a request whose body stalls must not hold its connection forever."""
+    if request.body_exists:
+        try:
+            async with asyncio.timeout(request.app[SETTINGS].body_read_timeout_seconds):
+                await request.read()
+        except TimeoutError:
+            request.app[METRICS].rejected.labels(reason="body_timeout").inc()
+            return await _answer_and_close(request, 408, "request body not received in time")
+    return await handler(request)
+
+
+async def _answer_and_close(request: web.Request, status: int, error: str) -> web.Response:
+    """Send the answer, then close at once: aiohttp would otherwise linger up to 10 s more,
+    waiting for the rest of a body that is not coming."""
+    response = error_response(status, error)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()  # the answer is flushed before the socket closes
+    return response
 
 
 @web.middleware

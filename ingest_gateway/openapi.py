@@ -67,7 +67,8 @@ _ERRORS = {
     "503": _error("A dependency (Kafka or PostgreSQL) is unavailable"),
 }
 _BODY_ERRORS = {
-    "400": _error("Malformed JSON or bad query/header"),
+    "400": _error("Malformed JSON, bad query or header (an API key not visible ASCII)"),
+    "408": _error("Body not received within BODY_READ_TIMEOUT_SECONDS; connection closed"),
     "409": _error("Idempotency-Key reused for a different request, or still in progress"),
     "413": _error("Body too large"),
     "415": _error("Content-Type is not application/json"),
@@ -168,7 +169,7 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                 "parameters": [_ID],
                 "responses": {
                     "200": _json(_ref(TransactionOut), "The transaction"),
-                    "400": _error("Not a UUID"),
+                    "400": _error("Not a UUID, or an API key that is not visible ASCII"),
                     "404": _error("Unknown (or not yet scored)"),
                     **_ERRORS,
                 },
@@ -210,7 +211,7 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                         **_json(alert_list, "A page of alerts"),
                         "headers": {"X-Next-Cursor": {"schema": {"type": "string"}}},
                     },
-                    "400": _error("Bad query parameter"),
+                    "400": _error("Bad query parameter, or an API key not visible ASCII"),
                     **_ERRORS,
                 },
             }

@@ -27,6 +27,8 @@ class GatewaySettings(CommonSettings):
     global_rate_limit_burst: float = Field(default=2000.0, ge=1)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # A client that sends its headers and then stalls gets 408 and the connection closed.
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     batch_max_items: int = Field(default=500, ge=1, le=10_000)
     # How long a publish may wait for acks=all before the client gets a 503. Longer than a
     # cluster's leader election: with Kafka's defaults the controller fences a dead broker

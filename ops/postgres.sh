@@ -261,10 +261,15 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$APP_DB')
 \gexec
 SQL
     ensure_worker_roles
+    # Rights every role gets by default that no worker needs (temporary objects, large
+    # objects, the maintenance databases): only the superuser may revoke all of them.
+    superuser_psql -d "$APP_DB" -f "$JALYTICS_ROOT/ops/least_privilege.sql" >/dev/null
 }
 
 # ensure_worker_roles: the group roles (which migration 006 would otherwise have to create, and
-# the owner may not) and each worker's login user, in its group, with its current password.
+# the owner may not) and each worker's login user, in its group, with its current password and
+# no settings of its own. PostgreSQL lets every role change its own password and settings
+# (ALTER ROLE CURRENT_USER), with no right to revoke: each start undoes what a worker did.
 ensure_worker_roles() {
     local worker user sql="SET client_min_messages = warning;
 "
@@ -278,6 +283,8 @@ SELECT format(CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = '$user')
     '$user', '$(worker_password "$worker")')
 \gexec
 GRANT jalytics_$worker TO $user;
+ALTER ROLE $user RESET ALL;
+ALTER ROLE $user IN DATABASE $APP_DB RESET ALL;
 "
     done
     superuser_psql -d postgres >/dev/null <<<"$sql"

@@ -14,10 +14,12 @@ mkdir -p "$WORKERS_DIR" "$LOGS"
 
 bash "$OPS/python.sh"
 # DATABASE_URL: the schema owner (migrations); GATEWAY_/DETECTOR_/BASELINE_DATABASE_URL: each
-# worker's own least-privileged login.
-eval "$(bash "$OPS/postgres.sh" start)"
+# worker's own least-privileged login. Kept as shell variables, never exported: a worker's
+# environment holds only its own login (the public gateway must not hold the detector's).
+eval "$(bash "$OPS/postgres.sh" start | sed 's/^export //')"
+CREDENTIALS=(DATABASE_URL GATEWAY_DATABASE_URL DETECTOR_DATABASE_URL BASELINE_DATABASE_URL)
+export -n "${CREDENTIALS[@]}" API_KEYS_SHA256 # in case the caller's environment had them
 eval "$(bash "$OPS/kafka.sh" start)"
-export DATABASE_URL GATEWAY_DATABASE_URL DETECTOR_DATABASE_URL BASELINE_DATABASE_URL
 export KAFKA_BOOTSTRAP_SERVERS
 export PORT="${PORT:-8000}"
 DETECTOR_METRICS_PORT="${DETECTOR_METRICS_PORT:-9101}"
@@ -25,7 +27,7 @@ BASELINE_METRICS_PORT="${BASELINE_METRICS_PORT:-9102}"
 
 # As the owner: migrations, a check that each worker's login works, topics. The workers then
 # only check that the schema is migrated (they may not change it).
-"$JALYTICS_ROOT/.venv/bin/jalytics-provision" >&2
+(export "${CREDENTIALS[@]}" && exec "$JALYTICS_ROOT/.venv/bin/jalytics-provision") >&2
 
 # A local API key, made once and kept in the state dir; the gateway only gets its hash.
 API_KEY_FILE="$JALYTICS_STATE_DIR/api-key"
@@ -33,7 +35,7 @@ if [[ ! -s "$API_KEY_FILE" ]]; then
     (umask 077 && "$JALYTICS_ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$API_KEY_FILE")
 fi
 API_KEY="$(first_line "$API_KEY_FILE")"
-export API_KEYS_SHA256="${API_KEYS_SHA256:-local:$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)}"
+API_KEYS_SHA256="${API_KEYS_SHA256:-local:$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)}"
 
 # start_worker NAME MODULE [ENV=VALUE...]: run `python -m MODULE` in the background. The
 # variables are exported, not passed to env(1): a password never shows in the process list.
@@ -45,6 +47,8 @@ start_worker() {
         log "$name already running (pid $(read_pid "$pid_file"))"
         return
     fi
+    # Logs are for the operator only (owner-readable), whatever the caller's umask.
+    touch "$LOGS/$name.log" && chmod 600 "$LOGS/$name.log"
     # shellcheck disable=SC2163 # "$@" are NAME=VALUE pairs
     (cd "$JALYTICS_ROOT" && export "$@" && exec setsid nohup .venv/bin/python -m "$module" \
         >>"$LOGS/$name.log" 2>&1 </dev/null) &
@@ -52,7 +56,8 @@ start_worker() {
     log "$name started (pid $!), log: $LOGS/$name.log"
 }
 
-start_worker gateway ingest_gateway DATABASE_URL="$GATEWAY_DATABASE_URL"
+start_worker gateway ingest_gateway DATABASE_URL="$GATEWAY_DATABASE_URL" \
+    API_KEYS_SHA256="$API_KEYS_SHA256"
 start_worker detector detector_worker DATABASE_URL="$DETECTOR_DATABASE_URL" \
     METRICS_PORT="$DETECTOR_METRICS_PORT"
 start_worker baselines baseline_worker DATABASE_URL="$BASELINE_DATABASE_URL" \

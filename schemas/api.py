@@ -6,7 +6,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.transaction import TransactionFields
-from schemas.types import Timestamp
+from schemas.types import StoredTimestamp, Timestamp
 from schemas.verdict import Rule, Severity
 
 # HTTP wire details the router, the middlewares and the OpenAPI document all follow. Unanchored,
@@ -106,7 +106,7 @@ class AlertOut(BaseModel):
     currency: str
     category: str
     merchant: str
-    transaction_date: Timestamp
+    transaction_date: StoredTimestamp
 
 
 class TransactionOut(BaseModel):
@@ -117,8 +117,8 @@ class TransactionOut(BaseModel):
     currency: str
     category: str
     merchant: str
-    transaction_date: Timestamp
-    received_at: Timestamp | None
+    transaction_date: StoredTimestamp
+    received_at: StoredTimestamp | None
     account_id: str | None
     client_transaction_id: str | None
     anomaly: bool

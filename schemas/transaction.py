@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.money import money_problem
-from schemas.types import Amount, CurrencyCode, Label, OptionalRef, Timestamp
+from schemas.types import Amount, CurrencyCode, InputTimestamp, Label, OptionalRef
 
 
 class TransactionFields(BaseModel):
@@ -18,7 +18,7 @@ class TransactionFields(BaseModel):
     amount: Amount
     category: Label
     merchant: Label
-    transaction_date: Timestamp
+    transaction_date: InputTimestamp
     currency: CurrencyCode = "USD"
     account_id: OptionalRef = None
     client_transaction_id: OptionalRef = None
@@ -41,4 +41,4 @@ class Transaction(TransactionFields):
     schema_version: Literal[1] = 1
     id: UUID
     # When the system first saw it (gateway receipt, or the producer's own clock).
-    received_at: Timestamp | None = None
+    received_at: InputTimestamp | None = None

@@ -1,9 +1,11 @@
 """Field types shared by several wire formats."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 # Up to 10^14 with at most 4 decimal places (NUMERIC(18, 4) in PostgreSQL); the currency may
 # allow fewer (schemas/money.py). On the wire: a JSON number or, better, a decimal string.
@@ -29,4 +31,42 @@ Label = Annotated[
 OptionalRef = (
     Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]+$")] | None
 )
+# What the system itself stamps (scored_at, created_at, ...): always "now" somewhere.
 Timestamp = AwareDatetime
+
+# The one range for an instant a client states (transaction_date, received_at), on HTTP and
+# Kafka alike. Python, and so every reader, holds only the years 1 to 9999 in UTC, and an
+# offset moves 0001-01-01T00:00:00+14:00 into 1 BC and 9999-12-31T23:59:59-14:00 into
+# 10000: PostgreSQL stores both, and a read of either then fails. No payment is that far
+# off; the bounds leave room for old imports and long-dated schedules.
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+END_OF_INSTANTS = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
+INSTANT_RANGE = "from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z"
+
+
+def _within_range(value: datetime) -> datetime:
+    # Aware datetimes compare as instants, without overflow whatever their offsets.
+    if not EARLIEST_INSTANT <= value < END_OF_INSTANTS:
+        raise PydanticCustomError("instant_range", "must be {range}", {"range": INSTANT_RANGE})
+    return value
+
+
+InputTimestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_within_range),
+    Field(description=f"ISO 8601 with a time zone, {INSTANT_RANGE}"),
+]
+# A client-stated instant read back from PostgreSQL. A row stored before the range existed
+# may lie outside the years Python holds: it reads as PostgreSQL's own text (e.g.
+# "10000-01-01 13:59:59+00", "0001-12-31 10:00:00+00 BC") instead of failing the read.
+StoredTimestamp = Annotated[
+    AwareDatetime | str,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "description": "PostgreSQL's text, outside years 1-9999"},
+            ]
+        }
+    ),
+]

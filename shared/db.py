@@ -3,11 +3,15 @@
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, LiteralString
 
 from prometheus_client import Histogram
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, DataError
+from psycopg.abc import AdaptContext, Buffer
+from psycopg.adapt import Loader
 from psycopg.rows import dict_row
+from psycopg.types.datetime import TimestamptzLoader
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -38,6 +42,26 @@ async def open_pool(
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+class OutOfRangeAsTextLoader(Loader):
+    """A timestamptz Python cannot hold (outside the years 1-9999 in UTC) reads as
+    PostgreSQL's own text instead of failing the whole read (schemas.types.StoredTimestamp)."""
+
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        self._loader = TimestamptzLoader(oid, context)
+
+    def load(self, data: Buffer) -> datetime | str:
+        try:
+            return self._loader.load(data)
+        except DataError:
+            return bytes(data).decode("utf-8")
+
+
+async def read_any_stored_timestamp(conn: AsyncConnection[Any]) -> None:
+    """A pool `configure` hook: one out-of-range row must never fail a read."""
+    conn.adapters.register_loader("timestamptz", OutOfRangeAsTextLoader)
 
 
 @asynccontextmanager

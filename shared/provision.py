@@ -1,4 +1,5 @@
-"""`jalytics-provision`: apply the migrations, make the workers' logins, create the topics.
+"""`jalytics-provision`: apply the migrations, take from PUBLIC the database rights no worker
+needs, make the workers' logins, create the topics.
 
 Run it with the schema owner's DATABASE_URL before the workers start: they log in with no
 right to change the schema and only check that it is migrated. Given a worker's own URL
@@ -9,6 +10,8 @@ CREATEROLE (ops/postgres.sh makes them as the superuser instead).
 
 import asyncio
 import contextlib
+from pathlib import Path
+from typing import LiteralString
 
 import psycopg
 from psycopg import errors, sql
@@ -94,10 +97,56 @@ def ensure_group(conn: psycopg.Connection[tuple[object, ...]], group: str) -> No
         conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
 
 
+LEAST_PRIVILEGE_SQL = Path(__file__).resolve().parents[1] / "ops" / "least_privilege.sql"
+# What ops/least_privilege.sql takes from PUBLIC, as (description, check for a role).
+# Each check yields no row when its object does not exist (a managed service may have no
+# database named postgres).
+_DATABASE_RIGHT = (
+    "SELECT has_database_privilege(%(role)s, oid, %(right)s) FROM pg_database"
+    " WHERE datname = coalesce(%(database)s, current_database())"
+)
+_LO_CREATE_RIGHT = "SELECT has_function_privilege(%(role)s, 'lo_create(oid)', 'EXECUTE')"
+_Check = tuple[str, LiteralString, dict[str, str | None]]
+
+
+def _database_right(description: str, right: str, database: str | None) -> _Check:
+    return description, _DATABASE_RIGHT, {"right": right, "database": database}
+
+
+_PUBLIC_RIGHTS: tuple[_Check, ...] = (
+    _database_right("TEMPORARY on this database", "TEMP", None),
+    _database_right("CONNECT on database postgres", "CONNECT", "postgres"),
+    _database_right("CONNECT on database template1", "CONNECT", "template1"),
+    ("EXECUTE on lo_create(oid)", _LO_CREATE_RIGHT, {}),
+)
+
+
+def restrict_database(admin_url: str) -> list[str]:
+    """Take from PUBLIC the database-wide rights no worker needs (ops/least_privilege.sql);
+    return those some worker's group role still holds (this login may not revoke them)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(LEAST_PRIVILEGE_SQL.read_text(encoding="utf-8").encode("utf-8"))
+        return [
+            description
+            for description, check, params in _PUBLIC_RIGHTS
+            if any(
+                conn.execute(check, {"role": group, **params}).fetchone() == (True,)
+                for group in WORKER_ROLES.values()
+            )
+        ]
+
+
 def main() -> None:
     settings = load_settings(ProvisionSettings)
     applied = apply_migrations(settings.database_url, settings.database_schema)
     print(f"migrations applied to schema {settings.database_schema}: {applied or 'none new'}")
+    left = restrict_database(settings.database_url)
+    if left:
+        print(
+            f"warning: the worker roles still hold {', '.join(left)} (granted to PUBLIC; this "
+            "login may not revoke them): run ops/least_privilege.sql as a superuser on this "
+            "database"
+        )
     for group, url in settings.worker_urls().items():
         ensure_login(settings.database_url, url, group)
         print(f"login for {group} ready")

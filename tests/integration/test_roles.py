@@ -1,10 +1,12 @@
-"""Each worker's database role holds exactly the rights its SQL needs (migration 006).
+"""Each worker's database role holds exactly the rights its SQL needs (migrations 006, 008)
+and none of those PostgreSQL gives every role by default (ops/least_privilege.sql, F13).
 
 What each worker may do is proved by running its real code under its role (the other
 integration tests and the end-to-end test log in that way); here: the exact grants, the
 statements each role is refused, and the start-up check of an unmigrated schema.
 """
 
+import asyncio
 import os
 import re
 import subprocess
@@ -13,6 +15,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,14 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
+from benchmarks.support import delete_topics, settings_from
 from detector_worker.decision import BODY_FIELDS
+from shared.kafka import project_topics
 from shared.migrations import DEFAULT_DIR, SchemaNotReady, apply_migrations, check_migrated
-from tests.conftest import Isolated
-from tests.processes import ROOT
+from shared.settings import CommonSettings
+from tests.conftest import Isolated, isolated_env
+from tests.infra import _exports as exports
+from tests.processes import ROOT, PrivateService, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -193,21 +200,36 @@ def test_a_role_is_refused_what_its_worker_never_does(isolated: Isolated, worker
 
 
 def test_the_rollup_trigger_writes_for_the_detector_and_ignores_its_temp_tables(
-    isolated: Isolated, db: Any
+    isolated: Isolated,
 ) -> None:
     # The trigger function runs as the owner (SECURITY DEFINER) with its search_path pinned:
     # a temporary table named like the rollup must not receive the rows (nor run its code
-    # with the owner's rights).
-    with login(isolated, "detector") as conn:
-        conn.execute(
-            "CREATE TEMP TABLE baseline_rollup (scope_kind text, scope_name text, currency text,"
-            " day date, sample_count bigint, total numeric, total_sq numeric,"
-            " log_total double precision, log_total_sq double precision,"
-            " PRIMARY KEY (scope_kind, scope_name, currency, day))"
-        )
-        conn.execute(TXN)
-        assert conn.execute("SELECT count(*) FROM pg_temp.baseline_rollup").fetchone() == (0,)
-    assert db.execute("SELECT sum(sample_count) FROM baseline_rollup").fetchone() == (2,)
+    # with the owner's rights). Workers may not create temporary tables where provisioning
+    # could revoke that right (F13); where it could not (a managed database whose owner is
+    # not ours), the pin still holds. That case, in a database of the test's own:
+    with own_database(isolated) as env:
+        schema, owner = env["DATABASE_SCHEMA"], env["DATABASE_URL"]
+        apply_migrations(owner, schema)
+        with psycopg.connect(owner, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("GRANT TEMPORARY ON DATABASE {} TO jalytics_detector").format(
+                    sql.Identifier(conn.info.dbname)
+                )
+            )
+        detector = env["DETECTOR_DATABASE_URL"]
+        with psycopg.connect(detector, autocommit=True, options=f"-c search_path={schema}") as conn:
+            conn.execute(
+                "CREATE TEMP TABLE baseline_rollup (scope_kind text, scope_name text,"
+                " currency text, day date, sample_count bigint, total numeric, total_sq numeric,"
+                " log_total double precision, log_total_sq double precision,"
+                " PRIMARY KEY (scope_kind, scope_name, currency, day))"
+            )
+            conn.execute(TXN)
+            temp = conn.execute("SELECT count(*) FROM pg_temp.baseline_rollup").fetchone()
+            assert temp == (0,)
+        with psycopg.connect(owner, options=f"-c search_path={schema}") as conn:
+            rollup = conn.execute("SELECT sum(sample_count) FROM baseline_rollup").fetchone()
+            assert rollup == (2,)
 
 
 def test_the_start_up_check_names_the_missing_migrations_and_what_to_run(
@@ -235,20 +257,158 @@ def test_the_start_up_check_names_the_missing_migrations_and_what_to_run(
         db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(older)))
 
 
-def test_provision_migrates_and_checks_each_workers_login(isolated: Isolated) -> None:
-    logins = {f"{worker.upper()}_DATABASE_URL": url for worker, url in isolated.worker_urls.items()}
-    result = subprocess.run(
+def in_database(url: str, name: str) -> str:
+    return urllib.parse.urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+@contextmanager
+def own_database(isolated: Isolated) -> Iterator[dict[str, str]]:
+    """A database of the test's own (provisioning changes database-wide rights, which the
+    shared one must keep for other sessions); its env, the workers' logins included."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    owner = isolated.env["DATABASE_URL"]
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        logins = {
+            f"{worker.upper()}_DATABASE_URL": in_database(url, name)
+            for worker, url in isolated.worker_urls.items()
+        }
+        yield isolated.env | logins | {"DATABASE_URL": in_database(owner, name)}
+    finally:
+        with psycopg.connect(owner, autocommit=True) as conn:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))
+
+
+def provision(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "shared.provision"],
         cwd=ROOT,
-        env=os.environ | isolated.env | logins,
+        env=os.environ | env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_provision_migrates_and_checks_each_workers_login(isolated: Isolated) -> None:
+    with own_database(isolated) as env:
+        result = provision(env)
     assert result.returncode == 0, result.stderr[-2000:]
     for role in ROLES.values():
         assert f"login for {role} ready" in result.stdout
     output = result.stdout + result.stderr
     passwords = [urllib.parse.urlsplit(url).password for url in isolated.worker_urls.values()]
     assert all(password and password not in output for password in passwords)
+    # As the database's owner it revokes TEMPORARY; the rest needs a superuser: it says so.
+    assert "TEMPORARY" not in output
+    if "warning:" in output:
+        assert "run ops/least_privilege.sql as a superuser" in output
+
+
+# --- F13: on a cluster set up as `make up` sets it up -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Hardened:
+    """A private cluster started by ops/postgres.sh and provisioned by jalytics-provision."""
+
+    service: PrivateService
+    env: dict[str, str]  # the owner's, with the workers' logins and the test's schema
+
+    def login(self, worker: str, database: str | None = None) -> psycopg.Connection[Any]:
+        url = self.env[f"{worker.upper()}_DATABASE_URL"]
+        return psycopg.connect(
+            in_database(url, database) if database else url,
+            autocommit=True,
+            options=f"-c search_path={self.env['DATABASE_SCHEMA']}",
+        )
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[Hardened]:
+    ports = {"JALYTICS_PG_PORT": str(free_port())}
+    with PrivateService("postgres.sh", tmp_path_factory.mktemp("pg-state"), ports) as service:
+        logins = exports(service.run("env"))
+        env = isolated_env(kafka_bootstrap, logins["DATABASE_URL"]) | logins
+        result = provision(env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "warning:" not in result.stdout  # the superuser did the rest
+        yield Hardened(service, env)
+    topics = project_topics(settings_from(CommonSettings, env))
+    asyncio.run(delete_topics(kafka_bootstrap, [topic.name for topic in topics]))
+
+
+def refused(conn: psycopg.Connection[Any], statement: str) -> bool:
+    try:
+        conn.execute(statement)
+    except errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("worker", ALL)
+def test_f13_a_worker_role_creates_no_temporary_objects_and_no_large_objects(
+    hardened: Hardened, worker: str
+) -> None:
+    statements = [
+        "CREATE TEMPORARY TABLE intruder (id int)",
+        "CREATE FUNCTION pg_temp.intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "SELECT lo_creat(-1)",
+        "SELECT lo_create(0)",
+        "SELECT lo_from_bytea(0, 'kept after the session')",
+    ]
+    with hardened.login(worker) as conn:
+        allowed = [statement for statement in statements if not refused(conn, statement)]
+    assert allowed == []
+
+
+@pytest.mark.parametrize("worker", ALL)
+@pytest.mark.parametrize("database", ["postgres", "template1"])
+def test_f13_a_worker_role_cannot_connect_to_the_maintenance_databases(
+    hardened: Hardened, worker: str, database: str
+) -> None:
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        hardened.login(worker, database).close()
+
+
+def test_f13_the_detector_stages_its_batches_without_the_right_to_create_them(
+    hardened: Hardened,
+) -> None:
+    with hardened.login("detector") as conn, conn.transaction():
+        conn.execute("SELECT prepare_transaction_staging()")
+        conn.execute("SELECT prepare_transaction_staging()")  # once per connection suffices
+        conn.execute(
+            "INSERT INTO incoming_transactions (id, amount, currency, category, merchant,"
+            " transaction_date, anomaly, scored_at) VALUES (gen_random_uuid(), 10, 'USD',"
+            " 'food', 'Cafe', now(), false, now())"
+        )
+        moved = conn.execute(
+            "INSERT INTO transactions (id, amount, currency, category, merchant,"
+            " transaction_date, anomaly, scored_at) SELECT id, amount, currency, category,"
+            " merchant, transaction_date, anomaly, scored_at FROM incoming_transactions"
+        )
+        assert moved.rowcount == 1
+    for worker in ("gateway", "baseline"):
+        with hardened.login(worker) as conn:
+            assert refused(conn, "SELECT prepare_transaction_staging()"), worker
+
+
+def test_f13_what_a_worker_alters_on_its_own_role_is_undone_at_the_next_start(
+    hardened: Hardened,
+) -> None:
+    # PostgreSQL lets every role change its own password and settings, with no right to
+    # revoke (ALTER ROLE docs: "ordinary roles can only change their own password"), so
+    # each start of ops/postgres.sh puts both back.
+    with hardened.login("gateway") as conn:
+        conn.execute("ALTER ROLE CURRENT_USER SET statement_timeout = '1ms'")
+        conn.execute("ALTER ROLE CURRENT_USER IN DATABASE jalytics SET work_mem = '64kB'")
+        conn.execute("ALTER ROLE CURRENT_USER PASSWORD 'taken-over'")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        hardened.login("gateway").close()
+    hardened.service.run("start")
+    with hardened.login("gateway") as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+        assert conn.execute("SHOW work_mem").fetchone() != ("64kB",)

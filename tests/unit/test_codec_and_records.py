@@ -137,3 +137,24 @@ def test_transaction_keys_round_trip() -> None:
     assert parse_transaction_key(transaction_key(txn_id)) == txn_id
     for key in (None, b"", b"garbage-1", b"\xff\xfe"):
         assert parse_transaction_key(key) is None
+
+
+@pytest.mark.parametrize("field", ["transaction_date", "received_at"])
+@pytest.mark.parametrize(
+    "instant",
+    ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z"],
+)
+def test_f3_a_record_dated_outside_the_range_is_dead_lettered_naming_the_field(
+    field: str, instant: str
+) -> None:
+    # At 37aed69 the first was stored as year 10000, and every read of it then failed.
+    result = decode_transaction(record(json.dumps(valid_body(**{field: instant})).encode()))
+    assert isinstance(result, DeadLetter)
+    assert result.reason == "invalid_schema"
+    assert result.error.startswith(f"{field}: must be from 1970-01-01T00:00:00Z")
+
+
+@pytest.mark.parametrize("instant", ["1970-01-01T00:00:00Z", "2099-12-31T23:59:59.999999Z"])
+def test_f3_the_ends_of_the_range_are_accepted(instant: str) -> None:
+    body = valid_body(transaction_date=instant, received_at=instant)
+    assert isinstance(decode_transaction(record(json.dumps(body).encode())), Transaction)

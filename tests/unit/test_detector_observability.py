@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 from benchmarks.support import index
 from detector_worker.app import batch_context
 from detector_worker.metrics import (
+    INPUT_LABEL_LIMIT,
     OTHER_MERCHANTS,
+    CappedCounter,
     DetectorMetrics,
-    MerchantCounter,
     baseline_age_seconds,
     consumer_lag,
 )
@@ -57,7 +58,7 @@ def baseline(name: str, computed_at: datetime) -> Baseline:
 def test_merchants_past_the_limit_share_one_series() -> None:
     registry = CollectorRegistry()
     counter = DetectorMetrics.create(registry).transactions_by_merchant.counter
-    merchants = MerchantCounter(counter, limit=2)
+    merchants = CappedCounter(counter, "merchant", limit=2)
     for name in ("a", "b", "c", "a", "d", "b"):
         merchants.inc(name)
     counts = {
@@ -66,6 +67,22 @@ def test_merchants_past_the_limit_share_one_series() -> None:
     }
     # Admitted merchants keep their own series after the limit is reached.
     assert counts == {"a": 2.0, "b": 2.0, "c": None, "d": None, OTHER_MERCHANTS: 2.0}
+
+
+def test_f10_categories_are_capped_like_merchants() -> None:
+    # At 37aed69 six batch requests made 2,700 category series (13.5 KB -> 408 KB /metrics).
+    registry = CollectorRegistry()
+    metrics = DetectorMetrics.create(registry)
+    for number in range(INPUT_LABEL_LIMIT + 500):
+        metrics.transactions.labels(category=f"c{number}").inc()
+        metrics.transactions_by_merchant.inc(f"m{number}")
+    for name, label in (
+        ("transactions_total", "category"),
+        ("transactions_by_merchant_total", "merchant"),
+    ):
+        series = [s for m in registry.collect() for s in m.samples if s.name == name]
+        assert len(series) == INPUT_LABEL_LIMIT + 1, name
+        assert sample(registry, name, **{label: OTHER_MERCHANTS}) == 500.0
 
 
 def test_baseline_age_is_that_of_the_newest_baseline() -> None:

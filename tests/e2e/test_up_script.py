@@ -1,0 +1,108 @@
+"""`ops/up.sh` hands each worker only its own credentials (F14), and its logs to their owner.
+
+The real script runs in a copy of the repository's `ops/` whose services are stand-ins:
+PostgreSQL, Kafka and Prometheus print the environment a real start prints, and `python -m
+<worker>` records the environment it was given and answers /health, so the script goes
+through every step, start-up checks included, in a second.
+"""
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+
+LOGINS = {
+    "DATABASE_URL": "postgresql://jalytics:owner-secret@127.0.0.1:1/jalytics",
+    "GATEWAY_DATABASE_URL": "postgresql://g:gateway-secret@127.0.0.1:1/jalytics",
+    "DETECTOR_DATABASE_URL": "postgresql://d:detector-secret@127.0.0.1:1/jalytics",
+    "BASELINE_DATABASE_URL": "postgresql://b:baseline-secret@127.0.0.1:1/jalytics",
+}
+SECRETS = {name: url.split(":")[2].split("@")[0] for name, url in LOGINS.items()}
+# The stand-in worker: records its environment, then answers 200 on its port.
+FAKE_PYTHON = """#!/usr/bin/env bash
+if [[ "$1" == -m ]]; then
+    env -0 >"$FAKE_OUT/$2.env"
+    port="$PORT"; [[ "$2" == ingest_gateway ]] || port="$METRICS_PORT"
+    exec python3 -c '
+import http.server, sys
+class Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ok).serve_forever()' "$port"
+fi
+exec python3 "$@"
+"""
+
+
+def executable(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def fake_root(root: Path, out: Path) -> None:
+    ops = root / "ops"
+    ops.mkdir(parents=True)
+    for script in ("up.sh", "lib.sh"):
+        shutil.copy(ROOT / "ops" / script, ops / script)
+    exports = "".join(f"echo 'export {name}={url}'\n" for name, url in LOGINS.items())
+    executable(ops / "python.sh", "true\n")
+    executable(ops / "postgres.sh", exports)
+    executable(ops / "kafka.sh", "echo 'export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1'\n")
+    executable(ops / "prometheus.sh", "echo 'export PROMETHEUS_URL=http://127.0.0.1:1'\n")
+    executable(root / ".venv/bin/python", FAKE_PYTHON)
+    executable(root / ".venv/bin/jalytics-provision", f'env -0 >"{out}/provision.env"\n')
+
+
+def environment(path: Path) -> dict[str, str]:
+    pairs = (entry.partition("=") for entry in path.read_text().split("\0") if entry)
+    return {name: value for name, _, value in pairs}
+
+
+def test_f14_each_worker_gets_only_its_own_credentials(tmp_path: Path) -> None:
+    root, out = tmp_path / "repo", tmp_path / "out"
+    out.mkdir()
+    fake_root(root, out)
+    ports = {"PORT": free_port(), "DETECTOR_METRICS_PORT": free_port()}
+    ports["BASELINE_METRICS_PORT"] = free_port()
+    # A caller whose own environment holds every login must not pass them on either.
+    env = os.environ | LOGINS | {k: str(v) for k, v in ports.items()} | {"FAKE_OUT": str(out)}
+    try:
+        result = subprocess.run(
+            ["bash", str(root / "ops" / "up.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    finally:
+        for pid_file in (root / ".run" / "workers").glob("*.pid"):
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+
+    own = {
+        "ingest_gateway": "GATEWAY_DATABASE_URL",
+        "detector_worker": "DETECTOR_DATABASE_URL",
+        "baseline_worker": "BASELINE_DATABASE_URL",
+    }
+    for module, login in own.items():
+        worker_env = environment(out / f"{module}.env")
+        assert worker_env["DATABASE_URL"] == LOGINS[login], module
+        text = "\0".join(f"{k}={v}" for k, v in worker_env.items())
+        leaked = [name for name, secret in SECRETS.items() if name != login and secret in text]
+        assert leaked == [], f"{module} holds {leaked}"
+        assert ("API_KEYS_SHA256" in worker_env) == (module == "ingest_gateway"), module
+    provision = environment(out / "provision.env")
+    assert all(provision[name] == url for name, url in LOGINS.items())
+    # The logs are the operator's alone (F9 found gateway.log readable by every local user).
+    modes = {log.name: stat.S_IMODE(log.stat().st_mode) for log in (root / ".run/logs").iterdir()}
+    assert modes == {f"{name}.log": 0o600 for name in ("gateway", "detector", "baselines")}
