@@ -92,11 +92,15 @@ def evaluate_grid(
 
 
 def objective(table: Mapping[str, Mapping[str, float]], families: Sequence[str]) -> float:
-    """The worst share of the oracle's recall at 5 per 10k over `families`, or -1 when a
-    family's high+ false alerts exceed the bound."""
-    if any(table[f]["high+.false_alerts_per_10k"] > MAX_HIGH_FA for f in families):
-        return -1.0
-    return min(_share(table[f]) for f in families)
+    """First the worst share of the oracle's recall at 5 per 10k over `families`, then (to
+    break ties, which the coarse shares make common) fewer high+ false alerts on average,
+    then the worst medium calibration. Each family counts only ~1 expected high+ false
+    alert per seed, so the bound of 5 per 10k is read on the average, not per family."""
+    share = min(_share(table[f]) for f in families)
+    high = sum(table[f]["high+.false_alerts_per_10k"] for f in families) / len(families)
+    medium = max(table[f]["calibration.medium"] for f in families)
+    penalty = 1.0 if high > MAX_HIGH_FA else 0.0
+    return round(share, 2) - penalty - high / 100 - medium / 1000
 
 
 def _share(figures_: Mapping[str, float]) -> float:
@@ -171,7 +175,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--volume", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/tail_choice.json"))
+    parser.add_argument("--report", type=Path, help="only report this earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.report:
+        results = json.loads(args.report.read_text())["results"]
+        table, _ = held_out(results)
+        print(summary(results) + "\n\n" + table)
+        return
     config = StreamConfig(world=WorldConfig(volume=args.volume))
     candidates = grid()
     results = evaluate_grid(candidates, args.seeds, config, args.workers)
