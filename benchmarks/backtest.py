@@ -166,7 +166,8 @@ def report(run: MethodRun, labelled: bool, oracle: bool) -> str:
     tiers = run.config.active_tiers
     lines = [
         f"## {run.name}: tiers medium {tiers.medium:.3g}σ, high {tiers.high:.3g}σ, "
-        f"critical {tiers.critical:.3g}σ (z-equivalents for tail)",
+        f"critical {tiers.critical:.3g}σ"
+        + (" (z-equivalents of the tail probability)" if run.config.method == "tail" else ""),
         "",
     ]
     if not labelled:
@@ -210,16 +211,18 @@ def draw(runs: Sequence[MethodRun], oracle: bool, path: Path) -> None:
     ]
     if oracle and runs:
         curves.append(("oracle (true tail probability)", runs[0].records, oracle_score))
+    colours = {}
     for name, records, score in curves:
         recall = [recall_at_rate(records, r, score).recall for r in rates]
         if score is oracle_score:
             axes.plot(rates, recall, label=name, linestyle="--", color="black")
         else:
-            axes.plot(rates, recall, label=name)
+            (line,) = axes.plot(rates, recall, label=name)
+            colours[name] = line.get_color()
     for run in runs:
         for tier, marker in (("high", "o"), ("medium", "s")):
             counts = at_severity(run.records, tier)
-            axes.plot(counts.false_alerts_per_10k, counts.recall, marker, color="grey")
+            axes.plot(counts.false_alerts_per_10k, counts.recall, marker, color=colours[run.name])
     axes.set_xscale("log")
     axes.set_xlabel("false alerts per 10,000 normal transactions")
     axes.set_ylabel("recall")
