@@ -49,7 +49,8 @@ WHERE c.scope_kind = gone.kind AND c.scope_name = gone.name AND c.currency = gon
 DEFAULT_FIT = TailFit()
 
 
-def _tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
+def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
+    """The scope's fitted tail with today's level over the window's (None: no tail)."""
     tail = fit_tail(stats.bins, fit)
     if tail is None:
         return None
@@ -66,6 +67,12 @@ class RecomputeResult:
 def to_baseline(
     stats: ScopeStats, window_days: int, now: datetime, fit: TailFit = DEFAULT_FIT
 ) -> Baseline:
+    return with_tail(stats, window_days, now, scope_tail(stats, window_days, fit))
+
+
+def with_tail(
+    stats: ScopeStats, window_days: int, now: datetime, tail: TailModel | None
+) -> Baseline:
     moments = stats.moments
     return Baseline(
         id=uuid4(),
@@ -75,7 +82,7 @@ def to_baseline(
         stddev=moments.stddev,
         log_mean=moments.log_mean,
         log_stddev=moments.log_stddev,
-        tail=_tail(stats, window_days, fit),
+        tail=tail,
         window_days=window_days,
         computed_at=now,
     )

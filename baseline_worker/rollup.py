@@ -8,9 +8,12 @@ them out too trimmed the top of every distribution, and the next baseline then f
 that the two agree on the same rows.
 """
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal, localcontext
+from functools import lru_cache
 
 from baseline_worker.compute import ScopeStats, window_days
 from baseline_worker.histogram import bin_of
@@ -26,10 +29,47 @@ def feeds_baseline(severity: Severity | None) -> bool:
 
 def scopes_of(txn: Transaction) -> tuple[BaselineScope, BaselineScope]:
     """The two scopes a transaction feeds: its category and its merchant, in its currency."""
+    return _scopes(txn.category, txn.merchant, txn.currency)
+
+
+@lru_cache(maxsize=65_536)
+def _scopes(category: str, merchant: str, currency: str) -> tuple[BaselineScope, BaselineScope]:
+    # Cached: a replay looks up the same few thousand scopes millions of times.
     return (
-        BaselineScope(kind=ScopeKind.CATEGORY, name=txn.category, currency=txn.currency),
-        BaselineScope(kind=ScopeKind.MERCHANT, name=txn.merchant, currency=txn.currency),
+        BaselineScope(kind=ScopeKind.CATEGORY, name=category, currency=currency),
+        BaselineScope(kind=ScopeKind.MERCHANT, name=merchant, currency=currency),
     )
+
+
+@dataclass(slots=True)
+class _Day:
+    """One scope's day as rows arrive: integer sums (amounts in 1/10,000, as NUMERIC(18,4)
+    stores them), so adding a row is a few exact integer operations, and its histogram."""
+
+    count: int = 0
+    total: int = 0
+    total_sq: int = 0
+    log_total: float = 0.0
+    log_total_sq: float = 0.0
+    bins: Counter[int] = field(default_factory=Counter)
+
+    def add(self, scaled: int, log_amount: float, bin_index: int) -> None:
+        self.count += 1
+        self.total += scaled
+        self.total_sq += scaled * scaled
+        self.log_total += log_amount
+        self.log_total_sq += log_amount * log_amount
+        self.bins[bin_index] += 1
+
+    def moments(self) -> Moments:
+        with localcontext(prec=80):
+            return Moments(
+                self.count,
+                Decimal(self.total).scaleb(-4),
+                Decimal(self.total_sq).scaleb(-8),
+                self.log_total,
+                self.log_total_sq,
+            )
 
 
 @dataclass
@@ -38,14 +78,11 @@ class _DayScope:
     bins: Counter[int] = field(default_factory=Counter)
     weights: DayWeights = field(default_factory=DayWeights)
 
-    def add(self, other: "_DayScope", day_index: int | None = None) -> None:
-        """Add a day (`day_index` in the window) or a sum of days (their own weights)."""
-        self.moments += other.moments
-        self.bins.update(other.bins)
-        if day_index is None:
-            self.weights += other.weights
-        else:
-            self.weights += DayWeights.of(day_index, other.moments)
+    def add_day(self, day: _Day, day_index: int) -> None:
+        moments = day.moments()
+        self.moments += moments
+        self.bins.update(day.bins)
+        self.weights += DayWeights.of(day_index, moments)
 
 
 class MemoryRollup:
@@ -55,21 +92,23 @@ class MemoryRollup:
 
     def __init__(self, window_days: int) -> None:
         self._window = window_days
-        self._days: defaultdict[date, dict[BaselineScope, _DayScope]] = defaultdict(dict)
+        self._days: defaultdict[date, dict[BaselineScope, _Day]] = defaultdict(dict)
         # The window's closed days summed, for the day it was made for: a replay runs in
         # time order, so only today changes between two recomputes of the same day.
         self._closed: tuple[date, dict[BaselineScope, _DayScope]] | None = None
 
     def add(self, txn: Transaction) -> None:
         day = txn.transaction_date.astimezone(UTC).date()
-        moments, bin_index = Moments.of(txn.amount), bin_of(txn.amount)
         if self._closed is not None and day < self._closed[0]:
             self._closed = None  # a late row changed a closed day
+        scaled, log_amount = int(txn.amount * 10_000), math.log(txn.amount)
+        bin_index = bin_of(txn.amount)
         rows = self._days[day]
         for scope in scopes_of(txn):
-            entry = rows.setdefault(scope, _DayScope())
-            entry.moments += moments
-            entry.bins[bin_index] += 1
+            entry = rows.get(scope)
+            if entry is None:
+                entry = rows[scope] = _Day()
+            entry.add(scaled, log_amount, bin_index)
 
     def window(self, now: datetime) -> "RollupWindow":
         """What a recompute at `now` aggregates (baseline_worker.compute.aggregate)."""
@@ -78,13 +117,13 @@ class MemoryRollup:
             closed: dict[BaselineScope, _DayScope] = {}
             for day in (d for d in self._days if first <= d < today):
                 for scope, entry in self._days[day].items():
-                    closed.setdefault(scope, _DayScope()).add(entry, (day - first).days)
+                    closed.setdefault(scope, _DayScope()).add_day(entry, (day - first).days)
             self._closed = (today, closed)
         # A copy of today: its rows go on growing after this recompute.
         partial: dict[BaselineScope, _DayScope] = {}
         for scope, entry in self._days.get(today, {}).items():
             partial[scope] = _DayScope()
-            partial[scope].add(entry, (today - first).days)
+            partial[scope].add_day(entry, (today - first).days)
         return RollupWindow(self._closed[1], partial)
 
 
@@ -99,11 +138,17 @@ class RollupWindow:
     def scopes(self) -> set[BaselineScope]:
         return {*self._closed, *self._today}
 
-    def stats(self, scope: BaselineScope) -> ScopeStats | None:
-        total = _DayScope()
-        for part in (self._closed.get(scope), self._today.get(scope)):
-            if part is not None:
-                total.add(part)
-        if not total.moments.count:
+    def stats(self, scope: BaselineScope, with_bins: bool = True) -> ScopeStats | None:
+        """The scope's window; without its histogram when `with_bins` is false (summing the
+        histogram is most of the cost, and a replay reuses a tail fitted earlier)."""
+        parts = [p for p in (self._closed.get(scope), self._today.get(scope)) if p is not None]
+        if not parts:
             return None
-        return ScopeStats(scope, total.moments, total.bins, total.weights)
+        moments, weights = Moments(), DayWeights()
+        bins: Counter[int] = Counter()
+        for part in parts:
+            moments += part.moments
+            weights += part.weights
+            if with_bins:
+                bins.update(part.bins)
+        return ScopeStats(scope, moments, bins, weights) if moments.count else None

@@ -14,14 +14,16 @@ this: its baselines follow the wall clock, not the transactions' dates.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
-from baseline_worker.recompute import DEFAULT_FIT, to_baseline
+from baseline_worker.compute import ScopeStats
+from baseline_worker.recompute import DEFAULT_FIT, scope_tail, with_tail
 from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
 from baseline_worker.tail import TailFit
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.scoring import ScoringConfig, score
-from schemas import BaselineScope, Transaction, Verdict
+from schemas import BaselineScope, TailModel, Transaction, Verdict
 
 WINDOW_DAYS = 30
 HOUR = timedelta(hours=1)
@@ -33,27 +35,56 @@ def production_policy(verdict: Verdict) -> bool:
     return feeds_baseline(verdict.severity)
 
 
+@dataclass(frozen=True)
+class _Fitted:
+    day: date
+    count: int
+    tail: TailModel | None
+
+
+# A scope's tail is fitted again when its window has grown by this share since the last fit
+# (or a new day moved the window). In production every recompute refits; an hour adds ~1/700
+# of a 30-day window, so refitting each hour would change the tail by noise only, and the
+# fits would be most of a long backtest's time.
+REFIT_GROWTH = 0.01
+
+
 class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
     """The baselines of one recompute, each built on first look-up (most scopes are never
     looked up within one recompute interval). A scope without samples is absent, as a
     tombstone makes it."""
 
-    def __init__(self, window: RollupWindow, window_days: int, now: datetime, fit: TailFit):
+    def __init__(
+        self,
+        window: RollupWindow,
+        window_days: int,
+        now: datetime,
+        fit: TailFit,
+        fitted: dict[ScopeKey, _Fitted],
+    ):
         self._window, self._days, self._now, self._fit = window, window_days, now, fit
+        self._fitted = fitted
         self._built: dict[ScopeKey, HeldBaseline | None] = {}
 
     def __getitem__(self, key: ScopeKey) -> HeldBaseline:
         if key not in self._built:
             kind, name, currency = key
-            stats = self._window.stats(BaselineScope(kind=kind, name=name, currency=currency))
-            self._built[key] = (
-                None
-                if stats is None
-                else HeldBaseline.of(to_baseline(stats, self._days, self._now, self._fit))
-            )
+            scope = BaselineScope(kind=kind, name=name, currency=currency)
+            stats = self._window.stats(scope, with_bins=False)
+            self._built[key] = None if stats is None else self._baseline(key, scope, stats)
         if (held := self._built[key]) is None:
             raise KeyError(key)
         return held
+
+    def _baseline(self, key: ScopeKey, scope: BaselineScope, stats: ScopeStats) -> HeldBaseline:
+        count, today = stats.moments.count, self._now.date()
+        last = self._fitted.get(key)
+        if last is None or last.day != today or count >= last.count * (1 + REFIT_GROWTH):
+            full = self._window.stats(scope)
+            assert full is not None  # the same window had the scope a moment ago
+            last = _Fitted(today, count, scope_tail(full, self._days, self._fit))
+            self._fitted[key] = last
+        return HeldBaseline.of(with_tail(stats, self._days, self._now, last.tail))
 
     def __iter__(self) -> Iterator[ScopeKey]:
         return ((s.kind, s.name, s.currency) for s in self._window.scopes())
@@ -74,6 +105,7 @@ def replay(
     """Score each transaction (in time order) and yield it with its verdict."""
     rollup = MemoryRollup(window_days)
     baselines: Mapping[ScopeKey, HeldBaseline] = {}
+    fitted: dict[ScopeKey, _Fitted] = {}
     next_recompute: datetime | None = None
     step = recompute_every.total_seconds()
     for txn in transactions:
@@ -81,7 +113,7 @@ def replay(
         if next_recompute is None or at >= next_recompute:
             # Recomputes fall on whole multiples of the interval since the epoch.
             start = datetime.fromtimestamp(at.timestamp() // step * step, tz=UTC)
-            baselines = ReplayBaselines(rollup.window(start), window_days, start, fit)
+            baselines = ReplayBaselines(rollup.window(start), window_days, start, fit, fitted)
             next_recompute = start + recompute_every
         verdict = score(txn, baselines, config, at)
         if keeps(verdict):
