@@ -44,73 +44,61 @@ DECLARE
     window_first date;
     window_last date;
 BEGIN
-    INSERT INTO baseline_rollup AS r
-        (scope_kind, scope_name, currency, day, sample_count, total, total_sq, log_total,
-         log_total_sq)
-    SELECT kind, name, currency, day, count(*), sum(amount), sum(amount * amount),
-           sum(ln(amount::double precision)), sum(ln(amount::double precision) ^ 2)
-    FROM (
-        SELECT 'category' AS kind, category AS name, currency, amount,
-               (transaction_date AT TIME ZONE 'UTC')::date AS day
-        FROM new_rows WHERE severity IS NULL OR severity = 'medium'
-        UNION ALL
-        SELECT 'merchant', merchant, currency, amount,
-               (transaction_date AT TIME ZONE 'UTC')::date
-        FROM new_rows WHERE severity IS NULL OR severity = 'medium'
-    ) AS samples
-    GROUP BY kind, name, currency, day
-    -- A fixed order takes the row locks in the same order in every detector: no deadlocks.
-    ORDER BY kind, name, currency, day
-    ON CONFLICT (scope_kind, scope_name, currency, day) DO UPDATE SET
-        sample_count = r.sample_count + EXCLUDED.sample_count,
-        total = r.total + EXCLUDED.total,
-        total_sq = r.total_sq + EXCLUDED.total_sq,
-        log_total = r.log_total + EXCLUDED.log_total,
-        log_total_sq = r.log_total_sq + EXCLUDED.log_total_sq;
-
-    INSERT INTO baseline_rollup_bins AS h
-        (scope_kind, scope_name, currency, day, bin, sample_count)
-    SELECT kind, name, currency, day, bin, count(*)
-    FROM (
-        SELECT 'category' AS kind, category AS name, currency,
-               (transaction_date AT TIME ZONE 'UTC')::date AS day,
-               floor(ln(amount::double precision) / ln(1.02::double precision))::integer AS bin
-        FROM new_rows WHERE severity IS NULL OR severity = 'medium'
-        UNION ALL
-        SELECT 'merchant', merchant, currency, (transaction_date AT TIME ZONE 'UTC')::date,
-               floor(ln(amount::double precision) / ln(1.02::double precision))::integer
-        FROM new_rows WHERE severity IS NULL OR severity = 'medium'
-    ) AS samples
-    GROUP BY kind, name, currency, day, bin
-    ORDER BY kind, name, currency, day, bin
-    ON CONFLICT (scope_kind, scope_name, currency, day, bin) DO UPDATE SET
-        sample_count = h.sample_count + EXCLUDED.sample_count;
-
     -- FOR SHARE: a window that moves waits for this transaction, and this one for it, so a
     -- row is either in the days the window had when it was added, or in the days the move
     -- adds or subtracts (the move reads the daily bins after taking the lock).
     SELECT first_day, last_day INTO window_first, window_last FROM baseline_window FOR SHARE;
-    IF window_first IS NOT NULL THEN
-        INSERT INTO baseline_window_bins AS w
-            (scope_kind, scope_name, currency, bin, sample_count)
-        SELECT kind, name, currency, bin, count(*)
+
+    -- One statement: the samples (the rows that feed baselines, once per scope) are read
+    -- once and feed the daily sums, the daily histograms and the window's histograms. Each
+    -- insert takes its row locks in a fixed order, the same in every detector: no deadlocks.
+    WITH samples AS (
+        SELECT kind, name, currency, amount, day,
+               floor(ln(amount::double precision) / ln(1.02::double precision))::integer AS bin
         FROM (
-            SELECT 'category' AS kind, category AS name, currency,
-                   (transaction_date AT TIME ZONE 'UTC')::date AS day,
-                   floor(ln(amount::double precision) / ln(1.02::double precision))::integer
-                       AS bin
+            SELECT 'category' AS kind, category AS name, currency, amount,
+                   (transaction_date AT TIME ZONE 'UTC')::date AS day
             FROM new_rows WHERE severity IS NULL OR severity = 'medium'
             UNION ALL
-            SELECT 'merchant', merchant, currency, (transaction_date AT TIME ZONE 'UTC')::date,
-                   floor(ln(amount::double precision) / ln(1.02::double precision))::integer
+            SELECT 'merchant', merchant, currency, amount,
+                   (transaction_date AT TIME ZONE 'UTC')::date
             FROM new_rows WHERE severity IS NULL OR severity = 'medium'
-        ) AS samples
-        WHERE day >= window_first AND day <= window_last
-        GROUP BY kind, name, currency, bin
-        ORDER BY kind, name, currency, bin
-        ON CONFLICT (scope_kind, scope_name, currency, bin) DO UPDATE SET
-            sample_count = w.sample_count + EXCLUDED.sample_count;
-    END IF;
+        ) AS scoped
+    ),
+    daily_sums AS (
+        INSERT INTO baseline_rollup AS r
+            (scope_kind, scope_name, currency, day, sample_count, total, total_sq, log_total,
+             log_total_sq)
+        SELECT kind, name, currency, day, count(*), sum(amount), sum(amount * amount),
+               sum(ln(amount::double precision)), sum(ln(amount::double precision) ^ 2)
+        FROM samples
+        GROUP BY kind, name, currency, day
+        ORDER BY kind, name, currency, day
+        ON CONFLICT (scope_kind, scope_name, currency, day) DO UPDATE SET
+            sample_count = r.sample_count + EXCLUDED.sample_count,
+            total = r.total + EXCLUDED.total,
+            total_sq = r.total_sq + EXCLUDED.total_sq,
+            log_total = r.log_total + EXCLUDED.log_total,
+            log_total_sq = r.log_total_sq + EXCLUDED.log_total_sq
+    ),
+    daily_bins AS (
+        INSERT INTO baseline_rollup_bins AS h
+            (scope_kind, scope_name, currency, day, bin, sample_count)
+        SELECT kind, name, currency, day, bin, count(*)
+        FROM samples
+        GROUP BY kind, name, currency, day, bin
+        ORDER BY kind, name, currency, day, bin
+        ON CONFLICT (scope_kind, scope_name, currency, day, bin) DO UPDATE SET
+            sample_count = h.sample_count + EXCLUDED.sample_count
+    )
+    INSERT INTO baseline_window_bins AS w (scope_kind, scope_name, currency, bin, sample_count)
+    SELECT kind, name, currency, bin, count(*)
+    FROM samples
+    WHERE day >= window_first AND day <= window_last  -- none before the first move
+    GROUP BY kind, name, currency, bin
+    ORDER BY kind, name, currency, bin
+    ON CONFLICT (scope_kind, scope_name, currency, bin) DO UPDATE SET
+        sample_count = w.sample_count + EXCLUDED.sample_count;
     RETURN NULL;
 END
 $$;
