@@ -100,6 +100,10 @@ class DayWeights:
 # shrinkage): a slope within ~2 standard errors of zero counts for (almost) nothing.
 _TREND_SHRINK = 4.0
 _MAX_LEVEL_RATIO = 2.0
+# A trend needs its samples spread over about a week (the variance of a uniform spread over
+# 7 days is 4): a young scope's few days say nothing about its level's course, and a
+# spurious slope would shift every amount it judges.
+_MIN_DAY_VARIANCE = 4.0
 
 
 def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> float:
@@ -111,7 +115,7 @@ def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> floa
         return 1.0
     mean_day = weights.days / n
     day_variance = weights.days_sq / n - mean_day**2
-    if day_variance <= 1e-9:
+    if day_variance < _MIN_DAY_VARIANCE:
         return 1.0
     covariance = weights.log_days / n - mean_day * moments.log_total / n
     slope = covariance / day_variance

@@ -88,7 +88,7 @@ class ScoringConfig:
     # `tail`: a merchant younger than min_samples (but with `young_merchant_samples`) has its
     # tail mixed with its category's, weighing n / (n + merchant_prior_samples).
     merchant_prior_samples: float = 10.0
-    young_merchant_samples: int = 5
+    young_merchant_samples: int = 2
     # Below this standard deviation a scope counts as stable and the ratio rule applies.
     stable_stddev: float = 0.01
     stable_multiplier: float = 2.0
