@@ -1,0 +1,51 @@
+"""The answer to POST /transactions: a verdict without a baseline says so."""
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+from benchmarks.support import settings_from
+from detector_worker.settings import DetectorSettings
+from ingest_gateway.transactions import receipt
+from schemas import Baseline, BaselineScope, ScopeKind, Verdict
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+README = Path(__file__).parents[2] / "README.md"
+FOOD = Baseline(
+    id=uuid4(),
+    scope=BaselineScope(kind=ScopeKind.CATEGORY, name="food", currency="USD"),
+    count=1000,
+    mean=100,
+    stddev=10,
+    log_mean=math.log(100),
+    log_stddev=0.1,
+    window_days=30,
+    computed_at=NOW,
+)
+
+
+def body_of(verdict: Verdict) -> dict[str, object]:
+    response = receipt(verdict.transaction_id, verdict, {})
+    assert response.status == 201 and response.text is not None
+    answer: dict[str, object] = json.loads(response.text)
+    return answer
+
+
+def test_scored_without_a_baseline_says_no_baseline() -> None:
+    verdict = Verdict(transaction_id=uuid4(), anomaly=False, baseline=None, scored_at=NOW)
+    body = body_of(verdict)
+    assert (body["status"], body["anomaly"], body["reason"]) == ("scored", False, "no_baseline")
+
+
+def test_scored_against_a_baseline_gives_no_reason() -> None:
+    verdict = Verdict(transaction_id=uuid4(), anomaly=False, baseline=FOOD, scored_at=NOW)
+    assert body_of(verdict)["reason"] is None
+
+
+def test_the_readme_examples_show_the_rule_the_default_method_answers() -> None:
+    default = settings_from(DetectorSettings, {"DATABASE_URL": "postgresql://u@db/j"})
+    shown = set(re.findall(r'"rule": "(\w+)"', README.read_text()))
+    assert shown == {default.anomaly_method}
