@@ -1,7 +1,6 @@
 """The answer to POST /transactions: a verdict without a baseline says so."""
 
 import json
-import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,21 +9,12 @@ from uuid import uuid4
 from benchmarks.support import settings_from
 from detector_worker.settings import DetectorSettings
 from ingest_gateway.transactions import receipt
-from schemas import Baseline, BaselineScope, ScopeKind, Verdict
+from schemas import Verdict
+from tests.unit.test_detector_observability import baseline
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 README = Path(__file__).parents[2] / "README.md"
-FOOD = Baseline(
-    id=uuid4(),
-    scope=BaselineScope(kind=ScopeKind.CATEGORY, name="food", currency="USD"),
-    count=1000,
-    mean=100,
-    stddev=10,
-    log_mean=math.log(100),
-    log_stddev=0.1,
-    window_days=30,
-    computed_at=NOW,
-)
+FOOD = baseline("food", NOW)
 
 
 def body_of(verdict: Verdict) -> dict[str, object]:
