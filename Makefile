@@ -3,12 +3,20 @@ SHELL := /bin/bash
 VENV := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down test lint fmt unit rules bench
+.PHONY: help install lock up down test lint fmt unit rules bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 install: ## create .venv with the package and its dev tools
+	@bash ops/python.sh
+
+# The lock: every dependency, dev tools included, pinned for Python 3.11+ on any platform.
+LOCK := $(VENV)/uv pip compile pyproject.toml --extra dev --extra backtest --universal \
+	--python-version 3.11 --no-emit-package jalytics --quiet -o constraints.txt
+
+lock: install ## re-pin constraints.txt after editing pyproject.toml (ARGS=--upgrade: newest of all)
+	$(LOCK) $(ARGS)
 	@bash ops/python.sh
 
 up: ## bring up the whole system locally (PostgreSQL, Kafka, the three workers, Prometheus)

@@ -15,6 +15,7 @@ from psycopg_pool import PoolTimeout
 from ingest_gateway.alerts import get_alerts
 from ingest_gateway.auth import ApiKeys
 from ingest_gateway.context import (
+    ACCESS_LOG_LEVEL,
     IDEMPOTENCY,
     KEYS,
     LIMITER,
@@ -49,6 +50,7 @@ from ingest_gateway.verdicts import VerdictWaiter
 from schemas import UUID_PATTERN
 from shared.db import open_pool, read_any_stored_timestamp
 from shared.kafka import RenewableProducer, make_producer
+from shared.logging import level_name
 from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
 
@@ -130,6 +132,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[METRICS] = GatewayMetrics.create(registry)
+    app[ACCESS_LOG_LEVEL] = logging.getLevelName(level_name(settings.access_log_level))
     app[KEYS] = ApiKeys(settings.api_key_hashes(), disabled=settings.auth_disabled)
     now = time.monotonic()
     app[LIMITER] = RateLimiter(

@@ -27,6 +27,8 @@ VERDICTS = web.AppKey("verdicts", VerdictWaiter)
 PUBLISHER = web.AppKey("publisher", Publisher)
 READ_MODEL = web.AppKey("read_model", ReadModel)
 REVERSALS = web.AppKey("reversals", Reversals)
+# The logging level of the one line per request (ACCESS_LOG_LEVEL), as a number.
+ACCESS_LOG_LEVEL = web.AppKey("access_log_level", int)
 
 # Set by the authentication middleware: the name of the caller's API key.
 CALLER = web.RequestKey("caller", str)

@@ -14,8 +14,10 @@ from aiohttp import web
 from psycopg import DataError, OperationalError
 from psycopg_pool import PoolTimeout
 
+from ingest_gateway.access_log import log_request
 from ingest_gateway.auth import MalformedCredential
 from ingest_gateway.context import (
+    ACCESS_LOG_LEVEL,
     CALLER,
     IDEMPOTENCY,
     KEYS,
@@ -70,9 +72,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
+        seconds = time.perf_counter() - started
+        route, method = route_label(request), method_label(request.method)
         request.app[METRICS].http_request_duration.labels(
-            route=route_label(request), method=method_label(request.method), status=str(status)
-        ).observe(time.perf_counter() - started)
+            route=route, method=method, status=str(status)
+        ).observe(seconds)
+        log_request(request, method, route, status, seconds, request.app[ACCESS_LOG_LEVEL])
 
 
 @web.middleware

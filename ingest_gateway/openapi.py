@@ -61,9 +61,21 @@ def _with_headers(response: dict[str, Any], headers: dict[str, Any]) -> dict[str
     return {**response, "headers": headers}
 
 
+_STRING = {"schema": {"type": "string"}}
 _ERRORS = {
-    "401": _error("No valid API key"),
-    "429": _error("Rate limited; see Retry-After"),
+    "401": _with_headers(
+        _error("No valid API key"),
+        {"WWW-Authenticate": {**_STRING, "description": 'Bearer realm="jalytics"'}},
+    ),
+    "429": _with_headers(
+        _error("Rate limited"),
+        {
+            "Retry-After": {
+                "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+                "description": "Seconds until this key may send again",
+            }
+        },
+    ),
     "503": _error("A dependency (Kafka or PostgreSQL) is unavailable"),
 }
 _BODY_ERRORS = {
@@ -84,13 +96,27 @@ _IDEMPOTENCY = {
         "another body under the key gets 409."
     ),
 }
-_STRING = {"schema": {"type": "string"}}
 # Every answer to an ingest carries the key to retry with (the client's, or a new one).
 _INGEST_HEADERS = {
     "Idempotency-Key": {**_STRING, "description": "Send it again with the same body to retry"},
 }
+# On an answer replayed for a retry with the same Idempotency-Key (POSTs only).
+_REPLAYED = {
+    "Idempotent-Replayed": {
+        "schema": {"type": "string", "enum": ["true"]},
+        "description": "true: the answer first given to this Idempotency-Key, replayed",
+    }
+}
+_PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "respond-async: answer 202 at once, as wait=false",
+}
 _TRANSACTION_HEADERS = {
     **_INGEST_HEADERS,
+    **_REPLAYED,
     "X-Transaction-Id": {**_STRING, "description": "The transaction's id"},
 }
 _ID = {
@@ -116,9 +142,12 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
     return {
         "/transactions": {
             "post": {
+                "operationId": "ingestTransaction",
+                "tags": ["transactions"],
                 "summary": "Ingest one transaction; waits briefly for the verdict",
                 "parameters": [
                     _IDEMPOTENCY,
+                    _PREFER,
                     _query("wait", {"type": "boolean"}, "false: answer 202 at once, do not wait"),
                 ],
                 "requestBody": {"required": True, **_json(_ref(TransactionIn), "The transaction")},
@@ -145,12 +174,15 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
         },
         "/transactions/batch": {
             "post": {
+                "operationId": "ingestBatch",
+                "tags": ["transactions"],
                 "summary": "Ingest many transactions; one result per item",
                 "parameters": [_IDEMPOTENCY],
                 "requestBody": {"required": True, **_json(_ref(BatchIn), "The transactions")},
                 "responses": {
                     "200": _with_headers(
-                        _json(_ref(BatchResult), "Per-item results"), _INGEST_HEADERS
+                        _json(_ref(BatchResult), "Per-item results"),
+                        _INGEST_HEADERS | _REPLAYED,
                     ),
                     **_BODY_ERRORS,
                     **_ERRORS,
@@ -165,24 +197,29 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
         },
         "/transactions/{id}": {
             "get": {
+                "operationId": "getTransaction",
+                "tags": ["transactions"],
                 "summary": "A stored transaction with its verdict",
                 "parameters": [_ID],
                 "responses": {
                     "200": _json(_ref(TransactionOut), "The transaction"),
-                    "400": _error("Not a UUID, or an API key that is not visible ASCII"),
-                    "404": _error("Unknown (or not yet scored)"),
+                    "400": _error("An API key that is not visible ASCII"),
+                    # The route only matches a UUID: any other id is no resource at all.
+                    "404": _error("Unknown, not yet scored, or the id is not a UUID"),
                     **_ERRORS,
                 },
             }
         },
         "/transactions/{id}/reversal": {
             "post": {
+                "operationId": "reverseTransaction",
+                "tags": ["transactions"],
                 "summary": "Reverse (refund) a transaction, once",
                 "parameters": [_ID, {**_IDEMPOTENCY, "required": True}],
                 "requestBody": {"required": False, **_json(_ref(ReversalIn), "Why")},
                 "responses": {
-                    "201": _json(_ref(ReversalOut), "Recorded"),
-                    "404": _error("Unknown transaction"),
+                    "201": _with_headers(_json(_ref(ReversalOut), "Recorded"), _REPLAYED),
+                    "404": _error("Unknown transaction, or the id is not a UUID"),
                     **_BODY_ERRORS,
                     **_ERRORS,
                 },
@@ -190,6 +227,8 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
         },
         "/alerts": {
             "get": {
+                "operationId": "listAlerts",
+                "tags": ["alerts"],
                 "summary": "Alerts, newest first; next page via X-Next-Cursor / Link",
                 "parameters": [
                     _query(
@@ -209,7 +248,10 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                 "responses": {
                     "200": {
                         **_json(alert_list, "A page of alerts"),
-                        "headers": {"X-Next-Cursor": {"schema": {"type": "string"}}},
+                        "headers": {
+                            "X-Next-Cursor": {**_STRING, "description": "The next page's cursor"},
+                            "Link": {**_STRING, "description": '<next page URL>; rel="next"'},
+                        },
                     },
                     "400": _error("Bad query parameter, or an API key not visible ASCII"),
                     **_ERRORS,
@@ -218,6 +260,8 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
         },
         "/health": {
             "get": {
+                "operationId": "health",
+                "tags": ["operations"],
                 "summary": "Alive",
                 "security": [],
                 "responses": {"200": _json({"type": "object"}, "Alive")},
@@ -225,6 +269,8 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
         },
         "/ready": {
             "get": {
+                "operationId": "ready",
+                "tags": ["operations"],
                 "summary": "Kafka and PostgreSQL reachable",
                 "security": [],
                 "responses": {
@@ -235,6 +281,8 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
         },
         "/openapi.json": {
             "get": {
+                "operationId": "openapi",
+                "tags": ["operations"],
                 "summary": "This document",
                 "security": [],
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
@@ -242,6 +290,8 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
         },
         "/metrics": {
             "get": {
+                "operationId": "metrics",
+                "tags": ["operations"],
                 "summary": "Prometheus metrics",
                 "security": [],
                 "responses": {
@@ -277,6 +327,11 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Transactions in, explained alerts out.",
         },
+        "tags": [
+            {"name": "transactions", "description": "Ingest, read and reverse transactions"},
+            {"name": "alerts", "description": "The alerts the detector raised"},
+            {"name": "operations", "description": "Health, readiness, metrics; no API key"},
+        ],
         "paths": _paths(settings),
         "components": {
             "schemas": schemas,

@@ -67,9 +67,17 @@ async def serve(app: web.Application, host: str, port: int, shutdown_timeout: fl
         loop.add_signal_handler(signum, stop.set)
     try:
         await web.TCPSite(runner, host, port).start()
+        log.info("gateway listening", extra={"addresses": _addresses(runner)})
         await stop.wait()
+        log.info("gateway stopping: draining in-flight requests, flushing the producer")
     finally:
         await runner.cleanup()
+    log.info("gateway stopped")
+
+
+def _addresses(runner: web.AppRunner) -> list[str]:
+    """host:port of each bound socket: the port actually listened on, even for PORT=0."""
+    return [f"{address[0]}:{address[1]}" for address in runner.addresses]
 
 
 def run(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:

@@ -4,7 +4,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, LogLevel
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -48,6 +48,9 @@ class GatewaySettings(CommonSettings):
     # slow request is not done twice (which would still record nothing twice).
     idempotency_claim_timeout_seconds: float = Field(default=60.0, gt=0)
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0)
+    # The level of the one JSON line per request: below LOG_LEVEL (e.g. debug under info),
+    # the access log is off.
+    access_log_level: LogLevel = "info"
 
     @field_validator("api_keys_sha256")
     @classmethod

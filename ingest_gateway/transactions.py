@@ -96,10 +96,11 @@ async def post_transaction(request: web.Request) -> web.Response:
         verdict = await verdicts.wait(pending, settings.verdict_wait_seconds) if pending else None
     finally:
         verdicts.forget(txn.id)
-    return _receipt(txn.id, verdict, _answer_headers(key, txn.id))
+    return receipt(txn.id, verdict, _answer_headers(key, txn.id))
 
 
-def _receipt(txn_id: UUID, verdict: Verdict | None, headers: dict[str, str]) -> web.Response:
+def receipt(txn_id: UUID, verdict: Verdict | None, headers: dict[str, str]) -> web.Response:
+    """201 with the verdict when it came in time, else 202 pending."""
     if verdict is None:
         reply = TransactionAccepted(id=txn_id)
         return web.json_response(reply.model_dump(mode="json"), status=202, headers=headers)
@@ -110,6 +111,7 @@ def _receipt(txn_id: UUID, verdict: Verdict | None, headers: dict[str, str]) -> 
         severity=verdict.severity,
         alert_message=verdict.message,
         z_score=verdict.z_score,
+        reason="no_baseline" if verdict.baseline is None else None,
     )
     return web.json_response(reply.model_dump(mode="json"), status=201, headers=headers)
 

@@ -35,6 +35,9 @@ class TransactionAccepted(BaseModel):
     severity: Severity | None = None
     alert_message: str | None = None
     z_score: float | None = None
+    # "no_baseline": scored, but no scope of the transaction had BASELINE_MIN_SAMPLES yet, so
+    # `anomaly: false` says nothing about the amount (the verdict's baseline is null).
+    reason: Literal["no_baseline"] | None = None
 
 
 class BatchIn(BaseModel):

@@ -5,10 +5,18 @@ from typing import Annotated, Literal, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LogLevel = Literal["debug", "info", "warning", "warn", "error", "critical"]
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Any case in the environment (LOG_LEVEL=INFO); `warn` is an alias of `warning`.
+LogLevel = Annotated[
+    Literal["debug", "info", "warning", "warn", "error", "critical"], BeforeValidator(_lower)
+]
 
 
 def _postgres_url(value: str) -> str:
@@ -48,11 +56,6 @@ class CommonSettings(BaseSettings):
     topic_dlq: str = "transactions.dlq"
     topic_partitions: int = Field(default=3, ge=1, le=1024)
     topic_replication_factor: int = Field(default=1, ge=1, le=5)
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _lower_level(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -5,6 +5,7 @@ import asyncio
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -45,7 +46,20 @@ async def test_sigterm_drains_in_flight_requests(isolated: Isolated, tmp_path: P
 
     assert exit_code == 0, gateway.log_tail()
     assert [status for status, _ in answers] == [202] * 20
+    lifecycle = _lifecycle_lines(tmp_path / "gateway.log")
+    assert lifecycle[0]["message"] == "gateway listening"
+    assert any(address.endswith(f":{port}") for address in lifecycle[0]["addresses"])
+    assert [line["message"] for line in lifecycle[-2:]] == [
+        "gateway stopping: draining in-flight requests, flushing the producer",
+        "gateway stopped",
+    ]
+    assert all(line["time"].endswith("Z") for line in lifecycle)
     records = await read_all(
         isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("transactions")
     )
     assert {r.key.decode() for r in records} == {txn_id for _, txn_id in answers}
+
+
+def _lifecycle_lines(log: Path) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if line["logger"] == "ingest_gateway.server"]

@@ -2,11 +2,14 @@
 
 import json
 import logging
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import pytest
+from aiokafka.errors import GroupCoordinatorNotAvailableError, NodeNotReadyError
 
 from shared.logging import configure_logging, level_name
 from shared.settings import CommonSettings
@@ -16,11 +19,12 @@ TXN = UUID("5f0c7a4e-8d1b-4c55-9a3e-2b7f1e9c0d42")
 
 @pytest.fixture(autouse=True)
 def restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    root, aiokafka = logging.getLogger(), logging.getLogger("aiokafka")
+    handlers, level, aiokafka_level = root.handlers[:], root.level, aiokafka.level
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    aiokafka.setLevel(aiokafka_level)
 
 
 def logged(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -66,3 +70,48 @@ def test_log_level_setting_names_a_logging_level(env: str, expected: str) -> Non
     settings = CommonSettings(_env_file=None, database_url="postgresql://u:p@db/x", log_level=env)
     assert level_name(settings.log_level) == expected
     assert isinstance(logging.getLevelName(expected), int)
+
+
+def test_time_is_iso_8601_utc_with_a_z_whatever_the_local_zone(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        configure_logging("info", "baseline_worker")
+        before = datetime.now(UTC)
+        logging.getLogger("baseline_worker").info("recomputed")
+        [line] = logged(capsys)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert line["time"].endswith("Z")
+    written = datetime.fromisoformat(line["time"])
+    assert written.utcoffset() is not None and written.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert abs((written - before).total_seconds()) < 5
+
+
+COORDINATOR_LOG = "aiokafka.consumer.group_coordinator"
+
+
+def test_coordinator_not_available_at_start_is_not_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info", "detector_worker")
+    failed = "Group Coordinator Request failed: %s"
+    logging.getLogger(COORDINATOR_LOG).error(failed, GroupCoordinatorNotAvailableError())
+    assert logged(capsys) == []
+    configure_logging("debug", "detector_worker")
+    logging.getLogger("aiokafka").setLevel(logging.DEBUG)
+    logging.getLogger(COORDINATOR_LOG).error(failed, GroupCoordinatorNotAvailableError())
+    [line] = logged(capsys)
+    assert line["level"] == "INFO"
+
+
+def test_other_aiokafka_errors_stay_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", "detector_worker")
+    logging.getLogger(COORDINATOR_LOG).error(
+        "Group Coordinator Request failed: %s", NodeNotReadyError()
+    )
+    [line] = logged(capsys)
+    assert line["level"] == "ERROR"

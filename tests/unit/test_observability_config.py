@@ -33,6 +33,11 @@ REQUIRED_PANELS = {
     "Transactions per minute",
     "Top merchants",
 }
+# Metrics a worker exposes that no panel shows, on purpose.
+NOT_ON_DASHBOARD = {
+    "process_virtual_memory_bytes": "address space reserved, not memory used; the resident "
+    "memory panel shows what the workers use",
+}
 
 
 def load_yaml(path: Path) -> Any:
@@ -97,6 +102,29 @@ def test_every_queried_metric_is_declared_by_a_worker() -> None:
     assert queried - declared - PROMETHEUS_SERIES == set()
     # The tokenizer does find names: the seed's are among them.
     assert {"transactions_total", "anomalies_by_severity_total"} <= queried
+
+
+def panel_metrics() -> set[str]:
+    exprs = (target["expr"] for panel in dashboard()["panels"] for target in panel["targets"])
+    return set().union(*(metric_names(expr) for expr in exprs))
+
+
+def test_every_exposed_metric_is_on_a_panel_or_left_off_with_a_reason() -> None:
+    shown = panel_metrics()
+    missing = {f.name for f in declared_families() if not sample_names(f) & shown}
+    assert missing == set(NOT_ON_DASHBOARD)
+    assert all(reason.strip() for reason in NOT_ON_DASHBOARD.values())
+
+
+def test_the_panels_the_rules_mention_exist() -> None:
+    titles = {panel["title"].lower() for panel in dashboard()["panels"]}
+    texts = (" ".join(rule["annotations"].values()) for rule in alerts())
+    mentioned = {
+        re.sub(r"\s+", " ", name).lower()
+        for text in texts
+        for name in re.findall(r"the ([A-Za-z][\w ()/-]*?) panel\b", text)
+    }
+    assert mentioned - titles == set()
 
 
 def test_the_docs_list_every_metric() -> None:

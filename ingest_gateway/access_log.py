@@ -1,0 +1,30 @@
+"""One JSON line per request: what was asked, of which route, by whom, how it went.
+
+Only bounded, non-secret values: the route pattern rather than the raw path (which may carry
+anything a client typed), the name of the caller's API key and never the key, no header, no
+query string, no body.
+"""
+
+import logging
+
+from aiohttp import web
+
+from ingest_gateway.context import CALLER
+
+access_log = logging.getLogger("ingest_gateway.access")
+
+
+def log_request(
+    request: web.Request, method: str, route: str, status: int, seconds: float, level: int
+) -> None:
+    access_log.log(
+        level,
+        "request",
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "caller": request.get(CALLER),
+        },
+    )
