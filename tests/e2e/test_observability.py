@@ -116,8 +116,11 @@ def finite_series(series: list[dict[str, Any]]) -> int:
 
 
 @contextmanager
-def local_prometheus(env: dict[str, str]) -> Iterator[str]:
-    """ops/prometheus.sh start/stop, as `make up` uses it, with the test's state dir and ports."""
+def local_prometheus(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """ops/prometheus.sh start/stop, as `make up` uses it, with the test's state dir and ports.
+
+    Yields what `start` exports (PROMETHEUS_URL and the addresses of its web pages).
+    """
     script = str(ROOT / "ops" / "prometheus.sh")
 
     def ops(command: str) -> str:
@@ -127,11 +130,28 @@ def local_prometheus(env: dict[str, str]) -> Iterator[str]:
         assert done.returncode == 0, f"prometheus.sh {command}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    exported = ops("start")
+    exported = ops("start").splitlines()
     try:
-        yield exported.strip().removeprefix("export PROMETHEUS_URL=")
+        yield dict(line.removeprefix("export ").split("=", 1) for line in exported)
     finally:
         ops("stop")
+
+
+def test_the_printed_prometheus_pages_answer(tmp_path: Path) -> None:
+    """`make up` prints the alerts and targets pages of the Prometheus it started: both open.
+
+    Debian's package serves only the classic UI, where /alerts and /targets are 404.
+    """
+    env = os.environ | {
+        "JALYTICS_STATE_DIR": str(tmp_path / "state"),
+        "PROMETHEUS_PORT": str(free_port()),
+    }
+    with local_prometheus(env) as exported:
+        for name in ("PROMETHEUS_ALERTS_URL", "PROMETHEUS_TARGETS_URL"):
+            url = exported[name]
+            assert url.startswith(exported["PROMETHEUS_URL"]), exported
+            with urllib.request.urlopen(url, timeout=5) as page:  # noqa: S310 - localhost
+                assert page.status == 200, url
 
 
 @dataclass(frozen=True)
@@ -175,13 +195,13 @@ def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
             env | {"METRICS_PORT": str(baselines), "RECOMPUTE_INTERVAL_SECONDS": "1"},
             tmp_path / "baselines.log",
         ) as baseline_worker,
-        local_prometheus(prometheus_env) as prometheus_url,
+        local_prometheus(prometheus_env) as exported,
     ):
         api, ops = f"http://127.0.0.1:{gateway}", f"http://127.0.0.1:{detector}"
         gateway_worker.wait_healthy(f"{api}/health")
         detector_worker.wait_healthy(f"{ops}/health")
         baseline_worker.wait_healthy(f"http://127.0.0.1:{baselines}/health")
-        yield System(env, api, ops, detector_worker, PrometheusApi(prometheus_url))
+        yield System(env, api, ops, detector_worker, PrometheusApi(exported["PROMETHEUS_URL"]))
 
 
 def post_transaction(api: str, amount: int, merchant: str) -> dict[str, Any]:
