@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock up down test lint fmt unit rules bench
+.PHONY: help install lock up down status logs test lint fmt unit rules bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,11 +19,18 @@ lock: install ## re-pin constraints.txt after editing pyproject.toml (ARGS=--upg
 	$(LOCK) $(ARGS)
 	@bash ops/python.sh
 
-up: ## bring up the whole system locally (PostgreSQL, Kafka, the three workers, Prometheus)
+up: ## bring up the whole system locally (PostgreSQL, Kafka, Prometheus, the workers under supervisord)
 	@bash ops/up.sh
 
 down: ## stop everything `make up` started
 	@bash ops/down.sh
+
+status: ## the state of each worker (supervisord), Prometheus, Kafka and PostgreSQL
+	@rc=0; bash ops/workers.sh status || rc=1; \
+	for service in prometheus kafka postgres; do bash ops/$$service.sh status || rc=1; done; exit $$rc
+
+logs: ## follow the workers' logs (NAME=detector for one; Ctrl-C to stop)
+	@bash ops/workers.sh logs $(NAME)
 
 lint: install ## ruff (lint + format check) and mypy --strict
 	$(VENV)/ruff check .

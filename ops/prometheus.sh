@@ -48,7 +48,8 @@ Commands:
            On timeout prints the log's tail, stops it and exits 1
   stop     stop it (SIGTERM, SIGKILL after ${PROMETHEUS_STOP_TIMEOUT}s); no-op when not running
   status   exit 0 if running and ready, 3 if stopped, 1 if the process is up but not ready
-  env      print 'export PROMETHEUS_URL=...' for the running Prometheus
+  env      print 'export PROMETHEUS_URL=...' for the running Prometheus, and the addresses of
+           its alerts and targets pages (PROMETHEUS_ALERTS_URL, PROMETHEUS_TARGETS_URL)
   reload   re-render the config and make the running Prometheus reload it and the rules
   check    promtool: check the rules and the rendered config, then run the rules' unit tests
 
@@ -93,8 +94,24 @@ prom_ready() {
     curl -fsS --max-time 2 "$(base_url)/-/ready" >/dev/null 2>&1 || return 1
 }
 
+# ui_page NAME: the address of the web page NAME (alerts, targets) on the running Prometheus.
+# Debian's package has only the classic UI: /alerts is a 404 there and /classic/alerts works;
+# an upstream build serves /alerts (and 3.x has no /classic).
+ui_page() {
+    local url
+    for url in "$(base_url)/$1" "$(base_url)/classic/$1"; do
+        if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+            printf '%s\n' "$url"
+            return
+        fi
+    done
+    printf '%s\n' "$(base_url)/$1"
+}
+
 print_env() {
     printf 'export PROMETHEUS_URL=%s\n' "$(base_url)"
+    printf 'export PROMETHEUS_ALERTS_URL=%s\n' "$(ui_page alerts)"
+    printf 'export PROMETHEUS_TARGETS_URL=%s\n' "$(ui_page targets)"
 }
 
 check_settings() {

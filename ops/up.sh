@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Bring up the whole system locally, no Docker: PostgreSQL, Kafka (KRaft), then the gateway,
-# one detector and the baseline worker as background processes with logs under .run/logs,
-# and Prometheus scraping them with the alert rules loaded.
+# one detector and the baseline worker under supervisord (ops/workers.sh) with logs under
+# .run/logs, and Prometheus scraping them with the alert rules loaded.
 set -euo pipefail
 JALYTICS_LOG_TAG=up
 # shellcheck source=ops/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 OPS="$JALYTICS_ROOT/ops"
-WORKERS_DIR="$JALYTICS_STATE_DIR/workers"
 LOGS="$JALYTICS_STATE_DIR/logs"
-mkdir -p "$WORKERS_DIR" "$LOGS"
+mkdir -p "$LOGS"
 
 bash "$OPS/python.sh"
 # DATABASE_URL: the schema owner (migrations); GATEWAY_/DETECTOR_/BASELINE_DATABASE_URL: each
@@ -37,37 +36,17 @@ fi
 API_KEY="$(first_line "$API_KEY_FILE")"
 API_KEYS_SHA256="${API_KEYS_SHA256:-local:$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)}"
 
-# start_worker NAME MODULE [ENV=VALUE...]: run `python -m MODULE` in the background. The
-# variables are exported, not passed to env(1): a password never shows in the process list.
-start_worker() {
-    local name=$1 module=$2
-    shift 2
-    local pid_file="$WORKERS_DIR/$name.pid"
-    if pid_alive "$(read_pid "$pid_file")" 2>/dev/null; then
-        log "$name already running (pid $(read_pid "$pid_file"))"
-        return
-    fi
-    # Logs are for the operator only (owner-readable), whatever the caller's umask.
-    touch "$LOGS/$name.log" && chmod 600 "$LOGS/$name.log"
-    # shellcheck disable=SC2163 # "$@" are NAME=VALUE pairs
-    (cd "$JALYTICS_ROOT" && export "$@" && exec setsid nohup .venv/bin/python -m "$module" \
-        >>"$LOGS/$name.log" 2>&1 </dev/null) &
-    echo $! >"$pid_file"
-    log "$name started (pid $!), log: $LOGS/$name.log"
-}
-
-start_worker gateway ingest_gateway DATABASE_URL="$GATEWAY_DATABASE_URL" \
-    API_KEYS_SHA256="$API_KEYS_SHA256"
-start_worker detector detector_worker DATABASE_URL="$DETECTOR_DATABASE_URL" \
-    METRICS_PORT="$DETECTOR_METRICS_PORT"
-start_worker baselines baseline_worker DATABASE_URL="$BASELINE_DATABASE_URL" \
-    METRICS_PORT="$BASELINE_METRICS_PORT"
+# Under supervisord, which restarts a worker that exits. Each worker gets only its own login.
+GATEWAY_DATABASE_URL="$GATEWAY_DATABASE_URL" DETECTOR_DATABASE_URL="$DETECTOR_DATABASE_URL" \
+    BASELINE_DATABASE_URL="$BASELINE_DATABASE_URL" API_KEYS_SHA256="$API_KEYS_SHA256" \
+    DETECTOR_METRICS_PORT="$DETECTOR_METRICS_PORT" BASELINE_METRICS_PORT="$BASELINE_METRICS_PORT" \
+    bash "$OPS/workers.sh" start
 
 for url in "http://127.0.0.1:$PORT/health" "http://127.0.0.1:$DETECTOR_METRICS_PORT/health" \
     "http://127.0.0.1:$BASELINE_METRICS_PORT/health"; do
     deadline=$((SECONDS + 90))
     until curl -fsS "$url" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || die "no answer from $url; see $LOGS"
+        ((SECONDS < deadline)) || die "no answer from $url; see make status, make logs"
         sleep 0.5
     done
 done
@@ -83,11 +62,12 @@ Jalytics is up.
   metrics            http://127.0.0.1:$PORT/metrics (gateway)
                      http://127.0.0.1:$DETECTOR_METRICS_PORT/metrics (detector)
                      http://127.0.0.1:$BASELINE_METRICS_PORT/metrics (baseline worker)
-  Prometheus         $PROMETHEUS_URL   (alerts: $PROMETHEUS_URL/alerts, targets: $PROMETHEUS_URL/targets)
+  Prometheus         $PROMETHEUS_URL   (alerts: $PROMETHEUS_ALERTS_URL, targets: $PROMETHEUS_TARGETS_URL)
   dashboards         Grafana comes with docker compose; metrics and alerts: docs/observability.md
   Kafka              $KAFKA_BOOTSTRAP_SERVERS
   PostgreSQL         $DATABASE_URL   (the owner; each worker logs in as
                      jalytics_<worker>_app: bash ops/postgres.sh env)
+  workers            under supervisord, restarted when they exit: make status, make logs
   logs               $LOGS
 Stop everything with: make down
 MSG

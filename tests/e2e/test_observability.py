@@ -99,11 +99,12 @@ class PrometheusApi:
     def rules(self) -> list[dict[str, Any]]:
         return [rule for group in self._get("/api/v1/rules")["groups"] for rule in group["rules"]]
 
-    def firing(self) -> set[str]:
+    def active(self) -> set[str]:
+        """Alerts pending (condition true, waiting out `for:`) or firing."""
         return {
             alert["labels"]["alertname"]
             for alert in self._get("/api/v1/alerts")["alerts"]
-            if alert["state"] == "firing"
+            if alert["state"] in {"pending", "firing"}
         }
 
     def scraped_jobs(self) -> set[str]:
@@ -116,8 +117,11 @@ def finite_series(series: list[dict[str, Any]]) -> int:
 
 
 @contextmanager
-def local_prometheus(env: dict[str, str]) -> Iterator[str]:
-    """ops/prometheus.sh start/stop, as `make up` uses it, with the test's state dir and ports."""
+def local_prometheus(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """ops/prometheus.sh start/stop, as `make up` uses it, with the test's state dir and ports.
+
+    Yields what `start` exports (PROMETHEUS_URL and the addresses of its web pages).
+    """
     script = str(ROOT / "ops" / "prometheus.sh")
 
     def ops(command: str) -> str:
@@ -127,11 +131,28 @@ def local_prometheus(env: dict[str, str]) -> Iterator[str]:
         assert done.returncode == 0, f"prometheus.sh {command}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    exported = ops("start")
+    exported = ops("start").splitlines()
     try:
-        yield exported.strip().removeprefix("export PROMETHEUS_URL=")
+        yield dict(line.removeprefix("export ").split("=", 1) for line in exported)
     finally:
         ops("stop")
+
+
+def test_the_printed_prometheus_pages_answer(tmp_path: Path) -> None:
+    """`make up` prints the alerts and targets pages of the Prometheus it started: both open.
+
+    Debian's package serves only the classic UI, where /alerts and /targets are 404.
+    """
+    env = os.environ | {
+        "JALYTICS_STATE_DIR": str(tmp_path / "state"),
+        "PROMETHEUS_PORT": str(free_port()),
+    }
+    with local_prometheus(env) as exported:
+        for name in ("PROMETHEUS_ALERTS_URL", "PROMETHEUS_TARGETS_URL"):
+            url = exported[name]
+            assert url.startswith(exported["PROMETHEUS_URL"]), exported
+            with urllib.request.urlopen(url, timeout=5) as page:  # noqa: S310 - localhost
+                assert page.status == 200, url
 
 
 @dataclass(frozen=True)
@@ -175,13 +196,13 @@ def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
             env | {"METRICS_PORT": str(baselines), "RECOMPUTE_INTERVAL_SECONDS": "1"},
             tmp_path / "baselines.log",
         ) as baseline_worker,
-        local_prometheus(prometheus_env) as prometheus_url,
+        local_prometheus(prometheus_env) as exported,
     ):
         api, ops = f"http://127.0.0.1:{gateway}", f"http://127.0.0.1:{detector}"
         gateway_worker.wait_healthy(f"{api}/health")
         detector_worker.wait_healthy(f"{ops}/health")
         baseline_worker.wait_healthy(f"http://127.0.0.1:{baselines}/health")
-        yield System(env, api, ops, detector_worker, PrometheusApi(prometheus_url))
+        yield System(env, api, ops, detector_worker, PrometheusApi(exported["PROMETHEUS_URL"]))
 
 
 def post_transaction(api: str, amount: int, merchant: str) -> dict[str, Any]:
@@ -306,11 +327,12 @@ async def test_every_dashboard_and_rule_query_answers(
     loaded = {rule["name"]: rule for rule in prometheus.rules()}
     assert set(loaded) == set(rules)
     assert {name: rule["health"] for name, rule in loaded.items()} == dict.fromkeys(rules, "ok")
-    # The anomaly and the dead letter fire their alerts (neither waits a `for` period).
+    # The dead letter makes its rule true on the real metrics: the alert is pending (it fires
+    # only if dead letters keep coming for 10 minutes). Anomalies are no ops alert.
     wait_for(
-        lambda: {"JalyticsCriticalAnomaly", "JalyticsDeadLetters"} <= prometheus.firing(),
+        lambda: "JalyticsDeadLetters" in prometheus.active(),
         30,
-        "the critical-anomaly and dead-letter alerts to fire",
+        "the dead-letter alert to be pending",
     )
 
     # What the panels show is what happened.

@@ -194,15 +194,32 @@ def test_each_alert_says_how_bad_and_what_to_do(alert: dict[str, Any]) -> None:
     assert {"summary", "description"} <= set(alert["annotations"])
 
 
-def test_each_alert_has_a_unit_test_that_fires_it() -> None:
-    tests = load_yaml(OPS / "prometheus" / "rules.test.yml")["tests"]
-    fired = {
-        case["alertname"]
-        for test in tests
-        for case in test.get("alert_rule_test", [])
-        if case.get("exp_alerts")
-    }
-    assert {alert["alert"] for alert in alerts()} == fired
+def minutes(duration: str) -> float:
+    """A promtool eval_time ("90s", "25m", "2h") in minutes."""
+    value, unit = float(duration[:-1]), duration[-1]
+    return value * {"s": 1 / 60, "m": 1, "h": 60}[unit]
+
+
+def test_each_alert_has_a_unit_test_that_fires_and_clears_it() -> None:
+    """Issue 18: an alert with no `for:` on `> 0` fired forever. Each rule is shown firing and,
+    later in the same story, resolved."""
+    fires_and_clears = set()
+    for test in load_yaml(OPS / "prometheus" / "rules.test.yml")["tests"]:
+        cases = sorted(test.get("alert_rule_test", []), key=lambda c: minutes(c["eval_time"]))
+        for i, case in enumerate(cases):
+            cleared_later = (
+                later["alertname"] == case["alertname"] and not later.get("exp_alerts")
+                for later in cases[i + 1 :]
+            )
+            if case.get("exp_alerts") and any(cleared_later):
+                fires_and_clears.add(case["alertname"])
+    assert {alert["alert"] for alert in alerts()} == fires_and_clears
+
+
+@pytest.mark.parametrize("alert", alerts(), ids=lambda rule: str(rule["alert"]))
+def test_each_alert_waits_before_firing(alert: dict[str, Any]) -> None:
+    """A blip does not page: every rule holds for a while (`for:`) before it fires."""
+    assert minutes(alert.get("for", "0m")) >= 1
 
 
 @pytest.mark.parametrize("config", ["prometheus.yml.template", "prometheus.compose.yml"])
