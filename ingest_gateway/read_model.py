@@ -4,6 +4,7 @@ The detector owns those rows; the gateway only reads them, through this module, 
 `GET /transactions/{id}` and `GET /alerts`.
 """
 
+import math
 from collections.abc import Mapping
 from typing import Any, LiteralString
 from uuid import UUID
@@ -41,6 +42,19 @@ LIMIT %(limit)s
 """
 
 
+# The rules whose z_score is the z-equivalent of a tail probability (the others' is a z).
+_TAIL_RULES = frozenset({"tail", "low_variance"})
+
+
+def _with_probability(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with p = 1 - Phi(z): the detector stores the z-equivalent, from which p is
+    exact (the inverse of the detector's z_equivalent)."""
+    z = row.get("z_score")
+    if row.get("rule") in _TAIL_RULES and z is not None:
+        row["tail_probability"] = 0.5 * math.erfc(z / math.sqrt(2))
+    return row
+
+
 class ReadModel:
     def __init__(self, pool: AsyncConnectionPool, metrics: GatewayMetrics) -> None:
         self._pool = pool
@@ -50,13 +64,13 @@ class ReadModel:
         """A stored transaction with its verdict, alert and reversal time; None until the
         detector has stored it."""
         rows = await self._query("select_transaction", _SELECT_TRANSACTION, (txn_id,))
-        return TransactionOut.model_validate(rows[0]) if rows else None
+        return TransactionOut.model_validate(_with_probability(rows[0])) if rows else None
 
     async def alert_page(self, params: Mapping[str, object]) -> list[AlertOut]:
         """Alerts newest first; `params` are the filters, keyset cursor and row limit that
         `_ALERT_PAGE` names."""
         rows = await self._query("select_alerts", _ALERT_PAGE, params)
-        return [AlertOut.model_validate(row) for row in rows]
+        return [AlertOut.model_validate(_with_probability(row)) for row in rows]
 
     async def _query(
         self, name: str, query: LiteralString, params: tuple[object, ...] | Mapping[str, object]

@@ -105,6 +105,9 @@ class AlertOut(BaseModel):
     created_at: Timestamp
     rule: Rule
     z_score: float | None
+    # P(amount >= this amount) in the scope, as the baseline estimated it (rule `tail`, and
+    # `low_variance` when it has one): 1 - Phi(z_score).
+    tail_probability: float | None = None
     amount: str
     currency: str
     category: str
@@ -128,6 +131,8 @@ class TransactionOut(BaseModel):
     severity: Severity | None
     rule: Rule | None
     z_score: float | None
+    # As in AlertOut: 1 - Phi(z_score) for the rules that read a tail probability.
+    tail_probability: float | None = None
     baseline_id: UUID | None
     scored_at: Timestamp
     alert_id: UUID | None

@@ -158,7 +158,7 @@ async def test_health_ready_and_metrics(client: TestClient[Any, Any]) -> None:
     assert document["openapi"].startswith("3.")
 
 
-def insert_alerts(db: Any, count: int) -> list[str]:
+def insert_alerts(db: Any, count: int, rule: str = "zscore", z: float = 3.5) -> list[str]:
     """Alerts straight into the schema, one second apart; returns their ids, newest first."""
     ids = []
     for i in range(count):
@@ -166,15 +166,30 @@ def insert_alerts(db: Any, count: int) -> list[str]:
             "WITH t AS (INSERT INTO transactions (id, amount, currency, category, merchant,"
             " transaction_date, anomaly, severity, rule, z_score, scored_at)"
             " VALUES (gen_random_uuid(), 500, 'USD', 'food', 'Cafe', now(), true, 'high',"
-            " 'zscore', 3.5, now()) RETURNING id)"
+            " %s, %s, now()) RETURNING id)"
             " INSERT INTO alerts (id, transaction_id, severity, rule, alert_message, z_score,"
             " baseline_id, created_at)"
-            " SELECT gen_random_uuid(), t.id, 'high', 'zscore', 'Amount exceeds 3σ baseline',"
-            " 3.5, gen_random_uuid(), now() - make_interval(secs => %s) FROM t RETURNING id",
-            (count - i,),
+            " SELECT gen_random_uuid(), t.id, 'high', %s, 'Amount exceeds 3σ baseline',"
+            " %s, gen_random_uuid(), now() - make_interval(secs => %s) FROM t RETURNING id",
+            (rule, z, rule, z, count - i),
         ).fetchone()
         ids.append(str(row[0]))
     return ids[::-1]
+
+
+async def test_a_tail_alert_reads_back_with_its_tail_probability(
+    client: TestClient[Any, Any], db: Any
+) -> None:
+    """The detector stores the z-equivalent; the API gives p = 1 - Phi(z) beside it, and
+    nothing for a rule whose z is a plain z-score."""
+    (tail_id,) = insert_alerts(db, 1, rule="tail", z=3.5400837992061454)  # 1 in 5,000
+    insert_alerts(db, 1)
+    alerts = {a["id"]: a for a in await (await client.get("/alerts")).json()}
+    tail = alerts.pop(tail_id)
+    assert tail["tail_probability"] == pytest.approx(1 / 5000)
+    assert [a["tail_probability"] for a in alerts.values()] == [None]
+    stored = await (await client.get(f"/transactions/{tail['transaction_id']}")).json()
+    assert stored["tail_probability"] == pytest.approx(1 / 5000)
 
 
 async def test_alerts_are_newest_first_and_pages_follow_the_cursor(
