@@ -137,65 +137,26 @@ cmd_start() {
     fi
 
     mkdir -p "$DATA_DIR"
-    rm -f "$PID_FILE"
     render_config "$CONFIG"
-    if [[ -f "$LOG_FILE" ]]; then
-        mv -f "$LOG_FILE" "$LOG_FILE.prev"
-    fi
-
-    local t0
-    t0="$(now_ns)"
     # --cluster.listen-address=: no gossip cluster (it would take port 9094 on every address).
-    # setsid: outlives the calling shell; 8>&-: must not inherit the start lock.
-    nohup setsid "$ALERTMANAGER_BIN" \
+    launch_daemon alertmanager "$PID_FILE" "$PID_PATTERN" "$LOG_FILE" \
+        "$ALERTMANAGER_START_TIMEOUT" "$ALERTMANAGER_STOP_TIMEOUT" am_ready \
+        "$ALERTMANAGER_BIN" \
         "--config.file=$CONFIG" \
         "--storage.path=$DATA_DIR" \
         "--web.listen-address=$ALERTMANAGER_HOST:$ALERTMANAGER_PORT" \
-        "--cluster.listen-address=" \
-        >"$LOG_FILE" 2>&1 </dev/null 8>&- &
-    local pid=$!
-    wait_exec "$pid" "$PID_PATTERN" || true
-    printf '%s\n' "$pid" >"$PID_FILE"
-    log "started (pid $pid), waiting up to ${ALERTMANAGER_START_TIMEOUT}s; log: $LOG_FILE"
-
-    if ! wait_ready alertmanager "$ALERTMANAGER_START_TIMEOUT" "$LOG_FILE" am_ready; then
-        if am_alive; then
-            terminate_pid "$pid" "$ALERTMANAGER_STOP_TIMEOUT" alertmanager
-        fi
-        rm -f "$PID_FILE"
-        exit 1
-    fi
-    log "ready on $(base_url) in $(elapsed_since "$t0")s; webhook: ${ALERTMANAGER_WEBHOOK_URL:-none (UI only)}"
+        "--cluster.listen-address="
+    log "listening on $(base_url); webhook: ${ALERTMANAGER_WEBHOOK_URL:-none (alerts in the UI only)}"
     print_env
 }
 
 cmd_stop() {
     check_timeout "$ALERTMANAGER_STOP_TIMEOUT" ALERTMANAGER_STOP_TIMEOUT
-    local pid
-    pid="$(am_pid)"
-    if ! pid_alive "$pid" "$PID_PATTERN"; then
-        log "not running"
-        rm -f "$PID_FILE"
-        return 0
-    fi
-    log "stopping (pid $pid)"
-    terminate_pid "$pid" "$ALERTMANAGER_STOP_TIMEOUT" alertmanager
-    rm -f "$PID_FILE"
+    stop_daemon alertmanager "$PID_FILE" "$PID_PATTERN" "$ALERTMANAGER_STOP_TIMEOUT"
 }
 
 cmd_status() {
-    local pid
-    pid="$(am_pid)"
-    if ! pid_alive "$pid" "$PID_PATTERN"; then
-        echo "alertmanager: stopped"
-        return 3
-    fi
-    if am_ready; then
-        echo "alertmanager: running (pid $pid) on $(base_url), state in $AM_STATE"
-        return 0
-    fi
-    echo "alertmanager: process $pid is up but $(base_url)/-/ready does not answer (starting?)"
-    return 1
+    daemon_status alertmanager "$PID_FILE" "$PID_PATTERN" am_ready "$(base_url)" "$AM_STATE"
 }
 
 cmd_env() {

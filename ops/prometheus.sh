@@ -176,65 +176,25 @@ cmd_start() {
     fi
 
     mkdir -p "$DATA_DIR"
-    rm -f "$PID_FILE"
     render_config "$CONFIG"
-    if [[ -f "$LOG_FILE" ]]; then
-        mv -f "$LOG_FILE" "$LOG_FILE.prev"
-    fi
-
-    local t0
-    t0="$(now_ns)"
-    # setsid: own session, so Prometheus outlives the calling shell and its terminal.
-    # 8>&-: it must not inherit the start lock.
-    nohup setsid "$PROMETHEUS_BIN" \
+    launch_daemon prometheus "$PID_FILE" "$PID_PATTERN" "$LOG_FILE" \
+        "$PROMETHEUS_START_TIMEOUT" "$PROMETHEUS_STOP_TIMEOUT" prom_ready \
+        "$PROMETHEUS_BIN" \
         "--config.file=$CONFIG" \
         "--storage.tsdb.path=$DATA_DIR" \
         "--storage.tsdb.retention.time=$PROMETHEUS_RETENTION" \
-        "--web.listen-address=$PROMETHEUS_HOST:$PROMETHEUS_PORT" \
-        >"$LOG_FILE" 2>&1 </dev/null 8>&- &
-    local pid=$!
-    wait_exec "$pid" "$PID_PATTERN" || true
-    printf '%s\n' "$pid" >"$PID_FILE"
-    log "started (pid $pid), waiting up to ${PROMETHEUS_START_TIMEOUT}s; log: $LOG_FILE"
-
-    if ! wait_ready prometheus "$PROMETHEUS_START_TIMEOUT" "$LOG_FILE" prom_ready; then
-        if prom_alive; then
-            terminate_pid "$pid" "$PROMETHEUS_STOP_TIMEOUT" prometheus
-        fi
-        rm -f "$PID_FILE"
-        exit 1
-    fi
-    log "ready on $(base_url) in $(elapsed_since "$t0")s"
+        "--web.listen-address=$PROMETHEUS_HOST:$PROMETHEUS_PORT"
+    log "listening on $(base_url)"
     print_env
 }
 
 cmd_stop() {
     check_timeout "$PROMETHEUS_STOP_TIMEOUT" PROMETHEUS_STOP_TIMEOUT
-    local pid
-    pid="$(prom_pid)"
-    if ! pid_alive "$pid" "$PID_PATTERN"; then
-        log "not running"
-        rm -f "$PID_FILE"
-        return 0
-    fi
-    log "stopping (pid $pid)"
-    terminate_pid "$pid" "$PROMETHEUS_STOP_TIMEOUT" prometheus
-    rm -f "$PID_FILE"
+    stop_daemon prometheus "$PID_FILE" "$PID_PATTERN" "$PROMETHEUS_STOP_TIMEOUT"
 }
 
 cmd_status() {
-    local pid
-    pid="$(prom_pid)"
-    if ! pid_alive "$pid" "$PID_PATTERN"; then
-        echo "prometheus: stopped"
-        return 3
-    fi
-    if prom_ready; then
-        echo "prometheus: running (pid $pid) on $(base_url), state in $PROM_STATE"
-        return 0
-    fi
-    echo "prometheus: process $pid is up but $(base_url)/-/ready does not answer (starting?)"
-    return 1
+    daemon_status prometheus "$PID_FILE" "$PID_PATTERN" prom_ready "$(base_url)" "$PROM_STATE"
 }
 
 cmd_env() {
