@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers for ops/kafka.sh and ops/postgres.sh. Source it; don't run it.
+# Shared helpers for the ops/*.sh service scripts. Source it; don't run it.
 #
 # Provides:
 #   JALYTICS_ROOT       repo root (the directory that contains ops/)
