@@ -19,15 +19,15 @@ lock: install ## re-pin constraints.txt after editing pyproject.toml (ARGS=--upg
 	$(LOCK) $(ARGS)
 	@bash ops/python.sh
 
-up: ## bring up the whole system locally (PostgreSQL, Kafka, Prometheus, the workers under supervisord)
+up: ## bring up the whole system locally (PostgreSQL, Kafka, Prometheus, Alertmanager, the workers under supervisord)
 	@bash ops/up.sh
 
 down: ## stop everything `make up` started
 	@bash ops/down.sh
 
-status: ## the state of each worker (supervisord), Prometheus, Kafka and PostgreSQL
+status: ## the state of each worker (supervisord), Prometheus, Alertmanager, Kafka and PostgreSQL
 	@rc=0; bash ops/workers.sh status || rc=1; \
-	for service in prometheus kafka postgres; do bash ops/$$service.sh status || rc=1; done; exit $$rc
+	for service in prometheus alertmanager kafka postgres; do bash ops/$$service.sh status || rc=1; done; exit $$rc
 
 logs: ## follow the workers' logs (NAME=detector for one; Ctrl-C to stop)
 	@bash ops/workers.sh logs $(NAME)
@@ -41,8 +41,9 @@ fmt: install ## format and auto-fix
 	$(VENV)/ruff format .
 	$(VENV)/ruff check --fix .
 
-rules: ## check the Prometheus config and alert rules, and run the rules' unit tests (promtool)
+rules: ## check the Prometheus config and alert rules, run the rules' unit tests (promtool), check the Alertmanager config (amtool)
 	@bash ops/prometheus.sh check
+	@bash ops/alertmanager.sh check
 
 unit: install ## the fast tests only (no broker, no database)
 	$(VENV)/pytest tests/unit

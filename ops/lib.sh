@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers for ops/kafka.sh and ops/postgres.sh. Source it; don't run it.
+# Shared helpers for the ops/*.sh service scripts. Source it; don't run it.
 #
 # Provides:
 #   JALYTICS_ROOT       repo root (the directory that contains ops/)
@@ -199,4 +199,65 @@ check_timeout() {
 # check_port VALUE NAME: die unless VALUE is a TCP port number.
 check_port() {
     [[ "$1" =~ ^[0-9]+$ && "$1" -ge 1 && "$1" -le 65535 ]] || die "$2 must be a TCP port (got '$1')"
+}
+
+# launch_daemon NAME PID_FILE PATTERN LOG_FILE START_TIMEOUT STOP_TIMEOUT READY_FN CMD...
+# Starts CMD in the background, detached (setsid: it outlives the calling shell; 8>&-: it does
+# not inherit take_lock's lock), its pid in PID_FILE, its output in LOG_FILE (the previous one
+# kept as LOG_FILE.prev), and waits until READY_FN (see wait_ready) says it is ready. On death
+# or timeout: prints the log's tail, stops it and exits 1.
+launch_daemon() {
+    local name="$1" pid_file="$2" pattern="$3" log_file="$4" start_timeout="$5" stop_timeout="$6"
+    local ready_fn="$7" t0 pid
+    shift 7
+    rm -f "$pid_file"
+    if [[ -f "$log_file" ]]; then
+        mv -f "$log_file" "$log_file.prev"
+    fi
+    t0="$(now_ns)"
+    nohup setsid "$@" >"$log_file" 2>&1 </dev/null 8>&- &
+    pid=$!
+    wait_exec "$pid" "$pattern" || true
+    printf '%s\n' "$pid" >"$pid_file"
+    log "started (pid $pid), waiting up to ${start_timeout}s; log: $log_file"
+    if ! wait_ready "$name" "$start_timeout" "$log_file" "$ready_fn"; then
+        if pid_alive "$pid" "$pattern"; then
+            terminate_pid "$pid" "$stop_timeout" "$name"
+        fi
+        rm -f "$pid_file"
+        exit 1
+    fi
+    log "ready in $(elapsed_since "$t0")s"
+}
+
+# stop_daemon NAME PID_FILE PATTERN STOP_TIMEOUT: stop what launch_daemon started (SIGTERM,
+# SIGKILL after STOP_TIMEOUT); no-op when it is not running.
+stop_daemon() {
+    local name="$1" pid_file="$2" pattern="$3" stop_timeout="$4" pid
+    pid="$(read_pid "$pid_file")"
+    if ! pid_alive "$pid" "$pattern"; then
+        log "not running"
+        rm -f "$pid_file"
+        return 0
+    fi
+    log "stopping (pid $pid)"
+    terminate_pid "$pid" "$stop_timeout" "$name"
+    rm -f "$pid_file"
+}
+
+# daemon_status NAME PID_FILE PATTERN READY_FN URL STATE_DIR: prints the state of what
+# launch_daemon started; returns 0 if running and ready, 3 if stopped, 1 if up but not ready.
+daemon_status() {
+    local name="$1" pid_file="$2" pattern="$3" ready_fn="$4" url="$5" state_dir="$6" pid
+    pid="$(read_pid "$pid_file")"
+    if ! pid_alive "$pid" "$pattern"; then
+        echo "$name: stopped"
+        return 3
+    fi
+    if "$ready_fn"; then
+        echo "$name: running (pid $pid) on $url, state in $state_dir"
+        return 0
+    fi
+    echo "$name: process $pid is up but $url/-/ready does not answer (starting?)"
+    return 1
 }

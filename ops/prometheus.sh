@@ -15,6 +15,8 @@ PROMETHEUS_SCRAPE_INTERVAL="${PROMETHEUS_SCRAPE_INTERVAL:-5s}"
 PROMETHEUS_RETENTION="${PROMETHEUS_RETENTION:-7d}"
 PROMETHEUS_START_TIMEOUT="${PROMETHEUS_START_TIMEOUT:-${JALYTICS_START_TIMEOUT:-60}}"
 PROMETHEUS_STOP_TIMEOUT="${PROMETHEUS_STOP_TIMEOUT:-30}"
+# Where Prometheus sends its alerts: the Alertmanager of ops/alertmanager.sh.
+ALERTMANAGER_PORT="${ALERTMANAGER_PORT:-9193}"
 # The workers' ports, as ops/up.sh starts them.
 GATEWAY_PORT="${GATEWAY_PORT:-${PORT:-8000}}"
 DETECTOR_METRICS_PORT="${DETECTOR_METRICS_PORT:-9101}"
@@ -22,7 +24,8 @@ BASELINE_METRICS_PORT="${BASELINE_METRICS_PORT:-9102}"
 
 OPS_DIR="$JALYTICS_ROOT/ops/prometheus"
 TEMPLATE="$OPS_DIR/prometheus.yml.template"
-RULES="$OPS_DIR/rules.yml"
+# Another rules file only for tests (e.g. one that fires at once).
+RULES="$(abs_path "${PROMETHEUS_RULES:-$OPS_DIR/rules.yml}")"
 RULES_TESTS="$OPS_DIR/rules.test.yml"
 
 PROM_STATE="$JALYTICS_STATE_DIR/prometheus"
@@ -40,7 +43,8 @@ usage() {
 Usage: ops/prometheus.sh COMMAND
 
 Local Prometheus on $PROMETHEUS_HOST (Debian's 'prometheus' package, installed when missing and
-root), scraping the gateway, the detector and the baseline worker, with the alert rules loaded.
+root), scraping the gateway, the detector and the baseline worker, with the alert rules loaded
+and its alerts sent to the Alertmanager on ALERTMANAGER_PORT (ops/alertmanager.sh).
 
 Commands:
   start    render the config, start Prometheus in the background, wait until it is ready and
@@ -58,6 +62,7 @@ Typical use:  eval "\$(ops/prometheus.sh start)"
 Environment (defaults):
   PROMETHEUS_PORT=9190  PROMETHEUS_SCRAPE_INTERVAL=5s  PROMETHEUS_RETENTION=7d
   GATEWAY_PORT=\${PORT:-8000}  DETECTOR_METRICS_PORT=9101  BASELINE_METRICS_PORT=9102
+  ALERTMANAGER_PORT=9193  PROMETHEUS_RULES=ops/prometheus/rules.yml
   PROMETHEUS_START_TIMEOUT=\${JALYTICS_START_TIMEOUT:-60}  PROMETHEUS_STOP_TIMEOUT=30  (seconds)
   PROMETHEUS_BIN / PROMTOOL_BIN  the binaries to use (default: from PATH, else /usr/bin)
   JALYTICS_STATE_DIR=<repo>/.run  (config, data, log and pid under \$JALYTICS_STATE_DIR/prometheus)
@@ -119,6 +124,7 @@ check_settings() {
     check_port "$GATEWAY_PORT" GATEWAY_PORT
     check_port "$DETECTOR_METRICS_PORT" DETECTOR_METRICS_PORT
     check_port "$BASELINE_METRICS_PORT" BASELINE_METRICS_PORT
+    check_port "$ALERTMANAGER_PORT" ALERTMANAGER_PORT
     [[ "$PROMETHEUS_SCRAPE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m)$ ]] ||
         die "PROMETHEUS_SCRAPE_INTERVAL must be a duration like 5s (got '$PROMETHEUS_SCRAPE_INTERVAL')"
 }
@@ -138,6 +144,7 @@ render_config() {
     content="${content//"@DETECTOR_TARGET@"/"127.0.0.1:$DETECTOR_METRICS_PORT"}"
     content="${content//"@BASELINE_TARGET@"/"127.0.0.1:$BASELINE_METRICS_PORT"}"
     content="${content//"@PROMETHEUS_PORT@"/"$PROMETHEUS_PORT"}"
+    content="${content//"@ALERTMANAGER_TARGET@"/"127.0.0.1:$ALERTMANAGER_PORT"}"
     [[ "$content" != *@[A-Z_]*@* ]] || die "unfilled placeholder left in $TEMPLATE"
     mkdir -p "$(dirname "$out")"
     printf '%s\n' "$content" >"$out.tmp"
@@ -169,65 +176,25 @@ cmd_start() {
     fi
 
     mkdir -p "$DATA_DIR"
-    rm -f "$PID_FILE"
     render_config "$CONFIG"
-    if [[ -f "$LOG_FILE" ]]; then
-        mv -f "$LOG_FILE" "$LOG_FILE.prev"
-    fi
-
-    local t0
-    t0="$(now_ns)"
-    # setsid: own session, so Prometheus outlives the calling shell and its terminal.
-    # 8>&-: it must not inherit the start lock.
-    nohup setsid "$PROMETHEUS_BIN" \
+    launch_daemon prometheus "$PID_FILE" "$PID_PATTERN" "$LOG_FILE" \
+        "$PROMETHEUS_START_TIMEOUT" "$PROMETHEUS_STOP_TIMEOUT" prom_ready \
+        "$PROMETHEUS_BIN" \
         "--config.file=$CONFIG" \
         "--storage.tsdb.path=$DATA_DIR" \
         "--storage.tsdb.retention.time=$PROMETHEUS_RETENTION" \
-        "--web.listen-address=$PROMETHEUS_HOST:$PROMETHEUS_PORT" \
-        >"$LOG_FILE" 2>&1 </dev/null 8>&- &
-    local pid=$!
-    wait_exec "$pid" "$PID_PATTERN" || true
-    printf '%s\n' "$pid" >"$PID_FILE"
-    log "started (pid $pid), waiting up to ${PROMETHEUS_START_TIMEOUT}s; log: $LOG_FILE"
-
-    if ! wait_ready prometheus "$PROMETHEUS_START_TIMEOUT" "$LOG_FILE" prom_ready; then
-        if prom_alive; then
-            terminate_pid "$pid" "$PROMETHEUS_STOP_TIMEOUT" prometheus
-        fi
-        rm -f "$PID_FILE"
-        exit 1
-    fi
-    log "ready on $(base_url) in $(elapsed_since "$t0")s"
+        "--web.listen-address=$PROMETHEUS_HOST:$PROMETHEUS_PORT"
+    log "listening on $(base_url)"
     print_env
 }
 
 cmd_stop() {
     check_timeout "$PROMETHEUS_STOP_TIMEOUT" PROMETHEUS_STOP_TIMEOUT
-    local pid
-    pid="$(prom_pid)"
-    if ! pid_alive "$pid" "$PID_PATTERN"; then
-        log "not running"
-        rm -f "$PID_FILE"
-        return 0
-    fi
-    log "stopping (pid $pid)"
-    terminate_pid "$pid" "$PROMETHEUS_STOP_TIMEOUT" prometheus
-    rm -f "$PID_FILE"
+    stop_daemon prometheus "$PID_FILE" "$PID_PATTERN" "$PROMETHEUS_STOP_TIMEOUT"
 }
 
 cmd_status() {
-    local pid
-    pid="$(prom_pid)"
-    if ! pid_alive "$pid" "$PID_PATTERN"; then
-        echo "prometheus: stopped"
-        return 3
-    fi
-    if prom_ready; then
-        echo "prometheus: running (pid $pid) on $(base_url), state in $PROM_STATE"
-        return 0
-    fi
-    echo "prometheus: process $pid is up but $(base_url)/-/ready does not answer (starting?)"
-    return 1
+    daemon_status prometheus "$PID_FILE" "$PID_PATTERN" prom_ready "$(base_url)" "$PROM_STATE"
 }
 
 cmd_env() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring up the whole system locally, no Docker: PostgreSQL, Kafka (KRaft), then the gateway,
 # one detector and the baseline worker under supervisord (ops/workers.sh) with logs under
-# .run/logs, and Prometheus scraping them with the alert rules loaded.
+# .run/logs, and Prometheus scraping them with the alert rules loaded, its alerts routed by
+# Alertmanager to the webhook at $ALERTMANAGER_WEBHOOK_URL (if set).
 set -euo pipefail
 JALYTICS_LOG_TAG=up
 # shellcheck source=ops/lib.sh
@@ -51,6 +52,9 @@ for url in "http://127.0.0.1:$PORT/health" "http://127.0.0.1:$DETECTOR_METRICS_P
     done
 done
 
+# Alertmanager first, so that Prometheus's first alerts have somewhere to go.
+export ALERTMANAGER_PORT="${ALERTMANAGER_PORT:-9193}"
+eval "$(bash "$OPS/alertmanager.sh" start)"
 eval "$(GATEWAY_PORT="$PORT" DETECTOR_METRICS_PORT="$DETECTOR_METRICS_PORT" \
     BASELINE_METRICS_PORT="$BASELINE_METRICS_PORT" bash "$OPS/prometheus.sh" start)"
 
@@ -63,6 +67,8 @@ Jalytics is up.
                      http://127.0.0.1:$DETECTOR_METRICS_PORT/metrics (detector)
                      http://127.0.0.1:$BASELINE_METRICS_PORT/metrics (baseline worker)
   Prometheus         $PROMETHEUS_URL   (alerts: $PROMETHEUS_ALERTS_URL, targets: $PROMETHEUS_TARGETS_URL)
+  Alertmanager       $ALERTMANAGER_URL   (webhook: ${ALERTMANAGER_WEBHOOK_URL:-none, alerts in its UI only;
+                     set ALERTMANAGER_WEBHOOK_URL before make up})
   dashboards         Grafana comes with docker compose; metrics and alerts: docs/observability.md
   Kafka              $KAFKA_BOOTSTRAP_SERVERS
   PostgreSQL         $DATABASE_URL   (the owner; each worker logs in as

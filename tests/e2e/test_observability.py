@@ -146,6 +146,8 @@ def test_the_printed_prometheus_pages_answer(tmp_path: Path) -> None:
     env = os.environ | {
         "JALYTICS_STATE_DIR": str(tmp_path / "state"),
         "PROMETHEUS_PORT": str(free_port()),
+        # Nobody listens there: the test's alerts never reach a `make up` Alertmanager.
+        "ALERTMANAGER_PORT": str(free_port()),
     }
     with local_prometheus(env) as exported:
         for name in ("PROMETHEUS_ALERTS_URL", "PROMETHEUS_TARGETS_URL"):
@@ -178,6 +180,7 @@ def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
         **os.environ,
         "JALYTICS_STATE_DIR": str(tmp_path / "state"),
         "PROMETHEUS_PORT": str(prometheus),
+        "ALERTMANAGER_PORT": str(free_port()),  # as above: not a `make up` Alertmanager
         "PROMETHEUS_SCRAPE_INTERVAL": "1s",
         "GATEWAY_PORT": str(gateway),
         "DETECTOR_METRICS_PORT": str(detector),

@@ -2,10 +2,10 @@
 its supervisor brings back a worker that dies.
 
 The real scripts (and the real supervisord from .venv) run in a copy of the repository's
-`ops/` whose services are stand-ins: PostgreSQL, Kafka and Prometheus print the environment a
-real start prints, and `python -m <worker>` records its pid and the environment it was given
-and answers /health, so the script goes through every step, start-up checks included, in
-seconds.
+`ops/` whose services are stand-ins: PostgreSQL, Kafka, Alertmanager and Prometheus print the
+environment a real start prints, and `python -m <worker>` records its pid and the environment
+it was given and answers /health, so the script goes through every step, start-up checks
+included, in seconds.
 """
 
 import os
@@ -69,6 +69,10 @@ def fake_root(root: Path, out: Path) -> None:
         for name in ("URL", "ALERTS_URL", "TARGETS_URL")
     )
     executable(ops / "prometheus.sh", prometheus)
+    # Records its commands: `make up` starts it and `make down` stops it.
+    alertmanager = 'echo "$1" >>"$FAKE_OUT/alertmanager.calls"\n'
+    alertmanager += "[[ $1 != start ]] || echo 'export ALERTMANAGER_URL=http://127.0.0.1:1'\n"
+    executable(ops / "alertmanager.sh", alertmanager)
     executable(root / ".venv/bin/python", FAKE_PYTHON)
     for tool in ("supervisord", "supervisorctl"):  # the real ones, from `make install`
         (root / ".venv/bin" / tool).symlink_to(ROOT / ".venv/bin" / tool)
@@ -162,3 +166,9 @@ def test_a_killed_worker_comes_back(tmp_path: Path) -> None:
                 return pid != dead and Path(f"/proc/{pid}").exists() and answers(port)
 
             wait_for(back, timeout=30, what=f"{module} to be restarted after kill -9")
+
+
+def test_up_starts_the_alertmanager_and_down_stops_it(tmp_path: Path) -> None:
+    with made_up(tmp_path) as run:
+        assert (run.out / "alertmanager.calls").read_text().split() == ["start"]
+    assert (run.out / "alertmanager.calls").read_text().split() == ["start", "stop"]

@@ -86,3 +86,18 @@ def test_every_image_is_pinned_to_a_release() -> None:
         if "build" in service or service.get("pull_policy") == "never":
             continue
         assert re.search(r":v?\d+\.\d+(\.\d+)?$", service["image"]), (name, service["image"])
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_service() -> None:
+    """Under compose too, alerts go somewhere: prometheus.compose.yml names the alertmanager
+    service, on the port it listens on, and the config it mounts exists."""
+    config = yaml.safe_load((ROOT / "ops/prometheus/prometheus.compose.yml").read_text())
+    [manager] = config["alerting"]["alertmanagers"]
+    [target] = [t for static in manager["static_configs"] for t in static["targets"]]
+    host, port = target.split(":")
+    assert host == "alertmanager"
+    assert host in SERVICES["prometheus"].get("depends_on", {})
+    assert any(str(p).endswith(f":{port}") for p in SERVICES[host]["ports"])
+    [mount] = SERVICES[host]["volumes"]
+    source = mount["source"] if isinstance(mount, dict) else mount.split(":")[0]
+    assert (ROOT / source).is_file()
