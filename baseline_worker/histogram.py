@@ -10,7 +10,7 @@ tests/integration/test_baselines.py checks the two agree.
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import Decimal
 
 GAMMA = 1.02
@@ -29,7 +29,3 @@ def bin_bounds(index: int) -> tuple[float, float]:
 
 def histogram(amounts: Iterable[Decimal | float]) -> Counter[int]:
     return Counter(bin_of(amount) for amount in amounts)
-
-
-def total(bins: Mapping[int, int]) -> int:
-    return sum(bins.values())

@@ -8,8 +8,9 @@ from typing import Literal
 from uuid import UUID
 
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
-from detector_worker.tail import survival, z_equivalent
+from detector_worker.tail import survival
 from schemas import ScopeKind, Severity, Transaction, Verdict
+from schemas.rarity import z_equivalent
 
 # tail: z-equivalent of the tail probability P(amount >= x), estimated from the scope's own
 # amounts without assuming their shape (docs/accuracy.md). zscore: the seed's

@@ -10,13 +10,8 @@ import math
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
-from statistics import NormalDist
 
 from schemas import TailModel
-
-_NORMAL = NormalDist()
-# Past this a probability is 0 in double precision; its z-equivalent is ~37.6.
-_SMALLEST = 1e-300
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +78,3 @@ def _pareto_tail(tail: HeldTail, amount: float) -> float:
     if tail.shape < 1e-9:
         return tail.exceedance * math.exp(-excess)
     return tail.exceedance * math.exp(-math.log1p(tail.shape * excess) / tail.shape)
-
-
-def z_equivalent(probability: float) -> float:
-    """The z whose one-sided normal tail has this probability: 'as rare as a zσ event'."""
-    return -_NORMAL.inv_cdf(min(max(probability, _SMALLEST), 1 - 1e-16))
-
-
-def probability_of(z: float) -> float:
-    """The one-sided normal tail beyond z (the inverse of `z_equivalent`)."""
-    return 0.5 * math.erfc(z / math.sqrt(2))

@@ -4,7 +4,6 @@ The detector owns those rows; the gateway only reads them, through this module, 
 `GET /transactions/{id}` and `GET /alerts`.
 """
 
-import math
 from collections.abc import Mapping
 from typing import Any, LiteralString
 from uuid import UUID
@@ -13,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ingest_gateway.metrics import GatewayMetrics
 from schemas import AlertOut, TransactionOut
+from schemas.rarity import probability_of
 from shared.db import fetch_dicts
 
 _SELECT_TRANSACTION = """
@@ -47,11 +47,10 @@ _TAIL_RULES = frozenset({"tail", "low_variance"})
 
 
 def _with_probability(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with p = 1 - Phi(z): the detector stores the z-equivalent, from which p is
-    exact (the inverse of the detector's z_equivalent)."""
+    """The row with p = 1 - Phi(z): the detector stores the z-equivalent of p."""
     z = row.get("z_score")
     if row.get("rule") in _TAIL_RULES and z is not None:
-        row["tail_probability"] = 0.5 * math.erfc(z / math.sqrt(2))
+        row["tail_probability"] = probability_of(z)
     return row
 
 

@@ -58,11 +58,8 @@ EOF
 find_tools() {
     ALERTMANAGER_BIN="${ALERTMANAGER_BIN:-$(command -v prometheus-alertmanager || true)}"
     AMTOOL_BIN="${AMTOOL_BIN:-$(command -v amtool || true)}"
-    if [[ -z "$ALERTMANAGER_BIN" || -z "$AMTOOL_BIN" ]] && [[ "${1:-}" == install ]] && is_root; then
-        log "Alertmanager not found; installing Debian's 'prometheus-alertmanager' package"
-        apt-get update >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            prometheus-alertmanager >&2
+    if [[ -z "$ALERTMANAGER_BIN" || -z "$AMTOOL_BIN" ]]; then
+        apt_install_missing "${1:-}" prometheus-alertmanager --no-install-recommends
         ALERTMANAGER_BIN="$(command -v prometheus-alertmanager || true)"
         AMTOOL_BIN="$(command -v amtool || true)"
     fi

@@ -34,6 +34,17 @@ die() {
 
 is_root() { [[ "$(id -u)" -eq 0 ]]; }
 
+# apt_install_missing MODE PACKAGE [OPTION...]: with MODE "install", as root, install Debian's
+# PACKAGE (the caller has found its binaries missing); otherwise do nothing.
+apt_install_missing() {
+    local mode=$1 package=$2
+    shift 2
+    [[ "$mode" == install ]] && is_root || return 0
+    log "$package not found; installing Debian's '$package' package"
+    apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" "$package" >&2
+}
+
 # require_cmd CMD [HINT]: die unless CMD is on PATH.
 require_cmd() {
     command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH${2:+ ($2)}"

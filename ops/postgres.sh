@@ -101,10 +101,8 @@ find_pg_bin() {
         return 0
     fi
     PG_BIN="$(newest_pg_bin)"
-    if [[ -z "$PG_BIN" && "${1:-}" == install ]] && is_root; then
-        log "PostgreSQL not found; installing Debian's 'postgresql' package"
-        apt-get update >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2
+    if [[ -z "$PG_BIN" ]]; then
+        apt_install_missing "${1:-}" postgresql
         PG_BIN="$(newest_pg_bin)"
     fi
     if [[ -z "$PG_BIN" ]] && command -v pg_ctl >/dev/null 2>&1; then

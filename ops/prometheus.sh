@@ -74,11 +74,9 @@ EOF
 find_tools() {
     PROMETHEUS_BIN="${PROMETHEUS_BIN:-$(command -v prometheus || true)}"
     PROMTOOL_BIN="${PROMTOOL_BIN:-$(command -v promtool || true)}"
-    if [[ -z "$PROMETHEUS_BIN" || -z "$PROMTOOL_BIN" ]] && [[ "${1:-}" == install ]] && is_root; then
-        log "Prometheus not found; installing Debian's 'prometheus' package"
-        apt-get update >&2
+    if [[ -z "$PROMETHEUS_BIN" || -z "$PROMTOOL_BIN" ]]; then
         # No recommends: the node exporter is not ours to run.
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2
+        apt_install_missing "${1:-}" prometheus --no-install-recommends
         PROMETHEUS_BIN="$(command -v prometheus || true)"
         PROMTOOL_BIN="$(command -v promtool || true)"
     fi

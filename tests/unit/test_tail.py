@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from baseline_worker.histogram import bin_bounds, bin_of, histogram
 from baseline_worker.tail import TailFit, fit_tail
-from detector_worker.tail import HeldTail, probability_of, survival, z_equivalent
+from detector_worker.tail import HeldTail, survival
 from schemas import TailModel
+from schemas.rarity import probability_of, z_equivalent
 
 FIT = TailFit()
 

@@ -17,8 +17,8 @@ from baseline_worker.tail import TailFit, fit_tail
 from benchmarks.support import index
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.scoring import ScoringConfig, format_sigma, score
-from detector_worker.tail import z_equivalent
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, Transaction
+from schemas.rarity import z_equivalent
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
 CONFIG = ScoringConfig()  # production's defaults
