@@ -34,3 +34,6 @@ class Alert(BaseModel):
     merchant: Label
     transaction_date: Timestamp
     created_at: Timestamp
+    # Under a live suppression rule: stored and published, but never webhooked or paged.
+    suppressed: bool = False
+    suppression_id: UUID | None = None
