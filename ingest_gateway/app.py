@@ -5,6 +5,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -13,7 +14,7 @@ from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 
 from ingest_gateway.alerts import get_alerts
-from ingest_gateway.auth import ApiKeys
+from ingest_gateway.auth import ApiKeys, Scope
 from ingest_gateway.context import (
     ACCESS_LOG_LEVEL,
     IDEMPOTENCY,
@@ -26,12 +27,14 @@ from ingest_gateway.context import (
     READ_MODEL,
     REGISTRY,
     REVERSALS,
+    ROUTE_SCOPES,
     SETTINGS,
     VERDICTS,
 )
 from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.middleware import (
+    Handler,
     authenticate,
     idempotency,
     observe,
@@ -124,6 +127,15 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     await app[POOL].close()
 
 
+def _add_scoped(
+    app: web.Application, method: str, path: str, handler: Handler, scope: Scope
+) -> None:
+    """Register a route that only a key holding `scope` may call (auth.py says who holds
+    which)."""
+    route = app.router.add_route(method, path, handler)
+    app[ROUTE_SCOPES][route] = scope
+
+
 def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Application:
     app = web.Application(
         middlewares=[observe, reject, authenticate, rate_limit, read_body, idempotency],
@@ -133,7 +145,11 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
     app[REGISTRY] = registry
     app[METRICS] = GatewayMetrics.create(registry)
     app[ACCESS_LOG_LEVEL] = logging.getLevelName(level_name(settings.access_log_level))
-    app[KEYS] = ApiKeys(settings.api_key_hashes(), disabled=settings.auth_disabled)
+    app[KEYS] = ApiKeys(
+        settings.api_key_hashes(),
+        disabled=settings.auth_disabled,
+        scopes=settings.api_key_scopes(),
+    )
     now = time.monotonic()
     app[LIMITER] = RateLimiter(
         settings.rate_limit_rps,
@@ -141,12 +157,15 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
         TokenBucket.full(settings.global_rate_limit_rps, settings.global_rate_limit_burst, now),
     )
     app.cleanup_ctx.append(_dependencies)
-    app.router.add_post("/transactions", post_transaction)
-    app.router.add_post("/transactions/batch", post_batch)
+    app[ROUTE_SCOPES] = {}
+    scoped = partial(_add_scoped, app)
+    scoped("POST", "/transactions", post_transaction, "ingest")
+    scoped("POST", "/transactions/batch", post_batch, "ingest")
     # The id is constrained so that /transactions/batch never reads as a transaction id.
-    app.router.add_get(f"/transactions/{{id:{UUID_PATTERN}}}", get_transaction)
-    app.router.add_post(f"/transactions/{{id:{UUID_PATTERN}}}/reversal", post_reversal)
-    app.router.add_get("/alerts", get_alerts)
+    scoped("GET", f"/transactions/{{id:{UUID_PATTERN}}}", get_transaction, "read")
+    scoped("POST", f"/transactions/{{id:{UUID_PATTERN}}}/reversal", post_reversal, "ingest")
+    scoped("GET", "/alerts", get_alerts, "read")
+    # Open to everybody (OPEN_PATHS): probes, metrics and the API document.
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)

@@ -1,8 +1,27 @@
-"""API keys: presented as `Authorization: Bearer <key>` or `X-API-Key`, stored only hashed."""
+"""API keys: presented as `Authorization: Bearer <key>` or `X-API-Key`, stored only hashed.
+
+Each key holds scopes: `ingest` (post transactions and reversals), `read` (read them and their
+alerts), `analyst` (read, and work alerts and suppressions), `admin` (everything, webhooks
+included). An ingest key cannot resolve an alert; a key configured without scopes keeps the
+rights every key had before scopes existed: ingest and read.
+"""
 
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+Scope = Literal["ingest", "read", "analyst", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+# What holding a scope grants: analyst implies read; admin implies all.
+_GRANTS: dict[Scope, frozenset[Scope]] = {
+    "ingest": frozenset({"ingest"}),
+    "read": frozenset({"read"}),
+    "analyst": frozenset({"analyst", "read"}),
+    "admin": frozenset(SCOPES),
+}
+DEFAULT_SCOPES: frozenset[Scope] = frozenset({"ingest", "read"})
 
 ANONYMOUS = "anonymous"
 # Keys are visible ASCII (token_urlsafe makes them); anything else cannot match a stored hash.
@@ -16,6 +35,25 @@ class MalformedCredential(ValueError):
     def __init__(self, header: str) -> None:
         super().__init__(header)
         self.header = header
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request: the key's name and everything its scopes grant."""
+
+    name: str
+    scopes: frozenset[Scope]
+
+    def may(self, scope: Scope) -> bool:
+        return scope in self.scopes
+
+
+def granted(scopes: frozenset[Scope]) -> frozenset[Scope]:
+    """Every scope the given ones grant (admin implies all, analyst implies read)."""
+    return frozenset().union(*(_GRANTS[scope] for scope in scopes))
+
+
+_EVERYTHING = Caller(ANONYMOUS, frozenset(SCOPES))
 
 
 def key_digest(key: str) -> str:
@@ -32,12 +70,25 @@ def _presented(authorization: str | None, api_key: str | None) -> tuple[str, str
 
 
 class ApiKeys:
-    def __init__(self, hashes: dict[str, str], *, disabled: bool = False) -> None:
+    def __init__(
+        self,
+        hashes: dict[str, str],
+        *,
+        disabled: bool = False,
+        scopes: dict[str, frozenset[Scope]] | None = None,
+    ) -> None:
+        """hashes: sha256 hex digest -> key name; scopes: key name -> its configured scopes
+        (DEFAULT_SCOPES for a name not given)."""
         self._hashes = hashes
         self._disabled = disabled
+        self._callers = {
+            name: Caller(name, granted((scopes or {}).get(name, DEFAULT_SCOPES)))
+            for name in hashes.values()
+        }
 
-    def identify(self, authorization: str | None, api_key: str | None) -> str | None:
-        """The key's name when the request carries a valid key (or auth is off), else None.
+    def identify(self, authorization: str | None, api_key: str | None) -> Caller | None:
+        """The caller when the request carries a valid key (or auth is off: then with every
+        scope), else None.
 
         Raises MalformedCredential when the presented key is not visible ASCII."""
         presented = _presented(authorization, api_key)
@@ -51,5 +102,5 @@ class ApiKeys:
                 name for known, name in self._hashes.items() if hmac.compare_digest(known, digest)
             ]
             if matches:
-                return matches[0]
-        return ANONYMOUS if self._disabled else None
+                return self._callers[matches[0]]
+        return _EVERYTHING if self._disabled else None

@@ -4,7 +4,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from ingest_gateway.auth import ApiKeys
+from ingest_gateway.auth import ApiKeys, Caller, Scope
 from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.publishing import Publisher
@@ -30,8 +30,12 @@ REVERSALS = web.AppKey("reversals", Reversals)
 # The logging level of the one line per request (ACCESS_LOG_LEVEL), as a number.
 ACCESS_LOG_LEVEL = web.AppKey("access_log_level", int)
 
-# Set by the authentication middleware: the name of the caller's API key.
+# The scope each route requires, by route (app.py registers every route with one).
+ROUTE_SCOPES = web.AppKey("route_scopes", dict[web.AbstractRoute, Scope])
+
+# Set by the authentication middleware: the name of the caller's API key, and the caller.
 CALLER = web.RequestKey("caller", str)
+PRINCIPAL = web.RequestKey("principal", Caller)
 # Set by a handler whose 2xx answer holds a transient part (a batch item answered 503): such an
 # answer is not kept for Idempotency-Key replays.
 TRANSIENT_ANSWER = web.RequestKey("transient_answer", bool)

@@ -23,6 +23,8 @@ from ingest_gateway.context import (
     KEYS,
     LIMITER,
     METRICS,
+    PRINCIPAL,
+    ROUTE_SCOPES,
     SETTINGS,
     TRANSIENT_ANSWER,
 )
@@ -125,7 +127,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             "a valid API key is required",
             headers={"WWW-Authenticate": 'Bearer realm="jalytics"'},
         )
-    request[CALLER] = caller
+    # A route registered without a scope (none should be) is an admin's only: fail closed.
+    needed = request.app[ROUTE_SCOPES].get(request.match_info.route, "admin")
+    if not caller.may(needed):
+        return error_response(403, f"this API key lacks the {needed!r} scope")
+    request[CALLER] = caller.name
+    request[PRINCIPAL] = caller
     return await handler(request)
 
 

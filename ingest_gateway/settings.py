@@ -4,6 +4,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
+from ingest_gateway.auth import SCOPES, Scope
 from shared.settings import CommonSettings, LogLevel
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -13,7 +14,9 @@ class GatewaySettings(CommonSettings):
     host: str = "0.0.0.0"  # noqa: S104 - the API is meant to be reachable
     port: int = Field(default=8000, ge=0, le=65535)
 
-    # API keys, stored hashed: "name:sha256hex,name2:sha256hex" (sha256 of the key itself).
+    # API keys, stored hashed: "name:sha256hex,name2:sha256hex:analyst+read" (sha256 of the
+    # key itself, then optionally its scopes joined by '+': ingest, read, analyst, admin; a
+    # key without scopes may ingest and read).
     # Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'
     # and hash it with:  printf %s "$KEY" | sha256sum
     api_keys_sha256: str = ""
@@ -55,10 +58,9 @@ class GatewaySettings(CommonSettings):
     @field_validator("api_keys_sha256")
     @classmethod
     def _well_formed_hashes(cls, value: str) -> str:
-        for entry in filter(None, (part.strip() for part in value.split(","))):
-            name, _, digest = entry.rpartition(":")
-            if not name or not _SHA256_HEX.match(digest):
-                raise ValueError("each entry must be name:<64 lowercase hex sha256>")
+        names = [name for name, _, _ in _key_entries(value)]
+        if len(names) != len(set(names)):
+            raise ValueError("each key name may appear once")
         return value
 
     @model_validator(mode="after")
@@ -69,5 +71,33 @@ class GatewaySettings(CommonSettings):
 
     def api_key_hashes(self) -> dict[str, str]:
         """sha256 hex digest -> key name."""
-        pairs = (e.strip().rpartition(":") for e in self.api_keys_sha256.split(",") if e.strip())
-        return {digest: name for name, _, digest in pairs}
+        return {digest: name for name, digest, _ in _key_entries(self.api_keys_sha256)}
+
+    def api_key_scopes(self) -> dict[str, frozenset[Scope]]:
+        """key name -> the scopes configured for it (only keys that name theirs)."""
+        return {name: scopes for name, _, scopes in _key_entries(self.api_keys_sha256) if scopes}
+
+
+def _key_entries(value: str) -> list[tuple[str, str, frozenset[Scope]]]:
+    """(name, digest, scopes) per entry of API_KEYS_SHA256; a name may hold ':'."""
+    entries = []
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        head, _, digest = entry.rpartition(":")
+        scopes = ""
+        if not _SHA256_HEX.match(digest):
+            scopes = digest
+            head, _, digest = head.rpartition(":")
+        if not head or not _SHA256_HEX.match(digest):
+            raise ValueError("each entry must be name:<64 lowercase hex sha256>[:scope+scope]")
+        entries.append(
+            (head, digest, _scopes(scopes) if scopes or entry.endswith(":") else frozenset())
+        )
+    return entries
+
+
+def _scopes(text: str) -> frozenset[Scope]:
+    named = text.split("+")
+    unknown = [scope for scope in named if scope not in SCOPES]
+    if unknown or not text:
+        raise ValueError(f"unknown scope {unknown[0] if unknown else text!r}; one of {SCOPES}")
+    return frozenset(scope for scope in SCOPES if scope in named)

@@ -29,13 +29,14 @@ BASELINE_METRICS_PORT="${BASELINE_METRICS_PORT:-9102}"
 # only check that the schema is migrated (they may not change it).
 (export "${CREDENTIALS[@]}" && exec "$JALYTICS_ROOT/.venv/bin/jalytics-provision") >&2
 
-# A local API key, made once and kept in the state dir; the gateway only gets its hash.
+# A local API key (an admin's: every scope), made once and kept in the state dir; the gateway
+# only gets its hash.
 API_KEY_FILE="$JALYTICS_STATE_DIR/api-key"
 if [[ ! -s "$API_KEY_FILE" ]]; then
     (umask 077 && "$JALYTICS_ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$API_KEY_FILE")
 fi
 API_KEY="$(first_line "$API_KEY_FILE")"
-API_KEYS_SHA256="${API_KEYS_SHA256:-local:$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)}"
+API_KEYS_SHA256="${API_KEYS_SHA256:-local:$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1):admin}"
 
 # Under supervisord, which restarts a worker that exits. Each worker gets only its own login.
 GATEWAY_DATABASE_URL="$GATEWAY_DATABASE_URL" DETECTOR_DATABASE_URL="$DETECTOR_DATABASE_URL" \

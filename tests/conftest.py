@@ -28,10 +28,24 @@ from tests.infra import WORKERS, Postgres, kafka_endpoint, postgres_endpoint
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
-# The API key every test client presents; the gateway is configured with its hash only.
+# The API key every test client presents (an admin's: every scope); the gateway is configured
+# with its hash only.
 API_KEY = "test-key-0123456789"
 API_KEY_SHA256 = hashlib.sha256(API_KEY.encode()).hexdigest()
 AUTH_HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+# One key per narrower scope (auth.py), for the tests of what each may do.
+SCOPED_KEYS = {scope: f"test-{scope}-key-0123456789" for scope in ("ingest", "read", "analyst")}
+SCOPED_HEADERS = {scope: {"Authorization": f"Bearer {key}"} for scope, key in SCOPED_KEYS.items()}
+# A key configured without scopes: what every key could do before scopes (ingest and read).
+UNSCOPED_KEY = "test-unscoped-key-0123456789"
+
+
+def _configured_keys() -> str:
+    def digest(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    scoped = [f"tests-{scope}:{digest(key)}:{scope}" for scope, key in SCOPED_KEYS.items()]
+    return ",".join([f"tests:{API_KEY_SHA256}:admin", *scoped, f"legacy:{digest(UNSCOPED_KEY)}"])
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +140,7 @@ def isolated_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
         "TOPIC_DLQ": f"transactions.dlq-{suffix}",
         "TOPIC_PARTITIONS": "3",
         "LOG_LEVEL": "info",
-        "API_KEYS_SHA256": f"tests:{API_KEY_SHA256}",
+        "API_KEYS_SHA256": _configured_keys(),
     }
 
 

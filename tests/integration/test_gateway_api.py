@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from ingest_gateway.app import create_app
 from ingest_gateway.settings import GatewaySettings
-from tests.conftest import AUTH_HEADERS, Isolated
+from tests.conftest import AUTH_HEADERS, SCOPED_HEADERS, UNSCOPED_KEY, Isolated
 from tests.integration.test_gateway import VALID, gateway_client, insert_alerts, published
 
 pytestmark = pytest.mark.integration
@@ -37,6 +37,32 @@ async def test_data_endpoints_need_a_valid_key_and_ops_endpoints_do_not(
         for path in ("/health", "/metrics", "/openapi.json", "/ready"):
             assert (await anonymous.get(path)).status == 200, path
     assert await published(isolated) == 0
+
+
+async def test_each_key_may_call_only_what_its_scopes_grant(isolated: Isolated) -> None:
+    settings = isolated.settings(GatewaySettings, verdict_wait_seconds=0)
+    async with TestClient(TestServer(create_app(settings, CollectorRegistry()))) as client:
+
+        async def status(method: str, path: str, headers: dict[str, str]) -> int:
+            body = VALID if method == "POST" else None
+            response = await client.request(method, path, json=body, headers=headers)
+            return response.status
+
+        ingest, read = SCOPED_HEADERS["ingest"], SCOPED_HEADERS["read"]
+        assert await status("POST", "/transactions", ingest) == 202
+        refused = await client.get("/alerts", headers=ingest)
+        assert refused.status == 403
+        assert "'read' scope" in (await refused.json())["error"]
+        assert await status("GET", "/alerts", read) == 200
+        assert await status("POST", "/transactions", read) == 403
+        # analyst implies read; it may not ingest.
+        assert await status("GET", "/alerts", SCOPED_HEADERS["analyst"]) == 200
+        assert await status("POST", "/transactions", SCOPED_HEADERS["analyst"]) == 403
+        # A key configured before scopes existed keeps what it could do: ingest and read.
+        legacy = {"X-API-Key": UNSCOPED_KEY}
+        assert await status("GET", "/alerts", legacy) == 200
+        assert await status("POST", "/transactions", legacy) == 202
+    assert await published(isolated) == 2
 
 
 async def test_a_batch_reports_per_item_and_publishes_only_the_good_ones(

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from ingest_gateway.auth import ApiKeys
-from ingest_gateway.context import ACCESS_LOG_LEVEL, KEYS, METRICS
+from ingest_gateway.context import ACCESS_LOG_LEVEL, KEYS, METRICS, ROUTE_SCOPES
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.middleware import authenticate, observe, reject
 from shared.logging import configure_logging
@@ -39,7 +39,7 @@ def _app(access_level: int) -> web.Application:
     app[METRICS] = GatewayMetrics.create(CollectorRegistry())
     app[KEYS] = ApiKeys({hashlib.sha256(KEY.encode()).hexdigest(): "acme"})
     app[ACCESS_LOG_LEVEL] = access_level
-    app.router.add_get("/transactions/{id}", _found)
+    app[ROUTE_SCOPES] = {app.router.add_get("/transactions/{id}", _found): "read"}
     return app
 
 
