@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from ingest_gateway.auth import ApiKeys
+from ingest_gateway.auth import ApiKeys, Scope
 from ingest_gateway.context import ACCESS_LOG_LEVEL, KEYS, METRICS, ROUTE_SCOPES
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.middleware import authenticate, observe, reject
@@ -39,7 +39,8 @@ def _app(access_level: int) -> web.Application:
     app[METRICS] = GatewayMetrics.create(CollectorRegistry())
     app[KEYS] = ApiKeys({hashlib.sha256(KEY.encode()).hexdigest(): "acme"})
     app[ACCESS_LOG_LEVEL] = access_level
-    app[ROUTE_SCOPES] = {app.router.add_get("/transactions/{id}", _found): "read"}
+    read: Scope = "read"
+    app[ROUTE_SCOPES] = {app.router.add_get("/transactions/{id}", _found): read}
     return app
 
 
