@@ -49,6 +49,7 @@ from ingest_gateway.read_model import ReadModel
 from ingest_gateway.reversals import Reversals
 from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
+from ingest_gateway.ui.routes import add_ui
 from ingest_gateway.verdicts import VerdictWaiter
 from schemas import UUID_PATTERN
 from shared.db import open_pool, read_any_stored_timestamp
@@ -165,6 +166,8 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
     scoped("GET", f"/transactions/{{id:{UUID_PATTERN}}}", get_transaction, "read")
     scoped("POST", f"/transactions/{{id:{UUID_PATTERN}}}/reversal", post_reversal, "ingest")
     scoped("GET", "/alerts", get_alerts, "read")
+    # The analyst inbox: pages under /ui/, outside the OpenAPI document.
+    add_ui(app, scoped)
     # Open to everybody (OPEN_PATHS): probes, metrics and the API document.
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -96,11 +96,21 @@ class ApiKeys:
             header, key = presented
             if not _VISIBLE_ASCII.fullmatch(key):
                 raise MalformedCredential(header)
-            digest = key_digest(key)
-            # Compare against every hash in constant time: no early exit leaks which matched.
-            matches = [
-                name for known, name in self._hashes.items() if hmac.compare_digest(known, digest)
-            ]
-            if matches:
-                return self._callers[matches[0]]
+            caller = self.holder(key)
+            if caller is not None:
+                return caller
         return _EVERYTHING if self._disabled else None
+
+    def holder(self, key: str) -> Caller | None:
+        """The caller holding this configured key, else None (even with auth disabled: the
+        inbox's sign-in accepts real keys only)."""
+        digest = key_digest(key)
+        # Compare against every hash in constant time: no early exit leaks which matched.
+        matches = [
+            name for known, name in self._hashes.items() if hmac.compare_digest(known, digest)
+        ]
+        return self._callers[matches[0]] if matches else None
+
+    def named(self, name: str) -> Caller | None:
+        """The caller of the key configured under this name, None once it is removed."""
+        return self._callers.get(name)

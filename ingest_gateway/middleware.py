@@ -37,6 +37,8 @@ from ingest_gateway.idempotency import (
     is_kept,
     request_fingerprint,
 )
+from ingest_gateway.ui.security import SIGN_IN, UI_PREFIX, is_public_ui
+from ingest_gateway.ui.signin import session_caller
 from schemas import IDEMPOTENCY_KEY_PATTERN, FieldError
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Liveness, readiness, metrics and the API description stay open: no key, no rate limit.
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
+
+
+def is_open(path: str) -> bool:
+    """Whether a path answers without a caller: the probes and documents above, and the
+    inbox's sign-in page and static files."""
+    return path in OPEN_PATHS or is_public_ui(path)
+
+
 IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
@@ -110,7 +120,7 @@ async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in OPEN_PATHS:
+    if is_open(request.path):
         return await handler(request)
     try:
         caller = request.app[KEYS].identify(
@@ -122,6 +132,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         detail = (FieldError(field=exc.header, message=message),)
         raise Rejection(400, "malformed credentials", "bad_credential", detail) from None
     if caller is None:
+        # No key: a browser of the inbox with its session cookie (and CSRF token), maybe.
+        caller = await session_caller(request)
+    if caller is None:
+        if request.path.startswith(UI_PREFIX):
+            return web.Response(status=303, headers={"Location": SIGN_IN})
         return error_response(
             401,
             "a valid API key is required",
@@ -138,7 +153,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 @web.middleware
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in OPEN_PATHS:
+    if is_open(request.path):
         return await handler(request)
     wait = request.app[LIMITER].try_take(request[CALLER], time.monotonic())
     if wait > 0:

@@ -54,6 +54,8 @@ class GatewaySettings(CommonSettings):
     # The level of the one JSON line per request: below LOG_LEVEL (e.g. debug under info),
     # the access log is off.
     access_log_level: LogLevel = "info"
+    # How long a sign-in to the analyst inbox (/ui/) lasts before the key is asked again.
+    ui_session_hours: int = Field(default=8, ge=1, le=24 * 30)
 
     @field_validator("api_keys_sha256")
     @classmethod

@@ -56,6 +56,9 @@ TABLE_GRANTS = {
         for table in ("alert_history", "suppressions", "webhook_subscriptions")
         for privilege in ("SELECT", "INSERT")
     ),
+    # The analyst inbox (migration 013): its sessions, and the baseline behind an alert.
+    *(("gateway", "ui_sessions", privilege) for privilege in ("SELECT", "INSERT", "DELETE")),
+    ("gateway", "baseline_history", "SELECT"),
     ("detector", "transactions", "INSERT"),
     ("detector", "alerts", "INSERT"),
     ("detector", "suppressions", "SELECT"),
@@ -101,6 +104,7 @@ TABLES = {
     "alert_history",
     "suppressions",
     "webhook_subscriptions",
+    "ui_sessions",
 }
 
 _TABLE_ACL = """
@@ -177,7 +181,7 @@ REFUSED = [
         " gen_random_uuid())",
     ),
     ("gateway", "SELECT * FROM baseline_rollup"),
-    ("gateway", "SELECT * FROM baseline_history"),
+    ("gateway", "UPDATE ui_sessions SET key_name = 'x'"),
     ("gateway", "UPDATE idempotency_keys SET request_hash = 'x'"),
     ("gateway", "DELETE FROM reversals"),
     ("gateway", "UPDATE reversals SET reason = 'x'"),

@@ -1,0 +1,69 @@
+"""Signing in and out of the inbox, and who a request with a session cookie comes from."""
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from ingest_gateway.auth import Caller
+from ingest_gateway.context import KEYS
+from ingest_gateway.errors import Rejection
+from ingest_gateway.ui.keys import SESSION, SESSIONS
+from ingest_gateway.ui.render import page
+from ingest_gateway.ui.sessions import COOKIE, clear_cookie, csrf_holds, set_cookie
+
+INBOX = "/ui/"
+
+
+async def session_caller(request: web.Request) -> Caller | None:
+    """The caller behind the request's session cookie, if it holds a live session of a key
+    still configured with the analyst scope; a state change without the session's CSRF token
+    is refused (403)."""
+    session_id = request.cookies.get(COOKIE)
+    if not session_id or SESSIONS not in request.app:
+        return None
+    session = await request.app[SESSIONS].find(session_id, datetime.now(UTC))
+    caller = request.app[KEYS].named(session.key_name) if session else None
+    if session is None or caller is None or not caller.may("analyst"):
+        return None
+    if not await csrf_holds(request, session):
+        raise Rejection(403, "this change must carry the session's CSRF token", "csrf")
+    request[SESSION] = session
+    return caller
+
+
+async def sign_in_page(request: web.Request) -> web.Response:
+    return page(request, "sign_in.html", {"error": None})
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A form posted from another site (login CSRF) names that site in Origin."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.host}"
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    form = await request.post()
+    key = str(form.get("api_key", "")).strip()
+    caller = request.app[KEYS].holder(key) if key and _same_origin(request) else None
+    if caller is None:
+        return page(request, "sign_in.html", {"error": "That is not a valid API key."}, 401)
+    if not caller.may("analyst"):
+        error = "This API key lacks the analyst scope: the inbox needs an analyst's key."
+        return page(request, "sign_in.html", {"error": error}, 403)
+    store = request.app[SESSIONS]
+    session_id, _ = await store.open(caller.name, datetime.now(UTC))
+    response = web.Response(status=303, headers={"Location": INBOX})
+    set_cookie(response, request, session_id, store.lifetime)
+    return response
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    """The session is deleted, not just forgotten by the browser: a copied cookie dies too."""
+    await request.app[SESSIONS].close(request.cookies.get(COOKIE, ""))
+    response = web.Response(status=303, headers={"Location": "/ui/sign-in"})
+    clear_cookie(response, request)
+    return response
+
+
+async def to_inbox(_: web.Request) -> web.Response:
+    return web.Response(status=303, headers={"Location": INBOX})

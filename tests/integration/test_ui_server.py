@@ -1,0 +1,116 @@
+"""The analyst inbox's server side on the real database: sessions, CSRF, headers, escaping,
+assets. (tests/e2e/test_ui_browser.py drives the same pages in Chromium.)"""
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from ingest_gateway.app import create_app
+from ingest_gateway.settings import GatewaySettings
+from tests.conftest import SCOPED_KEYS, Isolated
+from tests.ui_seed import seed_scope
+
+pytestmark = pytest.mark.integration
+HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+async def browser(isolated: Isolated) -> AsyncIterator[TestClient[Any, Any]]:
+    """A client with a cookie jar and no API key: what a browser sends."""
+    settings = isolated.settings(GatewaySettings, rate_limit_rps=1000, rate_limit_burst=1000)
+    async with TestClient(TestServer(create_app(settings, CollectorRegistry()))) as client:
+        yield client
+
+
+async def sign_in(client: TestClient[Any, Any], key: str) -> Any:
+    return await client.post("/ui/sign-in", data={"api_key": key}, allow_redirects=False)
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)">', html)
+    assert match is not None
+    return match.group(1)
+
+
+async def test_an_analyst_key_gets_a_session_cookie_stored_only_hashed(
+    browser: TestClient[Any, Any], db: Any
+) -> None:
+    assert (await browser.get("/ui/", allow_redirects=False)).headers["Location"] == "/ui/sign-in"
+    response = await sign_in(browser, SCOPED_KEYS["analyst"])
+    assert response.status == 303 and response.headers["Location"] == "/ui/"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    session_id = response.cookies["jalytics_session"].value
+    (stored,) = db.execute("SELECT id_sha256, key_name, expires_at > now() FROM ui_sessions")
+    assert stored == (hashlib.sha256(session_id.encode()).hexdigest(), "tests-analyst", True)
+    assert (await browser.get("/ui/")).status == 200
+
+
+@pytest.mark.parametrize(("key", "status"), [("ingest", 403), ("read", 403), ("wrong", 401)])
+async def test_a_key_without_the_analyst_scope_cannot_sign_in(
+    browser: TestClient[Any, Any], db: Any, key: str, status: int
+) -> None:
+    response = await sign_in(browser, SCOPED_KEYS.get(key, "not-a-key-at-all"))
+    assert response.status == status
+    assert "Set-Cookie" not in response.headers
+    assert db.execute("SELECT count(*) FROM ui_sessions").fetchone()[0] == 0
+    assert (await browser.get("/ui/", allow_redirects=False)).status == 303
+
+
+async def test_a_state_change_without_the_csrf_token_is_refused(
+    browser: TestClient[Any, Any], db: Any
+) -> None:
+    await sign_in(browser, SCOPED_KEYS["analyst"])
+    token = csrf_token(await (await browser.get("/ui/")).text())
+    refused = await browser.post("/ui/sign-out", data={}, allow_redirects=False)
+    assert refused.status == 403 and "CSRF" in (await refused.json())["error"]
+    forged = await browser.post("/ui/sign-out", data={"csrf_token": "x" * 43})
+    assert forged.status == 403
+    (alert_id,) = seed_scope(db, "Cafe", "food", [300.0])
+    patch = await browser.patch(f"/alerts/{alert_id}", json={"status": "acknowledged"})
+    assert patch.status == 403  # the JSON API, called with the cookie alone
+    assert db.execute("SELECT count(*) FROM ui_sessions").fetchone()[0] == 1
+
+    signed_out = await browser.post(
+        "/ui/sign-out", data={"csrf_token": token}, allow_redirects=False
+    )
+    assert signed_out.status == 303 and signed_out.headers["Location"] == "/ui/sign-in"
+    assert db.execute("SELECT count(*) FROM ui_sessions").fetchone()[0] == 0
+    assert (await browser.get("/ui/", allow_redirects=False)).status == 303
+
+
+async def test_pages_are_sent_with_a_strict_policy_and_render_data_as_text(
+    browser: TestClient[Any, Any], db: Any
+) -> None:
+    (alert_id,) = seed_scope(db, HOSTILE, "\u202egnp.exe", [250.0])
+    await sign_in(browser, SCOPED_KEYS["analyst"])
+    for path in ("/ui/", f"/ui/alerts/{alert_id}", "/ui/overview"):
+        response = await browser.get(path)
+        assert response.status == 200, path
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "unsafe-inline" not in policy
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"
+        html = await response.text()
+        assert "<script>alert(1)" not in html and "<img src=x" not in html, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path
+        assert re.findall(r"<script[^>]*>", html) == [
+            re.search(r'<script src="/ui/static/app\.[0-9a-f]{12}\.js" defer>', html).group(0)  # type: ignore[union-attr]
+        ]
+
+
+async def test_assets_have_hashed_names_and_cache_headers(browser: TestClient[Any, Any]) -> None:
+    html = await (await browser.get("/ui/sign-in")).text()
+    (css,) = re.findall(r'href="(/ui/static/app\.[0-9a-f]{12}\.css)"', html)
+    response = await browser.get(css)
+    assert response.status == 200 and response.content_type == "text/css"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    again = await browser.get(css, headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status == 304
+    assert (await browser.get("/ui/static/app.css")).status == 404
