@@ -51,6 +51,7 @@ TABLE_GRANTS = {
     ("gateway", "idempotency_keys", "SELECT"),
     ("gateway", "idempotency_keys", "INSERT"),
     ("gateway", "idempotency_keys", "DELETE"),
+    ("gateway", "baseline_history", "SELECT"),
     *(
         ("gateway", table, privilege)
         for table in ("alert_history", "suppressions", "webhook_subscriptions")
@@ -177,7 +178,10 @@ REFUSED = [
         " gen_random_uuid())",
     ),
     ("gateway", "SELECT * FROM baseline_rollup"),
-    ("gateway", "SELECT * FROM baseline_history"),
+    ("gateway", "DELETE FROM alert_history"),
+    ("gateway", "UPDATE alert_history SET note = 'x'"),
+    ("gateway", "DELETE FROM suppressions"),
+    ("gateway", "UPDATE suppressions SET reason = 'x'"),
     ("gateway", "UPDATE idempotency_keys SET request_hash = 'x'"),
     ("gateway", "DELETE FROM reversals"),
     ("gateway", "UPDATE reversals SET reason = 'x'"),
