@@ -20,8 +20,10 @@ from ingest_gateway.context import READ_MODEL, SETTINGS
 from ingest_gateway.errors import query_rejection
 from ingest_gateway.settings import GatewaySettings
 from schemas import Severity, decode_json
+from schemas.alert import AlertStatus
 
 SEVERITIES = frozenset(get_args(Severity))
+STATUSES = frozenset(get_args(AlertStatus))
 # An issued cursor is about 110 characters; anything far longer is not one of ours.
 MAX_CURSOR_CHARS = 512
 # ASCII digits only: str.isdigit() also admits "²" and "٣", which int() then refuses or reads.
@@ -61,6 +63,9 @@ class AlertQuery:
     merchant: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    statuses: list[str] | None = None
+    assignee: str | None = None
+    suppressed: bool | None = None
 
     @classmethod
     def parse(cls, query: MultiMapping[str], settings: GatewaySettings) -> "AlertQuery":
@@ -68,11 +73,14 @@ class AlertQuery:
         return cls(
             limit=_limit(query.get("limit"), settings),
             after=Cursor.decode(token) if token else None,
-            severities=_severities(query.getall("severity", [])),
+            severities=_choices(query.getall("severity", []), "severity", SEVERITIES),
             category=_text(query.get("category"), "category"),
             merchant=_text(query.get("merchant"), "merchant"),
             since=_time(query.get("since"), "since"),
             until=_time(query.get("until"), "until"),
+            statuses=_choices(query.getall("status", []), "status", STATUSES),
+            assignee=_text(query.get("assignee"), "assignee"),
+            suppressed=_flag(query.get("suppressed"), "suppressed"),
         )
 
     def params(self) -> dict[str, object]:
@@ -84,6 +92,9 @@ class AlertQuery:
             "merchant": self.merchant,
             "since": self.since,
             "until": self.until,
+            "statuses": self.statuses,
+            "assignee": self.assignee,
+            "suppressed": self.suppressed,
             "limit": self.limit + 1,
         }
 
@@ -97,16 +108,25 @@ def _limit(raw: str | None, settings: GatewaySettings) -> int:
     return int(raw)
 
 
-def _severities(values: list[str]) -> list[str] | None:
+def _choices(values: list[str], field: str, known: frozenset[str]) -> list[str] | None:
+    """Repeated and comma-separated values of a parameter, each one of `known`."""
     chosen = [part.strip() for value in values for part in value.split(",") if part.strip()]
-    unknown = sorted(set(chosen) - SEVERITIES)
+    unknown = sorted(set(chosen) - known)
     if unknown:
         raise query_rejection(
-            "severity",
-            f"unknown severity {unknown[0]!r}; one of {', '.join(sorted(SEVERITIES))}",
-            "bad_severity",
+            field,
+            f"unknown {field} {unknown[0]!r}; one of {', '.join(sorted(known))}",
+            f"bad_{field}",
         )
     return chosen or None
+
+
+def _flag(raw: str | None, field: str) -> bool | None:
+    if raw is None:
+        return None
+    if raw not in ("true", "false"):
+        raise query_rejection(field, "must be true or false", "bad_flag")
+    return raw == "true"
 
 
 def _text(raw: str | None, field: str) -> str | None:

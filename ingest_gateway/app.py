@@ -13,10 +13,13 @@ from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 
+from ingest_gateway.alert_routes import get_alert, get_resolutions, patch_alert
+from ingest_gateway.alert_store import AlertStore
 from ingest_gateway.alerts import get_alerts
 from ingest_gateway.auth import ApiKeys, Scope
 from ingest_gateway.context import (
     ACCESS_LOG_LEVEL,
+    ALERTS,
     IDEMPOTENCY,
     KEYS,
     LIMITER,
@@ -29,6 +32,7 @@ from ingest_gateway.context import (
     REVERSALS,
     ROUTE_SCOPES,
     SETTINGS,
+    SUPPRESSIONS,
     VERDICTS,
 )
 from ingest_gateway.idempotency import IdempotencyStore
@@ -48,6 +52,12 @@ from ingest_gateway.rate_limit import RateLimiter, TokenBucket
 from ingest_gateway.read_model import ReadModel
 from ingest_gateway.reversals import Reversals
 from ingest_gateway.settings import GatewaySettings
+from ingest_gateway.suppression_routes import (
+    delete_suppression,
+    get_suppressions,
+    post_suppression,
+)
+from ingest_gateway.suppression_store import SuppressionStore
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
 from ingest_gateway.ui.routes import add_ui
 from ingest_gateway.verdicts import VerdictWaiter
@@ -117,6 +127,8 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     )
     app[READ_MODEL] = ReadModel(app[POOL], app[METRICS])
     app[REVERSALS] = Reversals(app[POOL], app[METRICS])
+    app[ALERTS] = AlertStore(app[POOL], app[METRICS])
+    app[SUPPRESSIONS] = SuppressionStore(app[POOL], app[METRICS])
     app[VERDICTS] = VerdictWaiter(settings.kafka_bootstrap_servers, settings.topic_verdicts)
     await app[VERDICTS].start()
     if settings.auth_disabled:
@@ -166,6 +178,12 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
     scoped("GET", f"/transactions/{{id:{UUID_PATTERN}}}", get_transaction, "read")
     scoped("POST", f"/transactions/{{id:{UUID_PATTERN}}}/reversal", post_reversal, "ingest")
     scoped("GET", "/alerts", get_alerts, "read")
+    scoped("GET", "/alerts/resolutions", get_resolutions, "read")
+    scoped("GET", f"/alerts/{{id:{UUID_PATTERN}}}", get_alert, "read")
+    scoped("PATCH", f"/alerts/{{id:{UUID_PATTERN}}}", patch_alert, "analyst")
+    scoped("POST", "/suppressions", post_suppression, "analyst")
+    scoped("GET", "/suppressions", get_suppressions, "read")
+    scoped("DELETE", f"/suppressions/{{id:{UUID_PATTERN}}}", delete_suppression, "analyst")
     # The analyst inbox: pages under /ui/, outside the OpenAPI document.
     add_ui(app, scoped)
     # Open to everybody (OPEN_PATHS): probes, metrics and the API document.

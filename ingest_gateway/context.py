@@ -4,6 +4,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from ingest_gateway.alert_store import AlertStore
 from ingest_gateway.auth import ApiKeys, Caller, Scope
 from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
@@ -12,6 +13,7 @@ from ingest_gateway.rate_limit import RateLimiter
 from ingest_gateway.read_model import ReadModel
 from ingest_gateway.reversals import Reversals
 from ingest_gateway.settings import GatewaySettings
+from ingest_gateway.suppression_store import SuppressionStore
 from ingest_gateway.verdicts import VerdictWaiter
 from shared.kafka import RenewableProducer
 
@@ -27,6 +29,8 @@ VERDICTS = web.AppKey("verdicts", VerdictWaiter)
 PUBLISHER = web.AppKey("publisher", Publisher)
 READ_MODEL = web.AppKey("read_model", ReadModel)
 REVERSALS = web.AppKey("reversals", Reversals)
+ALERTS = web.AppKey("alerts", AlertStore)
+SUPPRESSIONS = web.AppKey("suppressions", SuppressionStore)
 # The logging level of the one line per request (ACCESS_LOG_LEVEL), as a number.
 ACCESS_LOG_LEVEL = web.AppKey("access_log_level", int)
 

@@ -16,6 +16,7 @@ class GatewayMetrics:
     publish_failures: Counter
     rate_limited: Counter
     rejected: Counter
+    alert_resolutions: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "GatewayMetrics":
@@ -54,6 +55,14 @@ class GatewayMetrics:
                 "gateway_rejected_requests",
                 "Requests refused as invalid, by reason.",
                 ["reason"],
+                registry=registry,
+            ),
+            # The labels a backtest needs, by rule (the scope is in GET /alerts/resolutions:
+            # a label per merchant would be unbounded).
+            alert_resolutions=Counter(
+                "jalytics_alert_resolutions",
+                "Alerts resolved by an analyst, by resolution and by the rule that fired.",
+                ["resolution", "rule"],
                 registry=registry,
             ),
         )

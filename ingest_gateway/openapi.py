@@ -9,10 +9,23 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from ingest_gateway.openapi_parts import (
+    _BODY_ERRORS,
+    _ERRORS,
+    _ID,
+    _REF,
+    _STRING,
+    _either,
+    _error,
+    _json,
+    _query,
+    _ref,
+    _with_headers,
+)
+from ingest_gateway.openapi_workflow import workflow_paths
 from ingest_gateway.settings import GatewaySettings
 from schemas import (
     IDEMPOTENCY_KEY_PATTERN,
-    UUID_PATTERN,
     AlertOut,
     BatchIn,
     BatchResult,
@@ -25,67 +38,33 @@ from schemas import (
     TransactionOut,
     anchored,
 )
+from schemas.workflow import (
+    AlertDetail,
+    AlertPatch,
+    ResolutionGroup,
+    SuppressionIn,
+    SuppressionOut,
+)
 
 _MODELS: list[type[BaseModel]] = [
+    AlertDetail,
     AlertOut,
+    AlertPatch,
     BatchIn,
     BatchResult,
     ErrorBody,
     OutcomeUnknown,
     ReversalIn,
     ReversalOut,
+    ResolutionGroup,
+    SuppressionIn,
+    SuppressionOut,
     TransactionAccepted,
     TransactionIn,
     TransactionOut,
 ]
-_REF = "#/components/schemas/{model}"
-
-
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": _REF.format(model=model.__name__)}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref(ErrorBody), description)
-
-
-def _either(description: str, *models: type[BaseModel]) -> dict[str, Any]:
-    return _json({"anyOf": [_ref(model) for model in models]}, description)
-
-
-def _with_headers(response: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
-    return {**response, "headers": headers}
-
-
-_STRING = {"schema": {"type": "string"}}
-_ERRORS = {
-    "401": _with_headers(
-        _error("No valid API key"),
-        {"WWW-Authenticate": {**_STRING, "description": 'Bearer realm="jalytics"'}},
-    ),
-    "429": _with_headers(
-        _error("Rate limited"),
-        {
-            "Retry-After": {
-                "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
-                "description": "Seconds until this key may send again",
-            }
-        },
-    ),
-    "503": _error("A dependency (Kafka or PostgreSQL) is unavailable"),
-}
-_BODY_ERRORS = {
-    "400": _error("Malformed JSON, bad query or header (an API key not visible ASCII)"),
-    "408": _error("Body not received within BODY_READ_TIMEOUT_SECONDS; connection closed"),
-    "409": _error("Idempotency-Key reused for a different request, or still in progress"),
-    "413": _error("Body too large"),
-    "415": _error("Content-Type is not application/json"),
-    "422": _error("Invalid fields (each one named)"),
-}
+# Answers, documented as serialized; the other models are request bodies.
+_ANSWER_SUFFIXES = ("Out", "Result", "Accepted", "Body", "Unknown", "Detail", "Group")
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -119,22 +98,6 @@ _TRANSACTION_HEADERS = {
     **_REPLAYED,
     "X-Transaction-Id": {**_STRING, "description": "The transaction's id"},
 }
-_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "format": "uuid", "pattern": anchored(UUID_PATTERN)},
-}
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
 
 
 def _paths(settings: GatewaySettings) -> dict[str, Any]:
@@ -258,6 +221,7 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                 },
             }
         },
+        **workflow_paths(settings),
         "/health": {
             "get": {
                 "operationId": "health",
@@ -310,9 +274,7 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
         [
             (
                 model,
-                "serialization"
-                if model.__name__.endswith(("Out", "Result", "Accepted", "Body", "Unknown"))
-                else "validation",
+                "serialization" if model.__name__.endswith(_ANSWER_SUFFIXES) else "validation",
             )
             for model in _MODELS
         ],
@@ -329,7 +291,8 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
         },
         "tags": [
             {"name": "transactions", "description": "Ingest, read and reverse transactions"},
-            {"name": "alerts", "description": "The alerts the detector raised"},
+            {"name": "alerts", "description": "The alerts the detector raised, and their workflow"},
+            {"name": "suppressions", "description": "Rules under which new alerts are marked"},
             {"name": "operations", "description": "Health, readiness, metrics; no API key"},
         ],
         "paths": _paths(settings),

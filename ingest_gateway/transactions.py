@@ -18,7 +18,7 @@ from ingest_gateway.context import (
 )
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.reversals import AlreadyReversed, UnknownTransaction
-from ingest_gateway.validation import parse_model, parse_transaction, read_json
+from ingest_gateway.validation import parse_model, parse_transaction, path_uuid, read_json
 from schemas import (
     BatchIn,
     BatchItemResult,
@@ -162,14 +162,14 @@ async def post_batch(request: web.Request) -> web.Response:
 
 
 async def get_transaction(request: web.Request) -> web.Response:
-    stored = await request.app[READ_MODEL].transaction(_path_uuid(request))
+    stored = await request.app[READ_MODEL].transaction(path_uuid(request))
     if stored is None:
         return error_response(404, NOT_STORED)
     return web.json_response(stored.model_dump(mode="json"))
 
 
 async def post_reversal(request: web.Request) -> web.Response:
-    txn_id = _path_uuid(request)
+    txn_id = path_uuid(request)
     key = request.headers.get("Idempotency-Key")
     if key is None:
         raise Rejection(
@@ -187,15 +187,6 @@ async def post_reversal(request: web.Request) -> web.Response:
     except AlreadyReversed:
         return error_response(409, "transaction already reversed")
     return web.json_response(reversal.model_dump(mode="json"), status=201)
-
-
-def _path_uuid(request: web.Request) -> UUID:
-    try:
-        return UUID(request.match_info["id"])
-    except ValueError as exc:
-        raise Rejection(
-            400, "invalid path", "bad_id", (FieldError(field="id", message="must be a UUID"),)
-        ) from exc
 
 
 def _max_future(request: web.Request) -> timedelta:

@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -45,3 +46,13 @@ def parse_transaction(
         detail = FieldError(field=f"{prefix}transaction_date", message="must not be in the future")
         raise Rejection(422, "invalid transaction", "invalid", (detail,))
     return txn
+
+
+def path_uuid(request: web.Request) -> UUID:
+    """The `{id}` of the path (routes constrain it to a UUID already)."""
+    try:
+        return UUID(request.match_info["id"])
+    except ValueError as exc:
+        raise Rejection(
+            400, "invalid path", "bad_id", (FieldError(field="id", message="must be a UUID"),)
+        ) from exc

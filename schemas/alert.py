@@ -12,6 +12,10 @@ from schemas.baseline import Baseline
 from schemas.types import Amount, CurrencyCode, Label, Timestamp
 from schemas.verdict import Rule, Severity
 
+# The analyst workflow of an alert (PATCH /alerts/{id}); stored on the alert's row.
+AlertStatus = Literal["open", "acknowledged", "resolved"]
+Resolution = Literal["confirmed_fraud", "false_positive", "expected"]
+
 
 class Alert(BaseModel):
     """An anomalous transaction, explained."""

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.alert import AlertStatus, Resolution
 from schemas.transaction import TransactionFields
 from schemas.types import StoredTimestamp, Timestamp
 from schemas.verdict import Rule, Severity
@@ -113,6 +114,12 @@ class AlertOut(BaseModel):
     category: str
     merchant: str
     transaction_date: StoredTimestamp
+    # The workflow (PATCH /alerts/{id}) and suppression.
+    status: AlertStatus = "open"
+    resolution: Resolution | None = None
+    assignee: str | None = None
+    suppressed: bool = False
+    suppression_id: UUID | None = None
 
 
 class TransactionOut(BaseModel):

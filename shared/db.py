@@ -82,11 +82,19 @@ async def fetch_dicts(
     params: Sequence[object] | Mapping[str, object],
 ) -> list[dict[str, Any]]:
     """One statement in its own transaction, its rows as dicts, timed as `name`."""
-    async with (
-        pool.connection() as conn,
-        conn.cursor(row_factory=dict_row) as cur,
-        timed(histogram, name),
-    ):
+    async with pool.connection() as conn:
+        return await query_dicts(conn, histogram, name, query, params)
+
+
+async def query_dicts(
+    conn: AsyncConnection[Any],
+    histogram: Histogram,
+    name: str,
+    query: LiteralString,
+    params: Sequence[object] | Mapping[str, object],
+) -> list[dict[str, Any]]:
+    """One statement on `conn` (within its transaction), its rows as dicts, timed as `name`."""
+    async with conn.cursor(row_factory=dict_row) as cur, timed(histogram, name):
         await cur.execute(query, params)
         return await cur.fetchall() if cur.description is not None else []
 

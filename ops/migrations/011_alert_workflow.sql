@@ -83,6 +83,8 @@ GRANT UPDATE (status, resolution, assignee, updated_at) ON alerts TO jalytics_ga
 GRANT SELECT, INSERT ON alert_history, suppressions, webhook_subscriptions TO jalytics_gateway;
 GRANT UPDATE (expires_at) ON suppressions TO jalytics_gateway;
 GRANT UPDATE (deleted_at) ON webhook_subscriptions TO jalytics_gateway;
+-- GET /alerts/{id} shows the baseline an alert was judged against.
+GRANT SELECT ON baseline_history TO jalytics_gateway;
 
 -- Detector: reads the rules to mark the alerts it writes.
 GRANT SELECT ON suppressions TO jalytics_detector;

@@ -12,7 +12,5 @@ CREATE TABLE ui_sessions (
 );
 CREATE INDEX ui_sessions_expires_idx ON ui_sessions (expires_at);
 
--- Gateway: signs in (insert), looks up, signs out and drops expired sessions (delete); reads
--- the baseline an alert was judged against, for the alert page's picture.
+-- Gateway: signs in (insert), looks up, signs out and drops expired sessions (delete).
 GRANT SELECT, INSERT, DELETE ON ui_sessions TO jalytics_gateway;
-GRANT SELECT ON baseline_history TO jalytics_gateway;

@@ -51,14 +51,14 @@ TABLE_GRANTS = {
     ("gateway", "idempotency_keys", "SELECT"),
     ("gateway", "idempotency_keys", "INSERT"),
     ("gateway", "idempotency_keys", "DELETE"),
+    ("gateway", "baseline_history", "SELECT"),
     *(
         ("gateway", table, privilege)
         for table in ("alert_history", "suppressions", "webhook_subscriptions")
         for privilege in ("SELECT", "INSERT")
     ),
-    # The analyst inbox (migration 013): its sessions, and the baseline behind an alert.
+    # The analyst inbox (migration 013): its sign-in sessions.
     *(("gateway", "ui_sessions", privilege) for privilege in ("SELECT", "INSERT", "DELETE")),
-    ("gateway", "baseline_history", "SELECT"),
     ("detector", "transactions", "INSERT"),
     ("detector", "alerts", "INSERT"),
     ("detector", "suppressions", "SELECT"),
@@ -182,6 +182,10 @@ REFUSED = [
     ),
     ("gateway", "SELECT * FROM baseline_rollup"),
     ("gateway", "UPDATE ui_sessions SET key_name = 'x'"),
+    ("gateway", "DELETE FROM alert_history"),
+    ("gateway", "UPDATE alert_history SET note = 'x'"),
+    ("gateway", "DELETE FROM suppressions"),
+    ("gateway", "UPDATE suppressions SET reason = 'x'"),
     ("gateway", "UPDATE idempotency_keys SET request_hash = 'x'"),
     ("gateway", "DELETE FROM reversals"),
     ("gateway", "UPDATE reversals SET reason = 'x'"),
