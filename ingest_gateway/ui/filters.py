@@ -11,9 +11,9 @@ from multidict import MultiMapping
 from ingest_gateway.alerts import Cursor
 from ingest_gateway.errors import Rejection
 from schemas import Severity
+from schemas.alert import AlertStatus
 
-# The workflow of migration 011: open -> acknowledged -> resolved.
-STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
+STATUSES: tuple[str, ...] = get_args(AlertStatus)
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 # The time filter: alerts created within the last ...
 WITHIN = {

@@ -1,11 +1,11 @@
-"""The inbox's reads: alert pages and counts for the inbox, an alert with its baseline and
-its scope's recent transactions, and the overview's aggregates. Reads only: every change
-goes through the workflow API (`PATCH /alerts/{id}`, `POST /suppressions`)."""
+"""The inbox's reads: alert pages and counts for the inbox, a scope's recent transactions,
+and the overview's aggregates (an alert's detail is the workflow API's, alert_store.py).
+Reads only: every change goes through the workflow API (`PATCH /alerts/{id}`,
+`POST /suppressions`)."""
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, LiteralString
-from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -52,23 +52,6 @@ SELECT status, count(*) AS n FROM (
 ) AS capped GROUP BY status
 """
 )
-_ALERT = """
-SELECT a.id, a.transaction_id, a.severity, a.rule, a.alert_message, a.z_score, a.baseline_id,
-       a.created_at, a.status, a.resolution, a.assignee, a.suppressed, a.suppression_id,
-       t.amount::text AS amount, t.currency, t.category, t.merchant, t.transaction_date,
-       t.account_id, t.received_at
-FROM alerts a JOIN transactions t ON t.id = a.transaction_id
-WHERE a.id = %s
-"""
-_BASELINE = """
-SELECT id, scope_kind, scope_name, currency, sample_count, mean::float8 AS mean,
-       stddev::float8 AS stddev, log_mean, log_stddev, tail, window_days, computed_at
-FROM baseline_history WHERE id = %s
-"""
-_HISTORY = """
-SELECT changed_at, actor, field, from_value, to_value, note
-FROM alert_history WHERE alert_id = %s ORDER BY id
-"""
 # The scope's transactions over the baseline's window, newest first (the scope's index).
 _RECENT_BY_CATEGORY = """
 SELECT amount::float8 AS amount, transaction_date, severity FROM transactions
@@ -127,17 +110,6 @@ class UiReads:
             rows = await self._query("ui_inbox_counts", _COUNTS, params)
             counts[status] = int(rows[0]["n"]) if rows else 0
         return counts
-
-    async def alert(self, alert_id: UUID) -> dict[str, Any] | None:
-        rows = await self._query("ui_alert", _ALERT, (alert_id,))
-        return rows[0] if rows else None
-
-    async def baseline(self, baseline_id: UUID) -> dict[str, Any] | None:
-        rows = await self._query("ui_baseline", _BASELINE, (baseline_id,))
-        return rows[0] if rows else None
-
-    async def history(self, alert_id: UUID) -> list[dict[str, Any]]:
-        return await self._query("ui_history", _HISTORY, (alert_id,))
 
     async def recent(
         self, kind: str, name: str, currency: str, since: datetime

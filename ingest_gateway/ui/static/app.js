@@ -111,23 +111,13 @@
     return null;
   }
 
-  async function currentEtag(url) {
-    try {
-      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      return response.ok ? response.headers.get("ETag") : null;
-    } catch (error) {
-      return null;
-    }
-  }
-
-  async function send(form, alertId) {
+  // If-Match: the version the page shows, so a change made meanwhile by someone else is
+  // refused (412) rather than silently overwritten.
+  async function send(form, alertId, etag) {
     const url = form.dataset.action === "suppress" ? "/suppressions" : "/alerts/" + encodeURIComponent(alertId);
     const method = form.dataset.action === "suppress" ? "POST" : "PATCH";
     const headers = { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() };
-    if (method === "PATCH") {
-      const etag = await currentEtag(url);
-      if (etag) headers["If-Match"] = etag;
-    }
+    if (method === "PATCH" && etag) headers["If-Match"] = etag;
     return fetch(url, { method: method, headers: headers, credentials: "same-origin",
                         body: JSON.stringify(actionBody(form)) });
   }
@@ -150,10 +140,12 @@
       form.addEventListener("submit", async function (event) {
         event.preventDefault();
         status.textContent = "Saving…";
-        const response = await send(form, section.dataset.alertId);
+        const response = await send(form, section.dataset.alertId, section.dataset.etag);
         if (response.ok) {
           status.textContent = "Saved.";
           window.location.reload();
+        } else if (response.status === 412) {
+          status.textContent = "Not saved: someone changed this alert meanwhile. Reload to see it.";
         } else {
           status.textContent = "Not saved: " + (await problem(response));
         }
