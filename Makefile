@@ -48,7 +48,8 @@ rules: ## check the Prometheus config and alert rules, run the rules' unit tests
 unit: install ## the fast tests only (no broker, no database)
 	$(VENV)/pytest tests/unit
 
-test: lint rules ## lint and rule tests, then every test against real Kafka and PostgreSQL
+test: lint rules ## lint and rule tests, then every test against real Kafka and PostgreSQL (and Chromium)
+	@bash ops/chromium.sh install >/dev/null
 	$(VENV)/pytest
 
 bench: install ## performance suite on real Kafka/PostgreSQL, 3 rounds (ARGS="--quick", "--skip-10m", ...)

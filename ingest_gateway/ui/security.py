@@ -1,6 +1,6 @@
 """Response headers that keep the inbox's pages inert in a hostile world: a strict
 Content-Security-Policy (scripts, styles and images from the gateway only, no inline script,
-no framing), no MIME sniffing, no referrer. JSON answers get a policy that allows nothing."""
+no framing), no MIME sniffing, no referrer to other sites. JSON answers get a policy that allows nothing."""
 
 from aiohttp import web
 
@@ -27,7 +27,9 @@ async def secure_headers(request: web.Request, response: web.StreamResponse) -> 
     response.headers["Content-Security-Policy"] = _PAGE_POLICY if page else _API_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with a
+    # form, and sign-in could no longer tell its own page from another site's.
+    response.headers["Referrer-Policy"] = "same-origin"
     if page and not request.path.startswith(PREFIX):
         # Pages carry the CSRF token and alert data: never cached, never shared.
         response.headers["Cache-Control"] = "no-store"
