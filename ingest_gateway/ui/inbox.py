@@ -11,7 +11,6 @@ from ingest_gateway.alerts import Cursor
 from ingest_gateway.errors import Rejection
 from ingest_gateway.ui.filters import PAGE_SIZE, SEVERITIES, STATUSES, WITHIN, InboxFilters
 from ingest_gateway.ui.keys import READS
-from ingest_gateway.ui.queries import COUNT_CAP
 from ingest_gateway.ui.render import page
 
 # A poll returns at most this many new alerts; past it the page offers a reload.
@@ -44,7 +43,6 @@ async def inbox(request: web.Request) -> web.Response:
         "alerts": alerts,
         "filters": filters,
         "counts": await reads.counts(filters.params(now), STATUSES),
-        "count_cap": COUNT_CAP,
         "statuses": STATUSES,
         "severities": SEVERITIES,
         "windows": list(WITHIN),

@@ -12,46 +12,44 @@ from psycopg_pool import AsyncConnectionPool
 from ingest_gateway.metrics import GatewayMetrics
 from shared.db import fetch_dicts
 
-# Every filter is optional (NULL = not filtered). The keyset cursor pages back in time;
-# `newer_*` asks for what arrived after the newest row a page shows (the inbox's polling).
-_FILTERS = """
-      (%(status)s::text IS NULL OR a.status = %(status)s::text)
-  AND (%(severity)s::text IS NULL OR a.severity = %(severity)s::text)
-  AND (%(category)s::text IS NULL OR t.category = %(category)s::text)
-  AND (%(merchant)s::text IS NULL OR t.merchant = %(merchant)s::text)
-  AND (%(assignee)s::text IS NULL OR a.assignee = %(assignee)s::text)
-  AND (%(since)s::timestamptz IS NULL OR a.created_at >= %(since)s::timestamptz)
-"""
-_INBOX = (
-    """
+# Each query names only the filters in use: a catch-all `(%(x)s IS NULL OR ...)` would keep
+# the planner from the index that fits (a merchant's transactions, say), and a filter that
+# matches little would then scan every alert. The keyset cursor pages back in time; `newer`
+# asks for what arrived after the newest row a page shows (the inbox's polling).
+_CONDITIONS: dict[str, LiteralString] = {
+    "status": "a.status = %(status)s",
+    "severity": "a.severity = %(severity)s",
+    "category": "t.category = %(category)s",
+    "merchant": "t.merchant = %(merchant)s",
+    "assignee": "a.assignee = %(assignee)s",
+    "since": "a.created_at >= %(since)s",
+    "after_created": "(a.created_at, a.id) < (%(after_created)s, %(after_id)s)",
+    "newer_created": "(a.created_at, a.id) > (%(newer_created)s, %(newer_id)s)",
+}
+_INBOX_SELECT = """
 SELECT a.id, a.severity, a.created_at, a.status, a.resolution, a.assignee, a.suppressed,
        a.alert_message, t.amount::text AS amount, t.currency, t.category, t.merchant
 FROM alerts a JOIN transactions t ON t.id = a.transaction_id
 WHERE """
-    + _FILTERS
-    + """
-  AND (%(after_created)s::timestamptz IS NULL
-       OR (a.created_at, a.id) < (%(after_created)s::timestamptz, %(after_id)s::uuid))
-  AND (%(newer_created)s::timestamptz IS NULL
-       OR (a.created_at, a.id) > (%(newer_created)s::timestamptz, %(newer_id)s::uuid))
+_INBOX_ORDER = """
 ORDER BY a.created_at DESC, a.id DESC
 LIMIT %(limit)s
 """
+# Counts per status under the other filters: one pass over the matching alerts (a sequential
+# scan of 100,000 alerts takes ~30 ms); the join only when a transaction's field is filtered.
+_COUNT_ALERTS = "SELECT a.status, count(*) AS n FROM alerts a WHERE "
+_COUNT_JOINED = (
+    "SELECT a.status, count(*) AS n FROM alerts a"
+    " JOIN transactions t ON t.id = a.transaction_id WHERE "
 )
-# Counts per status under the other filters. Capped: past the cap the inbox says "10,000+"
-# rather than counting every row of a large table on each poll.
-COUNT_CAP = 10_000
-_COUNTS = (
-    """
-SELECT status, count(*) AS n FROM (
-    SELECT a.status FROM alerts a JOIN transactions t ON t.id = a.transaction_id
-    WHERE a.status = %(one_status)s AND """
-    + _FILTERS
-    + """
-    LIMIT %(cap)s
-) AS capped GROUP BY status
-"""
-)
+_COUNT_END = " GROUP BY a.status"
+
+
+def _where(params: Mapping[str, object]) -> LiteralString:
+    chosen = [clause for name, clause in _CONDITIONS.items() if params.get(name) is not None]
+    return " AND ".join(chosen) if chosen else "true"
+
+
 # The scope's transactions over the baseline's window, newest first (the scope's index).
 _RECENT_BY_CATEGORY = """
 SELECT amount::float8 AS amount, transaction_date, severity FROM transactions
@@ -96,20 +94,20 @@ class UiReads:
         self._metrics = metrics
 
     async def inbox(self, params: Mapping[str, object]) -> list[dict[str, Any]]:
-        """Alerts newest first under `_INBOX`'s filters, cursor and limit."""
-        return await self._query("ui_inbox", _INBOX, params)
+        """Alerts newest first under the filters, cursor and limit `_CONDITIONS` names."""
+        query = _INBOX_SELECT + _where(params) + _INBOX_ORDER
+        return await self._query("ui_inbox", query, params)
 
     async def counts(
         self, filters: Mapping[str, object], statuses: tuple[str, ...]
     ) -> dict[str, int]:
-        """Alerts per status under the filters (the status filter itself left out), each
-        count capped at COUNT_CAP; one index scan per status."""
-        counts = {}
-        for status in statuses:
-            params = {**filters, "status": None, "one_status": status, "cap": COUNT_CAP}
-            rows = await self._query("ui_inbox_counts", _COUNTS, params)
-            counts[status] = int(rows[0]["n"]) if rows else 0
-        return counts
+        """Alerts per status under the filters (the status filter itself left out)."""
+        params = {**filters, "status": None}
+        joined = params.get("category") is not None or params.get("merchant") is not None
+        query = (_COUNT_JOINED if joined else _COUNT_ALERTS) + _where(params) + _COUNT_END
+        rows = await self._query("ui_inbox_counts", query, params)
+        found = {row["status"]: int(row["n"]) for row in rows}
+        return {status: found.get(status, 0) for status in statuses}
 
     async def recent(
         self, kind: str, name: str, currency: str, since: datetime

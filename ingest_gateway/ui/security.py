@@ -1,6 +1,7 @@
 """Response headers that keep the inbox's pages inert in a hostile world: a strict
 Content-Security-Policy (scripts, styles and images from the gateway only, no inline script,
-no framing), no MIME sniffing, no referrer to other sites. JSON answers get a policy that allows nothing."""
+no framing), no MIME sniffing, no referrer to other sites. JSON answers get a policy that
+allows nothing."""
 
 from aiohttp import web
 

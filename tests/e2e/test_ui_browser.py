@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from tests.conftest import SCOPED_KEYS, Isolated
 from tests.processes import ROOT, free_port, running
@@ -18,8 +18,8 @@ from tests.ui_seed import seed_scope
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 SHOTS = ROOT / "docs" / "ui"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1280, height=900)
+PHONE = ViewportSize(width=390, height=844)
 HOSTILE = {
     "script": "<script>alert(1)</script>",
     "attribute": '"><img src=x onerror=alert(1)>',
