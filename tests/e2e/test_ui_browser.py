@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from tests.conftest import SCOPED_KEYS, Isolated
-from tests.processes import ROOT, free_port, running
+from tests.processes import ROOT, free_port, running, wait_for
 from tests.ui_seed import seed_scope
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -153,6 +153,14 @@ def test_an_analyst_triages_an_alert_in_the_browser(
     )  # open→ack, →resolved, resolution
     assert_accessible(page)
     shoot(page, "alert")
+    page.get_by_label("Reason").fill("a known promotion")
+    page.get_by_role("button", name="Create suppression").click()
+    suppressions = "SELECT merchant, reason FROM suppressions WHERE expires_at > now()"
+    wait_for(
+        lambda: db.execute(suppressions).fetchall() == [("Cafe Lumen", "a known promotion")],
+        10,
+        "the suppression made from the alert page",
+    )
 
     page.goto(f"{gateway}/ui/?status=open")
     expect(rows(page)).to_have_count(3)
@@ -194,9 +202,12 @@ def test_hostile_names_and_notes_render_as_text_and_csrf_is_required(
     page.goto(f"{gateway}/ui/alerts/{ids['script']}")
     expect(page.locator("#merchant")).to_have_text(HOSTILE["script"])
     expect(page.locator("#category")).to_have_text(HOSTILE["attribute"])
+    page.get_by_label("Assign to").fill(HOSTILE["attribute"])
+    page.get_by_role("button", name="Assign").click()
+    expect(page.locator("#assignee")).to_have_text(HOSTILE["attribute"])
     page.get_by_label("Note").fill(HOSTILE["script"] + HOSTILE["attribute"] + "\u202e")
     page.get_by_role("button", name="Add note").click()
-    expect(page.locator("table.history tbody td:nth-child(4)")).to_have_text(
+    expect(page.locator("table.history tbody td:nth-child(4)").last).to_have_text(
         HOSTILE["script"] + HOSTILE["attribute"] + "\u202e"
     )
     assert page.locator("main img").count() == 0

@@ -51,6 +51,18 @@ async def test_an_analyst_key_gets_a_session_cookie_stored_only_hashed(
     assert (await browser.get("/ui/")).status == 200
 
 
+async def test_an_expired_session_or_a_removed_key_signs_nobody_in(
+    browser: TestClient[Any, Any], db: Any
+) -> None:
+    await sign_in(browser, SCOPED_KEYS["analyst"])
+    assert (await browser.get("/ui/", allow_redirects=False)).status == 200
+    db.execute("UPDATE ui_sessions SET expires_at = now() - interval '1 second'")
+    assert (await browser.get("/ui/", allow_redirects=False)).status == 303
+    await sign_in(browser, SCOPED_KEYS["analyst"])
+    db.execute("UPDATE ui_sessions SET key_name = 'a-key-no-longer-configured'")
+    assert (await browser.get("/ui/", allow_redirects=False)).status == 303
+
+
 @pytest.mark.parametrize(("key", "status"), [("ingest", 403), ("read", 403), ("wrong", 401)])
 async def test_a_key_without_the_analyst_scope_cannot_sign_in(
     browser: TestClient[Any, Any], db: Any, key: str, status: int
