@@ -51,6 +51,8 @@ async def sign_in(request: web.Request) -> web.Response:
         error = "This API key lacks the analyst scope: the inbox needs an analyst's key."
         return page(request, "sign_in.html", {"error": error}, 403)
     store = request.app[SESSIONS]
+    # A new id at every sign-in (no fixation); the session the browser held before ends.
+    await store.close(request.cookies.get(COOKIE, ""))
     session_id, _ = await store.open(caller.name, datetime.now(UTC))
     response = web.Response(status=303, headers={"Location": INBOX})
     set_cookie(response, request, session_id, store.lifetime)

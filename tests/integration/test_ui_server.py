@@ -49,6 +49,9 @@ async def test_an_analyst_key_gets_a_session_cookie_stored_only_hashed(
     (stored,) = db.execute("SELECT id_sha256, key_name, expires_at > now() FROM ui_sessions")
     assert stored == (hashlib.sha256(session_id.encode()).hexdigest(), "tests-analyst", True)
     assert (await browser.get("/ui/")).status == 200
+    again = await sign_in(browser, SCOPED_KEYS["analyst"])
+    assert again.cookies["jalytics_session"].value != session_id
+    assert db.execute("SELECT count(*) FROM ui_sessions").fetchone()[0] == 1
 
 
 async def test_an_expired_session_or_a_removed_key_signs_nobody_in(
