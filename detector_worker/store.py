@@ -62,16 +62,21 @@ WHERE ({", ".join(f"t.{name}" for name in BODY_FIELDS)})
 # small share of a batch and the rules few, so this costs one index scan of `suppressions`
 # per alert, and the flag stored is exactly the one published (docs/performance.md). The
 # matches come back for every alert of the batch, stored now or by an earlier attempt.
-_INSERT_ALERTS = """
+INSERT_ALERTS = """
 WITH incoming AS (
     SELECT * FROM unnest(
         %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::double precision[],
         %s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::numeric[]
     ) AS i (id, transaction_id, severity, rule, alert_message, z_score, baseline_id,
             created_at, category, merchant, currency, amount)
+), live AS MATERIALIZED (
+    -- Read once per batch (the rules live at its oldest alert), then matched in memory.
+    SELECT id, category, merchant, currency, min_amount, max_amount, expires_at
+    FROM suppressions
+    WHERE expires_at > (SELECT min(created_at) FROM incoming)
 ), matched AS (
     SELECT i.*, (
-        SELECT s.id FROM suppressions s
+        SELECT s.id FROM live s
         WHERE s.expires_at > i.created_at
           AND (s.category IS NULL OR s.category = i.category)
           AND (s.merchant IS NULL OR s.merchant = i.merchant)
@@ -94,7 +99,7 @@ WITH incoming AS (
 )
 SELECT transaction_id, suppression_id FROM matched WHERE suppression_id IS NOT NULL
 """
-_ALERT_COLUMNS = 12
+ALERT_COLUMNS = 12
 
 
 def _transaction_row(scored: Scored) -> tuple[object, ...]:
@@ -164,8 +169,8 @@ class VerdictStore:
                 timed(self._metrics.db_query_duration, "insert_alerts"),
                 conn.cursor() as cursor,
             ):
-                rows = columns([_alert_row(a) for a in alerts], _ALERT_COLUMNS)
-                await cursor.execute(_INSERT_ALERTS, rows)
+                rows = columns([_alert_row(a) for a in alerts], ALERT_COLUMNS)
+                await cursor.execute(INSERT_ALERTS, rows)
                 suppressed: dict[UUID, UUID] = dict(await cursor.fetchall())
         return Persisted(conflicts, suppressed)
 
