@@ -115,3 +115,19 @@ def _conflict(record: RawRecord, transaction_id: UUID) -> DeadLetter:
     return DeadLetter(
         record, "id_conflict", f"transaction {transaction_id} already exists with another body"
     )
+
+
+def mark_suppressed(decision: BatchDecision, suppressed: Mapping[UUID, UUID]) -> BatchDecision:
+    """The decision with the alerts under a suppression rule (transaction id -> rule id)
+    marked, as they were stored: published so, they are neither webhooked nor paged."""
+    if not suppressed:
+        return decision
+    alerts = tuple(
+        alert.model_copy(
+            update={"suppressed": True, "suppression_id": suppressed[alert.transaction_id]}
+        )
+        if alert.transaction_id in suppressed
+        else alert
+        for alert in decision.alerts
+    )
+    return replace(decision, alerts=alerts)

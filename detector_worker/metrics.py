@@ -4,6 +4,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import product
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -69,12 +70,18 @@ def consumer_lag(highwaters: Mapping[int, int], committed: Mapping[int, int]) ->
     return {p: max(0, end - max(committed.get(p, 0), 0)) for p, end in highwaters.items()}
 
 
-def _preset(counter: Counter, label: str, values: Iterable[str]) -> Counter:
-    """Create the series of known label values at 0, so that `increase()` sees the first event
-    (a series born with value 1 has no earlier sample to increase from)."""
-    for value in values:
-        counter.labels(**{label: value})
+def _preset(counter: Counter, **values: Iterable[str]) -> Counter:
+    """Create the series of every combination of known label values at 0, so that
+    `increase()` sees the first event (a series born with value 1 has no earlier sample to
+    increase from)."""
+    names = list(values)
+    for combination in product(*values.values()):
+        counter.labels(**dict(zip(names, combination, strict=True)))
     return counter
+
+
+# Whether an alert was under a suppression rule: paging rules count only "false".
+SUPPRESSED = ("false", "true")
 
 
 @dataclass(frozen=True)
@@ -109,16 +116,24 @@ class DetectorMetrics:
                 ),
                 "category",
             ),
-            anomalies=Counter("anomalies", "Anomalous transactions.", registry=registry),
+            anomalies=_preset(
+                Counter(
+                    "anomalies",
+                    "Anomalous transactions (suppressed: under a suppression rule).",
+                    ["suppressed"],
+                    registry=registry,
+                ),
+                suppressed=SUPPRESSED,
+            ),
             anomalies_by_severity=_preset(
                 Counter(
                     "anomalies_by_severity",
-                    "Anomalies by severity.",
-                    ["severity"],
+                    "Anomalies by severity (suppressed: under a suppression rule).",
+                    ["severity", "suppressed"],
                     registry=registry,
                 ),
-                "severity",
-                get_args(Severity),
+                severity=get_args(Severity),
+                suppressed=SUPPRESSED,
             ),
             db_query_duration=Histogram(
                 "db_query_duration_seconds",
@@ -147,8 +162,7 @@ class DetectorMetrics:
                     ["reason"],
                     registry=registry,
                 ),
-                "reason",
-                get_args(DeadLetterReason),
+                reason=get_args(DeadLetterReason),
             ),
             retries=_preset(
                 Counter(
@@ -157,8 +171,7 @@ class DetectorMetrics:
                     ["stage"],
                     registry=registry,
                 ),
-                "stage",
-                RETRY_STAGES,
+                stage=RETRY_STAGES,
             ),
             baseline_scopes=Gauge(
                 "detector_baseline_scopes", "Baseline scopes held in memory.", registry=registry

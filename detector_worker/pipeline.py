@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from detector_worker.baseline_table import BaselineTable
-from detector_worker.decision import BatchDecision, decide, refuse_conflicts
+from detector_worker.decision import BatchDecision, decide, mark_suppressed, refuse_conflicts
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.ports import OutgoingRecord, RecordPublisher, VerdictWriter
 from detector_worker.records import DeadLetter, RawRecord
@@ -77,10 +77,12 @@ class DetectorPipeline:
 
     async def _persist(self, decision: BatchDecision) -> BatchDecision:
         """Write the rows; the transactions whose id is stored with another body come back
-        as dead letters instead."""
+        as dead letters instead, the alerts under a suppression rule marked as stored."""
         scored, alerts = decision.scored, decision.alerts
-        conflicts = await self._retry("persist", lambda: self._store.persist(scored, alerts))
-        return refuse_conflicts(decision, conflicts)
+        persisted = await self._retry("persist", lambda: self._store.persist(scored, alerts))
+        return mark_suppressed(
+            refuse_conflicts(decision, persisted.conflicts), persisted.suppressed
+        )
 
     async def _publish(self, decision: BatchDecision) -> None:
         outgoing = outgoing_records(decision, self._settings)
@@ -113,10 +115,15 @@ class DetectorPipeline:
         for txn in transactions:
             if txn.received_at is not None:
                 metrics.end_to_end_latency.observe(max(0.0, now - txn.received_at.timestamp()))
-        alerts = decision.alerts
-        metrics.anomalies.inc(len(alerts))
-        for severity, count in Counter(alert.severity for alert in alerts).items():
-            metrics.anomalies_by_severity.labels(severity=severity).inc(count)
+        # Suppressed alerts under their own label value: no paging rule counts them.
+        kinds = Counter(
+            (alert.severity, str(alert.suppressed).lower()) for alert in decision.alerts
+        )
+        for (severity, suppressed), count in kinds.items():
+            metrics.anomalies.labels(suppressed=suppressed).inc(count)
+            metrics.anomalies_by_severity.labels(severity=severity, suppressed=suppressed).inc(
+                count
+            )
         for reason, count in Counter(letter.reason for letter in decision.dead_letters).items():
             metrics.dead_letters.labels(reason=reason).inc(count)
 

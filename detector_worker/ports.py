@@ -2,7 +2,7 @@
 against hand-written fakes in tests and against PostgreSQL and Kafka in production."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
@@ -22,10 +22,19 @@ class OutgoingRecord:
     co_partition: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    """What a write found: the transaction ids stored already with another body (nothing of
+    theirs was written), and the alerts under a live suppression rule (transaction id ->
+    the rule's id), which were stored marked suppressed."""
+
+    conflicts: set[UUID] = field(default_factory=set)
+    suppressed: dict[UUID, UUID] = field(default_factory=dict)
+
+
 class VerdictWriter(Protocol):
-    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
-        """Write the rows and alerts in one transaction, idempotently; return once committed,
-        with the ids stored already with another body (nothing of theirs is written)."""
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> Persisted:
+        """Write the rows and alerts in one transaction, idempotently; return once committed."""
 
 
 class RecordPublisher(Protocol):

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from detector_worker.decision import BODY_FIELDS, Scored
 from detector_worker.metrics import DetectorMetrics
+from detector_worker.ports import Persisted
 from schemas import Alert
 from shared.db import columns, open_pool, timed
 
@@ -57,16 +58,48 @@ WHERE ({", ".join(f"t.{name}" for name in BODY_FIELDS)})
     IS DISTINCT FROM ({", ".join(f"s.{name}" for name in BODY_FIELDS)})
 """
 
-_INSERT_ALERTS = """
-INSERT INTO alerts (
-    id, transaction_id, severity, rule, alert_message, z_score, baseline_id, created_at
+# Each alert is matched against the live suppression rules as it is inserted: alerts are a
+# small share of a batch and the rules few, so this costs one index scan of `suppressions`
+# per alert, and the flag stored is exactly the one published (docs/performance.md). The
+# matches come back for every alert of the batch, stored now or by an earlier attempt.
+INSERT_ALERTS = """
+WITH incoming AS (
+    SELECT * FROM unnest(
+        %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::double precision[],
+        %s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::numeric[]
+    ) AS i (id, transaction_id, severity, rule, alert_message, z_score, baseline_id,
+            created_at, category, merchant, currency, amount)
+), live AS MATERIALIZED (
+    -- Read once per batch (the rules live at its oldest alert), then matched in memory.
+    SELECT id, category, merchant, currency, min_amount, max_amount, expires_at
+    FROM suppressions
+    WHERE expires_at > (SELECT min(created_at) FROM incoming)
+), matched AS (
+    SELECT i.*, (
+        SELECT s.id FROM live s
+        WHERE s.expires_at > i.created_at
+          AND (s.category IS NULL OR s.category = i.category)
+          AND (s.merchant IS NULL OR s.merchant = i.merchant)
+          AND (s.currency IS NULL OR s.currency = i.currency)
+          AND (s.min_amount IS NULL OR i.amount >= s.min_amount)
+          AND (s.max_amount IS NULL OR i.amount <= s.max_amount)
+        ORDER BY s.expires_at DESC, s.id
+        LIMIT 1
+    ) AS suppression_id
+    FROM incoming i
+), stored AS (
+    INSERT INTO alerts (
+        id, transaction_id, severity, rule, alert_message, z_score, baseline_id, created_at,
+        suppressed, suppression_id
+    )
+    SELECT id, transaction_id, severity, rule, alert_message, z_score, baseline_id, created_at,
+           suppression_id IS NOT NULL, suppression_id
+    FROM matched
+    ON CONFLICT (transaction_id) DO NOTHING
 )
-SELECT * FROM unnest(
-    %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::double precision[],
-    %s::uuid[], %s::timestamptz[]
-)
-ON CONFLICT (transaction_id) DO NOTHING
+SELECT transaction_id, suppression_id FROM matched WHERE suppression_id IS NOT NULL
 """
+ALERT_COLUMNS = 12
 
 
 def _transaction_row(scored: Scored) -> tuple[object, ...]:
@@ -100,6 +133,10 @@ def _alert_row(alert: Alert) -> tuple[object, ...]:
         alert.z_score,
         alert.baseline.id,
         alert.created_at,
+        alert.category,
+        alert.merchant,
+        alert.currency,
+        alert.amount,
     )
 
 
@@ -119,27 +156,38 @@ class VerdictStore:
         self._pool = pool
         self._metrics = metrics
 
-    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> Persisted:
         """Write a batch in one transaction: COPY and one INSERT for the transactions, one
-        statement for the alerts. Returns the ids stored already with another body (their
-        alerts are left out)."""
+        statement for the alerts (marked suppressed under a live rule). The ids stored
+        already with another body come back, and their alerts are left out."""
         async with self._pool.connection() as conn, conn.transaction():
+            conflicts = await self._insert_transactions(conn, batch)
+            alerts = [a for a in alerts if a.transaction_id not in conflicts]
+            if not alerts:
+                return Persisted(conflicts)
             async with (
-                timed(self._metrics.db_query_duration, "insert_transactions"),
+                timed(self._metrics.db_query_duration, "insert_alerts"),
                 conn.cursor() as cursor,
             ):
-                async with cursor.copy(_COPY_TRANSACTIONS) as copy:
-                    copy.set_types([kind for _, kind in _TRANSACTION_COLUMNS])
-                    for item in batch:
-                        await copy.write_row(_transaction_row(item))
-                await cursor.execute(_INSERT_TRANSACTIONS)
-                # Every row new: no conflict possible, and no query to find none.
-                conflicts: set[UUID] = set()
-                if cursor.rowcount != len(batch):
-                    await cursor.execute(_CONFLICTS)
-                    conflicts = {row[0] for row in await cursor.fetchall()}
-            alerts = [a for a in alerts if a.transaction_id not in conflicts]
-            if alerts:
-                async with timed(self._metrics.db_query_duration, "insert_alerts"):
-                    await conn.execute(_INSERT_ALERTS, columns([_alert_row(a) for a in alerts], 8))
-        return conflicts
+                rows = columns([_alert_row(a) for a in alerts], ALERT_COLUMNS)
+                await cursor.execute(INSERT_ALERTS, rows)
+                suppressed: dict[UUID, UUID] = dict(await cursor.fetchall())
+        return Persisted(conflicts, suppressed)
+
+    async def _insert_transactions(
+        self, conn: AsyncConnection[Any], batch: Sequence[Scored]
+    ) -> set[UUID]:
+        async with (
+            timed(self._metrics.db_query_duration, "insert_transactions"),
+            conn.cursor() as cursor,
+        ):
+            async with cursor.copy(_COPY_TRANSACTIONS) as copy:
+                copy.set_types([kind for _, kind in _TRANSACTION_COLUMNS])
+                for item in batch:
+                    await copy.write_row(_transaction_row(item))
+            await cursor.execute(_INSERT_TRANSACTIONS)
+            # Every row new: no conflict possible, and no query to find none.
+            if cursor.rowcount == len(batch):
+                return set()
+            await cursor.execute(_CONFLICTS)
+            return {row[0] for row in await cursor.fetchall()}

@@ -152,7 +152,7 @@ async def test_an_outlier_posted_over_http_becomes_an_alert_everywhere(
 
     metrics = urllib.request.urlopen(f"{system.detector}/metrics").read().decode()  # noqa: S310
     assert 'transactions_total{category="food"} 61.0' in metrics
-    assert 'anomalies_by_severity_total{severity="critical"} 1.0' in metrics
+    assert 'anomalies_by_severity_total{severity="critical",suppressed="false"} 1.0' in metrics
 
 
 def test_workers_stop_cleanly_on_sigterm(system: System) -> None:

@@ -112,8 +112,11 @@ def test_consumer_lag_counts_what_is_not_committed() -> None:
 def test_the_series_alerts_count_on_exist_from_the_start() -> None:
     registry = CollectorRegistry()
     DetectorMetrics.create(registry)
-    for severity in ("medium", "high", "critical"):
-        assert sample(registry, "anomalies_by_severity_total", severity=severity) == 0.0
+    for suppressed in ("false", "true"):
+        assert sample(registry, "anomalies_total", suppressed=suppressed) == 0.0
+        for severity in ("medium", "high", "critical"):
+            labels = {"severity": severity, "suppressed": suppressed}
+            assert sample(registry, "anomalies_by_severity_total", **labels) == 0.0
     for reason in ("empty_value", "malformed_json", "unsupported_version", "invalid_schema"):
         assert sample(registry, "detector_dead_letters_total", reason=reason) == 0.0
     for stage in ("persist", "publish"):

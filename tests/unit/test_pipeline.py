@@ -19,7 +19,7 @@ from detector_worker.baseline_table import BaselineTable
 from detector_worker.decision import Scored, same_body
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
-from detector_worker.ports import OutgoingRecord
+from detector_worker.ports import OutgoingRecord, Persisted
 from detector_worker.records import RawRecord
 from detector_worker.retry import StopCheck, StopRequested, never
 from detector_worker.runtime import detector_health
@@ -49,7 +49,7 @@ class FakeStore:
         self.failures = list(failures)
         self.rows: dict[UUID, Transaction] = {}
 
-    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> set[UUID]:
+    async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> Persisted:
         if self.failures:
             self.effects.log.append("persist failed")
             await hang_if(self.failures[0])
@@ -65,7 +65,7 @@ class FakeStore:
         self.rows |= {s.transaction.id: s.transaction for s in new}
         self.effects.stored += new
         self.effects.alerts += [a for a in alerts if a.transaction_id not in conflicts]
-        return conflicts
+        return Persisted(conflicts)
 
 
 class FakePublisher:
