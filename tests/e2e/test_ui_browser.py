@@ -1,6 +1,7 @@
 """The analyst inbox as a person uses it: Debian's Chromium, driven by Playwright, against
 the gateway started as a process on the real PostgreSQL (and Kafka). Screenshots of each
-page go to docs/ui/. Kept to two browser sessions: the machine's cores are shared."""
+page go to .run/ui/, or to UI_SCREENSHOTS_DIR (`UI_SCREENSHOTS_DIR=docs/ui` refreshes the ones
+the README shows). Kept to two browser sessions: the machine's cores are shared."""
 
 import os
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from tests.ui_seed import seed_scope
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-SHOTS = ROOT / "docs" / "ui"
+SHOTS = ROOT / os.environ.get("UI_SCREENSHOTS_DIR", ".run/ui")
 DESKTOP = ViewportSize(width=1280, height=900)
 PHONE = ViewportSize(width=390, height=844)
 HOSTILE = {
@@ -96,6 +97,7 @@ def assert_accessible(page: Page) -> None:
 
 
 def shoot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
