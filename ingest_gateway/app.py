@@ -50,6 +50,7 @@ from ingest_gateway.reversals import Reversals
 from ingest_gateway.settings import GatewaySettings
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
 from ingest_gateway.verdicts import VerdictWaiter
+from ingest_gateway.webhooks.api import delete_webhook, get_webhooks, post_webhook
 from schemas import UUID_PATTERN
 from shared.db import open_pool, read_any_stored_timestamp
 from shared.kafka import RenewableProducer, make_producer
@@ -165,6 +166,9 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
     scoped("GET", f"/transactions/{{id:{UUID_PATTERN}}}", get_transaction, "read")
     scoped("POST", f"/transactions/{{id:{UUID_PATTERN}}}/reversal", post_reversal, "ingest")
     scoped("GET", "/alerts", get_alerts, "read")
+    scoped("POST", "/webhooks", post_webhook, "admin")
+    scoped("GET", "/webhooks", get_webhooks, "admin")
+    scoped("DELETE", f"/webhooks/{{id:{UUID_PATTERN}}}", delete_webhook, "admin")
     # Open to everybody (OPEN_PATHS): probes, metrics and the API document.
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

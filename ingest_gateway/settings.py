@@ -54,6 +54,9 @@ class GatewaySettings(CommonSettings):
     # The level of the one JSON line per request: below LOG_LEVEL (e.g. debug under info),
     # the access log is off.
     access_log_level: LogLevel = "info"
+    # POST /webhooks refuses URLs resolving to loopback/private/link-local addresses unless
+    # this is true (tests, local demos); the notifier has the same setting.
+    webhook_allow_private: bool = False
 
     @field_validator("api_keys_sha256")
     @classmethod

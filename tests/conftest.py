@@ -20,6 +20,7 @@ from baseline_worker.settings import BaselineSettings
 from benchmarks.support import delete_topics, settings_from
 from detector_worker.settings import DetectorSettings
 from ingest_gateway.settings import GatewaySettings
+from ingest_gateway.webhooks.settings import NotifierSettings
 from shared.kafka import ensure_topics, project_topics
 from shared.migrations import apply_migrations
 from shared.provision import WORKER_ROLES, ensure_login
@@ -97,6 +98,7 @@ _WORKER_OF: dict[type[BaseSettings], str] = {
     GatewaySettings: "gateway",
     DetectorSettings: "detector",
     BaselineSettings: "baseline",
+    NotifierSettings: "notifier",
 }
 
 
