@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ingest_gateway.settings import GatewaySettings
+from ingest_gateway.webhooks import openapi_paths as webhooks
 from schemas import (
     IDEMPOTENCY_KEY_PATTERN,
     UUID_PATTERN,
@@ -37,6 +38,7 @@ _MODELS: list[type[BaseModel]] = [
     TransactionAccepted,
     TransactionIn,
     TransactionOut,
+    *webhooks.MODELS,
 ]
 _REF = "#/components/schemas/{model}"
 
@@ -258,6 +260,7 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                 },
             }
         },
+        **webhooks.webhook_paths(_ref, _json, _error, _ERRORS, _BODY_ERRORS, _ID),
         "/health": {
             "get": {
                 "operationId": "health",
@@ -311,7 +314,9 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
             (
                 model,
                 "serialization"
-                if model.__name__.endswith(("Out", "Result", "Accepted", "Body", "Unknown"))
+                if model.__name__.endswith(
+                    ("Out", "Result", "Accepted", "Body", "Unknown", "Created")
+                )
                 else "validation",
             )
             for model in _MODELS
@@ -330,6 +335,7 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
         "tags": [
             {"name": "transactions", "description": "Ingest, read and reverse transactions"},
             {"name": "alerts", "description": "The alerts the detector raised"},
+            {"name": "webhooks", "description": "Signed alert deliveries to your URLs (admin)"},
             {"name": "operations", "description": "Health, readiness, metrics; no API key"},
         ],
         "paths": _paths(settings),

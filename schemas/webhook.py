@@ -25,7 +25,12 @@ class WebhookIn(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str = Field(min_length=1, max_length=MAX_URL_CHARS, description="http(s) URL")
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        description="http(s) URL resolving to public addresses",
+        examples=["https://93.184.216.34/hooks/jalytics"],
+    )
     min_severity: Severity = "critical"
     category: Label | None = None
     merchant: Label | None = None

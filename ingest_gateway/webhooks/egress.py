@@ -52,8 +52,8 @@ def refusal(address: IPAddress) -> str | None:
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
         ("unspecified", address.is_unspecified),
-        ("private", address.is_private),
         ("reserved", address.is_reserved),
+        ("private", address.is_private),
         # Shared address space (100.64.0.0/10), documentation ranges and the like.
         ("not globally routable", not address.is_global),
     ):
