@@ -12,7 +12,8 @@ from shared.logging import configure_logging
 from shared.settings import load_settings
 
 
-async def _serve(service: NotifierService) -> None:
+async def _serve(settings: NotifierSettings) -> None:
+    service = NotifierService(settings, CollectorRegistry())  # its consumer needs the loop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stopping.set)
@@ -22,7 +23,7 @@ async def _serve(service: NotifierService) -> None:
 def main() -> None:
     settings = load_settings(NotifierSettings)
     configure_logging(settings.log_level, "notifier")
-    asyncio.run(_serve(NotifierService(settings, CollectorRegistry())))
+    asyncio.run(_serve(settings))
 
 
 if __name__ == "__main__":
