@@ -141,6 +141,8 @@ def isolated_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
         "TOPIC_VERDICTS": f"verdicts-{suffix}",
         "TOPIC_DLQ": f"transactions.dlq-{suffix}",
         "TOPIC_PARTITIONS": "3",
+        # The notifier's group, its own per test: groups are shared across the broker.
+        "WEBHOOK_CONSUMER_GROUP": f"notifier-{suffix}",
         "LOG_LEVEL": "info",
         "API_KEYS_SHA256": _configured_keys(),
     }
