@@ -4,6 +4,8 @@ suppression, a receiver down then up, 500 forever, 4xx and 429, a dead receiver 
 one, and the egress guard at delivery time."""
 
 import asyncio
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +24,7 @@ from ingest_gateway.webhooks.settings import NotifierSettings
 from schemas import Alert
 from tests.conftest import Isolated
 from tests.kafka_helpers import end_offsets
-from tests.processes import free_port
+from tests.processes import ROOT, free_port
 from tests.webhook_helpers import (
     SECRET,
     Receiver,
@@ -311,3 +313,45 @@ async def test_delivery_refuses_a_loopback_address_without_the_private_setting(
     reasons = {letter["subscription_id"]: letter["last_error"] for letter in dead_letters(db)}
     assert "loopback" in reasons[by_address]
     assert "loopback" in reasons[by_name]
+
+
+def readme_receiver(port: int) -> str:
+    """The receiver example of the README, verbatim but for its port."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- webhook receiver example -->", 1)[1]
+    code = block.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 10  # the promise: a 10-line receiver
+    return code.replace("5002", str(port))
+
+
+async def test_the_readme_receiver_verifies_real_deliveries(
+    isolated: Isolated, db: psycopg.Connection[Any]
+) -> None:
+    port = free_port()
+    signed_right = subscribe(db, f"http://127.0.0.1:{port}/hook")
+    signed_wrong = subscribe(db, f"http://127.0.0.1:{port}/hook", secret="not-the-receivers-secret")
+    receiver = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        readme_receiver(port),
+        env={**os.environ, "WEBHOOK_SECRET": SECRET},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    alerts = [make_alert(), make_alert()]
+    lines: list[str] = []
+    try:
+        async with notifier(isolated):
+            await publish(isolated, alerts)
+            assert receiver.stdout is not None
+            while len(lines) < 4:
+                line = await asyncio.wait_for(receiver.stdout.readline(), 30)
+                lines.append(line.decode())
+            await eventually(lambda: len(dead_letters(db)) == 2, 20, "the refused ones")
+    finally:
+        receiver.kill()
+        await receiver.wait()
+    verified = {line.split()[1] for line in lines if line.startswith("verified")}
+    refused = {line.split()[1] for line in lines if line.startswith("REFUSED")}
+    assert verified == expected_ids(alerts, signed_right)
+    assert refused == expected_ids(alerts, signed_wrong)
+    assert {letter["last_status"] for letter in dead_letters(db)} == {401}
