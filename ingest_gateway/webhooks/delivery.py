@@ -23,6 +23,7 @@ from ingest_gateway.webhooks.backoff import Backoff, Draw
 from ingest_gateway.webhooks.circuit import CircuitBreaker
 from ingest_gateway.webhooks.matching import Subscription
 from ingest_gateway.webhooks.metrics import NotifierMetrics
+from ingest_gateway.webhooks.offsets import Ticket
 
 log = logging.getLogger(__name__)
 # While the database is away, a dead letter is written again after this long.
@@ -40,6 +41,7 @@ class Job:
     partition: TopicPartition
     offset: int
     read_at: float  # monotonic seconds
+    ticket: Ticket  # finished once this delivery has ended
 
 
 @dataclass

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from uuid import UUID
 
 from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
@@ -18,7 +19,7 @@ from ingest_gateway.webhooks.circuit import CircuitBreaker
 from ingest_gateway.webhooks.delivery import Deliverer, Endpoint, Job
 from ingest_gateway.webhooks.matching import Subscription, event_id, wants
 from ingest_gateway.webhooks.metrics import NotifierMetrics
-from ingest_gateway.webhooks.offsets import OffsetTracker
+from ingest_gateway.webhooks.offsets import OffsetTracker, Ticket
 from schemas import Alert, MalformedJson, decode_json, encode_model
 from schemas.webhook import WebhookEvent
 
@@ -29,10 +30,9 @@ CircuitFactory = Callable[[], CircuitBreaker]
 class SubscriptionQueue:
     """One subscription's deliveries, one at a time, in the order they were queued."""
 
-    def __init__(self, endpoint: Endpoint, deliverer: Deliverer, tracker: OffsetTracker) -> None:
+    def __init__(self, endpoint: Endpoint, deliverer: Deliverer) -> None:
         self.endpoint = endpoint
         self._deliverer = deliverer
-        self._tracker = tracker
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._current: Job | None = None
         self._task = asyncio.create_task(self._run(), name=f"webhook-{endpoint.subscription.id}")
@@ -50,7 +50,7 @@ class SubscriptionQueue:
                 # delivered again after a restart.
                 log.exception("webhook delivery crashed; stopping the notifier")
                 raise
-            self._tracker.finish(self._current.partition, self._current.offset)
+            self._current.ticket.finish()
             self._current = None
 
     @property
@@ -68,7 +68,7 @@ class SubscriptionQueue:
         while not self._queue.empty():
             left.append(self._queue.get_nowait())
         for job in left:
-            self._tracker.finish(job.partition, job.offset)
+            job.ticket.finish()
 
 
 class Dispatcher:
@@ -85,7 +85,7 @@ class Dispatcher:
         self._metrics = metrics
         self._circuit = circuit
         self._clock = clock
-        self.queues: dict[object, SubscriptionQueue] = {}
+        self.queues: dict[UUID, SubscriptionQueue] = {}
 
     async def set_subscriptions(self, subscriptions: list[Subscription]) -> None:
         """Start queues for new subscriptions; stop (and drop) those of deleted ones."""
@@ -98,7 +98,7 @@ class Dispatcher:
         for sid, subscription in live.items():
             if sid not in self.queues:
                 endpoint = Endpoint(subscription, self._circuit())
-                self.queues[sid] = SubscriptionQueue(endpoint, self._deliverer, self.tracker)
+                self.queues[sid] = SubscriptionQueue(endpoint, self._deliverer)
                 self._metrics.circuit_state.labels(subscription=str(sid)).set(0)
 
     def dispatch(self, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -108,10 +108,12 @@ class Dispatcher:
             self.tracker.add(partition, record.offset, 0)
             return
         targets = [q for q in self.queues.values() if wants(q.endpoint.subscription, alert)]
-        self.tracker.add(partition, record.offset, len(targets))
+        ticket = self.tracker.add(partition, record.offset, len(targets))
         read_at = self._clock()
         for queue in targets:
-            queue.put(_job(queue.endpoint.subscription, alert, partition, record.offset, read_at))
+            queue.put(
+                _job(queue.endpoint.subscription, alert, partition, record.offset, read_at, ticket)
+            )
         self._metrics.in_flight.set(self.tracker.in_flight())
 
     def _read(self, record: ConsumerRecord[bytes, bytes]) -> Alert | None:
@@ -148,6 +150,7 @@ def _job(
     partition: TopicPartition,
     offset: int,
     read_at: float,
+    ticket: Ticket,
 ) -> Job:
     event = WebhookEvent(
         event_id=event_id(alert.id, subscription.id), subscription_id=subscription.id, alert=alert
@@ -160,4 +163,5 @@ def _job(
         partition=partition,
         offset=offset,
         read_at=read_at,
+        ticket=ticket,
     )

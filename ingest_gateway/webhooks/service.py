@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 
+import aiohttp
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
@@ -79,13 +80,13 @@ class NotifierService:
             await pool.close()
             await ops.cleanup()
 
-    def _deliverer(self, session: object, pool: AsyncConnectionPool) -> Deliverer:
+    def _deliverer(self, session: aiohttp.ClientSession, pool: AsyncConnectionPool) -> Deliverer:
         settings = self.settings
         policy = RetryPolicy(
             Backoff(settings.webhook_backoff_base_seconds, settings.webhook_backoff_cap_seconds),
             settings.webhook_max_retry_seconds,
         )
-        sender = Sender(session, settings.webhook_allow_private)  # type: ignore[arg-type]
+        sender = Sender(session, settings.webhook_allow_private)
         dead_letters = DeadLetterStore(pool, self.metrics.db_query_duration)
         return Deliverer(sender, dead_letters, self.metrics, policy)
 

@@ -19,7 +19,7 @@ from ingest_gateway.webhooks.circuit import CircuitBreaker, CircuitState
 from ingest_gateway.webhooks.delivery import Deliverer, Endpoint, Job, RetryPolicy
 from ingest_gateway.webhooks.matching import Subscription, event_id, wants
 from ingest_gateway.webhooks.metrics import NotifierMetrics
-from ingest_gateway.webhooks.offsets import OffsetTracker
+from ingest_gateway.webhooks.offsets import OffsetTracker, Ticket
 from ingest_gateway.webhooks.signing import signature_header, verify
 from tests.webhook_helpers import make_alert
 
@@ -128,10 +128,9 @@ def test_event_ids_are_stable_per_alert_and_subscription() -> None:
 @given(st.permutations(list(range(12))), st.integers(min_value=0, max_value=12))
 def test_only_a_finished_prefix_of_a_partition_is_committed(order: list[int], done: int) -> None:
     tracker, partition = OffsetTracker(), TopicPartition("alerts", 0)
-    for offset in range(12):
-        tracker.add(partition, offset, 1)
+    tickets = [tracker.add(partition, offset, 1) for offset in range(12)]
     for offset in order[:done]:
-        tracker.finish(partition, offset)
+        tickets[offset].finish()
     finished = set(order[:done])
     prefix = next((o for o in range(12) if o not in finished), 12)
     assert tracker.committable() == ({partition: prefix} if prefix else {})
@@ -140,14 +139,22 @@ def test_only_a_finished_prefix_of_a_partition_is_committed(order: list[int], do
 
 def test_a_record_with_several_deliveries_waits_for_all_and_one_with_none_is_done() -> None:
     tracker, partition = OffsetTracker(), TopicPartition("alerts", 1)
-    tracker.add(partition, 5, 2)
+    ticket = tracker.add(partition, 5, 2)
     tracker.add(partition, 6, 0)  # matched no subscription
-    tracker.finish(partition, 5)
+    ticket.finish()
     assert tracker.committable() == {}
-    tracker.finish(partition, 5)
+    ticket.finish()
     assert tracker.committable() == {partition: 7}
-    tracker.forget([partition])
-    assert tracker.in_flight() == 0
+
+
+def test_a_delivery_of_a_revoked_partition_never_counts_for_its_new_reading() -> None:
+    tracker, partition = OffsetTracker(), TopicPartition("alerts", 2)
+    old = tracker.add(partition, 0, 1)
+    tracker.forget([partition])  # revoked, then assigned back and read again
+    tracker.add(partition, 0, 1)
+    old.finish()  # the old reading's delivery ends
+    assert tracker.committable() == {}
+    assert tracker.in_flight() == 1
 
 
 @pytest.mark.parametrize(
@@ -202,7 +209,8 @@ class Letters:
 
 
 def job() -> Job:
-    return Job(uuid.uuid4(), b"{}", uuid.uuid4(), uuid.uuid4(), TopicPartition("a", 0), 0, 0.0)
+    partition = TopicPartition("a", 0)
+    return Job(uuid.uuid4(), b"{}", uuid.uuid4(), uuid.uuid4(), partition, 0, 0.0, Ticket(1))
 
 
 async def run_delivery(
