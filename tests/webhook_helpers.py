@@ -16,7 +16,8 @@ import psycopg
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from schemas import Alert, Baseline, BaselineScope, ScopeKind, Severity, encode_model
+from schemas import Alert, Severity, encode_model
+from tests.unit.test_detector_observability import baseline
 
 SECRET = "whsec-test-0123456789abcdef"
 
@@ -30,16 +31,6 @@ def make_alert(
     suppressed: bool = False,
 ) -> Alert:
     now = datetime.now(UTC)
-    scope = BaselineScope(kind=ScopeKind.CATEGORY, name=category, currency="USD")
-    baseline = Baseline(
-        id=uuid.uuid4(),
-        scope=scope,
-        count=100,
-        mean=50.0,
-        stddev=10.0,
-        window_days=30,
-        computed_at=now,
-    )
     return Alert(
         id=uuid.uuid4(),
         transaction_id=transaction_id or uuid.uuid4(),
@@ -47,7 +38,7 @@ def make_alert(
         alert_message="Amount exceeds 5σ baseline",
         rule="zscore",
         z_score=9.5,
-        baseline=baseline,
+        baseline=baseline(category, now),
         amount=Decimal("145.00"),
         currency="USD",
         category=category,

@@ -23,6 +23,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from tests.conftest import AUTH_HEADERS, Isolated
+from tests.e2e.test_end_to_end import post_json
 from tests.kafka_helpers import produce_history
 from tests.processes import ROOT, Worker, free_port, get_json, running, wait_for
 
@@ -251,13 +252,7 @@ def webhook_receiver() -> Iterator[str]:
 
 def subscribe(api: str, url: str) -> None:
     """Every alert to the receiver, through the API (the gateway allows loopback here)."""
-    request = urllib.request.Request(  # noqa: S310 - localhost
-        f"{api}/webhooks",
-        data=json.dumps({"url": url, "min_severity": "medium"}).encode(),
-        headers={"Content-Type": "application/json", **AUTH_HEADERS},
-    )
-    with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
-        assert response.status == 201
+    assert post_json(f"{api}/webhooks", {"url": url, "min_severity": "medium"})[0] == 201
 
 
 def post_transaction(api: str, amount: int, merchant: str) -> dict[str, Any]:

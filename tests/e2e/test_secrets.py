@@ -2,31 +2,20 @@
 (at debug level, through start-up failures and refused requests), not in a settings
 message."""
 
-import json
 import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import API_KEY, AUTH_HEADERS, Isolated
+from tests.e2e.test_end_to_end import post_json
 from tests.processes import WORKER_MODULES, free_port, get_json, run_to_exit, running
 
 pytestmark = pytest.mark.e2e
 WEBHOOK_SECRET = "whsec-never-logged-0123456789"
-
-
-def post_json(url: str, body: Mapping[str, object]) -> tuple[int, object]:
-    request = urllib.request.Request(  # noqa: S310 - localhost
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **AUTH_HEADERS},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return response.status, json.loads(response.read())
 
 
 def with_password(url: str, password: str, port: int | None = None) -> str:
