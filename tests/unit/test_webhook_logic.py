@@ -20,7 +20,9 @@ from ingest_gateway.webhooks.delivery import Deliverer, Endpoint, Job, RetryPoli
 from ingest_gateway.webhooks.matching import Subscription, event_id, wants
 from ingest_gateway.webhooks.metrics import NotifierMetrics
 from ingest_gateway.webhooks.offsets import OffsetTracker, Ticket
+from ingest_gateway.webhooks.settings import NotifierSettings
 from ingest_gateway.webhooks.signing import signature_header, verify
+from shared.settings import load_settings
 from tests.webhook_helpers import make_alert
 
 SECRET = "whsec-unit-0123456789"
@@ -259,3 +261,25 @@ async def test_a_failure_then_success_is_delivered_without_a_dead_letter() -> No
     results = [from_status(503, None), from_status(502, None), from_status(200, None)]
     outcome, sender, letters, _ = await run_delivery(results)
     assert (outcome, sender.calls, letters.kept) == ("delivered", 3, [])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEBHOOK_TIMEOUT_SECONDS", "soon"),
+        ("WEBHOOK_MAX_RETRY_SECONDS", "0"),
+        ("WEBHOOK_START_FROM", "yesterday"),
+        ("WEBHOOK_ALLOW_PRIVATE", "perhaps"),
+        ("METRICS_PORT", "99999"),
+        ("WEBHOOK_BACKOFF_CAP_SECONDS", "0.5"),  # below the base (1 s)
+    ],
+)
+def test_a_bad_notifier_setting_stops_it_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@localhost/db")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings(NotifierSettings)
+    assert exit_info.value.code == 2
+    assert variable in capsys.readouterr().err
