@@ -22,6 +22,7 @@ from ingest_gateway.webhooks.signing import signature_header
 from schemas.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER
 
 USER_AGENT = "Jalytics-Webhooks/1"
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class GuardedResolver(AbstractResolver):
@@ -75,7 +76,9 @@ class Sender:
             async with self._session.post(
                 subscription.url, data=body, headers=headers, allow_redirects=False
             ) as response:
-                await response.read()  # the connection goes back to the pool
+                # Enough of the answer to free the connection; a receiver's huge body is not
+                # read into memory (what is left closes the connection instead).
+                await response.content.read(MAX_ANSWER_BYTES)
                 wait = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
                 return from_status(response.status, wait)
         except EgressRefused as exc:
