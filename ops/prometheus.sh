@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local Prometheus for development and CI, no Docker: Debian's `prometheus` package binary with
 # its own port, data directory and a config rendered from ops/prometheus/prometheus.yml.template
-# that scrapes the three workers and loads ops/prometheus/rules.yml.
+# that scrapes the four workers and loads ops/prometheus/rules.yml.
 set -euo pipefail
 
 JALYTICS_LOG_TAG=prometheus
