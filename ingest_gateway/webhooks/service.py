@@ -97,7 +97,9 @@ class NotifierService:
         )
 
     async def _consume(self) -> None:
-        await self._refresh()
+        # Without the subscriptions, records read would match none and be committed as done:
+        # at start-up they must be read (else the process stops and its supervisor retries).
+        await self.dispatcher.set_subscriptions(await self._subscriptions.live_with_secrets())
         self.consumer.subscribe([self.settings.topic_alerts], listener=_ForgetRevoked(self))
         await self.consumer.start()
         refreshed = time.monotonic()
