@@ -61,6 +61,7 @@ from ingest_gateway.suppression_store import SuppressionStore
 from ingest_gateway.transactions import get_transaction, post_batch, post_reversal, post_transaction
 from ingest_gateway.ui.routes import add_ui
 from ingest_gateway.verdicts import VerdictWaiter
+from ingest_gateway.webhooks.api import delete_webhook, get_webhooks, post_webhook
 from schemas import UUID_PATTERN
 from shared.db import open_pool, read_any_stored_timestamp
 from shared.kafka import RenewableProducer, make_producer
@@ -186,6 +187,9 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
     scoped("DELETE", f"/suppressions/{{id:{UUID_PATTERN}}}", delete_suppression, "analyst")
     # The analyst inbox: pages under /ui/, outside the OpenAPI document.
     add_ui(app, scoped)
+    scoped("POST", "/webhooks", post_webhook, "admin")
+    scoped("GET", "/webhooks", get_webhooks, "admin")
+    scoped("DELETE", f"/webhooks/{{id:{UUID_PATTERN}}}", delete_webhook, "admin")
     # Open to everybody (OPEN_PATHS): probes, metrics and the API document.
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -24,6 +24,7 @@ from ingest_gateway.openapi_parts import (
 )
 from ingest_gateway.openapi_workflow import workflow_paths
 from ingest_gateway.settings import GatewaySettings
+from ingest_gateway.webhooks import openapi_paths as webhooks
 from schemas import (
     IDEMPOTENCY_KEY_PATTERN,
     AlertOut,
@@ -62,9 +63,10 @@ _MODELS: list[type[BaseModel]] = [
     TransactionAccepted,
     TransactionIn,
     TransactionOut,
+    *webhooks.MODELS,
 ]
 # Answers, documented as serialized; the other models are request bodies.
-_ANSWER_SUFFIXES = ("Out", "Result", "Accepted", "Body", "Unknown", "Detail", "Group")
+_ANSWER_SUFFIXES = ("Out", "Result", "Accepted", "Body", "Unknown", "Detail", "Group", "Created")
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -222,6 +224,7 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
             }
         },
         **workflow_paths(settings),
+        **webhooks.webhook_paths(_ref, _json, _error, _ERRORS, _BODY_ERRORS, _ID),
         "/health": {
             "get": {
                 "operationId": "health",
@@ -293,6 +296,7 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
             {"name": "transactions", "description": "Ingest, read and reverse transactions"},
             {"name": "alerts", "description": "The alerts the detector raised, and their workflow"},
             {"name": "suppressions", "description": "Rules under which new alerts are marked"},
+            {"name": "webhooks", "description": "Signed alert deliveries to your URLs (admin)"},
             {"name": "operations", "description": "Health, readiness, metrics; no API key"},
         ],
         "paths": _paths(settings),

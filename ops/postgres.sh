@@ -10,7 +10,7 @@
 # them too): 'jalytics' owns the database and applies the migrations; each worker logs in as
 # its own user, a member of the NOLOGIN group role migration 006 grants on every schema:
 #   jalytics_gateway_app  -> jalytics_gateway     jalytics_detector_app -> jalytics_detector
-#   jalytics_baseline_app -> jalytics_baseline
+#   jalytics_baseline_app -> jalytics_baseline   jalytics_notifier_app -> jalytics_notifier
 # Their passwords are random, made once and kept in $JALYTICS_STATE_DIR/secrets/ (mode 0600).
 # The owner gets no CREATEROLE: on PostgreSQL 15 and older that right reaches almost as far as
 # superuser (it may grant itself pg_execute_server_program), so the superuser makes the roles.
@@ -37,7 +37,7 @@ APP_ROLE=jalytics
 APP_PASSWORD=jalytics
 APP_DB=jalytics
 # Worker -> its login user (the group role is the user's name without "_app").
-WORKERS=(gateway detector baseline)
+WORKERS=(gateway detector baseline notifier)
 SECRETS_DIR="$JALYTICS_STATE_DIR/secrets"
 
 STATE_LINK="$JALYTICS_STATE_DIR/postgres"
@@ -62,8 +62,8 @@ Commands:
            create the roles and database if missing; prints the env (idempotent)
   stop     fast shutdown (SIGINT; SIGQUIT then SIGKILL after ${PG_STOP_TIMEOUT}s); no-op when stopped
   status   exit 0 if running and accepting connections, 3 if stopped, 1 if up but not answering
-  env      print 'export DATABASE_URL=...' (the owner) and GATEWAY_/DETECTOR_/BASELINE_DATABASE_URL
-           (the workers' logins) for the running server
+  env      print 'export DATABASE_URL=...' (the owner) and GATEWAY_/DETECTOR_/BASELINE_/
+           NOTIFIER_DATABASE_URL (the workers' logins) for the running server
   psql     run psql as '$APP_ROLE' on the '$APP_DB' database (extra ARGS are passed to psql)
 
 Typical use:  eval "\$(ops/postgres.sh start)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local Prometheus for development and CI, no Docker: Debian's `prometheus` package binary with
 # its own port, data directory and a config rendered from ops/prometheus/prometheus.yml.template
-# that scrapes the three workers and loads ops/prometheus/rules.yml.
+# that scrapes the four workers and loads ops/prometheus/rules.yml.
 set -euo pipefail
 
 JALYTICS_LOG_TAG=prometheus
@@ -21,6 +21,7 @@ ALERTMANAGER_PORT="${ALERTMANAGER_PORT:-9193}"
 GATEWAY_PORT="${GATEWAY_PORT:-${PORT:-8000}}"
 DETECTOR_METRICS_PORT="${DETECTOR_METRICS_PORT:-9101}"
 BASELINE_METRICS_PORT="${BASELINE_METRICS_PORT:-9102}"
+NOTIFIER_METRICS_PORT="${NOTIFIER_METRICS_PORT:-9103}"
 
 OPS_DIR="$JALYTICS_ROOT/ops/prometheus"
 TEMPLATE="$OPS_DIR/prometheus.yml.template"
@@ -62,6 +63,7 @@ Typical use:  eval "\$(ops/prometheus.sh start)"
 Environment (defaults):
   PROMETHEUS_PORT=9190  PROMETHEUS_SCRAPE_INTERVAL=5s  PROMETHEUS_RETENTION=7d
   GATEWAY_PORT=\${PORT:-8000}  DETECTOR_METRICS_PORT=9101  BASELINE_METRICS_PORT=9102
+  NOTIFIER_METRICS_PORT=9103
   ALERTMANAGER_PORT=9193  PROMETHEUS_RULES=ops/prometheus/rules.yml
   PROMETHEUS_START_TIMEOUT=\${JALYTICS_START_TIMEOUT:-60}  PROMETHEUS_STOP_TIMEOUT=30  (seconds)
   PROMETHEUS_BIN / PROMTOOL_BIN  the binaries to use (default: from PATH, else /usr/bin)
@@ -122,6 +124,7 @@ check_settings() {
     check_port "$GATEWAY_PORT" GATEWAY_PORT
     check_port "$DETECTOR_METRICS_PORT" DETECTOR_METRICS_PORT
     check_port "$BASELINE_METRICS_PORT" BASELINE_METRICS_PORT
+    check_port "$NOTIFIER_METRICS_PORT" NOTIFIER_METRICS_PORT
     check_port "$ALERTMANAGER_PORT" ALERTMANAGER_PORT
     [[ "$PROMETHEUS_SCRAPE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m)$ ]] ||
         die "PROMETHEUS_SCRAPE_INTERVAL must be a duration like 5s (got '$PROMETHEUS_SCRAPE_INTERVAL')"
@@ -141,6 +144,7 @@ render_config() {
     content="${content//"@GATEWAY_TARGET@"/"127.0.0.1:$GATEWAY_PORT"}"
     content="${content//"@DETECTOR_TARGET@"/"127.0.0.1:$DETECTOR_METRICS_PORT"}"
     content="${content//"@BASELINE_TARGET@"/"127.0.0.1:$BASELINE_METRICS_PORT"}"
+    content="${content//"@NOTIFIER_TARGET@"/"127.0.0.1:$NOTIFIER_METRICS_PORT"}"
     content="${content//"@PROMETHEUS_PORT@"/"$PROMETHEUS_PORT"}"
     content="${content//"@ALERTMANAGER_TARGET@"/"127.0.0.1:$ALERTMANAGER_PORT"}"
     [[ "$content" != *@[A-Z_]*@* ]] || die "unfilled placeholder left in $TEMPLATE"

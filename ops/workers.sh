@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The three workers under supervisord (Supervisor, from PyPI, installed in .venv by
+# The workers (gateway, detector, baseline worker, webhook notifier) under supervisord (Supervisor, from PyPI, installed in .venv by
 # `make install`): it restarts a worker that exits, with backoff while one keeps failing at
 # start. ops/up.sh renders its config and starts it (`start`); this script also stops, shows
 # and tails them.
@@ -12,7 +12,7 @@ SUPERVISOR_DIR="$JALYTICS_STATE_DIR/supervisor"
 CONFIG="$SUPERVISOR_DIR/supervisord.conf"
 PID_FILE="$SUPERVISOR_DIR/supervisord.pid"
 LOGS="$JALYTICS_STATE_DIR/logs"
-WORKERS=(gateway detector baselines)
+WORKERS=(gateway detector baselines notifier)
 # Longer than a worker's own drain (the gateway's is 15 s) plus supervisord's stop timeout.
 WORKERS_STOP_TIMEOUT="${WORKERS_STOP_TIMEOUT:-60}"
 
@@ -24,7 +24,7 @@ Commands:
   start    render $CONFIG from the environment (see ops/up.sh) and start supervisord, or make a
            running one apply the new config and start any stopped worker
   stop     stop every worker (each drains; SIGKILL after 30 s) and supervisord
-  status   each worker's state (exit 0 when all three run, 3 when supervisord is not running)
+  status   each worker's state (exit 0 when all run, 3 when supervisord is not running)
   logs     the last lines of the workers' logs, then follow them (Ctrl-C to quit);
            \`logs NAME\` for one of: ${WORKERS[*]}
   ctl ...  any supervisorctl command, e.g. \`ctl restart detector\`
@@ -105,12 +105,14 @@ EOF
             METRICS_PORT="$DETECTOR_METRICS_PORT" >>"$CONFIG.tmp"
         program baselines baseline_worker DATABASE_URL="$BASELINE_DATABASE_URL" \
             METRICS_PORT="$BASELINE_METRICS_PORT" >>"$CONFIG.tmp"
+        program notifier ingest_gateway.webhooks DATABASE_URL="$NOTIFIER_DATABASE_URL" \
+            METRICS_PORT="$NOTIFIER_METRICS_PORT" >>"$CONFIG.tmp"
     )
     mv "$CONFIG.tmp" "$CONFIG"
     touch "$SUPERVISOR_DIR/supervisord.log" && chmod 600 "$SUPERVISOR_DIR/supervisord.log"
 }
 
-# cmd_start: needs GATEWAY_/DETECTOR_/BASELINE_DATABASE_URL, API_KEYS_SHA256 and the metrics
+# cmd_start: needs GATEWAY_/DETECTOR_/BASELINE_/NOTIFIER_DATABASE_URL, API_KEYS_SHA256 and the metrics
 # ports in the environment of this script, and expects them not exported further (ops/up.sh).
 cmd_start() {
     render_config
@@ -127,6 +129,7 @@ cmd_start() {
     fi
     # The workers inherit this environment: it must hold no other worker's login.
     env -u GATEWAY_DATABASE_URL -u DETECTOR_DATABASE_URL -u BASELINE_DATABASE_URL \
+        -u NOTIFIER_DATABASE_URL \
         -u API_KEYS_SHA256 "$JALYTICS_ROOT/.venv/bin/supervisord" -c "$CONFIG"
     log "supervisord started the workers; logs: $LOGS, state: make status"
 }

@@ -3,7 +3,7 @@ needs, make the workers' logins, create the topics.
 
 Run it with the schema owner's DATABASE_URL before the workers start: they log in with no
 right to change the schema and only check that it is migrated. Given a worker's own URL
-(GATEWAY_, DETECTOR_, BASELINE_DATABASE_URL), it makes that URL's user a login with that
+(GATEWAY_, DETECTOR_, BASELINE_, NOTIFIER_DATABASE_URL), it makes that URL's user a login with that
 password in the worker's group role (migration 006) unless it already is one, which needs
 CREATEROLE (ops/postgres.sh makes them as the superuser instead).
 """
@@ -27,6 +27,8 @@ WORKER_ROLES = {
     "gateway": "jalytics_gateway",
     "detector": "jalytics_detector",
     "baseline": "jalytics_baseline",
+    # The webhook notifier (ingest_gateway/webhooks; migration 012).
+    "notifier": "jalytics_notifier",
 }
 
 
@@ -34,6 +36,7 @@ class ProvisionSettings(CommonSettings):
     gateway_database_url: PostgresUrl | None = Field(default=None, repr=False)
     detector_database_url: PostgresUrl | None = Field(default=None, repr=False)
     baseline_database_url: PostgresUrl | None = Field(default=None, repr=False)
+    notifier_database_url: PostgresUrl | None = Field(default=None, repr=False)
 
     def worker_urls(self) -> dict[str, str]:
         """Group role -> the URL its worker logs in with, for the URLs given."""
@@ -41,6 +44,7 @@ class ProvisionSettings(CommonSettings):
             "gateway": self.gateway_database_url,
             "detector": self.detector_database_url,
             "baseline": self.baseline_database_url,
+            "notifier": self.notifier_database_url,
         }
         return {WORKER_ROLES[worker]: url for worker, url in urls.items() if url}
 

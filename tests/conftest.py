@@ -20,6 +20,7 @@ from baseline_worker.settings import BaselineSettings
 from benchmarks.support import delete_topics, settings_from
 from detector_worker.settings import DetectorSettings
 from ingest_gateway.settings import GatewaySettings
+from ingest_gateway.webhooks.settings import NotifierSettings
 from shared.kafka import ensure_topics, project_topics
 from shared.migrations import apply_migrations
 from shared.provision import WORKER_ROLES, ensure_login
@@ -97,6 +98,7 @@ _WORKER_OF: dict[type[BaseSettings], str] = {
     GatewaySettings: "gateway",
     DetectorSettings: "detector",
     BaselineSettings: "baseline",
+    NotifierSettings: "notifier",
 }
 
 
@@ -139,6 +141,8 @@ def isolated_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
         "TOPIC_VERDICTS": f"verdicts-{suffix}",
         "TOPIC_DLQ": f"transactions.dlq-{suffix}",
         "TOPIC_PARTITIONS": "3",
+        # The notifier's group, its own per test: groups are shared across the broker.
+        "WEBHOOK_CONSUMER_GROUP": f"notifier-{suffix}",
         "LOG_LEVEL": "info",
         "API_KEYS_SHA256": _configured_keys(),
     }

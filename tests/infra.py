@@ -5,7 +5,7 @@ testcontainers when a Docker engine answers; else the local services of `ops/`, 
 for the session (and stopped again if the session started them).
 
 DATABASE_URL is the schema owner's login (it applies the migrations). The workers' own
-logins come from GATEWAY_/DETECTOR_/BASELINE_DATABASE_URL, or from `ops/postgres.sh env`
+logins come from GATEWAY_/DETECTOR_/BASELINE_/NOTIFIER_DATABASE_URL, or from `ops/postgres.sh env`
 for its cluster; failing both, the session makes its own (see conftest.py).
 """
 
@@ -60,7 +60,7 @@ def _exported(env_output: str, name: str) -> str:
     raise RuntimeError(f"{name} not in ops output: {env_output!r}")
 
 
-WORKERS = ("gateway", "detector", "baseline")
+WORKERS = ("gateway", "detector", "baseline", "notifier")
 
 
 @dataclass(frozen=True)

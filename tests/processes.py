@@ -51,6 +51,7 @@ WORKER_MODULES = {
     "gateway": "ingest_gateway",
     "detector": "detector_worker",
     "baseline": "baseline_worker",
+    "notifier": "ingest_gateway.webhooks",
 }
 
 

@@ -2,10 +2,12 @@
 of the alert rules parses, and every dashboard panel shows data once real transactions flowed
 (over HTTP and straight to Kafka, with an anomaly and a dead letter among them)."""
 
+import http.server
 import json
 import math
 import os
 import subprocess
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +23,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from tests.conftest import AUTH_HEADERS, Isolated
+from tests.e2e.test_end_to_end import post_json
 from tests.kafka_helpers import produce_history
 from tests.processes import ROOT, Worker, free_port, get_json, running, wait_for
 
@@ -47,11 +50,12 @@ def grafana_to_promql(expr: str) -> str:
 
 
 def dashboard_panels() -> dict[str, list[str]]:
-    """Panel title -> its PromQL expressions."""
+    """Panel title -> its PromQL expressions (rows, which only group panels, left out)."""
     dashboard = json.loads(DASHBOARD.read_text())
     return {
         panel["title"]: [grafana_to_promql(t["expr"]) for t in panel["targets"]]
         for panel in dashboard["panels"]
+        if panel["type"] != "row"
     }
 
 
@@ -168,9 +172,11 @@ class System:
 
 @pytest.fixture
 def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
-    gateway, detector, baselines, prometheus = (free_port() for _ in range(4))
+    gateway, detector, baselines, notifier, prometheus = (free_port() for _ in range(5))
     env = {
         **isolated.env,
+        # The webhook receiver below listens on loopback.
+        "WEBHOOK_ALLOW_PRIVATE": "true",
         "PORT": str(gateway),
         "RATE_LIMIT_RPS": "1000",
         "RATE_LIMIT_BURST": "1000",
@@ -185,8 +191,17 @@ def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
         "GATEWAY_PORT": str(gateway),
         "DETECTOR_METRICS_PORT": str(detector),
         "BASELINE_METRICS_PORT": str(baselines),
+        "NOTIFIER_METRICS_PORT": str(notifier),
+    }
+    notifier_env = isolated.worker_env("notifier") | {
+        "METRICS_PORT": str(notifier),
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_START_FROM": "earliest",
+        "WEBHOOK_SUBSCRIPTIONS_REFRESH_SECONDS": "1",
+        "WEBHOOK_CONSUMER_GROUP": f"notifier-{uuid4().hex[:8]}",
     }
     with (
+        webhook_receiver() as receiver_url,
         running("ingest_gateway", env, tmp_path / "gateway.log") as gateway_worker,
         # LOG_LEVEL=warning: the test checks that the detector's log obeys it.
         running(
@@ -199,13 +214,45 @@ def system(isolated: Isolated, tmp_path: Path) -> Iterator[System]:
             env | {"METRICS_PORT": str(baselines), "RECOMPUTE_INTERVAL_SECONDS": "1"},
             tmp_path / "baselines.log",
         ) as baseline_worker,
+        running(
+            "ingest_gateway.webhooks", notifier_env, tmp_path / "notifier.log"
+        ) as notifier_worker,
         local_prometheus(prometheus_env) as exported,
     ):
         api, ops = f"http://127.0.0.1:{gateway}", f"http://127.0.0.1:{detector}"
         gateway_worker.wait_healthy(f"{api}/health")
         detector_worker.wait_healthy(f"{ops}/health")
         baseline_worker.wait_healthy(f"http://127.0.0.1:{baselines}/health")
+        subscribe(api, receiver_url)
+        notifier_worker.wait_healthy(f"http://127.0.0.1:{notifier}/health")
         yield System(env, api, ops, detector_worker, PrometheusApi(exported["PROMETHEUS_URL"]))
+
+
+class _Accept(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[str]:
+    """A receiver answering 204, in a thread: the fixture waits synchronously."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+
+
+def subscribe(api: str, url: str) -> None:
+    """Every alert to the receiver, through the API (the gateway allows loopback here)."""
+    assert post_json(f"{api}/webhooks", {"url": url, "min_severity": "medium"})[0] == 201
 
 
 def post_transaction(api: str, amount: int, merchant: str) -> dict[str, Any]:
@@ -317,9 +364,9 @@ async def test_every_dashboard_and_rule_query_answers(
 
     # Scraping first: a rate needs samples from before the traffic as well as after.
     wait_for(
-        lambda: prometheus.scraped_jobs() >= {"gateway", "detector", "baselines"},
+        lambda: prometheus.scraped_jobs() >= {"gateway", "detector", "baselines", "notifier"},
         30,
-        "Prometheus to scrape the three workers",
+        "Prometheus to scrape the four workers",
     )
     # Then one record that is not JSON at all: it must end up as a dead letter.
     await produce_history(system.env, HISTORY, then=[(b"garbage-1", b"{not json")])
@@ -344,6 +391,12 @@ async def test_every_dashboard_and_rule_query_answers(
     assert prometheus.value('sum(detector_dead_letters_total{reason="malformed_json"})') == 1
     assert prometheus.value('sum(transactions_by_merchant_total{merchant="Cafe Nero"})') == 1
     assert prometheus.value("max(detector_baseline_age_seconds)") < 60
+    # The critical alert was webhooked, once.
+    wait_for(
+        lambda: prometheus.value('sum(webhook_deliveries_total{outcome="delivered"})') == 1,
+        30,
+        "Prometheus to see the webhook delivery",
+    )
     wait_for(
         lambda: prometheus.value("sum(detector_consumer_lag)") == 0,
         30,

@@ -2,16 +2,20 @@
 (at debug level, through start-up failures and refused requests), not in a settings
 message."""
 
+import time
 import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import API_KEY, AUTH_HEADERS, Isolated
+from tests.e2e.test_end_to_end import post_json
 from tests.processes import WORKER_MODULES, free_port, get_json, run_to_exit, running
 
 pytestmark = pytest.mark.e2e
+WEBHOOK_SECRET = "whsec-never-logged-0123456789"
 
 
 def with_password(url: str, password: str, port: int | None = None) -> str:
@@ -43,8 +47,13 @@ def test_start_up_failures_never_show_the_password(isolated: Isolated, worker: s
 def test_running_workers_log_neither_password_nor_api_key(
     isolated: Isolated, tmp_path: Path
 ) -> None:
-    port, detector_port, baseline_port = free_port(), free_port(), free_port()
-    debug = {"LOG_LEVEL": "debug", "RECOMPUTE_INTERVAL_SECONDS": "0.5"}
+    port, detector_port, baseline_port, notifier_port = (free_port() for _ in range(4))
+    debug = {
+        "LOG_LEVEL": "debug",
+        "RECOMPUTE_INTERVAL_SECONDS": "0.5",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_SUBSCRIPTIONS_REFRESH_SECONDS": "0.5",
+    }
     logs = {worker: tmp_path / f"{worker}.log" for worker in WORKER_MODULES}
     with (
         running(
@@ -62,11 +71,21 @@ def test_running_workers_log_neither_password_nor_api_key(
             isolated.worker_env("baseline") | debug | {"METRICS_PORT": str(baseline_port)},
             logs["baseline"],
         ) as baselines,
+        running(
+            "ingest_gateway.webhooks",
+            isolated.worker_env("notifier") | debug | {"METRICS_PORT": str(notifier_port)},
+            logs["notifier"],
+        ) as notifier,
     ):
         api = f"http://127.0.0.1:{port}"
         gateway.wait_healthy(f"{api}/health")
         detector.wait_healthy(f"http://127.0.0.1:{detector_port}/health")
         baselines.wait_healthy(f"http://127.0.0.1:{baseline_port}/health")
+        notifier.wait_healthy(f"http://127.0.0.1:{notifier_port}/health")
+        # A webhook secret, read back by the notifier: in no log either.
+        subscription = {"url": f"http://127.0.0.1:{free_port()}/hook", "secret": WEBHOOK_SECRET}
+        assert post_json(f"{api}/webhooks", subscription)[0] == 201
+        time.sleep(1.5)  # the notifier has read it (refresh every 0.5 s)
         assert get_json(f"{api}/alerts", headers=AUTH_HEADERS)[0] == 200
         wrong = f"not-{API_KEY}"
         assert get_json(f"{api}/alerts", headers={"Authorization": f"Bearer {wrong}"})[0] == 401
@@ -78,3 +97,4 @@ def test_running_workers_log_neither_password_nor_api_key(
         password = urllib.parse.urlsplit(isolated.worker_urls[worker]).password
         assert password and password not in text, worker
         assert API_KEY not in text, worker
+        assert WEBHOOK_SECRET not in text, worker

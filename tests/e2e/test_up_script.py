@@ -30,6 +30,7 @@ LOGINS = {
     "GATEWAY_DATABASE_URL": "postgresql://g:gateway-secret@127.0.0.1:1/jalytics",
     "DETECTOR_DATABASE_URL": "postgresql://d:detector-secret@127.0.0.1:1/jalytics",
     "BASELINE_DATABASE_URL": "postgresql://b:baseline-secret@127.0.0.1:1/jalytics",
+    "NOTIFIER_DATABASE_URL": "postgresql://n:notifier-secret@127.0.0.1:1/jalytics",
 }
 SECRETS = {name: url.split(":")[2].split("@")[0] for name, url in LOGINS.items()}
 # The stand-in worker: records its pid and environment, then answers 200 on its port.
@@ -98,6 +99,7 @@ def made_up(tmp_path: Path) -> Iterator[LocalRun]:
     fake_root(root, out)
     ports = {"PORT": free_port(), "DETECTOR_METRICS_PORT": free_port()}
     ports["BASELINE_METRICS_PORT"] = free_port()
+    ports["NOTIFIER_METRICS_PORT"] = free_port()
     # A caller whose own environment holds every login must not pass them on either.
     env = os.environ | LOGINS | {k: str(v) for k, v in ports.items()} | {"FAKE_OUT": str(out)}
     try:
@@ -109,6 +111,7 @@ def made_up(tmp_path: Path) -> Iterator[LocalRun]:
                 "ingest_gateway": ports["PORT"],
                 "detector_worker": ports["DETECTOR_METRICS_PORT"],
                 "baseline_worker": ports["BASELINE_METRICS_PORT"],
+                "ingest_gateway.webhooks": ports["NOTIFIER_METRICS_PORT"],
             },
         )
     finally:
@@ -130,6 +133,7 @@ def test_f14_each_worker_gets_only_its_own_credentials(tmp_path: Path) -> None:
             "ingest_gateway": "GATEWAY_DATABASE_URL",
             "detector_worker": "DETECTOR_DATABASE_URL",
             "baseline_worker": "BASELINE_DATABASE_URL",
+            "ingest_gateway.webhooks": "NOTIFIER_DATABASE_URL",
         }
         for module, login in own.items():
             worker_env = environment(out / f"{module}.env")
@@ -144,7 +148,9 @@ def test_f14_each_worker_gets_only_its_own_credentials(tmp_path: Path) -> None:
         modes = {
             log.name: stat.S_IMODE(log.stat().st_mode) for log in (root / ".run/logs").iterdir()
         }
-        assert modes == {f"{name}.log": 0o600 for name in ("gateway", "detector", "baselines")}
+        assert modes == {
+            f"{name}.log": 0o600 for name in ("gateway", "detector", "baselines", "notifier")
+        }
 
 
 def answers(port: int) -> bool:

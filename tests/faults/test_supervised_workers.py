@@ -37,7 +37,7 @@ def supervised(
     isolated: Isolated, state_dir: Path
 ) -> Iterator[tuple[dict[str, str], dict[str, int]]]:
     """ops/workers.sh start with the test's schema, topics, logins and API key; stop after."""
-    ports = {"gateway": free_port(), "detector": free_port(), "baselines": free_port()}
+    ports = {name: free_port() for name in ("gateway", "detector", "baselines", "notifier")}
     env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
     env |= {k: v for k, v in isolated.env.items() if k != "DATABASE_URL"}
     env |= {
@@ -45,9 +45,11 @@ def supervised(
         "PORT": str(ports["gateway"]),
         "DETECTOR_METRICS_PORT": str(ports["detector"]),
         "BASELINE_METRICS_PORT": str(ports["baselines"]),
+        "NOTIFIER_METRICS_PORT": str(ports["notifier"]),
         "GATEWAY_DATABASE_URL": isolated.worker_urls["gateway"],
         "DETECTOR_DATABASE_URL": isolated.worker_urls["detector"],
         "BASELINE_DATABASE_URL": isolated.worker_urls["baseline"],
+        "NOTIFIER_DATABASE_URL": isolated.worker_urls["notifier"],
     }
     workers_script(env, "start")
     try:

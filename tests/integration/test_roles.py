@@ -38,6 +38,7 @@ ROLES = {
     "gateway": "jalytics_gateway",
     "detector": "jalytics_detector",
     "baseline": "jalytics_baseline",
+    "notifier": "jalytics_notifier",
 }
 ALL = tuple(ROLES)
 
@@ -68,6 +69,10 @@ TABLE_GRANTS = {
     ("baseline", "baselines_current", "SELECT"),
     ("baseline", "baselines_current", "INSERT"),
     ("baseline", "baselines_current", "DELETE"),
+    # The webhook notifier (migration 012): reads the subscriptions (secrets included, to
+    # sign), writes its dead letters.
+    ("notifier", "webhook_subscriptions", "SELECT"),
+    ("notifier", "webhook_dead_letters", "INSERT"),
 }
 # (worker, table.column, privilege) granted on single columns.
 COLUMN_GRANTS = {
@@ -87,6 +92,8 @@ COLUMN_GRANTS = {
     ("gateway", "suppressions.expires_at", "UPDATE"),
     ("gateway", "webhook_subscriptions.deleted_at", "UPDATE"),
     ("baseline", "baselines_current.baseline_id", "UPDATE"),
+    # ON CONFLICT (event_id) DO NOTHING: a replayed dead letter is not written twice.
+    ("notifier", "webhook_dead_letters.event_id", "SELECT"),
 }
 # A new table makes this test fail until someone decides who may touch it.
 TABLES = {
@@ -105,6 +112,7 @@ TABLES = {
     "suppressions",
     "webhook_subscriptions",
     "ui_sessions",
+    "webhook_dead_letters",
 }
 
 _TABLE_ACL = """
@@ -207,6 +215,14 @@ REFUSED = [
     ("baseline", "DELETE FROM baseline_history"),
     ("baseline", "UPDATE baselines_current SET scope_name = 'x'"),
     ("baseline", "SELECT * FROM idempotency_keys"),
+    ("notifier", "SELECT * FROM alerts"),
+    ("notifier", "SELECT * FROM transactions"),
+    ("notifier", "SELECT * FROM webhook_dead_letters"),
+    ("notifier", "UPDATE webhook_subscriptions SET url = 'http://example.com/'"),
+    ("notifier", "UPDATE webhook_subscriptions SET deleted_at = now()"),
+    ("notifier", "DELETE FROM webhook_dead_letters"),
+    ("gateway", "SELECT * FROM webhook_dead_letters"),
+    ("gateway", "UPDATE webhook_subscriptions SET secret = 'x'"),
 ]
 
 

@@ -14,7 +14,12 @@ from compose_spec import PyCompose, parse_duration
 from ingest_gateway.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKERS = {"gateway": "PORT", "detector": "METRICS_PORT", "baselines": "METRICS_PORT"}
+WORKERS = {
+    "gateway": "PORT",
+    "detector": "METRICS_PORT",
+    "baselines": "METRICS_PORT",
+    "notifier": "METRICS_PORT",
+}
 
 
 def compose() -> dict[str, Any]:

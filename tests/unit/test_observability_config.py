@@ -15,11 +15,12 @@ from prometheus_client import CollectorRegistry, Metric
 from baseline_worker.metrics import BaselineMetrics
 from detector_worker.metrics import DetectorMetrics
 from ingest_gateway.metrics import GatewayMetrics
+from ingest_gateway.webhooks.metrics import NotifierMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
 DASHBOARD = OPS / "grafana" / "dashboards" / "jalytics.json"
-JOBS = {"gateway", "detector", "baselines"}
+JOBS = {"gateway", "detector", "baselines", "notifier"}
 # Series Prometheus makes itself.
 PROMETHEUS_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset"}
@@ -87,6 +88,7 @@ def declared_families() -> list[Metric]:
         GatewayMetrics.create,
         DetectorMetrics.create,
         BaselineMetrics.create,
+        NotifierMetrics.create,
     ]
     families = []
     for create in creators:
