@@ -111,6 +111,20 @@ async def test_bad_rules_are_refused_naming_the_field(
     assert db.execute("SELECT count(*) FROM suppressions").fetchone() == (0,)
 
 
+@pytest.mark.parametrize(
+    "reason",
+    ["r" * 2000, "مرحبا \u202eevil\u202c 🧾", "r" * 2048, "nul \x00", "\ud800", "line\nbreak"],
+)
+async def test_hostile_reasons_are_stored_as_text_or_refused_cleanly(
+    client: TestClient[Any, Any], reason: str
+) -> None:
+    status, answer = await create(client, {**RULE, "reason": reason})
+    assert status in (201, 400, 422), answer
+    if status == 201:
+        assert answer["reason"] == reason
+        assert answer["id"] in await listed(client)
+
+
 async def test_only_analysts_manage_rules(client: TestClient[Any, Any]) -> None:
     for scope in ("ingest", "read"):
         response = await client.post("/suppressions", json=RULE, headers=SCOPED_HEADERS[scope])
