@@ -1,10 +1,9 @@
 """Every metric the detector exports, declared once against a given registry."""
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import product
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -12,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.records import DeadLetterReason
 from schemas.verdict import Severity
+from shared.metrics import preset
 
 # Batches take milliseconds to a few seconds when the database is slow.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -70,16 +70,6 @@ def consumer_lag(highwaters: Mapping[int, int], committed: Mapping[int, int]) ->
     return {p: max(0, end - max(committed.get(p, 0), 0)) for p, end in highwaters.items()}
 
 
-def _preset(counter: Counter, **values: Iterable[str]) -> Counter:
-    """Create the series of every combination of known label values at 0, so that
-    `increase()` sees the first event (a series born with value 1 has no earlier sample to
-    increase from)."""
-    names = list(values)
-    for combination in product(*values.values()):
-        counter.labels(**dict(zip(names, combination, strict=True)))
-    return counter
-
-
 # Whether an alert was under a suppression rule: paging rules count only "false".
 SUPPRESSED = ("false", "true")
 
@@ -116,7 +106,7 @@ class DetectorMetrics:
                 ),
                 "category",
             ),
-            anomalies=_preset(
+            anomalies=preset(
                 Counter(
                     "anomalies",
                     "Anomalous transactions (suppressed: under a suppression rule).",
@@ -125,7 +115,7 @@ class DetectorMetrics:
                 ),
                 suppressed=SUPPRESSED,
             ),
-            anomalies_by_severity=_preset(
+            anomalies_by_severity=preset(
                 Counter(
                     "anomalies_by_severity",
                     "Anomalies by severity (suppressed: under a suppression rule).",
@@ -155,7 +145,7 @@ class DetectorMetrics:
                 buckets=_LATENCY_BUCKETS,
                 registry=registry,
             ),
-            dead_letters=_preset(
+            dead_letters=preset(
                 Counter(
                     "detector_dead_letters",
                     "Records sent to the dead-letter topic, by reason.",
@@ -164,7 +154,7 @@ class DetectorMetrics:
                 ),
                 reason=get_args(DeadLetterReason),
             ),
-            retries=_preset(
+            retries=preset(
                 Counter(
                     "detector_retries",
                     "Transient failures retried, by stage.",

@@ -43,7 +43,8 @@ async def patch_alert(request: web.Request) -> web.Response:
     except AlertNotFound:
         return error_response(404, NO_SUCH_ALERT)
     except PreconditionFailed as exc:
-        message = f"the alert changed since version {if_match}: read it again, then retry"
+        # The current version is in the ETag; the client's header is not echoed.
+        message = "the alert changed since the version If-Match names: read it again, then retry"
         return error_response(412, message, headers={"ETag": exc.current})
     except TransitionRefused as exc:
         return error_response(409, str(exc))

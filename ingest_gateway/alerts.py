@@ -80,7 +80,7 @@ class AlertQuery:
             until=_time(query.get("until"), "until"),
             statuses=_choices(query.getall("status", []), "status", STATUSES),
             assignee=_text(query.get("assignee"), "assignee"),
-            suppressed=_flag(query.get("suppressed"), "suppressed"),
+            suppressed=query_flag(query.get("suppressed"), "suppressed"),
         )
 
     def params(self) -> dict[str, object]:
@@ -121,7 +121,8 @@ def _choices(values: list[str], field: str, known: frozenset[str]) -> list[str] 
     return chosen or None
 
 
-def _flag(raw: str | None, field: str) -> bool | None:
+def query_flag(raw: str | None, field: str) -> bool | None:
+    """A true|false query parameter (None when absent); anything else is a 400."""
     if raw is None:
         return None
     if raw not in ("true", "false"):

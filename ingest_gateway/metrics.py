@@ -1,8 +1,13 @@
 """Every metric the gateway exports, declared once against a given registry."""
 
 from dataclasses import dataclass
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+
+from schemas.alert import Resolution
+from schemas.verdict import Rule
+from shared.metrics import preset
 
 # An accepted POST waits for acks=all on a local broker: a few ms, more under load.
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -59,10 +64,14 @@ class GatewayMetrics:
             ),
             # The labels a backtest needs, by rule (the scope is in GET /alerts/resolutions:
             # a label per merchant would be unbounded).
-            alert_resolutions=Counter(
-                "jalytics_alert_resolutions",
-                "Alerts resolved by an analyst, by resolution and by the rule that fired.",
-                ["resolution", "rule"],
-                registry=registry,
+            alert_resolutions=preset(
+                Counter(
+                    "jalytics_alert_resolutions",
+                    "Alerts resolved by an analyst, by resolution and by the rule that fired.",
+                    ["resolution", "rule"],
+                    registry=registry,
+                ),
+                resolution=get_args(Resolution),
+                rule=get_args(Rule),
             ),
         )

@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from ingest_gateway.alerts import query_flag
 from ingest_gateway.context import CALLER, SETTINGS, SUPPRESSIONS
-from ingest_gateway.errors import Rejection, error_response, query_rejection
+from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.suppression_store import NewSuppression
 from ingest_gateway.validation import parse_model, path_uuid, read_json
 from schemas import FieldError
@@ -42,14 +43,8 @@ async def post_suppression(request: web.Request) -> web.Response:
     )
 
 
-def _include_expired(raw: str | None) -> bool:
-    if raw not in (None, "true", "false"):
-        raise query_rejection("include_expired", "must be true or false", "bad_flag")
-    return raw == "true"
-
-
 async def get_suppressions(request: web.Request) -> web.Response:
-    include_expired = _include_expired(request.query.get("include_expired"))
+    include_expired = bool(query_flag(request.query.get("include_expired"), "include_expired"))
     limit = request.app[SETTINGS].alerts_max_limit
     rules = await request.app[SUPPRESSIONS].listing(include_expired, limit)
     return web.json_response([rule.model_dump(mode="json") for rule in rules])

@@ -95,5 +95,7 @@ GRANT UPDATE (deleted_at) ON webhook_subscriptions TO jalytics_gateway;
 -- GET /alerts/{id} shows the baseline an alert was judged against.
 GRANT SELECT ON baseline_history TO jalytics_gateway;
 
--- Detector: reads the rules to mark the alerts it writes.
+-- Detector: reads the rules to mark the alerts it writes, and reads back the mark of an alert
+-- an earlier attempt stored, so that a replay publishes it as stored.
 GRANT SELECT ON suppressions TO jalytics_detector;
+GRANT SELECT (suppression_id) ON alerts TO jalytics_detector;

@@ -215,6 +215,10 @@ async def test_only_analysts_change_alerts(client: TestClient[Any, Any], db: Any
         {"note": "مرحبا \u202e‮ evil \u202c and 🧾"},
         {"assignee": "\u202eadmin"},
         {"assignee": "a" * 200},
+        {"assignee": "a" * 2048},
+        {"note": "n" * 2048},
+        {"assignee": 5},
+        {"note": {"nested": ["x"]}},
         {"note": "nul \x00 inside"},
         {"assignee": "nul\x00"},
         {"note": "\ud800"},
@@ -229,6 +233,8 @@ async def test_hostile_text_is_stored_as_text_or_refused_cleanly(
     if status == 200:
         value = next(iter(body.values()))
         assert value in (answer["assignee"], answer["history"][-1]["note"])
+    else:
+        assert answer["detail"] or answer["error"]
 
 
 async def test_the_inbox_filters_by_status_assignee_and_suppression(

@@ -84,6 +84,7 @@ COLUMN_GRANTS = {
     ("detector", "transactions.id", "SELECT"),
     *(("detector", f"transactions.{column}", "SELECT") for column in BODY_FIELDS),
     ("detector", "alerts.transaction_id", "SELECT"),
+    ("detector", "alerts.suppression_id", "SELECT"),
     # The alert workflow (migration 011): the gateway changes only these columns.
     *(
         ("gateway", f"alerts.{column}", "UPDATE")

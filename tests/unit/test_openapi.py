@@ -1,5 +1,6 @@
 """The OpenAPI document names every operation and the headers the gateway really sends."""
 
+import re
 from typing import Any
 
 import pytest
@@ -7,6 +8,7 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry
 
 from ingest_gateway.app import create_app
+from ingest_gateway.context import ROUTE_SCOPES
 from ingest_gateway.openapi import openapi_document
 from ingest_gateway.settings import GatewaySettings
 
@@ -67,3 +69,28 @@ async def test_an_id_that_is_not_a_uuid_is_a_404_as_documented(path: str) -> Non
     responses = dict(OPERATIONS)["GET /transactions/{id}"]["responses"]
     assert "UUID" in responses["404"]["description"]
     assert "UUID" not in responses["400"]["description"]
+
+
+def test_every_scoped_operation_documents_403() -> None:
+    """Every route but the open ones needs a scope, and a key without it gets 403."""
+    for name, operation in OPERATIONS:
+        if operation.get("security") == []:
+            continue
+        assert "403" in operation["responses"], name
+
+
+def test_the_scope_an_operation_names_is_the_one_its_route_requires() -> None:
+    app = create_app(SETTINGS, CollectorRegistry())
+    required = {
+        f"{route.method} {route.resource.canonical}": scope
+        for route, scope in app[ROUTE_SCOPES].items()
+        if route.resource is not None
+    }
+    named = {
+        name: re.search(r"`(\w+)` scope", operation["description"])
+        for name, operation in OPERATIONS
+        if "Needs an API key" in operation.get("description", "")
+    }
+    assert {"GET /alerts/{id}", "PATCH /alerts/{id}", "POST /suppressions"} <= set(named)
+    for name, match in named.items():
+        assert match is not None and match.group(1) == required[name], name
