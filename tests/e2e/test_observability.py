@@ -298,7 +298,7 @@ def let_traffic_flow(system: System) -> None:
     assert post_transaction(system.api, 100, "Starbucks")["anomaly"] in (False, None)
     prometheus_sees(
         system,
-        'sum(http_request_duration_seconds_count{method="POST"})',
+        'sum(http_request_duration_seconds_count{method="POST",route="/transactions"})',
         1,
         "Prometheus to see the first POST",
     )
