@@ -1,7 +1,7 @@
 """How the `tail` method's defaults were chosen: a grid of settings over the family streams,
 chosen leave-one-family-out, so that no family judges the setting it was chosen on.
 
-    .venv/bin/python -m benchmarks.tail_choice --seeds 7 8 --volume 1.0 --workers 2
+    .venv/bin/python -m benchmarks.tail_choice --seeds 7 8 9 10 --volume 1.0 --workers 2
 
 What it does: every candidate (a `TailFit` for the baseline worker and a `ScoringConfig` for
 the detector) replays the same streams (benchmarks/streams.py, generated once per seed)
@@ -42,17 +42,32 @@ class Candidate:
 
 
 def grid() -> list[Candidate]:
-    """The settings compared: the shape's prior and its margin (how cautious a tail fitted
-    on few excesses is), and how much a young merchant leans on its category."""
-    candidates = []
-    for prior_shape in (0.1, 0.25):
-        for margin in (0.0, 0.5, 1.0):
-            for merchant_prior in (10.0, 30.0):
-                fit = TailFit(prior_shape=prior_shape, shape_margin=margin)
-                scoring = replace(ScoringConfig(), merchant_prior_samples=merchant_prior)
-                name = f"shape {prior_shape:g}+{margin:g}se, young {merchant_prior:g}"
-                candidates.append(Candidate(name, fit, scoring))
-    return candidates
+    """Each change of issue 12's second round alone on top of the previous defaults, then all
+    of them, then all of them with half the shape margin: whether a young merchant that
+    repeats one price weighs by that evidence (`stable_merchant_evidence`), the floor on p
+    for a merchant the window has not seen (`unseen_merchant_floor`), the window's histogram
+    narrowed by the level's trend (`detrend_spread`), and the shape margin (how cautious a
+    tail fitted on few excesses is). The prior shape (0.1) and the young merchants' prior
+    weight (10) were chosen by the first round's grid over {0.1, 0.25} x {10, 30} (every
+    held-out family chose 0.1 and 10) and stay fixed here."""
+    before = replace(ScoringConfig(), stable_merchant_evidence=False, unseen_merchant_floor=0.0)
+    after = replace(ScoringConfig(), stable_merchant_evidence=True, unseen_merchant_floor=1e-3)
+    return [
+        Candidate("previous defaults", TailFit(detrend_spread=False), before),
+        Candidate(
+            "+ price evidence",
+            TailFit(detrend_spread=False),
+            replace(before, stable_merchant_evidence=True),
+        ),
+        Candidate(
+            "+ unseen floor",
+            TailFit(detrend_spread=False),
+            replace(before, unseen_merchant_floor=1e-3),
+        ),
+        Candidate("+ detrended spread", TailFit(detrend_spread=True), before),
+        Candidate("all three", TailFit(detrend_spread=True), after),
+        Candidate("all three, 0.5 se", TailFit(detrend_spread=True, shape_margin=0.5), after),
+    ]
 
 
 def scored(
@@ -199,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         c.name: {
                             "fit": asdict(c.fit),
                             "merchant_prior_samples": c.scoring.merchant_prior_samples,
+                            "stable_merchant_evidence": c.scoring.stable_merchant_evidence,
+                            "unseen_merchant_floor": c.scoring.unseen_merchant_floor,
                         }
                         for c in candidates
                     },
