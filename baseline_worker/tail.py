@@ -40,11 +40,11 @@ class TailFit:
     # Standard errors added to the shape: a shape estimated from few excesses is as often too
     # light as too heavy, and a too-light tail costs far more false alerts than a too-heavy
     # one costs recall.
-    shape_margin: float = 1.0
+    shape_margin: float = 0.75
     # A level that moved over the window (a trend) widens the window's histogram: every
     # day's amounts sit at that day's level. Narrow its log-spread back by the share the
     # trend explains before fitting (baseline_worker.stats.Trend.spread).
-    detrend_spread: bool = False
+    detrend_spread: bool = True
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ class ScoringConfig:
     # `tail`: a merchant with fewer than `young_merchant_samples` is judged by its category,
     # whose amounts say nothing of this merchant's level: its p is at least this (1 in 1,000
     # sits between the default medium and high), so it is never high on its category alone.
-    unseen_merchant_floor: float = 0.0
+    unseen_merchant_floor: float = 1e-3
 
     @property
     def active_tiers(self) -> Tiers:
