@@ -21,6 +21,7 @@ from detector_worker.scoring import (
     format_sigma,
     score,
     stable_merchant_weight,
+    tail_probability,
 )
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, Transaction
 from schemas.rarity import z_equivalent
@@ -232,3 +233,28 @@ def test_a_larger_amount_never_gets_a_lower_severity(
         rank[score(txn(low), scopes, CONFIG, NOW).severity]
         <= rank[score(txn(high), scopes, CONFIG, NOW).severity]
     )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    price=st.floats(1, 500),
+    count=st.integers(0, 40),
+    a=st.floats(0.01, 1e6),
+    b=st.floats(0.01, 1e6),
+)
+def test_a_young_or_unseen_merchants_p_is_a_probability_that_never_rises(
+    price: float, count: int, a: float, b: float
+) -> None:
+    """Whatever the merchant's age (0: unseen) and its one price, p under the mixture, the
+    evidence weight and the floor stays in (0, 1] and falls as the amount grows."""
+    scopes = [baseline(ScopeKind.CATEGORY, "food", lognormal(3000, 20, 0.8))]
+    if count:
+        scopes.append(baseline(ScopeKind.MERCHANT, "Pass", [round(price, 2)] * count))
+    held = table(*scopes)
+    merchant = held.get((ScopeKind.MERCHANT, "Pass", "USD"))
+    category = held[(ScopeKind.CATEGORY, "food", "USD")]
+    low, high = sorted((a, b))
+    at_low = tail_probability(low, merchant, category, CONFIG)
+    at_high = tail_probability(high, merchant, category, CONFIG)
+    assert at_low is not None and at_high is not None
+    assert 0 < at_high[0] <= at_low[0] <= 1
