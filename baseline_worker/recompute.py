@@ -18,8 +18,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from baseline_worker.compute import ScopeStats, advance_window, aggregate
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.stats import level_ratio
-from baseline_worker.tail import TailFit, fit_tail
+from baseline_worker.stats import trend
+from baseline_worker.tail import TailFit, fit_tail, narrowed
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
 from shared.db import columns, timed
 
@@ -51,11 +51,14 @@ DEFAULT_FIT = TailFit()
 
 def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
     """The scope's fitted tail with today's level over the window's (None: no tail)."""
-    tail = fit_tail(stats.bins, fit)
+    level = trend(stats.moments, stats.day_weights)
+    bins = stats.bins
+    if fit.detrend_spread and level.spread < 1.0:
+        bins = narrowed(bins, stats.moments.log_mean, level.spread)
+    tail = fit_tail(bins, fit)
     if tail is None:
         return None
-    level = level_ratio(stats.moments, stats.day_weights, window_days - 1)
-    return tail.model_copy(update={"level_ratio": level})
+    return tail.model_copy(update={"level_ratio": level.level_ratio(window_days - 1)})
 
 
 @dataclass(frozen=True)

@@ -106,22 +106,43 @@ _MAX_LEVEL_RATIO = 2.0
 _MIN_DAY_VARIANCE = 4.0
 
 
-def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> float:
-    """Today's level of the amounts over the window's average level, from the line through
-    ln(amount) by day: a slow inflation moves the whole distribution, and a window of past
-    amounts then trails it. 1.0 when the data show no significant trend."""
+@dataclass(frozen=True)
+class Trend:
+    """The line through ln(amount) by day, as far as the data trust it: `slope` is shrunk
+    toward 0 (positive-part James-Stein), `spread` is the share of the window's log-scale
+    standard deviation that is left once the trend is taken out."""
+
+    slope: float = 0.0
+    mean_day: float = 0.0
+    spread: float = 1.0
+
+    def level_ratio(self, today_index: int) -> float:
+        ratio = math.exp(self.slope * (today_index - self.mean_day))
+        return min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO)
+
+
+def trend(moments: Moments, weights: DayWeights) -> Trend:
+    """How the scope's level moves over the window (no trend when the data show none)."""
     n = moments.count
     if n < 3:
-        return 1.0
+        return Trend()
     mean_day = weights.days / n
     day_variance = weights.days_sq / n - mean_day**2
     if day_variance < _MIN_DAY_VARIANCE:
-        return 1.0
+        return Trend(mean_day=mean_day)
     covariance = weights.log_days / n - mean_day * moments.log_total / n
     slope = covariance / day_variance
     log_variance = moments.log_stddev**2
     residual = max(log_variance - slope**2 * day_variance, 1e-12)
     t_squared = slope**2 * n * day_variance / residual
     trusted = slope * max(0.0, 1 - _TREND_SHRINK / t_squared) if t_squared > 0 else 0.0
-    ratio = math.exp(trusted * (today_index - mean_day))
-    return min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO)
+    left = max(log_variance - trusted**2 * day_variance, 1e-12)
+    spread = math.sqrt(left / log_variance) if log_variance > 0 else 1.0
+    return Trend(trusted, mean_day, spread)
+
+
+def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> float:
+    """Today's level of the amounts over the window's average level, from the line through
+    ln(amount) by day: a slow inflation moves the whole distribution, and a window of past
+    amounts then trails it. 1.0 when the data show no significant trend."""
+    return trend(moments, weights).level_ratio(today_index)

@@ -40,7 +40,11 @@ class TailFit:
     # Standard errors added to the shape: a shape estimated from few excesses is as often too
     # light as too heavy, and a too-light tail costs far more false alerts than a too-heavy
     # one costs recall.
-    shape_margin: float = 1.0
+    shape_margin: float = 0.75
+    # A level that moved over the window (a trend) widens the window's histogram: every
+    # day's amounts sit at that day's level. Narrow its log-spread back by the share the
+    # trend explains before fitting (baseline_worker.stats.Trend.spread).
+    detrend_spread: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,19 @@ def fit_tail(bins: Mapping[int, int], fit: TailFit) -> TailModel | None:
         scale=max(mean_excess * (1 - shape), threshold * 1e-6),
         bin_ratio=GAMMA,
     )
+
+
+def narrowed(bins: Mapping[int, int], log_mean: float, spread: float) -> dict[int, int]:
+    """The histogram with every bin's distance to the log-scale mean times `spread` (< 1):
+    a window whose level drifted, seen as if every day had sat at the window's average level
+    (exact when the amounts are log-normal and the drift linear; the centre and the order
+    of the bins are kept)."""
+    centre = log_mean / math.log(GAMMA)
+    moved: dict[int, int] = {}
+    for b, c in bins.items():
+        target = math.floor(centre + (b + 0.5 - centre) * spread)
+        moved[target] = moved.get(target, 0) + c
+    return moved
 
 
 def _threshold_index(ordered: list[tuple[int, int]], n: int, fit: TailFit) -> int:

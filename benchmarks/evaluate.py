@@ -11,7 +11,8 @@ and computes, with no I/O and no knowledge of the method:
 - `calibration`: false alerts observed at each tier or above ÷ the tier's nominal rate, with
   the counts and a 95 % interval so a reader sees the uncertainty;
 - `at_severity`: precision, recall and false alerts per 10k at a severity floor (high+, medium+);
-- `leave_one_family_out`: choose a parameter on all families but one, report on that one.
+- `leave_one_family_out`: choose a parameter on all families but one, report on that one;
+- `missed_by_method`: the anomalies the oracle catches at a rate and the method does not.
 
 "Oracle" here means the best an amount-only detector can do that knows each scope's true
 normal distribution and nothing of the anomalies': it ranks by true rarity. It is the limit in
@@ -116,6 +117,19 @@ def matched_recall(
     return [
         MatchedRecall(recall_at_rate(records, r), recall_at_rate(records, r, oracle_score))
         for r in rates
+    ]
+
+
+def missed_by_method(records: Sequence[ScoredRecord], rate_per_10k: float) -> list[int]:
+    """Indices of the anomalies the oracle catches at `rate_per_10k` and the method does not,
+    each ranked by its own threshold on these records (pass one family's records: the
+    rate is matched per family, as `matched_recall` does)."""
+    method = recall_at_rate(records, rate_per_10k).threshold
+    oracle = recall_at_rate(records, rate_per_10k, oracle_score).threshold
+    return [
+        i
+        for i, r in enumerate(records)
+        if r.is_anomaly and _finite(oracle_score(r)) > oracle and _finite(r.score) <= method
     ]
 
 

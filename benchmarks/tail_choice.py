@@ -1,14 +1,15 @@
 """How the `tail` method's defaults were chosen: a grid of settings over the family streams,
 chosen leave-one-family-out, so that no family judges the setting it was chosen on.
 
-    .venv/bin/python -m benchmarks.tail_choice --seeds 7 8 --volume 1.0 --workers 2
+    .venv/bin/python -m benchmarks.tail_choice --seeds 7 8 9 10 --volume 1.0 --workers 2
 
 What it does: every candidate (a `TailFit` for the baseline worker and a `ScoringConfig` for
 the detector) replays the same streams (benchmarks/streams.py, generated once per seed)
 through production's pieces (benchmarks/replay.py). For each held-out family the candidate
 chosen is the one whose worst family AMONG THE OTHERS comes closest to the oracle's recall at
-5 false alerts per 10k, among those that keep high+ false alerts at or under 5 per 10k on
-every other family; the table then shows how that choice does on the family it never saw.
+5 false alerts per 10k, among those that keep high+ false alerts at or under 5 per 10k and
+medium+ false alerts at or under 1.5x nominal on every other family; the table then shows
+how that choice does on the family it never saw.
 A summary row per candidate gives its worst family on each figure.
 """
 
@@ -32,6 +33,7 @@ from benchmarks.world import WorldConfig
 from detector_worker.scoring import ScoringConfig
 
 MAX_HIGH_FA = 5.0  # high+ false alerts per 10k normal: the issue's bound
+MAX_CALIBRATION = 1.5  # observed false alerts over a tier's nominal rate: the issue's bound
 
 
 @dataclass(frozen=True)
@@ -42,17 +44,40 @@ class Candidate:
 
 
 def grid() -> list[Candidate]:
-    """The settings compared: the shape's prior and its margin (how cautious a tail fitted
-    on few excesses is), and how much a young merchant leans on its category."""
-    candidates = []
-    for prior_shape in (0.1, 0.25):
-        for margin in (0.0, 0.5, 1.0):
-            for merchant_prior in (10.0, 30.0):
-                fit = TailFit(prior_shape=prior_shape, shape_margin=margin)
-                scoring = replace(ScoringConfig(), merchant_prior_samples=merchant_prior)
-                name = f"shape {prior_shape:g}+{margin:g}se, young {merchant_prior:g}"
-                candidates.append(Candidate(name, fit, scoring))
-    return candidates
+    """Each change of issue 12's second round alone on top of the previous defaults, then all
+    of them, then all of them with smaller shape margins: whether a young merchant that
+    repeats one price weighs by that evidence (`stable_merchant_evidence`), the floor on p
+    for a merchant the window has not seen (`unseen_merchant_floor`), the window's histogram
+    narrowed by the level's trend (`detrend_spread`), and the shape margin (how cautious a
+    tail fitted on few excesses is). The prior shape (0.1) and the young merchants' prior
+    weight (10) were chosen by the first round's grid over {0.1, 0.25} x {10, 30} (every
+    held-out family chose 0.1 and 10) and stay fixed here."""
+    before = replace(ScoringConfig(), stable_merchant_evidence=False, unseen_merchant_floor=0.0)
+    previous = TailFit(shape_margin=1.0, detrend_spread=False)
+    after = replace(ScoringConfig(), stable_merchant_evidence=True, unseen_merchant_floor=1e-3)
+    return [
+        Candidate("previous defaults", previous, before),
+        Candidate(
+            "+ price evidence",
+            previous,
+            replace(before, stable_merchant_evidence=True),
+        ),
+        Candidate(
+            "+ unseen floor",
+            previous,
+            replace(before, unseen_merchant_floor=1e-3),
+        ),
+        Candidate("+ detrended spread", replace(previous, detrend_spread=True), before),
+        Candidate("all three", replace(previous, detrend_spread=True), after),
+        *(
+            Candidate(
+                f"all three, {margin:g} se",
+                TailFit(detrend_spread=True, shape_margin=margin),
+                after,
+            )
+            for margin in (0.75, 0.5, 0.25, 0.0)
+        ),
+    ]
 
 
 def scored(
@@ -92,14 +117,18 @@ def evaluate_grid(
 
 
 def objective(table: Mapping[str, Mapping[str, float]], families: Sequence[str]) -> float:
-    """First the worst share of the oracle's recall at 5 per 10k over `families`, then (to
-    break ties, which the coarse shares make common) fewer high+ false alerts on average,
-    then the worst medium calibration. Each family counts only ~1 expected high+ false
-    alert per seed, so the bound of 5 per 10k is read on the average, not per family."""
+    """First the issue's bounds on every one of `families`: high+ false alerts at most 5 per
+    10k and medium+ false alerts at most 1.5x the tier's nominal rate (a candidate outside
+    them on any family ranks below every candidate inside them); then the worst share of the
+    oracle's recall at 5 per 10k; then (to break ties, which the coarse shares make common)
+    fewer high+ false alerts on average, then the worst medium calibration. The first round
+    read the false-alert bound on the average of the families; a candidate that breaks it on
+    one family, as the smallest shape margin does on the power law, was then preferred."""
     share = min(_share(table[f]) for f in families)
     high = sum(table[f]["high+.false_alerts_per_10k"] for f in families) / len(families)
     medium = max(table[f]["calibration.medium"] for f in families)
-    penalty = 1.0 if high > MAX_HIGH_FA else 0.0
+    worst_high = max(table[f]["high+.false_alerts_per_10k"] for f in families)
+    penalty = 1.0 if worst_high > MAX_HIGH_FA or medium > MAX_CALIBRATION else 0.0
     return round(share, 2) - penalty - high / 100 - medium / 1000
 
 
@@ -199,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         c.name: {
                             "fit": asdict(c.fit),
                             "merchant_prior_samples": c.scoring.merchant_prior_samples,
+                            "stable_merchant_evidence": c.scoring.stable_merchant_evidence,
+                            "unseen_merchant_floor": c.scoring.unseen_merchant_floor,
                         }
                         for c in candidates
                     },

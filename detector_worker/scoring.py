@@ -8,7 +8,7 @@ from typing import Literal
 from uuid import UUID
 
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
-from detector_worker.tail import survival
+from detector_worker.tail import bin_share, survival
 from schemas import ScopeKind, Severity, Transaction, Verdict
 from schemas.rarity import z_equivalent
 
@@ -99,6 +99,13 @@ class ScoringConfig:
     stable_tolerance: float = 0.02
     stable_change_scale: float = 0.1
     stable_reprice: float = 0.5
+    # `tail`: a young merchant that has charged one price n times weighs by the evidence for
+    # its own model (n identical charges), not by its count alone.
+    stable_merchant_evidence: bool = True
+    # `tail`: a merchant with fewer than `young_merchant_samples` is judged by its category,
+    # whose amounts say nothing of this merchant's level: its p is at least this (1 in 1,000
+    # sits between the default medium and high), so it is never high on its category alone.
+    unseen_merchant_floor: float = 1e-3
 
     @property
     def active_tiers(self) -> Tiers:
@@ -137,16 +144,20 @@ def tail_probability(
     `young_merchant_samples`) weighs n / (n + merchant_prior_samples) against its category:
     the amount's probability under "this merchant, or a merchant like the others of its
     category". A mixture, not a mean of logarithms: a young merchant whose prices sit far
-    above its category's is not an anomaly for it, only for the category."""
+    above its category's is not an anomaly for it, only for the category. A young merchant
+    that has charged one price every time weighs by that evidence instead
+    (`stable_merchant_weight`), and a merchant without a model of its own is judged by its
+    category no rarer than `unseen_merchant_floor`."""
     p_own = _probability(merchant, amount, config, config.young_merchant_samples)
     p_wide = _probability(category, amount, config, config.min_samples)
-    weight = _merchant_weight(merchant, config) if p_own is not None else 0.0
-    if merchant is not None and p_own is not None and (p_wide is None or weight == 1.0):
-        return (p_own, merchant) if merchant.count >= config.min_samples else None
+    weight = _merchant_weight(merchant, category, config) if p_own is not None else 0.0
+    grown = merchant is not None and merchant.count >= config.min_samples
+    if merchant is not None and p_own is not None and (p_wide is None or grown):
+        return (p_own, merchant) if grown else None
     if category is None or p_wide is None:
         return None
     if merchant is None or p_own is None or weight == 0.0:
-        return p_wide, category
+        return max(p_wide, config.unseen_merchant_floor), category
     p = weight * p_own + (1 - weight) * p_wide
     return p, merchant if weight >= 0.5 else category
 
@@ -173,13 +184,38 @@ def stable_probability(amount: float, baseline: HeldBaseline, config: ScoringCon
     return size / (baseline.count + 1)
 
 
-def _merchant_weight(merchant: HeldBaseline | None, config: ScoringConfig) -> float:
+def _merchant_weight(
+    merchant: HeldBaseline | None, category: HeldBaseline | None, config: ScoringConfig
+) -> float:
     if merchant is None:
         return 0.0
     count, prior = merchant.count, config.merchant_prior_samples
     if count >= config.min_samples:
         return 1.0
-    return count / (count + prior) if prior > 0 else 0.0
+    if prior <= 0:
+        return 0.0
+    if config.stable_merchant_evidence and merchant.stddev <= config.stable_stddev:
+        share = _category_share(merchant.mean, category)
+        if share is not None:
+            return stable_merchant_weight(count, prior, share)
+    return count / (count + prior)
+
+
+def _category_share(price: float, category: HeldBaseline | None) -> float | None:
+    if category is None or category.tail is None or price <= 0:
+        return None
+    return bin_share(category.tail, price)
+
+
+def stable_merchant_weight(count: int, prior: float, share: float) -> float:
+    """The weight of a young merchant's own model when its `count` charges were all one
+    price, and its category puts `share` of its amounts in that price's bin: the posterior
+    probability of "this merchant has a fixed price" against "this merchant draws like its
+    category", from prior odds count / prior and the likelihood ratio of the repeats,
+    1 / share^(count - 1) (the first charge is as likely under both)."""
+    log_share = math.log(min(max(share, 1e-12), 1.0))
+    log_odds = math.log(count / prior) - (count - 1) * log_share
+    return 1.0 / (1.0 + math.exp(-min(log_odds, 700.0)))
 
 
 def format_sigma(threshold: float) -> str:

@@ -38,6 +38,8 @@ class DetectorSettings(CommonSettings):
     stable_tolerance: float = Field(default=DEFAULTS.stable_tolerance, ge=0)
     stable_change_scale: float = Field(default=DEFAULTS.stable_change_scale, gt=0)
     stable_reprice: float = Field(default=DEFAULTS.stable_reprice, ge=0)
+    stable_merchant_evidence: bool = DEFAULTS.stable_merchant_evidence
+    unseen_merchant_floor: float = Field(default=DEFAULTS.unseen_merchant_floor, ge=0, lt=1)
 
     @field_validator("alert_tiers", "strict_alert_tiers", mode="before")
     @classmethod
@@ -59,4 +61,6 @@ class DetectorSettings(CommonSettings):
             stable_tolerance=self.stable_tolerance,
             stable_change_scale=self.stable_change_scale,
             stable_reprice=self.stable_reprice,
+            stable_merchant_evidence=self.stable_merchant_evidence,
+            unseen_merchant_floor=self.unseen_merchant_floor,
         )

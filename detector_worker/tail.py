@@ -67,6 +67,19 @@ def survival(tail: HeldTail, amount: float) -> float:
     return min(shares[-1], _pareto_tail(tail, amount))
 
 
+def bin_share(tail: HeldTail, amount: float) -> float:
+    """At most the share of the scope's samples in the histogram bin of `amount`: the drop
+    of the survival across the bin, or, below the first knot (where the knots say nothing),
+    every sample below the bin's upper edge."""
+    step = tail.log_bin_ratio
+    index = math.floor(math.log(amount / tail.level_ratio) / step)
+    next_bin = math.exp((index + 1.5) * step) * tail.level_ratio  # inside the next bin
+    above = survival(tail, next_bin)
+    if math.exp(index * step) < tail.amounts[0] * (1 - 1e-9):
+        return 1.0 - above
+    return max(survival(tail, amount) - above, 0.0)
+
+
 def _between(x0: float, p0: float, x1: float, p1: float, x: float) -> float:
     """Log-log interpolation: exact for a power law, close for any smooth tail."""
     weight = math.log(x / x0) / math.log(x1 / x0)

@@ -18,6 +18,7 @@ from benchmarks.evaluate import (
     leave_one_family_out,
     matched_recall,
     min_share_of_oracle,
+    missed_by_method,
     nominal_rate,
     oracle_score,
     recall_at_rate,
@@ -196,3 +197,29 @@ def test_z_equivalent_at_the_ends_and_the_tiers_it_reaches() -> None:
     assert severity_of(1.99, thresholds) is None
     assert severity_of(3.0, thresholds) == "high"
     assert severity_of(math.inf, thresholds) == "critical"
+
+
+def test_a_miss_is_an_anomaly_the_oracle_catches_and_the_method_does_not() -> None:
+    # 10,000 normal records: 5 per 10k allows 5 false alerts, so each threshold is its 6th
+    # highest normal score. The oracle ranks the three anomalies above every normal record;
+    # the method ranks the second below its threshold, and the third at it (not above).
+    normal = [record(False, 0.5 + s / 40_000, score=float(s)) for s in range(10_000)]
+    anomalies = [
+        record(True, 1e-6, score=20_000),
+        record(True, 1e-6, score=3),
+        record(True, 1e-6, score=9_994),
+    ]
+    rows = [*normal, *anomalies]
+    assert missed_by_method(rows, 5) == [10_001, 10_002]
+
+
+@settings(max_examples=200)
+@given(records=records_strategy, rate=st.floats(0, 2_000))
+def test_misses_are_anomalies_and_none_when_the_method_ranks_as_the_oracle(
+    records: list[ScoredRecord], rate: float
+) -> None:
+    assert all(records[i].is_anomaly for i in missed_by_method(records, rate))
+    as_oracle = [
+        ScoredRecord(r.is_anomaly, r.family, r.p_true, r.severity, -r.p_true) for r in records
+    ]
+    assert missed_by_method(as_oracle, rate) == []

@@ -1,0 +1,99 @@
+"""Where the production scorer falls short of the oracle, anomaly by anomaly.
+
+    .venv/bin/python -m benchmarks.misses --seeds 7 8 9 10 --rate 5
+
+What it does: replays the family streams (benchmarks/streams.py) through production's
+pieces at the current defaults (benchmarks/replay.py), and per family lists every anomaly
+the oracle catches at `--rate` false alerts per 10k and `tail` does not
+(`benchmarks.evaluate.missed_by_method`), with what explains a miss: the merchant, its size,
+whether it drifts, the hour, the baseline that judged it (kind and sample count), and the
+scorer's p against the true p. Then the false alerts at high or above, by merchant size
+and the kind of scope that judged them. docs/accuracy.md ("Round 2") reads its output.
+"""
+
+import argparse
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from benchmarks.evaluate import by_family, missed_by_method
+from benchmarks.family_accuracy import verdict_score
+from benchmarks.replay import replay
+from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
+from benchmarks.world import WorldConfig
+from detector_worker.scoring import ScoringConfig
+from schemas import Verdict
+
+
+@dataclass(frozen=True)
+class Scored:
+    seed: int
+    item: StreamItem
+    verdict: Verdict
+
+
+def scored(seeds: Sequence[int], config: StreamConfig) -> list[Scored]:
+    """The evaluated items of every seed with production's verdicts."""
+    out: list[Scored] = []
+    for seed in seeds:
+        stream = generate_stream(seed, config)
+        verdicts = replay((item.transaction for item in stream), ScoringConfig())
+        out += [
+            Scored(seed, item, verdict)
+            for item, (_, verdict) in zip(stream, verdicts, strict=True)
+            if item.transaction.transaction_date >= config.scored_from()
+        ]
+    return out
+
+
+def describe(entry: Scored) -> str:
+    item, verdict = entry.item, entry.verdict
+    baseline = verdict.baseline
+    judged = "none" if baseline is None else f"{baseline.scope.kind.value} n={baseline.count}"
+    p = "-" if verdict.tail_probability is None else f"{verdict.tail_probability:.1e}"
+    multiple = "-" if item.multiple is None else f"{item.multiple:.1f}x"
+    return (
+        f"seed {entry.seed} {item.transaction.merchant} ({item.size}, "
+        f"{'drifting' if item.drifting else 'steady'}) "
+        f"{item.transaction.transaction_date:%H}h {multiple}: {judged}, "
+        f"p {p} against p_true {item.p_true:.1e}"
+    )
+
+
+def report(entries: Sequence[Scored], rate_per_10k: float) -> str:
+    records = [record_of(e.item, e.verdict.severity, verdict_score(e.verdict)) for e in entries]
+    index = {id(r): e for r, e in zip(records, entries, strict=True)}
+    lines = []
+    for family, rows in sorted(by_family(records).items()):
+        missed = missed_by_method(rows, rate_per_10k)
+        caught = sum(1 for r in rows if r.is_anomaly)
+        lines.append(f"{family}: {len(missed)} missed ({caught} anomalies)")
+        lines += [f"  {describe(index[id(rows[i])])}" for i in missed]
+    high = Counter(
+        (
+            str(e.item.size),
+            "none" if e.verdict.baseline is None else e.verdict.baseline.scope.kind.value,
+        )
+        for e in entries
+        if not e.item.is_anomaly and e.verdict.severity in ("high", "critical")
+    )
+    normal = Counter(str(e.item.size) for e in entries if not e.item.is_anomaly)
+    lines.append("high+ false alerts by (merchant size, scope that judged): " + str(dict(high)))
+    lines.append("normal transactions by merchant size: " + str(dict(normal)))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9, 10])
+    parser.add_argument("--volume", type=float, default=1.0)
+    parser.add_argument("--rate", type=float, default=5.0, help="false alerts per 10k")
+    args = parser.parse_args(argv)
+    config = StreamConfig(world=WorldConfig(volume=args.volume))
+    print(report(scored(args.seeds, config), args.rate))
+
+
+if __name__ == "__main__":
+    main()
