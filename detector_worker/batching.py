@@ -56,7 +56,7 @@ async def take_quiet(
                 await stream.wait_for_stopped(arrived, timeout=within)
                 arrived.clear()
                 continue
-            await _linger(events, max_, within, quiet)
+            await linger(events, max_, within, quiet)
             batch = list(events)
             in_hand = asyncio.get_running_loop().create_future()
             try:
@@ -75,7 +75,7 @@ async def take_quiet(
         stream._processors.remove(add_to_batch)
 
 
-async def _linger(events: list[EventT[Any]], max_: int, within: float, quiet: float) -> None:
+async def linger(events: list[EventT[Any]], max_: int, within: float, quiet: float) -> None:
     """Wait while events keep joining the batch, up to `within` from now."""
     deadline = time.monotonic() + within
     while len(events) < max_:
