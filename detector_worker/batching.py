@@ -16,7 +16,7 @@ raises leaves its events unacknowledged too, so their offsets are never committe
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sized
 from typing import Any
 
 from faust.types import EventT
@@ -75,7 +75,7 @@ async def take_quiet(
         stream._processors.remove(add_to_batch)
 
 
-async def linger(events: list[EventT[Any]], max_: int, within: float, quiet: float) -> None:
+async def linger(events: Sized, max_: int, within: float, quiet: float) -> None:
     """Wait while events keep joining the batch, up to `within` from now."""
     deadline = time.monotonic() + within
     while len(events) < max_:
