@@ -32,3 +32,10 @@ async def test_a_full_batch_is_taken_at_once() -> None:
     started = time.monotonic()
     await linger([object()] * 5, max_=5, within=1.0, quiet=0.5)
     assert time.monotonic() - started < 0.1
+
+
+async def test_a_backlog_keeps_the_batch_open_until_the_window() -> None:
+    # A process short of CPU: nothing joined during the gap, but records are waiting.
+    started = time.monotonic()
+    await linger([object()], max_=100, within=0.1, quiet=0.01, backlog=lambda: True)
+    assert 0.09 <= time.monotonic() - started < 0.5
