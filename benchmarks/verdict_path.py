@@ -25,7 +25,7 @@ import secrets
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,17 +113,31 @@ def backends(dsn: str, application_name: str | None = None) -> list[int]:
         return [int(row[0]) for row in conn.execute(query, params)]
 
 
-def broker_pids() -> list[int]:
-    """The local Kafka broker's JVM (one per machine here)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"kafka.Kafka" in cmdline:
-                found.append(int(entry.name))
+def listening_pids(port: int) -> list[int]:
+    """The processes listening on a local TCP port (the broker: not every Kafka JVM on the
+    machine, since tests start clusters of their own)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    return [pid for pid in _pids() if inodes & _sockets(pid)]
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _sockets(pid: int) -> set[str]:
+    found = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # gone, or not ours to read
+        return found
+    for fd in fds:
+        with suppress(OSError):  # closed while read
+            found.add(os.readlink(fd))
     return found
 
 
@@ -155,10 +169,14 @@ def jalytics(env: dict[str, str]) -> Iterator[Target]:
             {
                 "gateway": lambda: [gateway.process.pid],
                 "detector": lambda: [detector.process.pid],
-                "broker": broker_pids,
+                "broker": lambda: listening_pids(_port(env["KAFKA_BOOTSTRAP_SERVERS"])),
                 "postgresql": lambda: backends(dsn, app),
             },
         )
+
+
+def _port(bootstrap_servers: str) -> int:
+    return int(bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
 
 
 def reference(url: str, pids: list[int], pg_dsn: str | None) -> Target:

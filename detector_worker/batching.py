@@ -26,7 +26,8 @@ async def take_quiet(
     stream: Any, max_: int, within: float, quiet: float
 ) -> AsyncIterator[list[EventT[Any]]]:
     """Batches of at most `max_` events: each is yielded once no event has joined it for
-    `quiet` seconds, once it is full, or `within` seconds after its first event."""
+    `quiet` seconds and none waits in the stream's buffer, once it is full, or `within`
+    seconds after it began to linger."""
     events: list[EventT[Any]] = []
     arrived = asyncio.Event()  # set when an event joins an empty batch
     consumed = asyncio.Event()  # set when the caller has taken a full batch
