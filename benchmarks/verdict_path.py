@@ -116,7 +116,7 @@ def backends(dsn: str, application_name: str | None = None) -> list[int]:
 def listening_pids(port: int) -> list[int]:
     """The processes listening on a local TCP port (the broker: not every Kafka JVM on the
     machine, since tests start clusters of their own)."""
-    inodes = set()
+    inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
@@ -130,7 +130,7 @@ def _pids() -> list[int]:
 
 
 def _sockets(pid: int) -> set[str]:
-    found = set()
+    found: set[str] = set()
     try:
         fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:  # gone, or not ours to read
