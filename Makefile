@@ -53,6 +53,7 @@ test: lint rules ## lint and rule tests, then every test against real Kafka and 
 	$(VENV)/pytest
 
 bench: install ## performance suite on real Kafka/PostgreSQL, 3 rounds (ARGS="--quick", "--skip-10m", ...)
+	@command -v wrk >/dev/null || { source ops/lib.sh && apt_install_missing install wrk && require_cmd wrk "apt-get install -y wrk"; }
 	@if [ -z "$$DATABASE_URL" ]; then env=$$(bash ops/postgres.sh start) || exit 1; eval "$$env"; fi; \
 	if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then env=$$(bash ops/kafka.sh start) || exit 1; eval "$$env"; fi; \
 	export DATABASE_URL KAFKA_BOOTSTRAP_SERVERS; \

@@ -1,7 +1,7 @@
 """The baseline maths' input, read where the data is: the daily rollup over the window.
 
 `baseline_rollup` (daily sums) and `baseline_rollup_bins` (daily amount histograms) are kept
-by a trigger on `transactions` (ops/migrations/002, 007), so a recompute reads at most
+by a trigger on `transactions` (ops/migrations/002, 007, 015), so a recompute reads at most
 `window_days` rows (and their histogram bins) per scope however large the transactions table.
 The window is whole UTC days: today (partial) and the `days - 1` days before it.
 """
@@ -27,15 +27,29 @@ GROUP BY scope_kind, scope_name, currency
 HAVING sum(sample_count) > 0
 """
 
-# Moves the summed histograms of `baseline_window_bins` to the window (ops/migrations/007):
-# a no-op but once a day. Its own transaction: a move locks out the rollup trigger.
-ADVANCE_SQL = "SELECT baseline_window_advance(%(first_day)s, %(last_day)s)"
+# Re-sums the window's closed days into `baseline_window_bins` (ops/migrations/015): a no-op
+# but once a day. The rollup trigger no longer touches that sum, so it stays off the
+# detector's write path.
+ADVANCE_SQL = "SELECT baseline_window_advance(%(first_day)s, %(closed_last)s)"
+# The days still filling (yesterday and today) are read from the daily histograms instead:
+# only a row more than a day late waits for the next day's re-sum.
+OPEN_DAYS = 2
 
-# One row a scope: its window's histogram as two arrays (bins ascending, their counts).
+# One row a scope: its window's histogram as two arrays (bins ascending, their counts), the
+# closed days' sum plus the open days.
 HISTOGRAM_SQL = """
 SELECT scope_kind, scope_name, currency, array_agg(bin ORDER BY bin),
        array_agg(sample_count ORDER BY bin)
-FROM baseline_window_bins
+FROM (
+    SELECT scope_kind, scope_name, currency, bin, sum(sample_count)::bigint AS sample_count
+    FROM (
+        SELECT scope_kind, scope_name, currency, bin, sample_count FROM baseline_window_bins
+        UNION ALL
+        SELECT scope_kind, scope_name, currency, bin, sample_count FROM baseline_rollup_bins
+        WHERE day > %(closed_last)s AND day >= %(first_day)s AND day <= %(last_day)s
+    ) AS parts
+    GROUP BY scope_kind, scope_name, currency, bin
+) AS summed
 GROUP BY scope_kind, scope_name, currency
 """
 
@@ -55,20 +69,24 @@ def window_days(now: datetime, days: int) -> tuple[date, date]:
     return today - timedelta(days=days - 1), today
 
 
-async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> None:
+def _window(now: datetime, days: int) -> dict[str, date]:
     first_day, last_day = window_days(now, days)
-    await conn.execute(ADVANCE_SQL, {"first_day": first_day, "last_day": last_day})
+    closed_last = last_day - timedelta(days=OPEN_DAYS)
+    return {"first_day": first_day, "last_day": last_day, "closed_last": closed_last}
+
+
+async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> None:
+    await conn.execute(ADVANCE_SQL, _window(now, days))
 
 
 async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
     """Every scope's moments and histogram over the window (`advance_window` first)."""
-    first_day, last_day = window_days(now, days)
-    window = {"first_day": first_day, "last_day": last_day}
+    window = _window(now, days)
     moments = await (await conn.execute(AGGREGATE_SQL, window)).fetchall()
     histograms = {
         (kind, name, currency): dict(zip(bins, counts, strict=True))
         for kind, name, currency, bins, counts in (
-            await (await conn.execute(HISTOGRAM_SQL)).fetchall()
+            await (await conn.execute(HISTOGRAM_SQL, window)).fetchall()
         )
     }
     return [

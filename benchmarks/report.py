@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from benchmarks.stats import Metric
 
-_DECIMALS = {"tx/s": 0, "req/s": 0, "MiB": 0, "ms": 1, "%": 1, "x": 2, "cores": 2}
+_DECIMALS = {"tx/s": 0, "req/s": 0, "MiB": 0, "ms": 1, "%": 1, "x": 2, "cores": 2, "ms/req": 3}
 
 
 def number(value: float, unit: str) -> str:

@@ -3,6 +3,8 @@ PostgreSQL, the workers as processes), several rounds each:
 
   throughput  detector throughput with 1 detector process, and 2 in one group (scale-out)
   ingest      HTTP `POST /transactions`: saturation and latency below it (202 and 201 paths)
+  verdict     the synchronous verdict path under wrk at each concurrency: req/s, p50/p99 and
+              CPU per request of the gateway, detector, broker and PostgreSQL
   latency     end-to-end latency at a fixed offered load (committed in PostgreSQL, alerts)
   memory      detector holding 100,000 baseline scopes (the other workers' peaks come from
               the runs above)
@@ -28,12 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ingest, latency, memory, recompute, throughput
+from benchmarks import ingest, latency, memory, recompute, throughput, verdict_path
 from benchmarks.machine import describe_machine, git_state, load_average
 from benchmarks.report import markdown_table
 from benchmarks.stats import Metric, Outcome
 
-BENCHMARKS = ("throughput", "ingest", "latency", "memory", "recompute")
+BENCHMARKS = ("throughput", "ingest", "verdict", "latency", "memory", "recompute")
 
 
 def arguments() -> argparse.Namespace:
@@ -91,6 +93,12 @@ def runners(args: argparse.Namespace) -> dict[str, Callable[[], list[tuple[str, 
     return {
         "throughput": lambda: _throughput(args),
         "ingest": lambda: [("ingest", ingest.measure(args.rounds, plan, not args.no_201))],
+        "verdict": lambda: [
+            (
+                "verdict",
+                verdict_path.measure(args.rounds, args.concurrency, args.http_seconds),
+            )
+        ],
         "latency": lambda: [
             ("latency", latency.measure(args.rounds, args.latency_rate, args.latency_seconds))
         ],

@@ -33,18 +33,25 @@ async def produce(env: dict[str, str], count: int) -> float:
     return time.perf_counter() - started
 
 
-def _drain(env: dict[str, str], count: int, workers: list[Worker]) -> tuple[float, float, int]:
-    """Wait until `count` rows are persisted; (first row seen at, finished at, rows then)."""
-    first: tuple[float, int] | None = None
+def _drain(
+    env: dict[str, str], count: int, workers: list[Worker]
+) -> tuple[float, float, int, float]:
+    """Wait until `count` rows are persisted; (first row seen at, finished at, rows then,
+    the detectors' CPU seconds in between)."""
+    first: tuple[float, int, float] | None = None
     while (done := persisted(env)) < count:
         for worker in workers:
             worker.assert_running()
         if first is None and done:
-            first = (time.perf_counter(), done)
+            first = (time.perf_counter(), done, _cpu(workers))
         time.sleep(0.1)
-    finished = time.perf_counter()
-    first_at, first_done = first or (finished, 0)
-    return first_at, finished, first_done
+    finished, cpu = time.perf_counter(), _cpu(workers)
+    first_at, first_done, first_cpu = first or (finished, 0, cpu)
+    return first_at, finished, first_done, cpu - first_cpu
+
+
+def _cpu(workers: list[Worker]) -> float:
+    return sum(worker.cpu_seconds() for worker in workers)
 
 
 def one_round(count: int, detectors: int, partitions: int, extra: dict[str, str]) -> dict[str, Any]:
@@ -53,7 +60,7 @@ def one_round(count: int, detectors: int, partitions: int, extra: dict[str, str]
         started = time.perf_counter()
         workers = [Worker("detector_worker", env | {"METRICS_PORT": "0"}) for _ in range(detectors)]
         try:
-            first_at, finished, first_done = _drain(env, count, workers)
+            first_at, finished, first_done, cpu = _drain(env, count, workers)
             peaks = [worker.peak_rss_mb() for worker in workers]
         finally:
             for worker in workers:
@@ -66,6 +73,8 @@ def one_round(count: int, detectors: int, partitions: int, extra: dict[str, str]
         "startup_seconds": first_at - started,
         "per_second": steady,
         "per_second_per_detector": steady / detectors,
+        # From /proc: far less sensitive to neighbours on a shared machine than the rate.
+        "cpu_ms_per_transaction": 1000 * cpu / max(count - first_done, 1),
         "produce_seconds": produce_seconds,
         "detector_peak_rss_mb": peaks,
     }
@@ -75,7 +84,8 @@ def describe(result: dict[str, Any]) -> str:
     return (
         f"{result['transactions']:,} in {result['seconds']:.1f}s (start-up "
         f"{result['startup_seconds']:.1f}s), steady {result['per_second']:,.0f} tx/s with "
-        f"{result['detectors']} detector(s); peak RSS "
+        f"{result['detectors']} detector(s), {result['cpu_ms_per_transaction']:.3f} CPU ms/tx;"
+        f" peak RSS "
         f"{', '.join(f'{mb:.0f}' for mb in result['detector_peak_rss_mb'])} MiB"
     )
 
@@ -94,6 +104,12 @@ def measure(count: int, rounds: int, partitions: int = 6) -> tuple[Outcome, Outc
         single,
         [
             Metric("detector throughput", "1 detector", "tx/s", _rates(single)),
+            Metric(
+                "detector throughput",
+                "1 detector, CPU per transaction",
+                "ms/req",
+                [r["cpu_ms_per_transaction"] for r in single],
+            ),
             Metric("memory", "detector peak RSS (throughput run)", "MiB", _peaks(single), "< 300"),
         ],
     )

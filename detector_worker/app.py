@@ -11,6 +11,7 @@ import faust
 import mode
 from prometheus_client import CollectorRegistry
 
+from detector_worker.batching import take_quiet
 from detector_worker.records import RawRecord
 from detector_worker.retry import StopRequested
 from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime
@@ -89,8 +90,11 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
     @app.agent(source, concurrency=1)
     async def detect(stream: Any) -> None:
         await runtime.ready.wait()
-        async for events in stream.take_events(
-            settings.batch_max_records, within=settings.batch_max_wait_seconds
+        async for events in take_quiet(
+            stream,
+            settings.batch_max_records,
+            within=settings.batch_max_wait_seconds,
+            quiet=settings.batch_quiet_seconds,
         ):
             records = [
                 RawRecord(
@@ -111,8 +115,8 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
                 logging.shutdown()
                 os._exit(EXIT_STOPPED)
             except Exception:
-                # take_events acknowledges the batch when this body returns or raises: leave
-                # without returning, so the offsets of a half-done batch are never committed.
+                # Leave without returning: the offsets of a half-done batch are never
+                # committed, and the process restarts clean (the supervisor's job).
                 log.critical(
                     "unexpected error in batch; exiting for a clean replay",
                     exc_info=True,

@@ -20,6 +20,9 @@ class DetectorSettings(CommonSettings):
     # (Faust's drainer pauses while a batch is processed): 20 ms gave an end-to-end p99 of
     # 62 ms at 1,000 tx/s for ~10% less peak throughput than 50 ms (docs/performance.md).
     batch_max_wait_seconds: float = Field(default=0.02, gt=0, le=10)
+    # A batch is taken once no record has joined it for this long (detector_worker/batching.py):
+    # an idle detector scores a record after this, not after the whole window above.
+    batch_quiet_seconds: float = Field(default=0.002, gt=0, le=10)
     baseline_catchup_timeout_seconds: float = Field(default=60, gt=0)
     session_timeout_seconds: float = Field(default=10, ge=6, le=300)
 

@@ -28,7 +28,6 @@ from schemas import (
     ReversalIn,
     Transaction,
     TransactionAccepted,
-    TransactionIn,
     Verdict,
 )
 
@@ -63,10 +62,6 @@ def _answer_headers(key: str, txn_id: UUID | None = None) -> dict[str, str]:
     return headers
 
 
-def _wire(body: TransactionIn, txn_id: UUID, now: datetime) -> Transaction:
-    return Transaction(id=txn_id, received_at=now, **body.model_dump())
-
-
 def _wants_verdict(request: web.Request) -> bool:
     wait = request.query.get("wait", "true")
     if wait not in ("true", "false"):
@@ -79,9 +74,9 @@ def _wants_verdict(request: web.Request) -> bool:
 async def post_transaction(request: web.Request) -> web.Response:
     settings, verdicts = request.app[SETTINGS], request.app[VERDICTS]
     now = datetime.now(UTC)
-    body = parse_transaction(await read_json(request), now, _max_future(request))
-    key = ingest_key(request)
-    txn = _wire(body, transaction_id(request[CALLER], key, await request.read()), now)
+    payload, key = await read_json(request), ingest_key(request)
+    txn_id = transaction_id(request[CALLER], key, await request.read())
+    txn = parse_transaction(payload, txn_id, now, _max_future(request))
     wait = _wants_verdict(request) and settings.verdict_wait_seconds > 0
     # Register before publishing: a fast verdict must not arrive before anyone listens.
     pending = verdicts.expect(txn.id) if wait else None
@@ -132,8 +127,9 @@ async def post_batch(request: web.Request) -> web.Response:
     results: list[BatchItemResult] = []
     valid: list[tuple[int, Transaction]] = []
     for index, item in enumerate(batch.transactions):
+        txn_id = transaction_id(request[CALLER], key, raw, index)
         try:
-            body = parse_transaction(item, now, max_future, prefix=f"transactions.{index}.")
+            txn = parse_transaction(item, txn_id, now, max_future, f"transactions.{index}.")
         except Rejection as exc:
             results.append(
                 BatchItemResult(
@@ -141,8 +137,7 @@ async def post_batch(request: web.Request) -> web.Response:
                 )
             )
             continue
-        txn_id = transaction_id(request[CALLER], key, raw, index)
-        valid.append((index, _wire(body, txn_id, now)))
+        valid.append((index, txn))
     published = await request.app[PUBLISHER].publish([txn for _, txn in valid])
     for (index, txn), ok in zip(valid, published, strict=True):
         results.append(

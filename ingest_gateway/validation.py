@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from ingest_gateway.errors import Rejection, field_errors
-from schemas import FieldError, MalformedJson, TransactionIn, decode_json
+from schemas import FieldError, MalformedJson, Transaction, TransactionIn, decode_json
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -38,10 +38,22 @@ def parse_model(model: type[ModelT], payload: Any, error: str, prefix: str = "")
         raise Rejection(422, error, "invalid", tuple(field_errors(exc, prefix))) from exc
 
 
+# Fields of the wire record that the gateway sets and a client body may not carry.
+_SET_BY_GATEWAY = frozenset(Transaction.model_fields) - frozenset(TransactionIn.model_fields)
+
+
 def parse_transaction(
-    payload: Any, now: datetime, max_future: timedelta, prefix: str = ""
-) -> TransactionIn:
-    txn = parse_model(TransactionIn, payload, "invalid transaction", prefix)
+    payload: Any, txn_id: UUID, now: datetime, max_future: timedelta, prefix: str = ""
+) -> Transaction:
+    """The client's body (TransactionIn) as the wire record, validated once: the body's own
+    fields are TransactionIn's, so validating them as a Transaction with the gateway's id and
+    receipt time gives the same answers at half the cost of validating twice
+    (docs/performance.md)."""
+    if not isinstance(payload, dict) or not _SET_BY_GATEWAY.isdisjoint(payload):
+        # Not an object, or a field the gateway sets: TransactionIn's own 422 names it.
+        parse_model(TransactionIn, payload, "invalid transaction", prefix)
+    wire = payload | {"id": txn_id, "received_at": now}
+    txn = parse_model(Transaction, wire, "invalid transaction", prefix)
     if txn.transaction_date > now + max_future:
         detail = FieldError(field=f"{prefix}transaction_date", message="must not be in the future")
         raise Rejection(422, "invalid transaction", "invalid", (detail,))

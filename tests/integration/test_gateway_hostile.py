@@ -169,3 +169,26 @@ async def test_f11_a_body_that_stalls_gets_408_and_the_connection_closed(
     assert 0.4 < time.monotonic() - started < 3
     assert b'"error": "request body not received in time"' in answer
     assert await published(isolated) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", "0b7f4c2e-3f0a-4a57-9a4b-0c6d9d1d2e3f"),
+        ("received_at", "2026-01-01T00:00:00Z"),
+        ("schema_version", 1),
+    ],
+)
+async def test_a_field_the_gateway_sets_is_refused_in_a_body_naming_it(
+    client: TestClient[Any, Any], isolated: Isolated, field: str, value: object
+) -> None:
+    # The body is validated once, as the wire record (issue 17): a client must still not
+    # choose the record's id, receipt time or version.
+    response = await client.post("/transactions", json={**VALID, field: value})
+    assert response.status == 422
+    assert field_of(await response.json()) == [field]
+    batch = await client.post(
+        "/transactions/batch", json={"transactions": [{**VALID, field: value}]}
+    )
+    assert (await batch.json())["results"][0]["status"] == 422
+    assert await published(isolated) == 0

@@ -65,6 +65,7 @@ TABLE_GRANTS = {
     ("detector", "suppressions", "SELECT"),
     ("baseline", "baseline_rollup", "SELECT"),
     ("baseline", "baseline_window_bins", "SELECT"),
+    ("baseline", "baseline_rollup_bins", "SELECT"),  # the open days (migration 015)
     ("baseline", "baseline_history", "INSERT"),
     ("baseline", "baselines_current", "SELECT"),
     ("baseline", "baselines_current", "INSERT"),
