@@ -24,6 +24,7 @@ from ingest_gateway.context import (
     LIMITER,
     METRICS,
     PRINCIPAL,
+    REPLAY_BODY,
     ROUTE_SCOPES,
     SETTINGS,
     TRANSIENT_ANSWER,
@@ -241,6 +242,7 @@ async def _keep_or_release(request: web.Request, key: str, response: web.StreamR
         headers = {
             name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers
         }
-        await store.store(caller, key, response.status, json.loads(response.body), headers)  # type: ignore[arg-type]
+        body = request.get(REPLAY_BODY) or json.loads(response.body)  # type: ignore[arg-type]
+        await store.store(caller, key, response.status, body, headers)
     except (OperationalError, PoolTimeout) as exc:
         log.error("idempotency answer not kept", extra={"error": repr(exc), "path": request.path})
