@@ -38,6 +38,7 @@ from ingest_gateway.idempotency import (
     is_kept,
     request_fingerprint,
 )
+from ingest_gateway.rate_limit import retry_after
 from ingest_gateway.ui.security import SIGN_IN, UI_PREFIX, is_public_ui
 from ingest_gateway.ui.signin import session_caller
 from schemas import IDEMPOTENCY_KEY_PATTERN, FieldError
@@ -159,8 +160,8 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     wait = request.app[LIMITER].try_take(request[CALLER], time.monotonic())
     if wait > 0:
         request.app[METRICS].rate_limited.inc()
-        retry_after = str(max(1, round(wait + 0.5)))
-        return error_response(429, "rate limit exceeded", headers={"Retry-After": retry_after})
+        headers = {"Retry-After": retry_after(wait)}
+        return error_response(429, "rate limit exceeded", headers=headers)
     return await handler(request)
 
 

@@ -56,6 +56,9 @@ class GatewaySettings(CommonSettings):
     access_log_level: LogLevel = "info"
     # How long a sign-in to the analyst inbox (/ui/) lasts before the key is asked again.
     ui_session_hours: int = Field(default=8, ge=1, le=24 * 30)
+    # Sign-in attempts to the inbox per client address and minute (the form is open: without
+    # a limit it would let anyone try keys as fast as the gateway answers).
+    ui_sign_in_per_minute: float = Field(default=10.0, gt=0)
     # POST /webhooks refuses URLs resolving to loopback/private/link-local addresses unless
     # this is true (tests, local demos); the notifier has the same setting.
     webhook_allow_private: bool = False

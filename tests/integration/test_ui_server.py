@@ -77,6 +77,20 @@ async def test_a_key_without_the_analyst_scope_cannot_sign_in(
     assert (await browser.get("/ui/", allow_redirects=False)).status == 303
 
 
+async def test_sign_in_attempts_are_limited_per_client_address(isolated: Isolated, db: Any) -> None:
+    """The form is open to anyone: past UI_SIGN_IN_PER_MINUTE attempts from one address, a
+    429 with Retry-After, even for the right key, and no session."""
+    settings = isolated.settings(GatewaySettings, ui_sign_in_per_minute=3)
+    async with TestClient(TestServer(create_app(settings, CollectorRegistry()))) as client:
+        for _ in range(3):
+            assert (await sign_in(client, "not-a-key-at-all")).status == 401
+        limited = await sign_in(client, SCOPED_KEYS["analyst"])
+        assert "Too many sign-in attempts" in await limited.text()
+    assert limited.status == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= 20
+    assert db.execute("SELECT count(*) FROM ui_sessions").fetchone()[0] == 0
+
+
 async def test_a_state_change_without_the_csrf_token_is_refused(
     browser: TestClient[Any, Any], db: Any
 ) -> None:
