@@ -4,13 +4,17 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
+from detector_worker.tier_settings import AlertTierSettings
 from ingest_gateway.auth import SCOPES, Scope
-from shared.settings import CommonSettings, LogLevel
+from shared.settings import LogLevel
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(AlertTierSettings):
+    """ALERT_TIERS, STRICT_ALERT_TIERS and ANOMALY_STRICT_MODE (AlertTierSettings): the tiers the
+    alert page draws, read as the detector reads them."""
+
     host: str = "0.0.0.0"  # noqa: S104 - the API is meant to be reachable
     port: int = Field(default=8000, ge=0, le=65535)
 
