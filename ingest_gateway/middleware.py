@@ -193,7 +193,8 @@ async def _answer_and_close(request: web.Request, status: int, error: str) -> we
 @web.middleware
 async def idempotency(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = request.headers.get("Idempotency-Key")
-    if request.method != "POST" or key is None:
+    # Keys are kept per caller: an open path (sign-in, the probes) has none, and nothing to keep.
+    if request.method != "POST" or key is None or CALLER not in request:
         return await handler(request)
     if not IDEMPOTENCY_KEY.fullmatch(key):
         raise Rejection(400, "invalid Idempotency-Key", "bad_idempotency_key")

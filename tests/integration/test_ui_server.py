@@ -91,6 +91,21 @@ async def test_sign_in_attempts_are_limited_per_client_address(isolated: Isolate
     assert db.execute("SELECT count(*) FROM ui_sessions").fetchone()[0] == 0
 
 
+async def test_an_idempotency_key_on_an_open_path_is_ignored_not_a_500(
+    browser: TestClient[Any, Any],
+) -> None:
+    """Idempotency keys are kept per caller; the sign-in form and the probes have none."""
+    headers = {"Idempotency-Key": "k-1"}
+    signed_in = await browser.post(
+        "/ui/sign-in",
+        data={"api_key": SCOPED_KEYS["analyst"]},
+        headers=headers,
+        allow_redirects=False,
+    )
+    assert signed_in.status == 303
+    assert (await browser.post("/health", headers=headers)).status == 405
+
+
 async def test_a_state_change_without_the_csrf_token_is_refused(
     browser: TestClient[Any, Any], db: Any
 ) -> None:
