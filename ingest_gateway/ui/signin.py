@@ -2,6 +2,7 @@
 
 import time
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -38,9 +39,11 @@ async def sign_in_page(request: web.Request) -> web.Response:
 
 
 def _same_origin(request: web.Request) -> bool:
-    """A form posted from another site (login CSRF) names that site in Origin."""
+    """A form posted from another site (login CSRF) names that site in Origin. The host is
+    compared, not the scheme: behind a TLS-terminating proxy the browser's https origin
+    reaches the gateway over http."""
     origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
+    return origin is None or urlsplit(origin).netloc == request.host
 
 
 def sign_in_limiter(per_minute: float, now: float) -> RateLimiter:

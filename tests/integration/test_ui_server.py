@@ -106,6 +106,32 @@ async def test_an_idempotency_key_on_an_open_path_is_ignored_not_a_500(
     assert (await browser.post("/health", headers=headers)).status == 405
 
 
+@pytest.mark.parametrize(
+    ("headers", "status", "secure"),
+    [
+        ({"Origin": "https://evil.example"}, 401, False),  # login CSRF from another site
+        ({"Origin": "null"}, 401, False),
+        ({}, 303, False),
+        # Behind a TLS-terminating proxy: the browser's https origin, the proxy's header.
+        ({"Origin": "https://{host}", "X-Forwarded-Proto": "https"}, 303, True),
+    ],
+)
+async def test_sign_in_checks_the_origin_host_and_marks_the_cookie_secure_behind_tls(
+    browser: TestClient[Any, Any], headers: dict[str, str], status: int, secure: bool
+) -> None:
+    host = f"{browser.host}:{browser.port}"
+    sent = {name: value.replace("{host}", host) for name, value in headers.items()}
+    response = await browser.post(
+        "/ui/sign-in",
+        data={"api_key": SCOPED_KEYS["analyst"]},
+        headers=sent,
+        allow_redirects=False,
+    )
+    assert response.status == status
+    cookie = response.headers.get("Set-Cookie", "")
+    assert ("Secure" in cookie) is secure and (bool(cookie) is (status == 303))
+
+
 async def test_a_state_change_without_the_csrf_token_is_refused(
     browser: TestClient[Any, Any], db: Any
 ) -> None:
