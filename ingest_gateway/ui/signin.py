@@ -41,9 +41,11 @@ async def sign_in_page(request: web.Request) -> web.Response:
 def _same_origin(request: web.Request) -> bool:
     """A form posted from another site (login CSRF) names that site in Origin. The host is
     compared, not the scheme: behind a TLS-terminating proxy the browser's https origin
-    reaches the gateway over http."""
+    reaches the gateway over http, and the host it names may be in X-Forwarded-Host (a header
+    another site's form cannot set)."""
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    hosts = (request.host, request.headers.get("X-Forwarded-Host"))
+    return origin is None or urlsplit(origin).netloc in hosts
 
 
 def sign_in_limiter(per_minute: float, now: float) -> RateLimiter:

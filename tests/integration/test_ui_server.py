@@ -114,6 +114,7 @@ async def test_an_idempotency_key_on_an_open_path_is_ignored_not_a_500(
         ({}, 303, False),
         # Behind a TLS-terminating proxy: the browser's https origin, the proxy's header.
         ({"Origin": "https://{host}", "X-Forwarded-Proto": "https"}, 303, True),
+        ({"Origin": "https://a.example", "X-Forwarded-Host": "a.example"}, 303, False),
     ],
 )
 async def test_sign_in_checks_the_origin_host_and_marks_the_cookie_secure_behind_tls(
