@@ -50,6 +50,7 @@ unit: install ## the fast tests only (no broker, no database)
 
 test: lint rules ## lint and rule tests, then every test against real Kafka and PostgreSQL (and Chromium)
 	@bash ops/chromium.sh install >/dev/null
+	@command -v jq >/dev/null || (source ops/lib.sh && apt_install_missing install jq) >/dev/null # tests/e2e/test_walkthrough.py
 	$(VENV)/pytest
 
 bench: install ## performance suite on real Kafka/PostgreSQL, 3 rounds (ARGS="--quick", "--skip-10m", ...)

@@ -1,17 +1,12 @@
 """Detector configuration (environment variables, validated at start-up)."""
 
-from typing import Annotated
+from pydantic import Field
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
-
-from detector_worker.scoring import Method, ScoringConfig, Tiers
-from shared.settings import CommonSettings
-
-DEFAULTS = ScoringConfig()
+from detector_worker.scoring import Method, ScoringConfig
+from detector_worker.tier_settings import DEFAULTS, AlertTierSettings
 
 
-class DetectorSettings(CommonSettings):
+class DetectorSettings(AlertTierSettings):
     consumer_group: str = "jalytics-detector"
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
     metrics_port: int = Field(default=9101, ge=0, le=65535)
@@ -26,15 +21,10 @@ class DetectorSettings(CommonSettings):
     baseline_catchup_timeout_seconds: float = Field(default=60, gt=0)
     session_timeout_seconds: float = Field(default=10, ge=6, le=300)
 
-    anomaly_strict_mode: bool = DEFAULTS.strict_mode
     anomaly_method: Method = DEFAULTS.method
     baseline_min_samples: int = Field(default=DEFAULTS.min_samples, ge=2)
     merchant_prior_samples: float = Field(default=DEFAULTS.merchant_prior_samples, ge=0)
     young_merchant_samples: int = Field(default=DEFAULTS.young_merchant_samples, ge=2)
-    # `seed`, `seed-strict`, or medium=..,high=..,critical=.. with z values (3, 3σ) or alert
-    # budgets (1/5000); see Tiers.parse.
-    alert_tiers: Annotated[Tiers, NoDecode] = DEFAULTS.tiers
-    strict_alert_tiers: Annotated[Tiers, NoDecode] = DEFAULTS.strict_tiers
     stable_stddev: float = Field(default=DEFAULTS.stable_stddev, ge=0)
     stable_multiplier: float = Field(default=DEFAULTS.stable_multiplier, gt=1)
     stable_margin: float = Field(default=DEFAULTS.stable_margin, ge=0)
@@ -43,11 +33,6 @@ class DetectorSettings(CommonSettings):
     stable_reprice: float = Field(default=DEFAULTS.stable_reprice, ge=0)
     stable_merchant_evidence: bool = DEFAULTS.stable_merchant_evidence
     unseen_merchant_floor: float = Field(default=DEFAULTS.unseen_merchant_floor, ge=0, lt=1)
-
-    @field_validator("alert_tiers", "strict_alert_tiers", mode="before")
-    @classmethod
-    def _parse_tiers(cls, value: object) -> object:
-        return Tiers.parse(value) if isinstance(value, str) else value
 
     def scoring_config(self) -> ScoringConfig:
         return ScoringConfig(

@@ -43,3 +43,6 @@ PRINCIPAL = web.RequestKey("principal", Caller)
 # Set by a handler whose 2xx answer holds a transient part (a batch item answered 503): such an
 # answer is not kept for Idempotency-Key replays.
 TRANSIENT_ANSWER = web.RequestKey("transient_answer", bool)
+# Set by a handler whose answer shows something only once (a webhook's secret): the body kept
+# for Idempotency-Key replays instead of the answer's own, so no copy of it is stored.
+REPLAY_BODY = web.RequestKey("replay_body", dict[str, object])

@@ -24,6 +24,7 @@ from ingest_gateway.context import (
     LIMITER,
     METRICS,
     PRINCIPAL,
+    REPLAY_BODY,
     ROUTE_SCOPES,
     SETTINGS,
     TRANSIENT_ANSWER,
@@ -37,6 +38,7 @@ from ingest_gateway.idempotency import (
     is_kept,
     request_fingerprint,
 )
+from ingest_gateway.rate_limit import retry_after
 from ingest_gateway.ui.security import SIGN_IN, UI_PREFIX, is_public_ui
 from ingest_gateway.ui.signin import session_caller
 from schemas import IDEMPOTENCY_KEY_PATTERN, FieldError
@@ -158,8 +160,8 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     wait = request.app[LIMITER].try_take(request[CALLER], time.monotonic())
     if wait > 0:
         request.app[METRICS].rate_limited.inc()
-        retry_after = str(max(1, round(wait + 0.5)))
-        return error_response(429, "rate limit exceeded", headers={"Retry-After": retry_after})
+        headers = {"Retry-After": retry_after(wait)}
+        return error_response(429, "rate limit exceeded", headers=headers)
     return await handler(request)
 
 
@@ -191,7 +193,8 @@ async def _answer_and_close(request: web.Request, status: int, error: str) -> we
 @web.middleware
 async def idempotency(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = request.headers.get("Idempotency-Key")
-    if request.method != "POST" or key is None:
+    # Keys are kept per caller: an open path (sign-in, the probes) has none, and nothing to keep.
+    if request.method != "POST" or key is None or CALLER not in request:
         return await handler(request)
     if not IDEMPOTENCY_KEY.fullmatch(key):
         raise Rejection(400, "invalid Idempotency-Key", "bad_idempotency_key")
@@ -241,6 +244,7 @@ async def _keep_or_release(request: web.Request, key: str, response: web.StreamR
         headers = {
             name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers
         }
-        await store.store(caller, key, response.status, json.loads(response.body), headers)  # type: ignore[arg-type]
+        body = request.get(REPLAY_BODY) or json.loads(response.body)  # type: ignore[arg-type]
+        await store.store(caller, key, response.status, body, headers)
     except (OperationalError, PoolTimeout) as exc:
         log.error("idempotency answer not kept", extra={"error": repr(exc), "path": request.path})

@@ -34,19 +34,29 @@ class TokenBucket:
         return wait
 
 
+def retry_after(wait: float) -> str:
+    """A Retry-After value for `wait` seconds: whole seconds, at least 1, never too early."""
+    return str(max(1, round(wait + 0.5)))
+
+
 @dataclass
 class RateLimiter:
-    """A bucket per API key inside one global bucket. A request takes a token from both or
-    from neither, so a refused request does not eat another client's budget."""
+    """A bucket per key (an API key, a client address) inside one global bucket. A request
+    takes a token from both or from neither, so a refused request does not eat another
+    client's budget. Past `max_keys` keys, the full buckets are forgotten (a full bucket is
+    what a new key gets): keys from the network cannot grow it without bound."""
 
     rate: float
     burst: float
     global_bucket: TokenBucket
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    max_keys: int = 100_000
 
     def try_take(self, key: str, now: float, cost: float = 1.0) -> float:
         bucket = self.buckets.get(key)
         if bucket is None:
+            if len(self.buckets) >= self.max_keys:
+                self._forget_full(now)
             bucket = self.buckets[key] = TokenBucket.full(self.rate, self.burst, now)
         bucket.refill(now)
         self.global_bucket.refill(now)
@@ -55,3 +65,9 @@ class RateLimiter:
             bucket.tokens -= cost
             self.global_bucket.tokens -= cost
         return wait
+
+    def _forget_full(self, now: float) -> None:
+        for key, bucket in list(self.buckets.items()):
+            bucket.refill(now)
+            if bucket.tokens >= bucket.burst:
+                del self.buckets[key]

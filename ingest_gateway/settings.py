@@ -4,13 +4,17 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
+from detector_worker.tier_settings import AlertTierSettings
 from ingest_gateway.auth import SCOPES, Scope
-from shared.settings import CommonSettings, LogLevel
+from shared.settings import LogLevel
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(AlertTierSettings):
+    """ALERT_TIERS, STRICT_ALERT_TIERS and ANOMALY_STRICT_MODE (AlertTierSettings): the tiers the
+    alert page draws, read as the detector reads them."""
+
     host: str = "0.0.0.0"  # noqa: S104 - the API is meant to be reachable
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -56,6 +60,9 @@ class GatewaySettings(CommonSettings):
     access_log_level: LogLevel = "info"
     # How long a sign-in to the analyst inbox (/ui/) lasts before the key is asked again.
     ui_session_hours: int = Field(default=8, ge=1, le=24 * 30)
+    # Sign-in attempts to the inbox per client address and minute (the form is open: without
+    # a limit it would let anyone try keys as fast as the gateway answers).
+    ui_sign_in_per_minute: float = Field(default=10.0, gt=0)
     # POST /webhooks refuses URLs resolving to loopback/private/link-local addresses unless
     # this is true (tests, local demos); the notifier has the same setting.
     webhook_allow_private: bool = False

@@ -52,9 +52,11 @@ class WebhookOut(BaseModel):
 
 
 class WebhookCreated(WebhookOut):
-    """Reply to `POST /webhooks`: the only time the secret is shown."""
+    """Reply to `POST /webhooks`: the only time the secret is shown. A replay of the answer
+    (the same Idempotency-Key and body) has `secret: null`: it is never kept outside the
+    subscription; a caller who lost it deletes the subscription and makes another."""
 
-    secret: str
+    secret: str | None
 
 
 class WebhookEvent(BaseModel):

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from ingest_gateway.context import ALERTS
+from ingest_gateway.context import ALERTS, SETTINGS
 from ingest_gateway.ui import chart
 from ingest_gateway.ui.keys import READS
 from ingest_gateway.ui.render import page
@@ -24,12 +24,13 @@ async def _pictures(
     request: web.Request, alert: AlertDetail, baseline: BaselineOut
 ) -> tuple[chart.Chart | None, chart.Chart | None]:
     amount, stats = float(alert.amount), baseline.model_dump()
-    distribution = chart.distribution(alert.rule, stats, amount)
+    tier_levels = request.app[SETTINGS].active_tiers
+    distribution = chart.distribution(alert.rule, stats, amount, tier_levels)
     when = alert.transaction_date
     if not isinstance(when, datetime):  # a stored time Python cannot hold: no timeline
         return distribution, None
     curve = chart.survival_of(alert.rule, stats)
-    tiers = chart.tier_amounts(curve, 0.01) if curve else []
+    tiers = chart.tier_amounts(curve, 0.01, tier_levels) if curve else []
     recent = await request.app[READS].recent(
         baseline.scope_kind,
         baseline.scope_name,

@@ -2,8 +2,9 @@
 
 The distribution picture is the scope's P(amount >= x) over its window, on a log scale, read
 the way the rule that fired read it (the fitted tail, or the normal / log-normal statistics),
-with the detector's tier thresholds drawn where that curve crosses each tier's rarity and the
-transaction's amount marked. The timeline is the scope's recent transactions over time.
+with the tier thresholds the detector scores with (ALERT_TIERS, or STRICT_ALERT_TIERS in strict
+mode) drawn where that curve crosses each tier's rarity, and the transaction's amount marked.
+The timeline is the scope's recent transactions over time.
 """
 
 import math
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from detector_worker.scoring import DEFAULT_TIERS
+from detector_worker.scoring import Tiers
 from detector_worker.tail import HeldTail, survival
 from schemas import TailModel
 from schemas.rarity import probability_of
@@ -86,15 +87,11 @@ def amount_at(curve: Survival, probability: float, low: float, high: float) -> f
     return high
 
 
-def tier_amounts(curve: Survival, low: float) -> list[tuple[str, float]]:
-    """(severity, amount where it starts) at the detector's default tiers."""
-    tiers = (
-        ("medium", DEFAULT_TIERS.medium),
-        ("high", DEFAULT_TIERS.high),
-        ("critical", DEFAULT_TIERS.critical),
-    )
+def tier_amounts(curve: Survival, low: float, tiers: Tiers) -> list[tuple[str, float]]:
+    """(severity, amount where it starts) at the tiers the detector scores with."""
+    named = (("medium", tiers.medium), ("high", tiers.high), ("critical", tiers.critical))
     found = [
-        (name, amount_at(curve, probability_of(z), low, max(low, 1.0) * 2)) for name, z in tiers
+        (name, amount_at(curve, probability_of(z), low, max(low, 1.0) * 2)) for name, z in named
     ]
     return [(name, amount) for name, amount in found if amount is not None]
 
@@ -113,14 +110,16 @@ def _money(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
 
 
-def distribution(rule: str, baseline: dict[str, Any], amount: float) -> Chart | None:
+def distribution(
+    rule: str, baseline: dict[str, Any], amount: float, tier_levels: Tiers
+) -> Chart | None:
     curve = survival_of(rule, baseline)
     if curve is None:
         return None
     low = max(min(float(baseline["mean"] - baseline["stddev"]), amount) * 0.5, 0.01)
-    tiers = tier_amounts(curve, low)
+    tiers = tier_amounts(curve, low, tier_levels)
     high = max([amount, *(x for _, x in tiers)]) * 1.15
-    floor = max(min(probability_of(DEFAULT_TIERS.critical) / 10, curve(amount) / 10), 1e-15)
+    floor = max(min(probability_of(tier_levels.critical) / 10, curve(amount) / 10), 1e-15)
     decades = math.ceil(-math.log10(floor))
 
     def x_of(value: float) -> float:

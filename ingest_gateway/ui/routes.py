@@ -1,5 +1,6 @@
 """The inbox's routes and its share of the application (templates, assets, stores)."""
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,12 +14,12 @@ from ingest_gateway.context import METRICS, POOL, SETTINGS
 from ingest_gateway.ui.alert_page import alert_page
 from ingest_gateway.ui.assets import PREFIX, Assets
 from ingest_gateway.ui.inbox import inbox, inbox_updates
-from ingest_gateway.ui.keys import ASSETS, READS, SESSIONS
+from ingest_gateway.ui.keys import ASSETS, READS, SESSIONS, SIGN_IN_LIMITER
 from ingest_gateway.ui.overview import overview
 from ingest_gateway.ui.queries import UiReads
 from ingest_gateway.ui.security import SIGN_IN, secure_headers
 from ingest_gateway.ui.sessions import SessionStore
-from ingest_gateway.ui.signin import sign_in, sign_in_page, sign_out, to_inbox
+from ingest_gateway.ui.signin import sign_in, sign_in_limiter, sign_in_page, sign_out, to_inbox
 from schemas import UUID_PATTERN
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -53,6 +54,7 @@ def add_ui(app: web.Application, scoped: ScopedRoute) -> None:
         filters={"when": _when},
     )
     app[ASSETS] = Assets()
+    app[SIGN_IN_LIMITER] = sign_in_limiter(app[SETTINGS].ui_sign_in_per_minute, time.monotonic())
     app.cleanup_ctx.append(_stores)  # after the gateway's own: the pool is open by then
     app.on_response_prepare.append(secure_headers)
     app.router.add_get("/ui", to_inbox)

@@ -76,6 +76,12 @@ class SessionStore:
                 )
 
 
+def is_https(request: web.Request) -> bool:
+    """Whether the browser is on https: directly, or through a TLS-terminating proxy that says
+    so. A forged header only makes the cookie stricter (a Secure cookie over http is dropped)."""
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
 def set_cookie(
     response: web.StreamResponse, request: web.Request, session_id: str, max_age: timedelta
 ) -> None:
@@ -86,12 +92,14 @@ def set_cookie(
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=is_https(request),
     )
 
 
 def clear_cookie(response: web.StreamResponse, request: web.Request) -> None:
-    response.del_cookie(COOKIE, path="/", secure=request.secure, httponly=True, samesite="Strict")
+    response.del_cookie(
+        COOKIE, path="/", secure=is_https(request), httponly=True, samesite="Strict"
+    )
 
 
 async def presented_csrf_token(request: web.Request) -> str:

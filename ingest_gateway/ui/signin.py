@@ -1,13 +1,16 @@
 """Signing in and out of the inbox, and who a request with a session cookie comes from."""
 
+import time
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from ingest_gateway.auth import Caller
 from ingest_gateway.context import KEYS
 from ingest_gateway.errors import Rejection
-from ingest_gateway.ui.keys import SESSION, SESSIONS
+from ingest_gateway.rate_limit import RateLimiter, TokenBucket, retry_after
+from ingest_gateway.ui.keys import SESSION, SESSIONS, SIGN_IN_LIMITER
 from ingest_gateway.ui.render import page
 from ingest_gateway.ui.sessions import COOKIE, clear_cookie, csrf_holds, set_cookie
 
@@ -36,12 +39,29 @@ async def sign_in_page(request: web.Request) -> web.Response:
 
 
 def _same_origin(request: web.Request) -> bool:
-    """A form posted from another site (login CSRF) names that site in Origin."""
+    """A form posted from another site (login CSRF) names that site in Origin. The host is
+    compared, not the scheme: behind a TLS-terminating proxy the browser's https origin
+    reaches the gateway over http, and the host it names may be in X-Forwarded-Host (a header
+    another site's form cannot set)."""
     origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
+    hosts = (request.host, request.headers.get("X-Forwarded-Host"))
+    return origin is None or urlsplit(origin).netloc in hosts
+
+
+def sign_in_limiter(per_minute: float, now: float) -> RateLimiter:
+    """A bucket per client address, `per_minute` attempts saved up at most. No global bucket
+    worth the name: one address's guessing must not lock every analyst out."""
+    rate = per_minute / 60
+    return RateLimiter(rate, per_minute, TokenBucket.full(rate * 10_000, per_minute * 10_000, now))
 
 
 async def sign_in(request: web.Request) -> web.Response:
+    wait = request.app[SIGN_IN_LIMITER].try_take(request.remote or "", time.monotonic())
+    if wait > 0:
+        error = "Too many sign-in attempts from this address: try again in a minute."
+        response = page(request, "sign_in.html", {"error": error}, 429)
+        response.headers["Retry-After"] = retry_after(wait)
+        return response
     form = await request.post()
     key = str(form.get("api_key", "")).strip()
     caller = request.app[KEYS].holder(key) if key and _same_origin(request) else None

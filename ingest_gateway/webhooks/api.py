@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ingest_gateway.context import CALLER, METRICS, POOL, SETTINGS
+from ingest_gateway.context import CALLER, METRICS, POOL, REPLAY_BODY, SETTINGS
 from ingest_gateway.errors import Rejection
 from ingest_gateway.validation import parse_model, read_json
 from ingest_gateway.webhooks.egress import EgressRefused, check_url
@@ -37,8 +37,12 @@ async def post_webhook(request: web.Request) -> web.Response:
         "created_by": request.get(CALLER, "anonymous"),
     }
     created = WebhookCreated.model_validate(await _store(request).create(row))
+    reply = created.model_dump(mode="json")
+    # A retry with the same Idempotency-Key gets the subscription without its secret: the
+    # secret lives in webhook_subscriptions only, never in a kept answer.
+    request[REPLAY_BODY] = reply | {"secret": None}
     headers = {"Location": f"/webhooks/{created.id}"}
-    return web.json_response(created.model_dump(mode="json"), status=201, headers=headers)
+    return web.json_response(reply, status=201, headers=headers)
 
 
 async def get_webhooks(request: web.Request) -> web.Response:

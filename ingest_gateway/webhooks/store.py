@@ -26,10 +26,10 @@ class SubscriptionStore:
             " (id, url, min_severity, category, merchant, secret, created_by)"
             " VALUES (%(id)s, %(url)s, %(min_severity)s, %(category)s, %(merchant)s,"
             " %(secret)s, %(created_by)s)"
-            f" RETURNING {_COLUMNS}, secret",
+            f" RETURNING {_COLUMNS}",  # never the secret: the gateway may not read it back
             row,
         )
-        return rows[0]
+        return rows[0] | {"secret": row["secret"]}
 
     async def live(self) -> list[dict[str, Any]]:
         return await fetch_dicts(

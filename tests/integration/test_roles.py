@@ -55,9 +55,10 @@ TABLE_GRANTS = {
     ("gateway", "baseline_history", "SELECT"),
     *(
         ("gateway", table, privilege)
-        for table in ("alert_history", "suppressions", "webhook_subscriptions")
+        for table in ("alert_history", "suppressions")
         for privilege in ("SELECT", "INSERT")
     ),
+    ("gateway", "webhook_subscriptions", "INSERT"),
     # The analyst inbox (migration 013): its sign-in sessions.
     *(("gateway", "ui_sessions", privilege) for privilege in ("SELECT", "INSERT", "DELETE")),
     ("detector", "transactions", "INSERT"),
@@ -93,6 +94,20 @@ COLUMN_GRANTS = {
     ),
     ("gateway", "suppressions.expires_at", "UPDATE"),
     ("gateway", "webhook_subscriptions.deleted_at", "UPDATE"),
+    # Every column but the secret (migration 014): only the notifier, which signs, reads it.
+    *(
+        ("gateway", f"webhook_subscriptions.{column}", "SELECT")
+        for column in (
+            "id",
+            "url",
+            "min_severity",
+            "category",
+            "merchant",
+            "created_by",
+            "created_at",
+            "deleted_at",
+        )
+    ),
     ("baseline", "baselines_current.baseline_id", "UPDATE"),
     # ON CONFLICT (event_id) DO NOTHING: a replayed dead letter is not written twice.
     ("notifier", "webhook_dead_letters.event_id", "SELECT"),
@@ -225,6 +240,7 @@ REFUSED = [
     ("notifier", "DELETE FROM webhook_dead_letters"),
     ("gateway", "SELECT * FROM webhook_dead_letters"),
     ("gateway", "UPDATE webhook_subscriptions SET secret = 'x'"),
+    ("gateway", "SELECT secret FROM webhook_subscriptions"),
 ]
 
 

@@ -77,6 +77,62 @@ async def test_a_key_without_the_analyst_scope_cannot_sign_in(
     assert (await browser.get("/ui/", allow_redirects=False)).status == 303
 
 
+async def test_sign_in_attempts_are_limited_per_client_address(isolated: Isolated, db: Any) -> None:
+    """The form is open to anyone: past UI_SIGN_IN_PER_MINUTE attempts from one address, a
+    429 with Retry-After, even for the right key, and no session."""
+    settings = isolated.settings(GatewaySettings, ui_sign_in_per_minute=3)
+    async with TestClient(TestServer(create_app(settings, CollectorRegistry()))) as client:
+        for _ in range(3):
+            assert (await sign_in(client, "not-a-key-at-all")).status == 401
+        limited = await sign_in(client, SCOPED_KEYS["analyst"])
+        assert "Too many sign-in attempts" in await limited.text()
+    assert limited.status == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= 20
+    assert db.execute("SELECT count(*) FROM ui_sessions").fetchone()[0] == 0
+
+
+async def test_an_idempotency_key_on_an_open_path_is_ignored_not_a_500(
+    browser: TestClient[Any, Any],
+) -> None:
+    """Idempotency keys are kept per caller; the sign-in form and the probes have none."""
+    headers = {"Idempotency-Key": "k-1"}
+    signed_in = await browser.post(
+        "/ui/sign-in",
+        data={"api_key": SCOPED_KEYS["analyst"]},
+        headers=headers,
+        allow_redirects=False,
+    )
+    assert signed_in.status == 303
+    assert (await browser.post("/health", headers=headers)).status == 405
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "secure"),
+    [
+        ({"Origin": "https://evil.example"}, 401, False),  # login CSRF from another site
+        ({"Origin": "null"}, 401, False),
+        ({}, 303, False),
+        # Behind a TLS-terminating proxy: the browser's https origin, the proxy's header.
+        ({"Origin": "https://{host}", "X-Forwarded-Proto": "https"}, 303, True),
+        ({"Origin": "https://a.example", "X-Forwarded-Host": "a.example"}, 303, False),
+    ],
+)
+async def test_sign_in_checks_the_origin_host_and_marks_the_cookie_secure_behind_tls(
+    browser: TestClient[Any, Any], headers: dict[str, str], status: int, secure: bool
+) -> None:
+    host = f"{browser.host}:{browser.port}"
+    sent = {name: value.replace("{host}", host) for name, value in headers.items()}
+    response = await browser.post(
+        "/ui/sign-in",
+        data={"api_key": SCOPED_KEYS["analyst"]},
+        headers=sent,
+        allow_redirects=False,
+    )
+    assert response.status == status
+    cookie = response.headers.get("Set-Cookie", "")
+    assert ("Secure" in cookie) is secure and (bool(cookie) is (status == 303))
+
+
 async def test_a_state_change_without_the_csrf_token_is_refused(
     browser: TestClient[Any, Any], db: Any
 ) -> None:

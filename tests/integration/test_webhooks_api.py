@@ -111,3 +111,20 @@ async def test_only_an_admin_key_manages_webhooks(client: TestClient[Any, Any]) 
             "/webhooks/00000000-0000-0000-0000-000000000000", headers=headers
         )
         assert delete.status == 403
+
+
+async def test_a_replayed_creation_keeps_no_copy_of_the_secret(
+    client: TestClient[Any, Any], db: psycopg.Connection[Any]
+) -> None:
+    """An Idempotency-Key retry answers the same subscription, but the secret is stored only
+    in webhook_subscriptions: never in the kept answer, nor shown again."""
+    body, headers = {"url": PUBLIC_URL, "secret": "s3cret-" + "x" * 20}, {"Idempotency-Key": "h1"}
+    first = await client.post("/webhooks", json=body, headers=headers)
+    again = await client.post("/webhooks", json=body, headers=headers)
+    assert first.status == again.status == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    created, replayed = await first.json(), await again.json()
+    assert created["secret"] == body["secret"]
+    assert replayed == created | {"secret": None}
+    kept = db.execute("SELECT response::text FROM idempotency_keys").fetchall()
+    assert len(kept) == 1 and body["secret"] not in kept[0][0]

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest_gateway.rate_limit import TokenBucket
+from ingest_gateway.rate_limit import RateLimiter, TokenBucket
 
 
 def test_seed_defaults_allow_a_burst_of_ten_then_five_per_second() -> None:
@@ -50,3 +50,16 @@ def test_waiting_the_advised_time_is_enough(rate: float, burst: int) -> None:
     while (wait := bucket.try_take(0.0)) == 0:
         pass
     assert bucket.try_take(wait + 1e-9) == 0
+
+
+def test_past_max_keys_only_full_buckets_are_forgotten() -> None:
+    """Keys from the network (client addresses) cannot grow the limiter without bound, and a
+    key still paying for its burst is never forgotten (it would get a full bucket again)."""
+    limiter = RateLimiter(0.1, 2.0, TokenBucket.full(1e9, 1e9, 0.0), max_keys=3)
+    for _ in range(2):
+        limiter.try_take("busy", 0.0)
+    limiter.try_take("idle-1", 0.0, cost=0)
+    limiter.try_take("idle-2", 0.0, cost=0)
+    assert limiter.try_take("new", 5.0) == 0
+    assert set(limiter.buckets) == {"busy", "new"}
+    assert limiter.try_take("busy", 5.0) > 0  # still limited: not forgotten
