@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 
 from psycopg import AsyncConnection
 
-from baseline_worker.stats import DayWeights, Moments
+from baseline_worker.stats import DayWeights, HourLevels, Moments
 from schemas import BaselineScope, ScopeKind
 
 AGGREGATE_SQL = """
@@ -62,6 +62,8 @@ class ScopeStats:
     bins: Mapping[int, int] = field(default_factory=dict)
     # The samples' days in the window, for the level's trend (stats.level_ratio).
     day_weights: DayWeights = field(default_factory=DayWeights)
+    # The samples' hours of day, for a time-of-day level (stats.hour_ratios).
+    hours: HourLevels = field(default_factory=HourLevels)
 
 
 def window_days(now: datetime, days: int) -> tuple[date, date]:

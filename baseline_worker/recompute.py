@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from baseline_worker.compute import ScopeStats, advance_window, aggregate
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.stats import trend
+from baseline_worker.stats import hour_ratios, hour_spread, trend
 from baseline_worker.tail import TailFit, fit_tail, narrowed
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
 from shared.db import columns, timed
@@ -50,15 +50,27 @@ DEFAULT_FIT = TailFit()
 
 
 def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
-    """The scope's fitted tail with today's level over the window's (None: no tail)."""
+    """The scope's fitted tail with today's level over the window's, and each hour's level
+    where the hours differ (None: no tail)."""
     level = trend(stats.moments, stats.day_weights)
+    hours = hour_ratios(stats.moments, stats.hours) if fit.hour_levels else None
+    spread = (
+        level.spread
+        if hours is None
+        else hour_spread(stats.moments, stats.hours, hours, level.spread)
+    )
     bins = stats.bins
-    if fit.detrend_spread and level.spread < 1.0:
-        bins = narrowed(bins, stats.moments.log_mean, level.spread)
+    if fit.detrend_spread and spread < 1.0:
+        bins = narrowed(bins, stats.moments.log_mean, spread)
     tail = fit_tail(bins, fit)
     if tail is None:
         return None
-    return tail.model_copy(update={"level_ratio": level.level_ratio(window_days - 1)})
+    return tail.model_copy(
+        update={
+            "level_ratio": level.level_ratio(window_days - 1),
+            "hour_ratios": None if hours is None else list(hours),
+        }
+    )
 
 
 @dataclass(frozen=True)

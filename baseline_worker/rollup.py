@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from baseline_worker.compute import ScopeStats, window_days
 from baseline_worker.histogram import bin_of
-from baseline_worker.stats import DayWeights, Moments
+from baseline_worker.stats import HOURS, DayWeights, HourLevels, Moments
 from schemas import BaselineScope, ScopeKind, Severity, Transaction
 
 _LEFT_OUT: frozenset[Severity] = frozenset(("high", "critical"))
@@ -52,9 +52,13 @@ class _Day:
     log_total: float = 0.0
     log_total_sq: float = 0.0
     bins: Counter[int] = field(default_factory=Counter)
+    hour_counts: list[int] = field(default_factory=lambda: [0] * HOURS)
+    hour_log_totals: list[float] = field(default_factory=lambda: [0.0] * HOURS)
 
-    def add(self, scaled: int, log_amount: float, bin_index: int) -> None:
+    def add(self, scaled: int, log_amount: float, bin_index: int, hour: int) -> None:
         self.count += 1
+        self.hour_counts[hour] += 1
+        self.hour_log_totals[hour] += log_amount
         self.total += scaled
         self.total_sq += scaled * scaled
         self.log_total += log_amount
@@ -77,10 +81,12 @@ class _DayScope:
     moments: Moments = field(default_factory=Moments)
     bins: Counter[int] = field(default_factory=Counter)
     weights: DayWeights = field(default_factory=DayWeights)
+    hours: HourLevels = field(default_factory=HourLevels)
 
     def add_day(self, day: _Day, day_index: int) -> None:
         moments = day.moments()
         self.moments += moments
+        self.hours += HourLevels(tuple(day.hour_counts), tuple(day.hour_log_totals))
         self.bins.update(day.bins)
         self.weights += DayWeights.of(day_index, moments)
 
@@ -98,7 +104,8 @@ class MemoryRollup:
         self._closed: tuple[date, dict[BaselineScope, _DayScope]] | None = None
 
     def add(self, txn: Transaction) -> None:
-        day = txn.transaction_date.astimezone(UTC).date()
+        at = txn.transaction_date.astimezone(UTC)
+        day = at.date()
         if self._closed is not None and day < self._closed[0]:
             self._closed = None  # a late row changed a closed day
         scaled, log_amount = int(txn.amount * 10_000), math.log(txn.amount)
@@ -108,7 +115,7 @@ class MemoryRollup:
             entry = rows.get(scope)
             if entry is None:
                 entry = rows[scope] = _Day()
-            entry.add(scaled, log_amount, bin_index)
+            entry.add(scaled, log_amount, bin_index, at.hour)
 
     def window(self, now: datetime) -> "RollupWindow":
         """What a recompute at `now` aggregates (baseline_worker.compute.aggregate)."""
@@ -144,11 +151,12 @@ class RollupWindow:
         parts = [p for p in (self._closed.get(scope), self._today.get(scope)) if p is not None]
         if not parts:
             return None
-        moments, weights = Moments(), DayWeights()
+        moments, weights, hours = Moments(), DayWeights(), HourLevels()
         bins: Counter[int] = Counter()
         for part in parts:
             moments += part.moments
             weights += part.weights
+            hours += part.hours
             if with_bins:
                 bins.update(part.bins)
-        return ScopeStats(scope, moments, bins, weights) if moments.count else None
+        return ScopeStats(scope, moments, bins, weights, hours) if moments.count else None

@@ -2,6 +2,7 @@
 a benchmark's in-memory stream into mean, standard deviation and their log-scale twins."""
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
@@ -146,3 +147,65 @@ def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> floa
     ln(amount) by day: a slow inflation moves the whole distribution, and a window of past
     amounts then trails it. 1.0 when the data show no significant trend."""
     return trend(moments, weights).level_ratio(today_index)
+
+
+HOURS = 24
+# The hour-of-day levels are kept when their spread across hours is this many standard
+# deviations of a chi-square (k - 1 degrees of freedom) above what equal hours would show:
+# about p < 0.001, so a scope whose hours are alike keeps no hour level at all.
+_HOUR_SIGNIFICANCE = 4.0
+# Never narrow a window's histogram below this share of its spread.
+_MIN_SPREAD = 0.3
+
+
+@dataclass(frozen=True)
+class HourLevels:
+    """Per UTC hour of day (0-23), the count and sum of ln(amount): with `Moments`, how far
+    each hour's level sits from the scope's (a time-of-day seasonality)."""
+
+    counts: tuple[int, ...] = (0,) * HOURS
+    log_totals: tuple[float, ...] = (0.0,) * HOURS
+
+    def __add__(self, other: "HourLevels") -> "HourLevels":
+        return HourLevels(
+            tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
+            tuple(a + b for a, b in zip(self.log_totals, other.log_totals, strict=True)),
+        )
+
+
+def hour_ratios(moments: Moments, hours: HourLevels) -> tuple[float, ...] | None:
+    """Each hour's level over the scope's, or None when the hours do not differ
+    significantly. Empirical Bayes: the true hour deviations are taken as spread by tau^2
+    (estimated from how much more the hours' means differ than sampling noise explains), and
+    an hour with n samples keeps tau^2 / (tau^2 + sigma^2 / n) of its observed deviation, so
+    a quiet hour's few samples move its level little."""
+    n, variance = moments.count, moments.log_stddev**2
+    seen = [(c, t / c) for c, t in zip(hours.counts, hours.log_totals, strict=True) if c > 0]
+    if n < 3 or variance <= 0 or len(seen) < 2:
+        return None
+    mean = moments.log_total / n
+    spread = sum(c * (m - mean) ** 2 for c, m in seen) / variance
+    freedom = len(seen) - 1
+    if spread < freedom + _HOUR_SIGNIFICANCE * math.sqrt(2 * freedom):
+        return None
+    tau_sq = (spread - freedom) * variance / n
+    ratios = []
+    for count, log_total in zip(hours.counts, hours.log_totals, strict=True):
+        deviation = log_total / count - mean if count else 0.0
+        kept = tau_sq / (tau_sq + variance / count) if count else 0.0
+        ratio = math.exp(kept * deviation)
+        ratios.append(min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO))
+    return tuple(ratios)
+
+
+def hour_spread(
+    moments: Moments, hours: HourLevels, ratios: Sequence[float], spread: float
+) -> float:
+    """`spread` (the share of the window's log-scale standard deviation left by the trend)
+    once the hours' levels are taken out too: a window that mixes every hour's level is
+    wider than any one hour's amounts, and a tail fitted on it is too heavy at every hour."""
+    n, log_variance = moments.count, moments.log_stddev**2
+    if n == 0 or log_variance <= 0:
+        return spread
+    explained = sum(c * math.log(r) ** 2 for c, r in zip(hours.counts, ratios, strict=True)) / n
+    return math.sqrt(max(spread**2 - explained / log_variance, _MIN_SPREAD**2))

@@ -45,6 +45,9 @@ class TailFit:
     # day's amounts sit at that day's level. Narrow its log-spread back by the share the
     # trend explains before fitting (baseline_worker.stats.Trend.spread).
     detrend_spread: bool = True
+    # A level per hour of day where the scope's hours differ significantly
+    # (baseline_worker.stats.hour_ratios): an amount is read against its hour's level.
+    hour_levels: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ class HeldTail:
     scale: float
     log_bin_ratio: float
     level_ratio: float
+    # Each UTC hour's level times `level_ratio` (None: no time-of-day seasonality).
+    hour_levels: array[float] | None = None
 
     @classmethod
     def of(cls, model: TailModel) -> HeldTail:
@@ -38,6 +40,9 @@ class HeldTail:
             model.scale,
             math.log(model.bin_ratio),
             model.level_ratio,
+            None
+            if model.hour_ratios is None
+            else array("d", (model.level_ratio * r for r in model.hour_ratios)),
         )
 
     def model(self) -> TailModel:
@@ -50,14 +55,25 @@ class HeldTail:
             scale=self.scale,
             bin_ratio=math.exp(self.log_bin_ratio),
             level_ratio=self.level_ratio,
+            hour_ratios=None
+            if self.hour_levels is None
+            else [level / self.level_ratio for level in self.hour_levels],
         )
 
 
-def survival(tail: HeldTail, amount: float) -> float:
+def _level(tail: HeldTail, hour: int | None) -> float:
+    """The scope's level at `hour` (UTC hour of day; None: the level of the whole day)."""
+    if hour is None or tail.hour_levels is None:
+        return tail.level_ratio
+    return tail.hour_levels[hour]
+
+
+def survival(tail: HeldTail, amount: float, hour: int | None = None) -> float:
     """P(amount >= x): the empirical knots where they reach, the fitted Pareto tail past them,
-    read at the lower edge of the amount's histogram bin (after taking out the level's trend)."""
+    read at the lower edge of the amount's histogram bin (after taking out the level's trend
+    and, at `hour`, the hour of day's level)."""
     step = tail.log_bin_ratio
-    amount = math.exp(math.floor(math.log(amount / tail.level_ratio) / step) * step)
+    amount = math.exp(math.floor(math.log(amount / _level(tail, hour)) / step) * step)
     amounts, shares = tail.amounts, tail.survival
     if amount <= amounts[0]:
         return shares[0]

@@ -2,7 +2,7 @@
 
 import json
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -60,6 +60,11 @@ class TailModel(BaseModel):
     # Today's level of the scope's amounts over the window's average level (a slow inflation
     # the window trails): an amount is read as amount / level_ratio.
     level_ratio: float = Field(default=1.0, gt=0)
+    # Each UTC hour's level over the scope's (0-23; absent: no time-of-day seasonality): an
+    # amount at hour h is read as amount / (level_ratio * hour_ratios[h]).
+    hour_ratios: list[Annotated[float, Field(gt=0)]] | None = Field(
+        default=None, min_length=24, max_length=24
+    )
 
     @model_validator(mode="after")
     def _knots_pair_up(self) -> "TailModel":
