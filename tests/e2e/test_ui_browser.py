@@ -156,7 +156,10 @@ def test_an_analyst_triages_an_alert_in_the_browser(
     assert_accessible(page)
     shoot(page, "alert")
     page.get_by_label("Reason").fill("a known promotion")
-    page.get_by_role("button", name="Create suppression").click()
+    # A saved action reloads the page: wait for that reload, or the next goto races it
+    # (net::ERR_ABORTED when the reload starts after the goto).
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create suppression").click()
     suppressions = "SELECT merchant, reason FROM suppressions WHERE expires_at > now()"
     wait_for(
         lambda: db.execute(suppressions).fetchall() == [("Cafe Lumen", "a known promotion")],
