@@ -224,7 +224,7 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
             }
         },
         **workflow_paths(settings),
-        **webhooks.webhook_paths(_ref, _json, _error, _ERRORS, _BODY_ERRORS, _ID),
+        **webhooks.webhook_paths(),
         "/health": {
             "get": {
                 "operationId": "health",
