@@ -1,57 +1,24 @@
 """`GET /alerts`: newest first, filtered, with an opaque keyset cursor.
 
-The cursor is the (created_at, id) of the last alert returned: alerts inserted meanwhile
-sort before it, so paging on is neither shifted nor duplicated by them.
+Paging is `ingest_gateway.paging`'s keyset cursor.
 """
 
-import base64
-import binascii
-import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
-from uuid import UUID
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from ingest_gateway.context import READ_MODEL, SETTINGS
 from ingest_gateway.errors import query_rejection
+from ingest_gateway.paging import Cursor, page_limit, page_response
 from ingest_gateway.settings import GatewaySettings
-from schemas import Severity, decode_json
+from schemas import Severity
 from schemas.alert import AlertStatus
 
 SEVERITIES = frozenset(get_args(Severity))
 STATUSES = frozenset(get_args(AlertStatus))
-# An issued cursor is about 110 characters; anything far longer is not one of ours.
-MAX_CURSOR_CHARS = 512
-# ASCII digits only: str.isdigit() also admits "²" and "٣", which int() then refuses or reads.
-_LIMIT = re.compile(r"[0-9]{1,9}")
-
-
-@dataclass(frozen=True)
-class Cursor:
-    created_at: datetime
-    id: UUID
-
-    def encode(self) -> str:
-        raw = json.dumps({"t": self.created_at.isoformat(), "id": str(self.id)}).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> "Cursor":
-        try:
-            if len(token) > MAX_CURSOR_CHARS:
-                raise ValueError("longer than any cursor this API issues")
-            # decode_json bounds the nesting: json.loads would recurse on "[[[[...".
-            body = decode_json(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            created_at = datetime.fromisoformat(body["t"])
-            if created_at.tzinfo is None:
-                raise ValueError("naive time")
-            return cls(created_at, UUID(body["id"]))
-        except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-            raise query_rejection("cursor", "not a cursor this API issued", "bad_cursor") from exc
 
 
 @dataclass(frozen=True)
@@ -71,7 +38,7 @@ class AlertQuery:
     def parse(cls, query: MultiMapping[str], settings: GatewaySettings) -> "AlertQuery":
         token = query.get("cursor")
         return cls(
-            limit=_limit(query.get("limit"), settings),
+            limit=page_limit(query.get("limit"), settings),
             after=Cursor.decode(token) if token else None,
             severities=_choices(query.getall("severity", []), "severity", SEVERITIES),
             category=_text(query.get("category"), "category"),
@@ -97,15 +64,6 @@ class AlertQuery:
             "suppressed": self.suppressed,
             "limit": self.limit + 1,
         }
-
-
-def _limit(raw: str | None, settings: GatewaySettings) -> int:
-    if raw is None:
-        return settings.alerts_default_limit
-    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= settings.alerts_max_limit:
-        message = f"must be an integer from 1 to {settings.alerts_max_limit}"
-        raise query_rejection("limit", message, "bad_limit")
-    return int(raw)
 
 
 def _choices(values: list[str], field: str, known: frozenset[str]) -> list[str] | None:
@@ -150,13 +108,5 @@ def _time(raw: str | None, field: str) -> datetime | None:
 
 async def get_alerts(request: web.Request) -> web.Response:
     query = AlertQuery.parse(request.query, request.app[SETTINGS])
-    # One row more than the page: whether there is a next page.
     rows = await request.app[READ_MODEL].alert_page(query.params())
-    items = rows[: query.limit]
-    headers = {}
-    if len(rows) > query.limit and items:
-        token = Cursor(items[-1].created_at, items[-1].id).encode()
-        headers["X-Next-Cursor"] = token
-        next_query = {k: v for k, v in request.query.items() if k != "cursor"} | {"cursor": token}
-        headers["Link"] = f'<{request.url.with_query(next_query).path_qs}>; rel="next"'
-    return web.json_response([item.model_dump(mode="json") for item in items], headers=headers)
+    return page_response(request, rows, query.limit)

@@ -15,6 +15,7 @@ from ingest_gateway.openapi_parts import (
     _ID,
     _REF,
     _STRING,
+    PAGE_HEADERS,
     _either,
     _error,
     _json,
@@ -211,13 +212,7 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                     _query("until", {"type": "string", "format": "date-time"}, "created before"),
                 ],
                 "responses": {
-                    "200": {
-                        **_json(alert_list, "A page of alerts"),
-                        "headers": {
-                            "X-Next-Cursor": {**_STRING, "description": "The next page's cursor"},
-                            "Link": {**_STRING, "description": '<next page URL>; rel="next"'},
-                        },
-                    },
+                    "200": _with_headers(_json(alert_list, "A page of alerts"), PAGE_HEADERS),
                     "400": _error("Bad query parameter, or an API key not visible ASCII"),
                     **_ERRORS,
                 },

@@ -50,6 +50,11 @@ _ERRORS = {
     "403": _error("The API key lacks the scope this route needs (named in the error)"),
     "503": _error("A dependency (Kafka or PostgreSQL) is unavailable"),
 }
+# The keyset paging of the listings (ingest_gateway.paging).
+PAGE_HEADERS = {
+    "X-Next-Cursor": {**_STRING, "description": "The next page's cursor"},
+    "Link": {**_STRING, "description": '<next page URL>; rel="next"'},
+}
 _BODY_ERRORS = {
     "400": _error("Malformed JSON, bad query or header (an API key not visible ASCII)"),
     "408": _error("Body not received within BODY_READ_TIMEOUT_SECONDS; connection closed"),

@@ -8,6 +8,7 @@ from ingest_gateway.openapi_parts import (
     _ERRORS,
     _ID,
     _STRING,
+    PAGE_HEADERS,
     _error,
     _json,
     _query,
@@ -121,18 +122,27 @@ def _suppression_paths(settings: GatewaySettings) -> dict[str, Any]:
                 {
                     "operationId": "listSuppressions",
                     "tags": ["suppressions"],
-                    "summary": (
-                        f"Active rules, newest first (at most {settings.alerts_max_limit})"
-                    ),
+                    "summary": "Active rules, newest first; next page via X-Next-Cursor / Link",
                     "parameters": [
                         _query(
                             "include_expired",
                             {"type": "string", "enum": ["true", "false"]},
                             "true: expired rules too",
-                        )
+                        ),
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": settings.alerts_max_limit},
+                            f"page size (default {settings.alerts_max_limit})",
+                        ),
+                        _query(
+                            "cursor", {"type": "string"}, "from X-Next-Cursor of the previous page"
+                        ),
                     ],
                     "responses": {
-                        "200": _json({"type": "array", "items": _ref(SuppressionOut)}, "Rules"),
+                        "200": _with_headers(
+                            _json({"type": "array", "items": _ref(SuppressionOut)}, "Rules"),
+                            PAGE_HEADERS,
+                        ),
                         "400": _error("Bad query parameter, or an API key not visible ASCII"),
                         **_ERRORS,
                     },

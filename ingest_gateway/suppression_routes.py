@@ -7,6 +7,7 @@ from aiohttp import web
 from ingest_gateway.alerts import query_flag
 from ingest_gateway.context import CALLER, SETTINGS, SUPPRESSIONS
 from ingest_gateway.errors import Rejection, error_response
+from ingest_gateway.paging import Cursor, page_limit, page_response
 from ingest_gateway.suppression_store import NewSuppression
 from ingest_gateway.validation import parse_model, path_uuid, read_json
 from schemas import FieldError
@@ -44,10 +45,17 @@ async def post_suppression(request: web.Request) -> web.Response:
 
 
 async def get_suppressions(request: web.Request) -> web.Response:
-    include_expired = bool(query_flag(request.query.get("include_expired"), "include_expired"))
-    limit = request.app[SETTINGS].alerts_max_limit
-    rules = await request.app[SUPPRESSIONS].listing(include_expired, limit)
-    return web.json_response([rule.model_dump(mode="json") for rule in rules])
+    """Rules newest first, a page at a time (`limit`, `cursor`), as `GET /alerts` pages."""
+    query = request.query
+    include_expired = bool(query_flag(query.get("include_expired"), "include_expired"))
+    settings = request.app[SETTINGS]
+    # A whole page by default: the listing returned up to the maximum before it was paged.
+    limit = page_limit(query.get("limit"), settings, default=settings.alerts_max_limit)
+    token = query.get("cursor")
+    after = Cursor.decode(token) if token else None
+    # One row more than the page: whether there is a next page.
+    rules = await request.app[SUPPRESSIONS].listing(include_expired, limit + 1, after)
+    return page_response(request, rules, limit)
 
 
 async def delete_suppression(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from ingest_gateway.metrics import GatewayMetrics
+from ingest_gateway.paging import Cursor
 from schemas.workflow import SuppressionIn, SuppressionOut, SuppressionWindow
 from shared.db import query_dicts
 
@@ -30,7 +31,9 @@ RETURNING {_COLUMNS}
 """
 _LIST: LiteralString = f"""
 SELECT {_COLUMNS} FROM suppressions
-WHERE %(include_expired)s OR expires_at > now()
+WHERE (%(include_expired)s OR expires_at > now())
+  AND (%(after_created)s::timestamptz IS NULL
+       OR (created_at, id) < (%(after_created)s::timestamptz, %(after_id)s::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
 """
@@ -113,8 +116,16 @@ class SuppressionStore:
         async with self._pool.connection() as conn:
             return await insert_suppression(conn, rule, self._histogram)
 
-    async def listing(self, include_expired: bool, limit: int) -> list[SuppressionOut]:
-        params = {"include_expired": include_expired, "limit": limit}
+    async def listing(
+        self, include_expired: bool, limit: int, after: Cursor | None = None
+    ) -> list[SuppressionOut]:
+        """Rules newest first, after the keyset cursor `after`; at most `limit` rows."""
+        params = {
+            "include_expired": include_expired,
+            "limit": limit,
+            "after_created": after.created_at if after else None,
+            "after_id": after.id if after else None,
+        }
         rows = await self._query("select_suppressions", _LIST, params)
         return [SuppressionOut.model_validate(row) for row in rows]
 

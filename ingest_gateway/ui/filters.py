@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from multidict import MultiMapping
 
-from ingest_gateway.alerts import Cursor
 from ingest_gateway.errors import Rejection
+from ingest_gateway.paging import Cursor
 from schemas import Severity
 from schemas.alert import AlertStatus
 

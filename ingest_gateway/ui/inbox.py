@@ -7,8 +7,8 @@ from uuid import UUID
 
 from aiohttp import web
 
-from ingest_gateway.alerts import Cursor
 from ingest_gateway.errors import Rejection
+from ingest_gateway.paging import Cursor
 from ingest_gateway.ui.filters import PAGE_SIZE, SEVERITIES, STATUSES, WITHIN, InboxFilters
 from ingest_gateway.ui.keys import READS
 from ingest_gateway.ui.render import page

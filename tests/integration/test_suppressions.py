@@ -84,6 +84,39 @@ async def test_a_rule_is_created_listed_and_expired(client: TestClient[Any, Any]
     assert unknown.status == 404
 
 
+async def test_rules_are_listed_a_page_at_a_time_each_once_newest_first(
+    client: TestClient[Any, Any],
+) -> None:
+    created = [(await create(client, {**RULE, "merchant": f"m{i}"}))[1]["id"] for i in range(5)]
+    expired = created[1]
+    assert (await client.delete(f"/suppressions/{expired}", headers=ANALYST)).status == 200
+
+    async def pages(url: str) -> list[list[str]]:
+        seen: list[list[str]] = []
+        while url:
+            response = await client.get(url, headers=SCOPED_HEADERS["read"])
+            assert response.status == 200
+            seen.append([rule["id"] for rule in await response.json()])
+            link = response.headers.get("Link", "")
+            assert bool(link) == ("X-Next-Cursor" in response.headers)
+            url = link[1 : link.index(">")] if link else ""
+        return seen
+
+    newest_first = created[::-1]
+    assert await pages("/suppressions?include_expired=true&limit=2") == [
+        newest_first[0:2],
+        newest_first[2:4],
+        newest_first[4:5],
+    ]
+    # The filter is carried by the next page's link; a page exactly full has no next one.
+    active = [rule for rule in newest_first if rule != expired]
+    assert await pages("/suppressions?limit=2") == [active[0:2], active[2:4]]
+    assert await pages("/suppressions") == [active]
+    for query in ("limit=0", "limit=501", "limit=x", "cursor=bm90LWEtY3Vyc29y"):
+        response = await client.get(f"/suppressions?{query}", headers=SCOPED_HEADERS["read"])
+        assert response.status == 400, query
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
