@@ -75,8 +75,11 @@ def parse_destination(url: str) -> Destination:
         raise EgressRefused("the URL names no host")
     if parts.username is not None or parts.password is not None:
         raise EgressRefused("the URL must not carry credentials (sign with the secret instead)")
+    if port == 0:
+        # `port or default` would check port 80 while the client connects elsewhere.
+        raise EgressRefused("port 0 is not a port a receiver listens on")
     default = 443 if parts.scheme == "https" else 80
-    return Destination(parts.scheme, parts.hostname, port or default)
+    return Destination(parts.scheme, parts.hostname, default if port is None else port)
 
 
 def literal_address(host: str) -> IPAddress | None:

@@ -62,6 +62,7 @@ def test_public_addresses_pass(address: str) -> None:
         ("http:///nohost", "names no host"),
         ("https://user:pw@example.com/", "credentials"),
         ("http://example.com:99999/", "not a valid URL"),
+        ("http://example.com:0/", "port 0"),
         ("example.com/hook", "only http and https"),
     ],
 )
