@@ -31,27 +31,60 @@ HAVING sum(sample_count) > 0
 # but once a day. The rollup trigger no longer touches that sum, so it stays off the
 # detector's write path.
 ADVANCE_SQL = "SELECT baseline_window_advance(%(first_day)s, %(closed_last)s)"
-# The days still filling (yesterday and today) are read from the daily histograms instead:
-# only a row more than a day late waits for the next day's re-sum.
+# The days still filling (yesterday and today) are read from the daily histograms instead;
+# a row that arrives for a closed day is caught up at the next recompute (`stale_scopes`).
 OPEN_DAYS = 2
 
 # One row a scope: its window's histogram as two arrays (bins ascending, their counts), the
-# closed days' sum plus the open days.
-HISTOGRAM_SQL = """
+# closed days' sum plus the open days. `{only}` narrows both parts to some scopes.
+_HISTOGRAM = """
 SELECT scope_kind, scope_name, currency, array_agg(bin ORDER BY bin),
        array_agg(sample_count ORDER BY bin)
 FROM (
     SELECT scope_kind, scope_name, currency, bin, sum(sample_count)::bigint AS sample_count
     FROM (
         SELECT scope_kind, scope_name, currency, bin, sample_count FROM baseline_window_bins
+        WHERE true {only}
         UNION ALL
         SELECT scope_kind, scope_name, currency, bin, sample_count FROM baseline_rollup_bins
-        WHERE day > %(closed_last)s AND day >= %(first_day)s AND day <= %(last_day)s
+        WHERE day > %(closed_last)s AND day >= %(first_day)s AND day <= %(last_day)s {only}
     ) AS parts
     GROUP BY scope_kind, scope_name, currency, bin
 ) AS summed
 GROUP BY scope_kind, scope_name, currency
 """
+HISTOGRAM_SQL = _HISTOGRAM.format(only="")
+_ONLY = """AND (scope_kind, scope_name, currency) IN (
+            SELECT * FROM unnest(%(kinds)s::text[], %(names)s::text[], %(currencies)s::text[]))"""
+# The histograms of the scopes just re-summed (`RESUM_SQL`, ops/migrations/017).
+SCOPED_HISTOGRAM_SQL = _HISTOGRAM.format(only=_ONLY)
+RESUM_SQL = "SELECT baseline_window_resum(%(kinds)s, %(names)s, %(currencies)s)"
+
+
+ScopeKey = tuple[str, str, str]  # (scope_kind, scope_name, currency)
+
+
+def stale_scopes(
+    counts: Mapping[ScopeKey, int], histograms: Mapping[ScopeKey, Mapping[int, int]]
+) -> list[ScopeKey]:
+    """The scopes whose summed histogram disagrees with their moments' count: both come from
+    the same rows (the rollup trigger feeds them in one statement), so a difference means
+    rows arrived for a closed day after it was summed."""
+    return sorted(
+        scope
+        for scope in counts.keys() | histograms.keys()
+        if counts.get(scope, 0) != sum(histograms.get(scope, {}).values())
+    )
+
+
+async def _histograms(
+    conn: AsyncConnection, query: str, params: Mapping[str, object]
+) -> dict[ScopeKey, dict[int, int]]:
+    rows = await (await conn.execute(query, params)).fetchall()
+    return {
+        (kind, name, currency): dict(zip(bins, counts, strict=True))
+        for kind, name, currency, bins, counts in rows
+    }
 
 
 @dataclass(frozen=True)
@@ -85,12 +118,15 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
     """Every scope's moments and histogram over the window (`advance_window` first)."""
     window = _window(now, days)
     moments = await (await conn.execute(AGGREGATE_SQL, window)).fetchall()
-    histograms = {
-        (kind, name, currency): dict(zip(bins, counts, strict=True))
-        for kind, name, currency, bins, counts in (
-            await (await conn.execute(HISTOGRAM_SQL, window)).fetchall()
-        )
-    }
+    histograms = await _histograms(conn, HISTOGRAM_SQL, window)
+    stale = stale_scopes({(k, n, c): count for k, n, c, count, *_ in moments}, histograms)
+    if stale:
+        # Late rows for closed days: re-sum those scopes now rather than at the next day's
+        # move (ops/migrations/017), and read their histograms again.
+        kinds, names, currencies = (list(column) for column in zip(*stale, strict=True))
+        scoped: dict[str, object] = {"kinds": kinds, "names": names, "currencies": currencies}
+        await conn.execute(RESUM_SQL, scoped)
+        histograms |= await _histograms(conn, SCOPED_HISTOGRAM_SQL, {**window, **scoped})
     return [
         ScopeStats(
             BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),

@@ -192,11 +192,13 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     """The trigger (ops/migrations/005, 007) and `baseline_worker.rollup` on the same rows:
     which rows feed a baseline, its moments, its amount histogram, and so its tail; also
     after the summed window moved on (days left it, late rows arrived for days still in it,
-    rows arrived for days that entered it). Replays (the accuracy benchmark,
-    `jalytics-backtest`) rest on this."""
+    rows arrived for days that entered it), and after late rows arrived for its closed days
+    with the window where it was (a backfill: ops/migrations/017). Replays (the accuracy
+    benchmark, `jalytics-backtest`) rest on this."""
     rng = random.Random(5)
     memory = MemoryRollup(window_days=30)
-    for now, oldest, newest in ((NOW, 40, 0), (NOW + timedelta(days=3), 40, -3)):
+    later = NOW + timedelta(days=3)
+    for now, oldest, newest in ((NOW, 40, 0), (later, 40, -3), (later, 25, 5)):
         for i in range(250):
             amount = Decimal(str(round(math.exp(rng.gauss(3, 1.2)), 2))).max(Decimal("0.01"))
             if i % 50 == 0:
@@ -207,6 +209,30 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
                 memory.add(row.transaction())
         published = {b.scope: b for b in (await recomputer.run(now)).published}
         assert_same_baselines(published, memory.window(now), now)
+
+
+async def test_a_history_loaded_after_a_recompute_has_its_tail_at_the_next(
+    recomputer: Recomputer, db: Any
+) -> None:
+    """A history backfilled today (every row dated in the window's closed days) reaches the
+    summed histogram at the next recompute, not at the next day's move of the window: until
+    017 its scopes had moments but no histogram, so no tail."""
+    insert(db, "50", "food", "Cafe", days_ago=0)
+    first = {b.scope.label(): b for b in (await recomputer.run(NOW)).published}
+    assert first["merchant:Cafe:USD"].tail is None  # one sample: no tail yet
+    rng = random.Random(3)
+    for _ in range(400):
+        amount = round(math.exp(rng.gauss(3, 0.5)), 2)
+        insert(db, str(amount), "food", "Cafe", days_ago=rng.uniform(3, 25))
+    after = {b.scope.label(): b for b in (await recomputer.run(NOW)).published}
+    cafe = after["merchant:Cafe:USD"]
+    assert cafe.count == 401
+    assert cafe.tail is not None
+    summed = db.execute(
+        "SELECT sum(sample_count) FROM baseline_window_bins"
+        " WHERE scope_kind = 'merchant' AND scope_name = 'Cafe'"
+    ).fetchone()
+    assert summed == (400,)  # the closed days' rows; today's is read from the daily bins
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
+from baseline_worker.compute import stale_scopes
 from baseline_worker.histogram import bin_of
 from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
 from schemas import BaselineScope, ScopeKind, Transaction
@@ -67,3 +68,18 @@ def test_histograms_add_up_across_days_and_late_rows_count() -> None:
     assert dict(before.bins) == {bin_of(Decimal("10")): 2}
     assert dict(after.bins) == {bin_of(Decimal("10")): 2, bin_of(Decimal("99")): 1}
     assert after.moments.count == 3
+
+
+def test_stale_scopes_are_those_whose_histogram_count_differs_from_their_moments() -> None:
+    counts = {("merchant", "a", "USD"): 3, ("merchant", "b", "USD"): 2, ("category", "c", "EUR"): 1}
+    histograms = {
+        ("merchant", "a", "USD"): {10: 2, 11: 1},  # in step
+        ("merchant", "b", "USD"): {10: 1},  # a late row not yet summed
+        ("merchant", "d", "USD"): {4: 1},  # rows gone from the moments
+    }
+    assert stale_scopes(counts, histograms) == [
+        ("category", "c", "EUR"),
+        ("merchant", "b", "USD"),
+        ("merchant", "d", "USD"),
+    ]
+    assert stale_scopes({}, {}) == []

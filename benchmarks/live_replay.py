@@ -1,0 +1,345 @@
+"""Live replay: a labelled stream through the running system over HTTP, as an outside
+evaluation replays one through `make up`, next to the event-time replay of the same stream.
+
+    .venv/bin/python -m benchmarks.live_replay --seed 7 --volume 0.3
+
+What it does: generates a labelled stream (benchmarks/streams.py) and moves its dates by
+whole days so that its last day is yesterday (`--end-day today` ends it on today's date,
+with the hours still to come left out: the gateway refuses future dates). It starts a
+gateway, a detector and a baseline worker as processes, at their defaults but for the rate
+limits, on an isolated schema and topics of the running Kafka and PostgreSQL. It posts the
+history over `POST /transactions/batch`, waits until the baseline worker has recomputed over
+all of it, then posts the evaluated days one transaction at a time on `POST /transactions`
+(the synchronous verdict path) with `--concurrency` requests in flight, in time order. Every
+verdict is read back from the `verdicts` topic. The same figures (high+ precision, recall and
+false alerts per 10k; recall at matched false-alert rates as a share of the oracle's) are
+then computed for the live verdicts and for `benchmarks.family_accuracy`'s event-time replay
+of the same stream with the same dates.
+
+Why both: the event-time replay recomputes baselines as event time passes; the live system
+recomputes every RECOMPUTE_INTERVAL_SECONDS of wall-clock time over a window that ends
+today. A live replay in fast time therefore scores the evaluated days against baselines that
+hold days still to come and a trend read for today. This benchmark measures what that costs,
+which no event-time figure can show.
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import re
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer
+
+from benchmarks.evaluate import ScoredRecord
+from benchmarks.family_accuracy import ALL, config_replay, per_family
+from benchmarks.harness import free_port, isolated, persisted, running, wait_until
+from benchmarks.ingest import gateway_env
+from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
+from benchmarks.world import WorldConfig
+from detector_worker.scoring import ScoringConfig
+from schemas import Verdict
+from schemas.transaction import TransactionFields
+
+BATCH = 250  # within the gateway's BATCH_MAX_ITEMS (500) and MAX_BODY_BYTES (64 KiB)
+_FIELDS = set(TransactionFields.model_fields)
+_LAST_SUCCESS = re.compile(r"^baseline_last_success_timestamp_seconds\S* (\S+)$", re.M)
+# The figures side by side, in this order.
+REPORTED = (
+    "high+.precision",
+    "high+.recall",
+    "high+.false_alerts_per_10k",
+    "medium+.false_alerts_per_10k",
+    "share_of_oracle@5",
+    "share_of_oracle@13",
+)
+
+
+def shift_days(stream: Sequence[StreamItem], last_day: date) -> list[StreamItem]:
+    """The stream moved by whole days so that its last day is `last_day`; the hours and
+    weekdays' order are kept (a whole-week move keeps the weekdays too when it can)."""
+    end = max(item.transaction.transaction_date for item in stream).date()
+    days = (last_day - end).days
+    return [
+        replace(
+            item,
+            transaction=item.transaction.model_copy(
+                update={
+                    "transaction_date": item.transaction.transaction_date + timedelta(days=days)
+                }
+            ),
+        )
+        for item in stream
+    ]
+
+
+def body_of(item: StreamItem) -> dict[str, Any]:
+    """What a client posts: the transaction's stated fields, amounts as exact strings."""
+    fields = item.transaction.model_dump(mode="json", include=_FIELDS, exclude_none=True)
+    return dict(fields)
+
+
+async def post_history(
+    session: aiohttp.ClientSession, url: str, items: Sequence[StreamItem]
+) -> dict[int, UUID]:
+    """Every history item, BATCH at a time, 4 batches in flight; the gateway's id of each."""
+    ids: dict[int, UUID] = {}
+    batches = [items[start : start + BATCH] for start in range(0, len(items), BATCH)]
+    gate = asyncio.Semaphore(4)
+
+    async def send(batch: Sequence[StreamItem]) -> None:
+        async with gate:
+            body = {"transactions": [body_of(item) for item in batch]}
+            async with session.post(f"{url}/transactions/batch", json=body) as response:
+                reply = await response.json()
+                if response.status >= 300 and response.status != 207:
+                    raise RuntimeError(f"batch refused: {response.status} {reply}")
+        for result in reply["results"]:
+            if result["status"] != 202:
+                raise RuntimeError(f"history item refused: {result}")
+            ids[id(batch[result["index"]])] = UUID(result["id"])
+
+    await asyncio.gather(*(send(batch) for batch in batches))
+    return ids
+
+
+async def post_evaluated(
+    session: aiohttp.ClientSession, url: str, items: Sequence[StreamItem], concurrency: int
+) -> tuple[dict[int, UUID], int]:
+    """Every evaluated item on the verdict path, in time order, `concurrency` in flight;
+    the gateway's id of each, and how many were answered 201 with their verdict."""
+    ids: dict[int, UUID] = {}
+    answered = 0
+    queue: asyncio.Queue[StreamItem] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        nonlocal answered
+        while not queue.empty():
+            item = queue.get_nowait()
+            async with session.post(f"{url}/transactions", json=body_of(item)) as response:
+                reply = await response.json()
+                if response.status not in (201, 202):
+                    raise RuntimeError(f"refused: {response.status} {reply}")
+            ids[id(item)] = UUID(reply["id"])
+            answered += response.status == 201
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ids, answered
+
+
+async def read_verdicts(bootstrap: str, topic: str, wanted: int) -> dict[UUID, Verdict]:
+    """Every verdict on the topic, once `wanted` distinct transactions have one."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    verdicts: dict[UUID, Verdict] = {}
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 300
+        while len(verdicts) < wanted:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(verdicts)} of {wanted} verdicts after 300 s")
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    if record.value is not None:
+                        verdict = Verdict.model_validate_json(record.value)
+                        verdicts[verdict.transaction_id] = verdict
+    finally:
+        await consumer.stop()
+    return verdicts
+
+
+def last_recompute(metrics_url: str) -> float:
+    """The baseline worker's last successful recompute (Unix time; 0 before the first)."""
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=2) as response:  # noqa: S310 - localhost
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    found = _LAST_SUCCESS.search(text)
+    return float(found.group(1)) if found else 0.0
+
+
+def false_alerts(
+    items: Sequence[StreamItem], ids: dict[int, UUID], verdicts: dict[UUID, Verdict]
+) -> list[dict[str, Any]]:
+    """The normal transactions the live system judged high or critical, with the verdict
+    that says why: where to look when live and replay differ."""
+    found = []
+    for item in items:
+        verdict = verdicts[ids[id(item)]]
+        if not item.is_anomaly and verdict.severity in ("high", "critical"):
+            txn = item.transaction
+            found.append(
+                {
+                    "family": item.family,
+                    "size": str(item.size),
+                    "merchant": txn.merchant,
+                    "amount": str(txn.amount),
+                    "at": txn.transaction_date.isoformat(),
+                    "p_true": item.p_true,
+                    "verdict": verdict.model_dump(mode="json", exclude={"transaction_id"}),
+                }
+            )
+    return found
+
+
+def live_records(
+    items: Sequence[StreamItem], ids: dict[int, UUID], verdicts: dict[UUID, Verdict]
+) -> list[ScoredRecord]:
+    records = []
+    for item in items:
+        verdict = verdicts[ids[id(item)]]
+        score = verdict.z_score
+        if score is None:
+            score = math.inf if verdict.anomaly else -math.inf
+        records.append(record_of(item, verdict.severity, score))
+    return records
+
+
+@dataclass(frozen=True)
+class Live:
+    records: list[ScoredRecord]
+    timings: dict[str, float]
+    false_alerts: list[dict[str, Any]]
+
+
+def run_live(stream: Sequence[StreamItem], scored_from: datetime, concurrency: int) -> Live:
+    """The stream through a live gateway, detector and baseline worker."""
+    history = [i for i in stream if i.transaction.transaction_date < scored_from]
+    evaluated = [i for i in stream if i.transaction.transaction_date >= scored_from]
+    timings: dict[str, float] = {}
+    with isolated(6) as env, ExitStack() as stack:
+        key, port, baseline_port, detector_port = (
+            "live-replay-key",
+            free_port(),
+            free_port(),
+            free_port(),
+        )
+        baseline = stack.enter_context(
+            running("baseline_worker", env | {"METRICS_PORT": str(baseline_port)})
+        )
+        detector = stack.enter_context(
+            running("detector_worker", env | {"METRICS_PORT": str(detector_port)})
+        )
+        detector.wait_healthy(f"http://127.0.0.1:{detector_port}/health")
+        gateway = stack.enter_context(
+            running("ingest_gateway", gateway_env(env, port, key, verdict_wait=5.0))
+        )
+        url = f"http://127.0.0.1:{port}"
+        gateway.wait_healthy(f"{url}/ready")
+        metrics_url = f"http://127.0.0.1:{baseline_port}/metrics"
+
+        async def post() -> tuple[dict[int, UUID], dict[int, UUID], int]:
+            headers = {"Authorization": f"Bearer {key}"}
+            connector = aiohttp.TCPConnector(limit=concurrency + 8)
+            async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+                started = time.monotonic()
+                history_ids = await post_history(session, url, history)
+                timings["history_post_seconds"] = time.monotonic() - started
+                await asyncio.to_thread(_wait_for_baselines, env, len(history), metrics_url)
+                timings["baselines_ready_seconds"] = time.monotonic() - started
+                baseline.assert_running()
+                started = time.monotonic()
+                eval_ids, answered = await post_evaluated(session, url, evaluated, concurrency)
+                timings["evaluated_post_seconds"] = time.monotonic() - started
+                return history_ids, eval_ids, answered
+
+        _, eval_ids, answered = asyncio.run(post())
+        timings["answered_201_share"] = answered / max(1, len(evaluated))
+        verdicts = asyncio.run(
+            read_verdicts(env["KAFKA_BOOTSTRAP_SERVERS"], env["TOPIC_VERDICTS"], len(stream))
+        )
+        return Live(
+            live_records(evaluated, eval_ids, verdicts),
+            timings,
+            false_alerts(evaluated, eval_ids, verdicts),
+        )
+
+
+def _wait_for_baselines(env: dict[str, str], history: int, metrics_url: str) -> None:
+    """Until every history row is stored and a recompute has started after that."""
+    wait_until(lambda: persisted(env) >= history, 600, "the history to be stored")
+    # The first publish after that may come from a recompute that began before: wait for two.
+    stored_at = time.time()
+    wait_until(lambda: last_recompute(metrics_url) > stored_at, 180, "a recompute")
+    published = last_recompute(metrics_url)
+    wait_until(lambda: last_recompute(metrics_url) > published, 180, "a recompute over it")
+    time.sleep(2.0)  # the detector reads the new baselines off their topic
+
+
+def replayed_records(stream: Sequence[StreamItem], scored_from: datetime) -> list[ScoredRecord]:
+    """The same stream, same dates, through the event-time replay at production's config."""
+    replay = config_replay(ScoringConfig())
+    return [record_of(item, sev, score) for item, sev, score in replay(stream, scored_from)]
+
+
+def markdown(tables: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [
+        "| family | " + " | ".join(f"{name} live / replay" for name in REPORTED) + " |",
+        "|---|" + "---:|" * len(REPORTED),
+    ]
+    live, replayed = tables["live"], tables["replay"]
+    for family in sorted(live, key=lambda f: (f == ALL, f)):
+        cells = [
+            f"{live[family].get(name, math.nan):.2f} / {replayed[family].get(name, math.nan):.2f}"
+            for name in REPORTED
+        ]
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--volume", type=float, default=1.0, help="x ~3,000 transactions a day")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--end-day", choices=("yesterday", "today"), default="yesterday")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/live_replay.json"))
+    args = parser.parse_args(argv)
+
+    config = StreamConfig(world=WorldConfig(volume=args.volume))
+    now = datetime.now(UTC)
+    last_day = now.date() - timedelta(days=1 if args.end_day == "yesterday" else 0)
+    stream = shift_days(generate_stream(args.seed, config), last_day)
+    # Nothing later than now: the gateway refuses dates in the future.
+    stream = [item for item in stream if item.transaction.transaction_date <= now]
+    offset = last_day - (config.world.start + timedelta(days=config.world.days - 1))
+    scored_from = config.scored_from() + offset
+    print(f"{len(stream)} transactions, evaluated from {scored_from:%Y-%m-%d}", file=sys.stderr)
+
+    live = run_live(stream, scored_from, args.concurrency)
+    tables = {
+        "live": per_family(live.records),
+        "replay": per_family(replayed_records(stream, scored_from)),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "seed": args.seed,
+                "volume": args.volume,
+                "timings": live.timings,
+                **tables,
+                "live_false_alerts": live.false_alerts,
+            }
+        )
+    )
+    print(json.dumps(live.timings))
+    print(markdown(tables))
+
+
+if __name__ == "__main__":
+    main()
