@@ -13,6 +13,7 @@ from benchmarks.accuracy import replay
 from benchmarks.evaluate import ScoredRecord
 from benchmarks.families import FixedPrice
 from benchmarks.generator import AnomalyKind
+from benchmarks.live_replay import body_of, shift_days
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, main, record_of
 from benchmarks.world import DEFAULT_FAMILIES, FAMILIES, MerchantSize, WorldConfig, build_world
 from detector_worker.scoring import ScoringConfig
@@ -151,3 +152,20 @@ def test_a_stream_is_written_as_json_lines_with_its_labels(tmp_path: Path) -> No
     labels = {"is_anomaly", "anomaly", "family", "size", "p_true", "multiple", "drifting"}
     assert labels <= set(first)
     assert any(row["is_anomaly"] for row in rows)
+
+
+def test_a_live_replay_moves_the_stream_by_whole_days_and_posts_what_a_client_states(
+    stream: list[StreamItem],
+) -> None:
+    last_day = WORLD.start + timedelta(days=400)
+    moved = shift_days(stream, last_day)
+    assert max(i.transaction.transaction_date for i in moved).date() == last_day
+    for before, after in zip(stream, moved, strict=True):
+        shift = after.transaction.transaction_date - before.transaction.transaction_date
+        assert shift == timedelta(days=400 - (WORLD.days - 1))
+        assert (after.is_anomaly, after.p_true) == (before.is_anomaly, before.p_true)
+    body = body_of(moved[0])
+    assert set(body) <= {"amount", "category", "merchant", "transaction_date", "currency"}
+    # Amounts go as exact decimal strings, never through a float.
+    assert Decimal(body["amount"]) == moved[0].transaction.amount
+    assert isinstance(body["amount"], str)
