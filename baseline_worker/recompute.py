@@ -68,6 +68,7 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
     return tail.model_copy(
         update={
             "level_ratio": level.level_ratio(window_days - 1),
+            "level_slope": level.slope,
             "hour_ratios": None if hours is None else list(hours),
         }
     )

@@ -58,7 +58,11 @@ class HeldBaseline:
             stddev=baseline.stddev,
             log_mean=baseline.log_mean,
             log_stddev=baseline.log_stddev,
-            tail=HeldTail.of(baseline.tail) if baseline.tail is not None else None,
+            tail=(
+                HeldTail.of(baseline.tail, baseline.computed_at)
+                if baseline.tail is not None
+                else None
+            ),
             window_days=baseline.window_days,
             computed_at=baseline.computed_at,
         )

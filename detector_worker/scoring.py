@@ -138,6 +138,7 @@ def tail_probability(
     category: HeldBaseline | None,
     config: ScoringConfig,
     hour: int | None = None,
+    day: int | None = None,
 ) -> tuple[float, HeldBaseline] | None:
     """P(amount >= x) and the baseline that weighs most in it, or None without a tail.
 
@@ -149,8 +150,8 @@ def tail_probability(
     that has charged one price every time weighs by that evidence instead
     (`stable_merchant_weight`), and a merchant without a model of its own is judged by its
     category no rarer than `unseen_merchant_floor`."""
-    p_own = _probability(merchant, amount, config, config.young_merchant_samples, hour)
-    p_wide = _probability(category, amount, config, config.min_samples, hour)
+    p_own = _probability(merchant, amount, config, config.young_merchant_samples, hour, day)
+    p_wide = _probability(category, amount, config, config.min_samples, hour, day)
     weight = _merchant_weight(merchant, category, config) if p_own is not None else 0.0
     grown = merchant is not None and merchant.count >= config.min_samples
     if merchant is not None and p_own is not None and (p_wide is None or grown):
@@ -169,12 +170,13 @@ def _probability(
     config: ScoringConfig,
     min_samples: int,
     hour: int | None,
+    day: int | None = None,
 ) -> float | None:
     if baseline is None or baseline.count < min_samples:
         return None
     if baseline.stddev <= config.stable_stddev:
         return stable_probability(amount, baseline, config)
-    return None if baseline.tail is None else survival(baseline.tail, amount, hour)
+    return None if baseline.tail is None else survival(baseline.tail, amount, hour, day)
 
 
 def stable_probability(amount: float, baseline: HeldBaseline, config: ScoringConfig) -> float:
@@ -244,8 +246,9 @@ def score(
     if config.method == "tail":
         merchant = baselines.get((ScopeKind.MERCHANT, txn.merchant, txn.currency))
         category = baselines.get((ScopeKind.CATEGORY, txn.category, txn.currency))
-        hour = txn.transaction_date.astimezone(UTC).hour  # for a scope's time-of-day level
-        estimate = tail_probability(amount, merchant, category, config, hour)
+        # The hour and the day of the amount, for the scope's level then (time of day, trend).
+        at = txn.transaction_date.astimezone(UTC)
+        estimate = tail_probability(amount, merchant, category, config, at.hour, at.toordinal())
     if estimate is not None:
         p, baseline = estimate
         z, rule = z_equivalent(p), "tail"

@@ -10,6 +10,7 @@ import math
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from schemas import TailModel
 
@@ -28,9 +29,14 @@ class HeldTail:
     level_ratio: float
     # Each UTC hour's level times `level_ratio` (None: no time-of-day seasonality).
     hour_levels: array[float] | None = None
+    # The trend's change of ln(level) per day, and the day (a date ordinal, UTC) for which
+    # `level_ratio` is the level: another day's amounts are read at their own day's level.
+    level_slope: float = 0.0
+    level_day: int = 0
 
     @classmethod
-    def of(cls, model: TailModel) -> HeldTail:
+    def of(cls, model: TailModel, computed_at: datetime | None = None) -> HeldTail:
+        day = 0 if computed_at is None else computed_at.astimezone(UTC).toordinal()
         return cls(
             array("d", model.amounts),
             array("d", model.survival),
@@ -43,6 +49,8 @@ class HeldTail:
             None
             if model.hour_ratios is None
             else array("d", (model.level_ratio * r for r in model.hour_ratios)),
+            model.level_slope if day else 0.0,
+            day,
         )
 
     def model(self) -> TailModel:
@@ -55,25 +63,36 @@ class HeldTail:
             scale=self.scale,
             bin_ratio=math.exp(self.log_bin_ratio),
             level_ratio=self.level_ratio,
+            level_slope=self.level_slope,
             hour_ratios=None
             if self.hour_levels is None
             else [level / self.level_ratio for level in self.hour_levels],
         )
 
 
-def _level(tail: HeldTail, hour: int | None) -> float:
-    """The scope's level at `hour` (UTC hour of day; None: the level of the whole day)."""
-    if hour is None or tail.hour_levels is None:
-        return tail.level_ratio
-    return tail.hour_levels[hour]
+# The trend's level is never read beyond this factor of the window's (baseline_worker.stats).
+_MAX_LEVEL_RATIO = 2.0
 
 
-def survival(tail: HeldTail, amount: float, hour: int | None = None) -> float:
+def _level(tail: HeldTail, hour: int | None, day: int | None) -> float:
+    """The scope's level at `hour` (UTC hour of day; None: the level of the whole day) of
+    `day` (a UTC date ordinal; None: the baseline's own day)."""
+    level = tail.level_ratio if hour is None or tail.hour_levels is None else tail.hour_levels[hour]
+    if day is None or not tail.level_slope or day == tail.level_day:
+        return level
+    ratio = tail.level_ratio * math.exp(tail.level_slope * (day - tail.level_day))
+    ratio = min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO)
+    return level * ratio / tail.level_ratio
+
+
+def survival(
+    tail: HeldTail, amount: float, hour: int | None = None, day: int | None = None
+) -> float:
     """P(amount >= x): the empirical knots where they reach, the fitted Pareto tail past them,
     read at the lower edge of the amount's histogram bin (after taking out the level's trend
-    and, at `hour`, the hour of day's level)."""
+    at `day`, and at `hour` the hour of day's level)."""
     step = tail.log_bin_ratio
-    amount = math.exp(math.floor(math.log(amount / _level(tail, hour)) / step) * step)
+    amount = math.exp(math.floor(math.log(amount / _level(tail, hour, day)) / step) * step)
     amounts, shares = tail.amounts, tail.survival
     if amount <= amounts[0]:
         return shares[0]

@@ -60,6 +60,11 @@ class TailModel(BaseModel):
     # Today's level of the scope's amounts over the window's average level (a slow inflation
     # the window trails): an amount is read as amount / level_ratio.
     level_ratio: float = Field(default=1.0, gt=0)
+    # How fast that level moves: the trend's change of ln(level) per day. An amount dated d
+    # days before the baseline's day (`Baseline.computed_at`, UTC) is read at the level of
+    # its own day, level_ratio * exp(-level_slope * d), within 0.5-2x the window's: a late or
+    # backfilled transaction is judged by the level of its day, not today's. 0: no trend.
+    level_slope: float = 0.0
     # Each UTC hour's level over the scope's (0-23; absent: no time-of-day seasonality): an
     # amount at hour h is read as amount / (level_ratio * hour_ratios[h]).
     hour_ratios: list[Annotated[float, Field(gt=0)]] | None = Field(

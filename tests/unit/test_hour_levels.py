@@ -125,11 +125,12 @@ def replayed(profile: tuple[float, ...], fit: TailFit) -> Baseline:
 
 
 def test_an_amount_is_read_against_its_hours_level() -> None:
-    tail = HeldBaseline.of(replayed(PROFILE, TailFit(hour_levels=True))).tail
+    baseline = replayed(PROFILE, TailFit(hour_levels=True))
+    tail = HeldBaseline.of(baseline).tail
     assert tail is not None and tail.hour_levels is not None
     # 45 is ordinary in the busy evening, rare at night.
     assert survival(tail, 45.0, hour=3) < survival(tail, 45.0) / 5 < survival(tail, 45.0, 19)
-    assert HeldTail.of(tail.model()) == tail  # the wire keeps it
+    assert HeldTail.of(tail.model(), baseline.computed_at) == tail  # the wire keeps it
 
 
 def test_without_hour_levels_every_hour_reads_the_same() -> None:
