@@ -88,9 +88,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         seconds = time.perf_counter() - started
         route, method = route_label(request), method_label(request.method)
-        request.app[METRICS].http_request_duration.labels(
-            route=route, method=method, status=str(status)
-        ).observe(seconds)
+        request.app[METRICS].request_duration(route, method, status).observe(seconds)
         log_request(request, method, route, status, seconds, request.app[ACCESS_LOG_LEVEL])
 
 
