@@ -29,6 +29,7 @@ from schemas import (
     Transaction,
     TransactionAccepted,
     Verdict,
+    VerdictReceipt,
 )
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,16 @@ async def post_transaction(request: web.Request) -> web.Response:
 # id (a UUID's text never needs escaping). A third of the cost of encoding the model each time.
 _PLACEHOLDER = UUID(int=0)
 _PENDING_HEAD, _PENDING_TAIL = (
-    TransactionAccepted(id=_PLACEHOLDER).model_dump_json().encode().split(str(_PLACEHOLDER).encode())
+    TransactionAccepted(id=_PLACEHOLDER)
+    .model_dump_json()
+    .encode()
+    .split(str(_PLACEHOLDER).encode())
 )
 
 
-def receipt(txn_id: UUID, verdict: Verdict | None, headers: dict[str, str]) -> web.Response:
+def receipt(
+    txn_id: UUID, verdict: Verdict | VerdictReceipt | None, headers: dict[str, str]
+) -> web.Response:
     """201 with the verdict when it came in time, else 202 pending."""
     if verdict is None:
         body = b"%b%s%b" % (_PENDING_HEAD, str(txn_id).encode(), _PENDING_TAIL)
