@@ -17,6 +17,8 @@ access_log = logging.getLogger("ingest_gateway.access")
 def log_request(
     request: web.Request, method: str, route: str, status: int, seconds: float, level: int
 ) -> None:
+    if not access_log.isEnabledFor(level):  # off (below LOG_LEVEL): build no record
+        return
     access_log.log(
         level,
         "request",

@@ -29,6 +29,7 @@ from schemas import (
     Transaction,
     TransactionAccepted,
     Verdict,
+    VerdictReceipt,
 )
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,24 @@ async def post_transaction(request: web.Request) -> web.Response:
     return receipt(txn.id, verdict, _answer_headers(key, txn.id))
 
 
-def receipt(txn_id: UUID, verdict: Verdict | None, headers: dict[str, str]) -> web.Response:
+# The 202 body is the same but for the id: encoded once, from the model, around a placeholder
+# id (a UUID's text never needs escaping). A third of the cost of encoding the model each time.
+_PLACEHOLDER = UUID(int=0)
+_PENDING_HEAD, _PENDING_TAIL = (
+    TransactionAccepted(id=_PLACEHOLDER)
+    .model_dump_json()
+    .encode()
+    .split(str(_PLACEHOLDER).encode())
+)
+
+
+def receipt(
+    txn_id: UUID, verdict: Verdict | VerdictReceipt | None, headers: dict[str, str]
+) -> web.Response:
     """201 with the verdict when it came in time, else 202 pending."""
     if verdict is None:
-        reply = TransactionAccepted(id=txn_id)
-        return web.json_response(reply.model_dump(mode="json"), status=202, headers=headers)
+        body = b"%b%s%b" % (_PENDING_HEAD, str(txn_id).encode(), _PENDING_TAIL)
+        return _json_answer(body, 202, headers)
     reply = TransactionAccepted(
         id=txn_id,
         anomaly=verdict.anomaly,
@@ -108,7 +122,14 @@ def receipt(txn_id: UUID, verdict: Verdict | None, headers: dict[str, str]) -> w
         z_score=verdict.z_score,
         reason="no_baseline" if verdict.baseline is None else None,
     )
-    return web.json_response(reply.model_dump(mode="json"), status=201, headers=headers)
+    return _json_answer(reply.model_dump_json().encode(), 201, headers)
+
+
+def _json_answer(body: bytes, status: int, headers: dict[str, str]) -> web.Response:
+    """A JSON answer encoded already (the same Content-Type as web.json_response)."""
+    return web.Response(
+        body=body, status=status, headers=headers, content_type="application/json", charset="utf-8"
+    )
 
 
 async def post_batch(request: web.Request) -> web.Response:

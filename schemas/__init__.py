@@ -21,7 +21,7 @@ from schemas.api import (
 from schemas.baseline import Baseline, BaselineScope, ScopeKind, TailModel
 from schemas.codec import MalformedJson, decode_json, encode_model
 from schemas.transaction import Transaction
-from schemas.verdict import Severity, Verdict
+from schemas.verdict import Severity, Verdict, VerdictReceipt
 
 __all__ = [
     "IDEMPOTENCY_KEY_PATTERN",
@@ -47,6 +47,7 @@ __all__ = [
     "TransactionIn",
     "TransactionOut",
     "Verdict",
+    "VerdictReceipt",
     "anchored",
     "decode_json",
     "encode_model",

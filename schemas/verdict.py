@@ -30,3 +30,19 @@ class Verdict(BaseModel):
     # The baseline the decision used, or None when no scope had enough data.
     baseline: Baseline | None = None
     scored_at: Timestamp
+
+
+class VerdictReceipt(BaseModel):
+    """What the gateway's answer to `POST /transactions` reads of a Verdict record: Verdict's
+    own fields (tests/unit/test_receipt.py holds them to Verdict's types), the baseline only
+    as there or not, everything else ignored. Validating the whole record, baseline and tail
+    included, cost the gateway three times as much per verdict (docs/performance.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    transaction_id: UUID
+    anomaly: bool
+    severity: Severity | None = None
+    z_score: float | None = None
+    message: str | None = None
+    baseline: dict[str, object] | None = None

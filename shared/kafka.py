@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import OutOfOrderSequenceNumber, ProducerFenced, for_code
 
+from shared.partitioner import default_partition
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def make_producer(
         max_batch_size=256 * 1024,
         request_timeout_ms=15_000,
         transactional_id=transactional_id,
+        partitioner=default_partition,
     )
 
 

@@ -64,3 +64,14 @@ def test_the_caller_carries_its_granted_scopes_and_open_auth_grants_all() -> Non
     )
     anonymous = ApiKeys({}, disabled=True).identify(None, None)
     assert anonymous is not None and all(anonymous.may(scope) for scope in SCOPES)
+
+
+def test_a_recognised_key_stays_recognised_and_nothing_else_is_let_in() -> None:
+    key = "k-0123456789"
+    keys = ApiKeys({hashlib.sha256(key.encode()).hexdigest(): "ops"})
+    first = keys.identify(f"Bearer {key}", None)
+    assert first is not None and keys.identify(None, key) is first
+    # After a valid key was seen: a near miss, another key, none at all are still refused.
+    assert keys.identify(f"Bearer {key}x", None) is None
+    assert keys.identify(None, key[:-1]) is None
+    assert keys.identify(None, None) is None

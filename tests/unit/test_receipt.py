@@ -9,7 +9,7 @@ from uuid import uuid4
 from benchmarks.support import settings_from
 from detector_worker.settings import DetectorSettings
 from ingest_gateway.transactions import receipt
-from schemas import Verdict
+from schemas import TransactionAccepted, Verdict
 from tests.unit.test_detector_observability import baseline
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -39,3 +39,12 @@ def test_the_readme_examples_show_the_rule_the_default_method_answers() -> None:
     default = settings_from(DetectorSettings, {"DATABASE_URL": "postgresql://u@db/j"})
     shown = set(re.findall(r'"rule": "(\w+)"', README.read_text()))
     assert shown == {default.anomaly_method}
+
+
+def test_the_pending_answer_is_the_models_encoding_with_this_id() -> None:
+    txn_id = uuid4()
+    response = receipt(txn_id, None, {"X-Transaction-Id": str(txn_id)})
+    assert response.status == 202 and response.text is not None
+    assert json.loads(response.text) == TransactionAccepted(id=txn_id).model_dump(mode="json")
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert response.headers["X-Transaction-Id"] == str(txn_id)

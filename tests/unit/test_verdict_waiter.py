@@ -1,0 +1,39 @@
+"""The gateway's wait for a verdict (ingest_gateway/verdicts.py), without Kafka: callers share
+one timer, and each gets its verdict, or None once its own time is up, never early."""
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from uuid import uuid4
+
+from ingest_gateway.verdicts import VerdictWaiter
+from schemas import Verdict, VerdictReceipt
+from schemas.records import transaction_key
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def test_the_receipt_reads_verdicts_fields_with_verdicts_types() -> None:
+    for name, field in VerdictReceipt.model_fields.items():
+        if name != "baseline":  # read only as there or not
+            assert field.annotation == Verdict.model_fields[name].annotation, name
+
+
+async def test_each_caller_gets_its_verdict_or_none_when_its_own_time_is_up() -> None:
+    waiter = VerdictWaiter("127.0.0.1:1", "verdicts")  # never started: fed by hand below
+    answered, late, never = uuid4(), uuid4(), uuid4()
+    futures = {txn: waiter.expect(txn) for txn in (answered, late, never)}
+    started = time.monotonic()
+    waits = [
+        asyncio.create_task(waiter.wait(futures[never], 0.05)),
+        asyncio.create_task(waiter.wait(futures[late], 0.3)),
+        asyncio.create_task(waiter.wait(futures[answered], 0.3)),
+    ]
+    await asyncio.sleep(0.1)
+    verdict = Verdict(transaction_id=answered, anomaly=True, severity="high", scored_at=NOW)
+    waiter._resolve(transaction_key(answered), verdict.model_dump_json().encode())
+    assert await waits[2] == VerdictReceipt.model_validate(verdict.model_dump())
+    assert time.monotonic() - started < 0.3
+    assert await waits[0] is None
+    assert await waits[1] is None
+    assert time.monotonic() - started >= 0.3  # the last caller waited its whole time
