@@ -1,0 +1,155 @@
+"""The hours of day of the window's closed days (ops/migrations/016), summed by the baseline
+worker once a day from `transactions`: which days' rows they hold as the window moves, under
+the baseline worker's own role and a session in another time zone."""
+
+import math
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from baseline_worker.compute import advance_window
+from shared.db import open_pool
+from tests.conftest import Isolated
+
+pytestmark = pytest.mark.integration
+
+DAYS = 5  # a short window: closed days are the 3 before yesterday
+NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)  # window 03-06..03-10, closed 03-06..03-08
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# (transaction_date, amount, severity): each commented with the UTC day and hour it counts at.
+ROWS = [
+    (at("2026-03-05T23:59:59.999+00:00"), "1.00", None),  # 03-05: before the window
+    (at("2026-03-06T01:30:00+02:00"), "2.00", None),  # 03-05 23:30 UTC: before the window
+    (at("2026-03-06T10:00:00+00:00"), "3.00", None),  # 03-06 h10
+    (at("2026-03-07T05:10:00+00:00"), "4.00", "medium"),  # 03-07 h5 (medium feeds baselines)
+    (at("2026-03-07T05:20:00+00:00"), "400.00", "high"),  # never: judged high
+    (at("2026-03-08T00:00:00+00:00"), "5.00", None),  # 03-08 h0, midnight exactly
+    (at("2026-03-07T22:15:00-03:00"), "6.00", None),  # 03-08 01:15 UTC: h1
+    (at("2026-03-08T23:30:00-05:00"), "7.00", None),  # 03-09 04:30 UTC: open until 03-11
+    (at("2026-03-09T00:00:00+00:00"), "8.00", None),  # 03-09 h0: open until 03-11
+    (at("2026-03-10T09:00:00+00:00"), "9.00", None),  # today: open
+]
+
+
+def insert(db: Any, when: datetime, amount: str, severity: str | None = None) -> None:
+    db.execute(
+        "INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,"
+        " anomaly, severity, scored_at) VALUES (gen_random_uuid(), %s, 'USD', 'food', 'Cafe',"
+        " %s, %s, %s, now())",
+        (amount, when, severity is not None, severity),
+    )
+
+
+@pytest.fixture
+async def baseline_pool(isolated: Isolated) -> AsyncIterator[AsyncConnectionPool]:
+    """The baseline worker's role, in a session whose time zone is not UTC (+05:45)."""
+
+    async def far_east(conn: Any) -> None:
+        await conn.execute("SET TIME ZONE 'Asia/Kathmandu'")
+        await conn.commit()
+
+    pool = await open_pool(isolated.worker_urls["baseline"], isolated.schema, configure=far_east)
+    yield pool
+    await pool.close()
+
+
+async def advance(pool: AsyncConnectionPool, now: datetime) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await advance_window(conn, now, DAYS)
+
+
+def window_hours(db: Any, kind: str = "merchant") -> dict[int, tuple[int, float]]:
+    row = db.execute(
+        "SELECT hours, sample_counts, log_totals FROM baseline_window_hours"
+        " WHERE scope_kind = %s AND scope_name = %s AND currency = 'USD'",
+        (kind, "food" if kind == "category" else "Cafe"),
+    ).fetchone()
+    return {} if row is None else {h: (n, t) for h, n, t in zip(*row, strict=True)}
+
+
+def hours_of(**amounts: list[str]) -> dict[int, tuple[int, float]]:
+    """{hour: (count, sum of ln(amount))} from `h5=["4.00"]`-style arguments."""
+    return {
+        int(key[1:]): (len(values), sum(math.log(float(v)) for v in values))
+        for key, values in amounts.items()
+    }
+
+
+def assert_hours(got: dict[int, tuple[int, float]], want: dict[int, tuple[int, float]]) -> None:
+    assert {h: n for h, (n, _) in got.items()} == {h: n for h, (n, _) in want.items()}
+    for hour, (_, log_total) in want.items():
+        assert got[hour][1] == pytest.approx(log_total, rel=1e-12)
+
+
+def stored(db: Any) -> list[tuple[Any, ...]]:
+    days: list[tuple[Any, ...]] = db.execute(
+        "SELECT * FROM baseline_rollup_hours ORDER BY scope_kind, scope_name, currency, day"
+    ).fetchall()
+    summed: list[tuple[Any, ...]] = db.execute(
+        "SELECT * FROM baseline_window_hours ORDER BY scope_kind, scope_name, currency"
+    ).fetchall()
+    return days + summed
+
+
+async def test_the_daily_advance_adds_and_drops_the_right_days_hours(
+    db: Any, baseline_pool: AsyncConnectionPool
+) -> None:
+    for when, amount, severity in ROWS:
+        insert(db, when, amount, severity)
+    await advance(baseline_pool, NOW)
+    first = hours_of(h10=["3.00"], h5=["4.00"], h0=["5.00"], h1=["6.00"])
+    assert_hours(window_hours(db), first)
+    assert_hours(window_hours(db, "category"), first)  # both scopes, one scan
+    days = db.execute("SELECT DISTINCT day FROM baseline_rollup_hours ORDER BY day").fetchall()
+    assert [d for (d,) in days] == [NOW.date() - timedelta(days=n) for n in (4, 3, 2)]
+
+    await advance(baseline_pool, NOW + timedelta(hours=11))  # the same day: nothing moves
+    assert_hours(window_hours(db), first)
+
+    # A day later 03-06 leaves, 03-09 closes: its midnight row and the one dated 03-08 in
+    # UTC-5 (03-09 in UTC) join.
+    await advance(baseline_pool, NOW + timedelta(days=1))
+    second = hours_of(h5=["4.00"], h0=["5.00", "8.00"], h1=["6.00"], h4=["7.00"])
+    assert_hours(window_hours(db), second)
+
+
+async def test_a_late_row_joins_at_the_next_advance_and_only_changed_days_are_read_again(
+    db: Any, baseline_pool: AsyncConnectionPool
+) -> None:
+    for when, amount, severity in ROWS:
+        insert(db, when, amount, severity)
+    await advance(baseline_pool, NOW)
+    # A closed day's sums are not read again while its count matches the daily rollup's:
+    # mark 03-07's stored sum, which a re-read would overwrite.
+    db.execute("UPDATE baseline_rollup_hours SET log_totals = '{100}' WHERE day = '2026-03-07'")
+    insert(db, at("2026-03-08T13:00:00+01:00"), "10.00")  # late, for the closed 03-08 h12
+    await advance(baseline_pool, NOW + timedelta(days=1))
+    got = window_hours(db)
+    assert got[5] == (1, 100.0)  # 03-07: kept as it was
+    assert_hours({12: got[12]}, hours_of(h12=["10.00"]))  # 03-08: read again, late row in
+
+
+async def test_the_backfill_of_an_empty_table_is_idempotent(
+    db: Any, baseline_pool: AsyncConnectionPool
+) -> None:
+    for when, amount, severity in ROWS:
+        insert(db, when, amount, severity)
+    await advance(baseline_pool, NOW)
+    filled = stored(db)
+    assert filled
+    # Called again on the same days (a retried transaction, a second worker): the same rows.
+    db.execute("SELECT baseline_hours_advance('2026-03-06', '2026-03-08')")
+    assert stored(db) == filled
+    # Emptied (a fresh deployment: migration 016 leaves the window to be moved afresh).
+    db.execute("TRUNCATE baseline_rollup_hours, baseline_window_hours")
+    db.execute("UPDATE baseline_window SET first_day = NULL, last_day = NULL")
+    await advance(baseline_pool, NOW)
+    assert stored(db) == filled
