@@ -8,10 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from baseline_worker.compute import advance_window
+from baseline_worker.metrics import BaselineMetrics
+from baseline_worker.recompute import Recomputer
+from baseline_worker.settings import BaselineSettings
+from baseline_worker.tail import TailFit
+from schemas import Baseline
 from shared.db import open_pool
+from shared.kafka import make_producer
 from tests.conftest import Isolated
 
 pytestmark = pytest.mark.integration
@@ -158,3 +165,50 @@ async def test_the_backfill_of_an_empty_table_is_idempotent(
     db.execute("UPDATE baseline_window SET first_day = NULL, last_day = NULL")
     await advance(baseline_pool, NOW)
     assert stored(db) == filled
+
+
+# Every 7 minutes for 24 days before NOW: evenings (16-23 UTC) four times dearer.
+_SEASONAL = """
+INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,
+                          anomaly, scored_at)
+SELECT gen_random_uuid(),
+       round((CASE WHEN extract(hour FROM at AT TIME ZONE 'UTC') >= 16 THEN 40 ELSE 10 END
+              * exp(random() * 0.5))::numeric, 2),
+       'USD', 'food', 'Cafe', at, false, now()
+FROM (SELECT %s::timestamptz - g * interval '7 minutes' AS at
+      FROM generate_series(1, 5000) AS g) AS times
+"""
+
+
+async def published_cafe(isolated: Isolated, hour_levels: bool) -> Baseline:
+    settings = isolated.settings(BaselineSettings, baseline_hour_levels=hour_levels)
+    pool = await open_pool(settings.database_url, settings.database_schema)
+    producer = make_producer(
+        settings.kafka_bootstrap_servers, transactional_id=f"tests-hours-{isolated.schema}"
+    )
+    await producer.start()
+    try:
+        recomputer = Recomputer(
+            pool,
+            producer,
+            settings.topic_baselines,
+            settings.baseline_window_days,
+            BaselineMetrics.create(CollectorRegistry()),
+            TailFit(hour_levels=settings.baseline_hour_levels),
+        )
+        published = (await recomputer.run(NOW)).published
+    finally:
+        await producer.stop()
+        await pool.close()
+    return next(b for b in published if b.scope.kind == "merchant")
+
+
+async def test_the_baseline_worker_publishes_hour_levels_from_sql(
+    isolated: Isolated, db: Any
+) -> None:
+    db.execute(_SEASONAL, (NOW,))
+    tail = (await published_cafe(isolated, hour_levels=True)).tail
+    assert tail is not None and tail.hour_ratios is not None
+    assert tail.hour_ratios[20] > 2 * tail.hour_ratios[4]  # evenings read against their level
+    off = (await published_cafe(isolated, hour_levels=False)).tail
+    assert off is not None and off.hour_ratios is None

@@ -125,7 +125,7 @@ def replayed(profile: tuple[float, ...], fit: TailFit) -> Baseline:
 
 
 def test_an_amount_is_read_against_its_hours_level() -> None:
-    tail = HeldBaseline.of(replayed(PROFILE, TailFit(hour_levels=True))).tail
+    tail = HeldBaseline.of(replayed(PROFILE, TailFit())).tail  # on by default
     assert tail is not None and tail.hour_levels is not None
     # 45 is ordinary in the busy evening, rare at night.
     assert survival(tail, 45.0, hour=3) < survival(tail, 45.0) / 5 < survival(tail, 45.0, 19)
@@ -133,7 +133,7 @@ def test_an_amount_is_read_against_its_hours_level() -> None:
 
 
 def test_without_hour_levels_every_hour_reads_the_same() -> None:
-    for fit, profile in ((TailFit(), PROFILE), (TailFit(hour_levels=True), (1.0,) * HOURS)):
+    for fit, profile in ((TailFit(hour_levels=False), PROFILE), (TailFit(), (1.0,) * HOURS)):
         tail = HeldBaseline.of(replayed(profile, fit)).tail
         assert tail is not None and tail.hour_levels is None
         assert survival(tail, 45.0, hour=3) == survival(tail, 45.0) == survival(tail, 45.0, 19)
