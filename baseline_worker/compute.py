@@ -54,14 +54,11 @@ FROM (
 GROUP BY scope_kind, scope_name, currency
 """
 
-# One row a scope: its closed days' hours of day (ops/migrations/016, at most 24 rows a scope),
-# summed when the window last moved; the open days' hours are not kept anywhere (the trigger
-# stays as it is).
+# One row a scope: its closed days' hours of day (ops/migrations/016), summed when the window
+# last moved; the open days' hours are not kept anywhere (the trigger stays as it is).
 HOURS_SQL = """
-SELECT scope_kind, scope_name, currency, array_agg(hour), array_agg(sample_count),
-       array_agg(log_total)
+SELECT scope_kind, scope_name, currency, hours, sample_counts, log_totals
 FROM baseline_window_hours
-GROUP BY scope_kind, scope_name, currency
 """
 
 

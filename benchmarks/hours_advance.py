@@ -12,10 +12,14 @@ over 60 days) loaded into a scratch schema of its own, then at each size:
   the whole `baseline_window_advance` (the bins' re-sum of 015 plus the hours);
 - a repeated call on the same days (nothing stale: the check and the window's sum).
 
-The schema is dropped at the end.
+Then the recompute's reads alone (the hours' one against the moments' and histograms'), and
+`--rounds` recomputes (`Recomputer.run`, as benchmarks.recompute times it) with hour levels on
+and off in turn, after one that moves the window to today. Needs DATABASE_URL and
+KAFKA_BOOTSTRAP_SERVERS. The schema is dropped at the end.
 """
 
 import argparse
+import asyncio
 import os
 import statistics
 import time
@@ -26,8 +30,15 @@ from typing import Any
 
 import psycopg
 
-from baseline_worker.compute import OPEN_DAYS
-from benchmarks.recompute import DAYS, drop_schema, load_rows, reset_schema
+from baseline_worker.compute import (
+    AGGREGATE_SQL,
+    HISTOGRAM_SQL,
+    HOURS_SQL,
+    OPEN_DAYS,
+    window_days,
+)
+from baseline_worker.tail import TailFit
+from benchmarks.recompute import DAYS, drop_schema, load_rows, reset_schema, time_recomputes
 
 WINDOW_DAYS = 30
 
@@ -46,7 +57,9 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
     """Backfill a window ending `moves` days before `today`, then move it day by day."""
     hours = "SELECT baseline_hours_advance(%s, %s)"
     start = today - timedelta(days=moves)
-    conn.execute(b"TRUNCATE baseline_rollup_hours, baseline_window_hours")
+    conn.execute(
+        b"TRUNCATE baseline_rollup_hours, baseline_window_hour_sums, baseline_window_hours"
+    )
     backfill = timed(conn, hours, closed_days(start))
     daily, whole, repeat = [], [], []
     for day in range(1, moves + 1):
@@ -81,12 +94,43 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
     }
 
 
-def report(rows: int, figures: dict[str, Any]) -> None:
-    def ms(values: Sequence[float]) -> str:
-        return f"median {statistics.median(values) * 1000:.0f} ms [{min(values) * 1000:.0f}-" + (
-            f"{max(values) * 1000:.0f}]"
-        )
+_READS = AGGREGATE_SQL + ";" + HISTOGRAM_SQL
 
+
+def time_query(
+    conn: psycopg.Connection[Any], query: str, now: datetime, rounds: int
+) -> list[float]:
+    first, last = window_days(now, WINDOW_DAYS)
+    days = {"first_day": first, "last_day": last, "closed_last": last - timedelta(OPEN_DAYS)}
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for statement in query.split(";"):
+            conn.execute(statement.encode(), days).fetchall()
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def recomputes(
+    url: str, bootstrap: str, rounds: int, now: datetime, schema: str
+) -> tuple[list[float], list[float]]:
+    """`Recomputer.run` with hour levels on and off in turn, after one that moves the window."""
+    asyncio.run(time_recomputes(url, bootstrap, 1, now, schema))
+    on, off = [], []
+    for _ in range(rounds):
+        on += asyncio.run(time_recomputes(url, bootstrap, 1, now, schema))
+        off += asyncio.run(
+            time_recomputes(url, bootstrap, 1, now, schema, TailFit(hour_levels=False))
+        )
+    return on, off
+
+
+def ms(values: Sequence[float]) -> str:
+    low, high = min(values) * 1000, max(values) * 1000
+    return f"median {statistics.median(values) * 1000:.0f} ms [{low:.0f}-{high:.0f}]"
+
+
+def report(rows: int, figures: dict[str, Any]) -> None:
     print(
         f"{rows:,} rows ({figures['rows_in_one_day']:,} a day, {figures['scopes']} scopes):"
         f" backfill of 28 days {figures['backfill_28_days_s']:.2f} s; daily hours"
@@ -103,8 +147,10 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--days", type=int, default=5, help="daily moves timed at each size")
+    parser.add_argument("--rounds", type=int, default=5, help="recomputes timed at each size")
     args = parser.parse_args()
     url, schema = os.environ["DATABASE_URL"], f"bench_hours_{uuid.uuid4().hex[:8]}"
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     now = datetime.now(UTC)
     assert args.days < DAYS - WINDOW_DAYS  # every window moved through holds rows
     reset_schema(url, schema)
@@ -116,6 +162,10 @@ def main() -> None:
             print(f"{rows:,} rows loaded ({load_seconds:.0f} s)")
             with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as c:
                 report(rows, measure_size(c, now.date(), args.days))
+                print(f"  the hours' read alone: {ms(time_query(c, HOURS_SQL, now, 7))};")
+                print(f"  moments and histograms: {ms(time_query(c, _READS, now, 7))}")
+            on, off = recomputes(url, bootstrap, args.rounds, now, schema)
+            print(f"  recompute, hour levels on: {ms(on)}; off (the hours still read): {ms(off)}")
     finally:
         drop_schema(url, schema)
 

@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry
 from psycopg import sql
 
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.recompute import Recomputer
+from baseline_worker.recompute import DEFAULT_FIT, Recomputer
+from baseline_worker.tail import TailFit
 from benchmarks.stats import Metric, Outcome
 from shared.db import open_pool
 from shared.kafka import TopicSpec, ensure_topics, make_producer
@@ -87,7 +88,12 @@ def time_full_scan(url: str, now: datetime, schema: str = SCHEMA) -> float:
 
 
 async def time_recomputes(
-    url: str, bootstrap: str, rounds: int, now: datetime, schema: str = SCHEMA
+    url: str,
+    bootstrap: str,
+    rounds: int,
+    now: datetime,
+    schema: str = SCHEMA,
+    fit: TailFit = DEFAULT_FIT,
 ) -> list[float]:
     topic = f"{schema}-baselines"
     await ensure_topics(bootstrap, [TopicSpec(topic, 3, 1, {"cleanup.policy": "compact"})])
@@ -96,7 +102,7 @@ async def time_recomputes(
     await producer.start()
     try:
         recomputer = Recomputer(
-            pool, producer, topic, 30, BaselineMetrics.create(CollectorRegistry())
+            pool, producer, topic, 30, BaselineMetrics.create(CollectorRegistry()), fit
         )
         timings = []
         for _ in range(rounds):

@@ -5,7 +5,7 @@
 -- +60 % per insert (docs/accuracy.md). An hour's level over 30 days moves little within a
 -- day, so the baseline worker sums the hours from `transactions` once a day instead, when
 -- the window moves (`baseline_window_advance`, 015): only the days that closed since (or
--- whose rows changed), one day's rows each. A recompute reads at most 24 rows a scope
+-- whose rows changed), one day's rows each. A recompute reads one row a scope
 -- (`baseline_window_hours`), not the ~1.45 M scope-day-hours of a 30-day window.
 
 -- One row per scope and closed day: its hours that saw rows, ascending, with their counts and
@@ -24,10 +24,10 @@ CREATE TABLE baseline_rollup_hours (
 );
 CREATE INDEX baseline_rollup_hours_day_idx ON baseline_rollup_hours (day);
 
--- Their sum over the window's closed days, a row per scope and hour: what a recompute reads
--- (`array_agg` by scope: 24 rows a scope at most). Kept by adding the days that change and
--- taking out those that leave, so a day's move touches two days' rows, not the window's.
-CREATE TABLE baseline_window_hours (
+-- Their sum over the window's closed days, a row per scope and hour, kept by adding the days
+-- that change and taking out those that leave: a day's move touches two days' rows, not the
+-- window's.
+CREATE TABLE baseline_window_hour_sums (
     scope_kind   text NOT NULL,
     scope_name   text NOT NULL,
     currency     text NOT NULL,
@@ -37,10 +37,22 @@ CREATE TABLE baseline_window_hours (
     PRIMARY KEY (scope_kind, scope_name, currency, hour)
 );
 
+-- The same, one row a scope (its hours that saw samples, ascending, with their sums): what a
+-- recompute reads, made afresh from the sums when the window moves.
+CREATE TABLE baseline_window_hours (
+    scope_kind    text NOT NULL,
+    scope_name    text NOT NULL,
+    currency      text NOT NULL,
+    hours         smallint[] NOT NULL,
+    sample_counts bigint[] NOT NULL,
+    log_totals    double precision[] NOT NULL,
+    PRIMARY KEY (scope_kind, scope_name, currency)
+);
+
 -- Add (factor 1) or take out (factor -1) the stored hours of `days` from the window's sum.
 CREATE FUNCTION baseline_window_hours_add(days date[], factor integer) RETURNS void
 LANGUAGE sql AS $$
-    INSERT INTO baseline_window_hours AS w
+    INSERT INTO baseline_window_hour_sums AS w
         (scope_kind, scope_name, currency, hour, sample_count, log_total)
     SELECT d.scope_kind, d.scope_name, d.currency, u.hour, factor * sum(u.n),
            factor * sum(u.log_total)
@@ -53,7 +65,7 @@ LANGUAGE sql AS $$
         sample_count = w.sample_count + EXCLUDED.sample_count,
         log_total = w.log_total + EXCLUDED.log_total;
     -- An hour whose samples all left: gone, with whatever rounding its float sum kept.
-    DELETE FROM baseline_window_hours WHERE sample_count = 0;
+    DELETE FROM baseline_window_hour_sums WHERE sample_count = 0;
 $$;
 
 -- Sum the hours of the closed days [new_first, new_last] (the days of `baseline_window_bins`).
@@ -61,6 +73,7 @@ $$;
 -- when its count differs from the daily rollup's (never summed, or rows arrived since), a
 -- day that left the range is dropped, and the window's sum follows both. Should that sum
 -- ever disagree with the days' (a table emptied by hand), it is made afresh from them.
+-- Then the one row a scope that a recompute reads.
 -- Which rows and which day: the rollup trigger's own rules (the rows that feed baselines,
 -- the UTC day of `transaction_date`), so the hours cover the same samples as the moments.
 CREATE FUNCTION baseline_hours_advance(new_first date, new_last date) RETURNS void
@@ -110,13 +123,20 @@ BEGIN
         GROUP BY kind, name, currency;
     END LOOP;
     PERFORM baseline_window_hours_add(stale, 1);
-    IF (SELECT sum(sample_count) FROM baseline_window_hours)
+    IF (SELECT sum(sample_count) FROM baseline_window_hour_sums)
             IS DISTINCT FROM (SELECT sum(sample_count) FROM baseline_rollup_hours) THEN
-        DELETE FROM baseline_window_hours;
+        DELETE FROM baseline_window_hour_sums;
         PERFORM baseline_window_hours_add(
             ARRAY(SELECT DISTINCT day FROM baseline_rollup_hours), 1
         );
     END IF;
+    DELETE FROM baseline_window_hours;
+    INSERT INTO baseline_window_hours
+        (scope_kind, scope_name, currency, hours, sample_counts, log_totals)
+    SELECT scope_kind, scope_name, currency, array_agg(hour ORDER BY hour),
+           array_agg(sample_count ORDER BY hour), array_agg(log_total ORDER BY hour)
+    FROM baseline_window_hour_sums
+    GROUP BY scope_kind, scope_name, currency;
 END
 $$;
 

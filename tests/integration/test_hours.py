@@ -74,12 +74,12 @@ async def advance(pool: AsyncConnectionPool, now: datetime) -> None:
 
 
 def window_hours(db: Any, kind: str = "merchant") -> dict[int, tuple[int, float]]:
-    rows = db.execute(
-        "SELECT hour, sample_count, log_total FROM baseline_window_hours"
+    row = db.execute(
+        "SELECT hours, sample_counts, log_totals FROM baseline_window_hours"
         " WHERE scope_kind = %s AND scope_name = %s AND currency = 'USD'",
         (kind, "food" if kind == "category" else "Cafe"),
-    ).fetchall()
-    return {h: (n, t) for h, n, t in rows}
+    ).fetchone()
+    return {} if row is None else {h: (n, t) for h, n, t in zip(*row, strict=True)}
 
 
 def hours_of(**amounts: list[str]) -> dict[int, tuple[int, float]]:
@@ -100,10 +100,13 @@ def stored(db: Any) -> list[tuple[Any, ...]]:
     days: list[tuple[Any, ...]] = db.execute(
         "SELECT * FROM baseline_rollup_hours ORDER BY scope_kind, scope_name, currency, day"
     ).fetchall()
-    summed: list[tuple[Any, ...]] = db.execute(
-        "SELECT * FROM baseline_window_hours ORDER BY scope_kind, scope_name, currency, hour"
+    sums: list[tuple[Any, ...]] = db.execute(
+        "SELECT * FROM baseline_window_hour_sums ORDER BY scope_kind, scope_name, currency, hour"
     ).fetchall()
-    return days + summed
+    summed: list[tuple[Any, ...]] = db.execute(
+        "SELECT * FROM baseline_window_hours ORDER BY scope_kind, scope_name, currency"
+    ).fetchall()
+    return days + sums + summed
 
 
 async def test_the_daily_advance_adds_and_drops_the_right_days_hours(
@@ -157,11 +160,11 @@ async def test_the_backfill_of_an_empty_table_is_idempotent(
     db.execute("SELECT baseline_hours_advance('2026-03-06', '2026-03-08')")
     assert stored(db) == filled
     # A window's sum that disagrees with its days' (edited by hand) is made afresh.
-    db.execute("DELETE FROM baseline_window_hours WHERE hour = 10")
+    db.execute("DELETE FROM baseline_window_hour_sums WHERE hour = 10")
     db.execute("SELECT baseline_hours_advance('2026-03-06', '2026-03-08')")
     assert stored(db) == filled
     # Emptied (a fresh deployment: migration 016 leaves the window to be moved afresh).
-    db.execute("TRUNCATE baseline_rollup_hours, baseline_window_hours")
+    db.execute("TRUNCATE baseline_rollup_hours, baseline_window_hour_sums, baseline_window_hours")
     db.execute("UPDATE baseline_window SET first_day = NULL, last_day = NULL")
     await advance(baseline_pool, NOW)
     assert stored(db) == filled

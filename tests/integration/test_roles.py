@@ -125,6 +125,7 @@ TABLES = {
     "baseline_window",
     "baseline_window_bins",
     "baseline_rollup_hours",
+    "baseline_window_hour_sums",
     "baseline_window_hours",
     "baseline_history",
     "baselines_current",
