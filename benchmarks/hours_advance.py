@@ -24,7 +24,8 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ from baseline_worker.compute import (
     window_days,
 )
 from baseline_worker.tail import TailFit
+from benchmarks.harness import cpu_seconds
 from benchmarks.recompute import DAYS, drop_schema, load_rows, reset_schema, time_recomputes
 
 WINDOW_DAYS = 30
@@ -47,32 +49,66 @@ def closed_days(today: date) -> tuple[date, date]:
     return today - timedelta(days=WINDOW_DAYS - 1), today - timedelta(days=OPEN_DAYS)
 
 
-def timed(conn: psycopg.Connection[Any], query: str, days: tuple[date, date]) -> float:
-    started = time.perf_counter()
-    conn.execute(query.encode(), days)
-    return time.perf_counter() - started
+@dataclass
+class Timings:
+    """Wall clock at the client and CPU of the backend (from /proc: far less sensitive to
+    neighbours on a shared machine), in seconds, one entry per call."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        wall, cpu = statistics.median(self.wall), statistics.median(self.cpu)
+        spread = f" [{min(self.wall) * 1000:.0f}-{max(self.wall) * 1000:.0f}]"
+        return f"{wall * 1000:.0f} ms{spread if len(self.wall) > 1 else ''} (CPU {cpu * 1000:.0f})"
+
+
+def run(
+    conn: psycopg.Connection[Any],
+    into: Timings,
+    query: str,
+    params: Sequence[Any] | Mapping[str, Any],
+) -> None:
+    row = conn.execute(b"SELECT pg_backend_pid()").fetchone()
+    backend = int(row[0]) if row else 0
+    started, used = time.perf_counter(), cpu_seconds(backend)
+    for statement in query.split(";"):
+        conn.execute(statement.encode(), params).fetchall()
+    into.wall.append(time.perf_counter() - started)
+    into.cpu.append(cpu_seconds(backend) - used)
 
 
 def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict[str, Any]:
-    """Backfill a window ending `moves` days before `today`, then move it day by day."""
+    """Backfill a window ending `moves` days before `today`, then move it day by day; then
+    time the recompute's reads at today's window."""
     hours = "SELECT baseline_hours_advance(%s, %s)"
     start = today - timedelta(days=moves)
     conn.execute(
         b"TRUNCATE baseline_rollup_hours, baseline_window_hour_sums, baseline_window_hours"
     )
-    backfill = timed(conn, hours, closed_days(start))
-    daily, whole, repeat = [], [], []
+    figures = {name: Timings() for name in ("backfill", "daily", "whole", "repeat")}
+    run(conn, figures["backfill"], hours, closed_days(start))
     for day in range(1, moves + 1):
         window = closed_days(start + timedelta(days=day))
         if day % 2:  # alternately the hours alone and the whole daily move
-            daily.append(timed(conn, hours, window))
+            run(conn, figures["daily"], hours, window)
         else:
-            whole.append(timed(conn, "SELECT baseline_window_advance(%s, %s)", window))
-        repeat.append(timed(conn, hours, window))
-    stored = conn.execute(
+            run(conn, figures["whole"], "SELECT baseline_window_advance(%s, %s)", window)
+        run(conn, figures["repeat"], hours, window)
+    first, last = window_days(datetime.combine(today, datetime.min.time(), UTC), WINDOW_DAYS)
+    days = {"first_day": first, "last_day": last, "closed_last": last - timedelta(OPEN_DAYS)}
+    figures |= {"hours_read": Timings(), "other_reads": Timings()}
+    for _ in range(7):
+        run(conn, figures["hours_read"], HOURS_SQL, days)
+        run(conn, figures["other_reads"], AGGREGATE_SQL + ";" + HISTOGRAM_SQL, days)
+    return figures | {"stored": stored(conn, today)}
+
+
+def stored(conn: psycopg.Connection[Any], today: date) -> tuple[int, ...]:
+    """Scope-days kept, scopes, bytes of the scope-days, rows in one day of `transactions`."""
+    row = conn.execute(
         b"SELECT (SELECT count(*) FROM baseline_rollup_hours),"
-        b" (SELECT count(DISTINCT (scope_kind, scope_name, currency))"
-        b"  FROM baseline_window_hours),"
+        b" (SELECT count(*) FROM baseline_window_hours),"
         b" pg_total_relation_size('baseline_rollup_hours'),"
         b" (SELECT count(*) FROM transactions WHERE transaction_date >= %s"
         b"  AND transaction_date < %s)",
@@ -81,34 +117,8 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
             datetime.combine(today, datetime.min.time(), UTC),
         ),
     ).fetchone()
-    assert stored is not None
-    return {
-        "backfill_28_days_s": backfill,
-        "daily_hours_s": daily,
-        "daily_window_advance_s": whole,
-        "repeat_no_stale_day_s": repeat,
-        "scope_days_stored": stored[0],
-        "scopes": stored[1],
-        "scope_days_bytes": stored[2],
-        "rows_in_one_day": stored[3],
-    }
-
-
-_READS = AGGREGATE_SQL + ";" + HISTOGRAM_SQL
-
-
-def time_query(
-    conn: psycopg.Connection[Any], query: str, now: datetime, rounds: int
-) -> list[float]:
-    first, last = window_days(now, WINDOW_DAYS)
-    days = {"first_day": first, "last_day": last, "closed_last": last - timedelta(OPEN_DAYS)}
-    timings = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for statement in query.split(";"):
-            conn.execute(statement.encode(), days).fetchall()
-        timings.append(time.perf_counter() - started)
-    return timings
+    assert row is not None
+    return tuple(int(value) for value in row)
 
 
 def recomputes(
@@ -125,19 +135,15 @@ def recomputes(
     return on, off
 
 
-def ms(values: Sequence[float]) -> str:
-    low, high = min(values) * 1000, max(values) * 1000
-    return f"median {statistics.median(values) * 1000:.0f} ms [{low:.0f}-{high:.0f}]"
-
-
 def report(rows: int, figures: dict[str, Any]) -> None:
+    scope_days, scopes, size, per_day = figures["stored"]
     print(
-        f"{rows:,} rows ({figures['rows_in_one_day']:,} a day, {figures['scopes']} scopes):"
-        f" backfill of 28 days {figures['backfill_28_days_s']:.2f} s; daily hours"
-        f" {ms(figures['daily_hours_s'])}; whole daily window advance"
-        f" {ms(figures['daily_window_advance_s'])}; repeated call"
-        f" {ms(figures['repeat_no_stale_day_s'])}; {figures['scope_days_stored']:,} scope-days"
-        f" stored in {figures['scope_days_bytes'] / 1e6:.1f} MB"
+        f"{rows:,} rows ({per_day:,} a day, {scopes} scopes), median wall (backend CPU):\n"
+        f"  backfill of 28 days {figures['backfill']}; daily hours {figures['daily']};"
+        f" whole daily window advance (bins + hours) {figures['whole']}; repeated call"
+        f" {figures['repeat']}; {scope_days:,} scope-days stored in {size / 1e6:.1f} MB\n"
+        f"  the recompute's reads: hours {figures['hours_read']}, moments and histograms"
+        f" {figures['other_reads']}"
     )
 
 
@@ -162,10 +168,13 @@ def main() -> None:
             print(f"{rows:,} rows loaded ({load_seconds:.0f} s)")
             with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as c:
                 report(rows, measure_size(c, now.date(), args.days))
-                print(f"  the hours' read alone: {ms(time_query(c, HOURS_SQL, now, 7))};")
-                print(f"  moments and histograms: {ms(time_query(c, _READS, now, 7))}")
             on, off = recomputes(url, bootstrap, args.rounds, now, schema)
-            print(f"  recompute, hour levels on: {ms(on)}; off (the hours still read): {ms(off)}")
+            print(
+                f"  recompute (wall), hour levels on: {statistics.median(on) * 1000:.0f} ms"
+                f" [{min(on) * 1000:.0f}-{max(on) * 1000:.0f}]; off (the hours still read):"
+                f" {statistics.median(off) * 1000:.0f} ms [{min(off) * 1000:.0f}-"
+                f"{max(off) * 1000:.0f}]"
+            )
     finally:
         drop_schema(url, schema)
 
