@@ -109,12 +109,16 @@ def stored(db: Any) -> list[tuple[Any, ...]]:
     return days + sums + summed
 
 
+async def insert_rows_and_advance(db: Any, pool: AsyncConnectionPool) -> None:
+    for when, amount, severity in ROWS:
+        insert(db, when, amount, severity)
+    await advance(pool, NOW)
+
+
 async def test_the_daily_advance_adds_and_drops_the_right_days_hours(
     db: Any, baseline_pool: AsyncConnectionPool
 ) -> None:
-    for when, amount, severity in ROWS:
-        insert(db, when, amount, severity)
-    await advance(baseline_pool, NOW)
+    await insert_rows_and_advance(db, baseline_pool)
     first = hours_of(h10=["3.00"], h5=["4.00"], h0=["5.00"], h1=["6.00"])
     assert_hours(window_hours(db), first)
     assert_hours(window_hours(db, "category"), first)  # both scopes, one scan
@@ -134,9 +138,7 @@ async def test_the_daily_advance_adds_and_drops_the_right_days_hours(
 async def test_a_late_row_joins_at_the_next_advance_and_only_changed_days_are_read_again(
     db: Any, baseline_pool: AsyncConnectionPool
 ) -> None:
-    for when, amount, severity in ROWS:
-        insert(db, when, amount, severity)
-    await advance(baseline_pool, NOW)
+    await insert_rows_and_advance(db, baseline_pool)
     # A closed day's sums are not read again while its count matches the daily rollup's:
     # mark 03-07's stored sum, which a re-read would overwrite.
     db.execute("UPDATE baseline_rollup_hours SET log_totals = '{100}' WHERE day = '2026-03-07'")
@@ -151,9 +153,7 @@ async def test_a_late_row_joins_at_the_next_advance_and_only_changed_days_are_re
 async def test_the_backfill_of_an_empty_table_is_idempotent(
     db: Any, baseline_pool: AsyncConnectionPool
 ) -> None:
-    for when, amount, severity in ROWS:
-        insert(db, when, amount, severity)
-    await advance(baseline_pool, NOW)
+    await insert_rows_and_advance(db, baseline_pool)
     filled = stored(db)
     assert filled
     # Called again on the same days (a retried transaction, a second worker): the same rows.
