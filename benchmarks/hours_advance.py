@@ -14,7 +14,9 @@ over 60 days) loaded into a scratch schema of its own, then at each size:
 
 Then the recompute's reads alone (the hours' one against the moments' and histograms'), and
 `--rounds` recomputes (`Recomputer.run`, as benchmarks.recompute times it) with hour levels on
-and off in turn, after one that moves the window to today. Needs DATABASE_URL and
+and off in turn, after one that moves the window to today. The loaded rows' dates are
+random, so a day's rows lie on almost every page of the table; `--cluster` measures again
+with the table in date order, as a live stream stores it. Needs DATABASE_URL and
 KAFKA_BOOTSTRAP_SERVERS. The schema is dropped at the end.
 """
 
@@ -86,6 +88,7 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
     conn.execute(
         b"TRUNCATE baseline_rollup_hours, baseline_window_hour_sums, baseline_window_hours"
     )
+    conn.execute(b"UPDATE baseline_window SET first_day = NULL, last_day = NULL")
     figures = {name: Timings() for name in ("backfill", "daily", "whole", "repeat")}
     run(conn, figures["backfill"], hours, closed_days(start))
     for day in range(1, moves + 1):
@@ -154,6 +157,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--days", type=int, default=5, help="daily moves timed at each size")
     parser.add_argument("--rounds", type=int, default=5, help="recomputes timed at each size")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="then also with the table in date order, as a live stream stores it (CLUSTER)",
+    )
     args = parser.parse_args()
     url, schema = os.environ["DATABASE_URL"], f"bench_hours_{uuid.uuid4().hex[:8]}"
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
@@ -168,6 +176,13 @@ def main() -> None:
             print(f"{rows:,} rows loaded ({load_seconds:.0f} s)")
             with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as c:
                 report(rows, measure_size(c, now.date(), args.days))
+                if args.cluster:
+                    # The loaded rows' dates are random: a day's rows lie on almost every
+                    # page. A live stream stores them in about date order.
+                    c.execute(b"CLUSTER transactions USING transactions_date_idx")
+                    c.execute(b"ANALYZE transactions")
+                    print("  in date order (CLUSTER):", end=" ")
+                    report(rows, measure_size(c, now.date(), args.days))
             on, off = recomputes(url, bootstrap, args.rounds, now, schema)
             print(
                 f"  recompute (wall), hour levels on: {statistics.median(on) * 1000:.0f} ms"
