@@ -28,9 +28,9 @@ GROUP BY scope_kind, scope_name, currency
 HAVING sum(sample_count) > 0
 """
 
-# Re-sums the window's closed days into `baseline_window_bins` (ops/migrations/015): a no-op
-# but once a day. The rollup trigger no longer touches that sum, so it stays off the
-# detector's write path.
+# Re-sums the window's closed days into `baseline_window_bins` (ops/migrations/015) and moves
+# their hours of day (016): a no-op but once a day. The rollup trigger touches neither, so
+# both stay off the detector's write path.
 ADVANCE_SQL = "SELECT baseline_window_advance(%(first_day)s, %(closed_last)s)"
 # The days still filling (yesterday and today) are read from the daily histograms instead:
 # only a row more than a day late waits for the next day's re-sum.
