@@ -135,18 +135,22 @@ async def test_the_daily_advance_adds_and_drops_the_right_days_hours(
     assert_hours(window_hours(db), second)
 
 
-async def test_a_late_row_joins_at_the_next_advance_and_only_changed_days_are_read_again(
+async def test_a_late_row_joins_at_the_next_advance_and_only_changed_days_are_touched(
     db: Any, baseline_pool: AsyncConnectionPool
 ) -> None:
     await insert_rows_and_advance(db, baseline_pool)
     # A closed day's sums are not read again while its count matches the daily rollup's:
     # mark 03-07's stored sum, which a re-read would overwrite.
     db.execute("UPDATE baseline_rollup_hours SET log_totals = '{100}' WHERE day = '2026-03-07'")
+    # Nor is the window's sum made afresh: the move adds and takes out the changed days only,
+    # so a mark on 03-07's hour in the sum stays too (a re-sum would read 100 from the day).
+    db.execute("UPDATE baseline_window_hour_sums SET log_total = 50 WHERE hour = 5")
     insert(db, at("2026-03-08T13:00:00+01:00"), "10.00")  # late, for the closed 03-08 h12
     await advance(baseline_pool, NOW + timedelta(days=1))
     marked = db.execute("SELECT log_totals FROM baseline_rollup_hours WHERE day = '2026-03-07'")
     assert marked.fetchall() == [([100.0],), ([100.0],)]  # 03-07: not read again
     got = window_hours(db)
+    assert got[5] == (1, 50.0)
     assert_hours({12: got[12]}, hours_of(h12=["10.00"]))  # 03-08: read again, late row in
 
 
