@@ -3,7 +3,8 @@
 `baseline_rollup` (daily sums) and `baseline_rollup_bins` (daily amount histograms) are kept
 by a trigger on `transactions` (ops/migrations/002, 007, 015), so a recompute reads at most
 `window_days` rows (and their histogram bins) per scope however large the transactions table.
-The window is whole UTC days: today (partial) and the `days - 1` days before it.
+The window is whole UTC days: today (partial) and the `days - 1` days before it. The hours of
+day are those of the closed days only, summed once a day (ops/migrations/016): one row a scope.
 """
 
 from collections.abc import Mapping
@@ -27,9 +28,9 @@ GROUP BY scope_kind, scope_name, currency
 HAVING sum(sample_count) > 0
 """
 
-# Re-sums the window's closed days into `baseline_window_bins` (ops/migrations/015): a no-op
-# but once a day. The rollup trigger no longer touches that sum, so it stays off the
-# detector's write path.
+# Re-sums the window's closed days into `baseline_window_bins` (ops/migrations/015) and moves
+# their hours of day (016): a no-op but once a day. The rollup trigger touches neither, so
+# both stay off the detector's write path.
 ADVANCE_SQL = "SELECT baseline_window_advance(%(first_day)s, %(closed_last)s)"
 # The days still filling (yesterday and today) are read from the daily histograms instead;
 # a row that arrives for a closed day is caught up at the next recompute (`stale_scopes`).
@@ -87,6 +88,14 @@ async def _histograms(
     }
 
 
+# One row a scope: its closed days' hours of day (ops/migrations/016), summed when the window
+# last moved; the open days' hours are not kept anywhere (the trigger stays as it is).
+HOURS_SQL = """
+SELECT scope_kind, scope_name, currency, hours, sample_counts, log_totals
+FROM baseline_window_hours
+"""
+
+
 @dataclass(frozen=True)
 class ScopeStats:
     scope: BaselineScope
@@ -95,7 +104,7 @@ class ScopeStats:
     bins: Mapping[int, int] = field(default_factory=dict)
     # The samples' days in the window, for the level's trend (stats.level_ratio).
     day_weights: DayWeights = field(default_factory=DayWeights)
-    # The samples' hours of day, for a time-of-day level (stats.hour_ratios).
+    # The closed days' samples by hour of day, for a time-of-day level (stats.hour_ratios).
     hours: HourLevels = field(default_factory=HourLevels)
 
 
@@ -115,24 +124,32 @@ async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> Non
 
 
 async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
-    """Every scope's moments and histogram over the window (`advance_window` first)."""
+    """Every scope's moments, histogram and hours over the window (`advance_window` first)."""
     window = _window(now, days)
     moments = await (await conn.execute(AGGREGATE_SQL, window)).fetchall()
     histograms = await _histograms(conn, HISTOGRAM_SQL, window)
     stale = stale_scopes({(k, n, c): count for k, n, c, count, *_ in moments}, histograms)
     if stale:
         # Late rows for closed days: re-sum those scopes now rather than at the next day's
-        # move (ops/migrations/017), and read their histograms again.
+        # move, with the hours of the days they changed (ops/migrations/017), and read their
+        # histograms again.
         kinds, names, currencies = (list(column) for column in zip(*stale, strict=True))
         scoped: dict[str, object] = {"kinds": kinds, "names": names, "currencies": currencies}
         await conn.execute(RESUM_SQL, scoped)
         histograms |= await _histograms(conn, SCOPED_HISTOGRAM_SQL, {**window, **scoped})
+    hours = {
+        (kind, name, currency): HourLevels.of_hours(seen, counts, log_totals)
+        for kind, name, currency, seen, counts, log_totals in (
+            await (await conn.execute(HOURS_SQL)).fetchall()
+        )
+    }
     return [
         ScopeStats(
             BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
             Moments(count, total, total_sq, log_total, log_total_sq),
             histograms.get((kind, name, currency), {}),
             DayWeights(days, days_sq, log_days),
+            hours.get((kind, name, currency), HourLevels()),
         )
         for (
             kind,

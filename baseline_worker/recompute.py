@@ -112,7 +112,9 @@ class Recomputer:
         topic: str,
         window_days: int,
         metrics: BaselineMetrics,
+        fit: TailFit = DEFAULT_FIT,
     ) -> None:
+        self._fit = fit
         self._pool = pool
         self._producer = producer
         self._topic = topic
@@ -140,7 +142,7 @@ class Recomputer:
         async with self._pool.connection() as conn, conn.transaction():
             async with timed(self._metrics.db_query_duration, "aggregate_baselines"):
                 stats = await aggregate(conn, now, self._window_days)
-            baselines = [to_baseline(s, self._window_days, now) for s in stats]
+            baselines = [to_baseline(s, self._window_days, now, self._fit) for s in stats]
             async with timed(self._metrics.db_query_duration, "insert_baseline_history"):
                 await conn.execute(
                     _INSERT_HISTORY, columns([_history_row(b) for b in baselines], 12)

@@ -11,11 +11,11 @@ that the two agree on the same rows.
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from functools import lru_cache
 
-from baseline_worker.compute import ScopeStats, window_days
+from baseline_worker.compute import OPEN_DAYS, ScopeStats, window_days
 from baseline_worker.histogram import bin_of
 from baseline_worker.stats import HOURS, DayWeights, HourLevels, Moments
 from schemas import BaselineScope, ScopeKind, Severity, Transaction
@@ -83,10 +83,13 @@ class _DayScope:
     weights: DayWeights = field(default_factory=DayWeights)
     hours: HourLevels = field(default_factory=HourLevels)
 
-    def add_day(self, day: _Day, day_index: int) -> None:
+    def add_day(self, day: _Day, day_index: int, closed: bool) -> None:
+        """Add one day of the window; its hours only once it is closed, as the SQL keeps
+        them (`baseline_window_hours`, ops/migrations/016: summed once a day)."""
         moments = day.moments()
         self.moments += moments
-        self.hours += HourLevels(tuple(day.hour_counts), tuple(day.hour_log_totals))
+        if closed:
+            self.hours += HourLevels(tuple(day.hour_counts), tuple(day.hour_log_totals))
         self.bins.update(day.bins)
         self.weights += DayWeights.of(day_index, moments)
 
@@ -94,7 +97,8 @@ class _DayScope:
 class MemoryRollup:
     """`baseline_rollup` and `baseline_rollup_bins` in memory, for event-time replays
     (the accuracy benchmark, `jalytics-backtest`): per UTC day of `transaction_date` and
-    scope, the moments and the amount histogram of the rows that feed baselines."""
+    scope, the moments and the amount histogram of the rows that feed baselines; and, like
+    `baseline_window_hours`, the hours of day of the window's closed days only."""
 
     def __init__(self, window_days: int) -> None:
         self._window = window_days
@@ -122,15 +126,18 @@ class MemoryRollup:
         first, today = window_days(now, self._window)
         if self._closed is None or self._closed[0] != today:
             closed: dict[BaselineScope, _DayScope] = {}
+            hours_last = today - timedelta(days=OPEN_DAYS)
             for day in (d for d in self._days if first <= d < today):
                 for scope, entry in self._days[day].items():
-                    closed.setdefault(scope, _DayScope()).add_day(entry, (day - first).days)
+                    closed.setdefault(scope, _DayScope()).add_day(
+                        entry, (day - first).days, closed=day <= hours_last
+                    )
             self._closed = (today, closed)
         # A copy of today: its rows go on growing after this recompute.
         partial: dict[BaselineScope, _DayScope] = {}
         for scope, entry in self._days.get(today, {}).items():
             partial[scope] = _DayScope()
-            partial[scope].add_day(entry, (today - first).days)
+            partial[scope].add_day(entry, (today - first).days, closed=False)
         return RollupWindow(self._closed[1], partial)
 
 

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 
 from aiokafka.errors import KafkaError, ProducerFenced
 from prometheus_client import CollectorRegistry
@@ -13,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from baseline_worker.leadership import LeaderLock, LeadershipLost, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.recompute import Recomputer, RecomputeResult
+from baseline_worker.recompute import DEFAULT_FIT, Recomputer, RecomputeResult
 from baseline_worker.settings import BaselineSettings
 from shared.clock import Clock, utc_now
 from shared.db import open_pool
@@ -90,7 +91,12 @@ class BaselineService:
     ) -> RecomputeResult | None:
         s, producer = self.settings, producers.current
         recomputer = Recomputer(
-            pool, producer, s.topic_baselines, s.baseline_window_days, self.metrics
+            pool,
+            producer,
+            s.topic_baselines,
+            s.baseline_window_days,
+            self.metrics,
+            replace(DEFAULT_FIT, hour_levels=s.baseline_hour_levels),
         )
         started = time.perf_counter()
         try:

@@ -8,6 +8,9 @@ from shared.settings import CommonSettings
 class BaselineSettings(CommonSettings):
     baseline_window_days: int = Field(default=30, ge=1, le=3650)
     recompute_interval_seconds: float = Field(default=60, gt=0)
+    # A level per UTC hour of day where a scope's hours differ significantly (TailFit.hour_levels;
+    # docs/accuracy.md, round 3). False publishes no hour levels: every hour reads alike.
+    baseline_hour_levels: bool = True
     # How often a standby instance tries to take over the leadership lock.
     standby_poll_seconds: float = Field(default=2, gt=0)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts

@@ -166,6 +166,21 @@ class HourLevels:
     counts: tuple[int, ...] = (0,) * HOURS
     log_totals: tuple[float, ...] = (0.0,) * HOURS
 
+    @classmethod
+    def of_hours(
+        cls, hours: Sequence[int], counts: Sequence[int], log_totals: Sequence[float]
+    ) -> "HourLevels":
+        """From the hours that saw samples only (ascending or not) and their sums."""
+        dense_counts, dense_logs = [0] * HOURS, [0.0] * HOURS
+        for hour, count, log_total in zip(hours, counts, log_totals, strict=True):
+            dense_counts[hour] += count
+            dense_logs[hour] += log_total
+        return cls(tuple(dense_counts), tuple(dense_logs))
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
     def __add__(self, other: "HourLevels") -> "HourLevels":
         return HourLevels(
             tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
@@ -178,12 +193,14 @@ def hour_ratios(moments: Moments, hours: HourLevels) -> tuple[float, ...] | None
     significantly. Empirical Bayes: the true hour deviations are taken as spread by tau^2
     (estimated from how much more the hours' means differ than sampling noise explains), and
     an hour with n samples keeps tau^2 / (tau^2 + sigma^2 / n) of its observed deviation, so
-    a quiet hour's few samples move its level little."""
-    n, variance = moments.count, moments.log_stddev**2
+    a quiet hour's few samples move its level little. The hours may cover fewer days than
+    `moments` (production keeps the closed days' only): each hour is read against the mean of
+    the samples the hours hold, and `moments` gives only the log-scale variance."""
+    n, variance = hours.count, moments.log_stddev**2
     seen = [(c, t / c) for c, t in zip(hours.counts, hours.log_totals, strict=True) if c > 0]
     if n < 3 or variance <= 0 or len(seen) < 2:
         return None
-    mean = moments.log_total / n
+    mean = sum(hours.log_totals) / n
     spread = sum(c * (m - mean) ** 2 for c, m in seen) / variance
     freedom = len(seen) - 1
     if spread < freedom + _HOUR_SIGNIFICANCE * math.sqrt(2 * freedom):
@@ -203,8 +220,9 @@ def hour_spread(
 ) -> float:
     """`spread` (the share of the window's log-scale standard deviation left by the trend)
     once the hours' levels are taken out too: a window that mixes every hour's level is
-    wider than any one hour's amounts, and a tail fitted on it is too heavy at every hour."""
-    n, log_variance = moments.count, moments.log_stddev**2
+    wider than any one hour's amounts, and a tail fitted on it is too heavy at every hour.
+    The share is that of the samples the hours hold (the closed days, in production)."""
+    n, log_variance = hours.count, moments.log_stddev**2
     if n == 0 or log_variance <= 0:
         return spread
     explained = sum(c * math.log(r) ** 2 for c, r in zip(hours.counts, ratios, strict=True)) / n

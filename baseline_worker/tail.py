@@ -46,8 +46,9 @@ class TailFit:
     # trend explains before fitting (baseline_worker.stats.Trend.spread).
     detrend_spread: bool = True
     # A level per hour of day where the scope's hours differ significantly
-    # (baseline_worker.stats.hour_ratios): an amount is read against its hour's level.
-    hour_levels: bool = False
+    # (baseline_worker.stats.hour_ratios): an amount is read against its hour's level. From
+    # the window's closed days (ops/migrations/016); docs/accuracy.md, round 3.
+    hour_levels: bool = True
 
 
 @dataclass(frozen=True)

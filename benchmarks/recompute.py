@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry
 from psycopg import sql
 
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.recompute import Recomputer
+from baseline_worker.recompute import DEFAULT_FIT, Recomputer
+from baseline_worker.tail import TailFit
 from benchmarks.stats import Metric, Outcome
 from shared.db import open_pool
 from shared.kafka import TopicSpec, ensure_topics, make_producer
@@ -56,17 +57,21 @@ GROUP BY GROUPING SETS ((category, currency), (merchant, currency))
 """
 
 
-def reset_schema(url: str) -> None:
+def reset_schema(url: str, schema: str = SCHEMA) -> None:
+    drop_schema(url, schema)
+    apply_migrations(url, schema)
+
+
+def drop_schema(url: str, schema: str = SCHEMA) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
-    apply_migrations(url, SCHEMA)
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def load_rows(url: str, have: int, want: int, now: datetime) -> float:
+def load_rows(url: str, have: int, want: int, now: datetime, schema: str = SCHEMA) -> float:
     """Grow the table from `have` to `want` rows; return the seconds it took."""
     started = time.perf_counter()
     query = _LOAD_SQL.format(categories=CATEGORIES, merchants=MERCHANTS, days=DAYS)
-    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as conn:
         for start in range(have, want, CHUNK):
             stop = min(start + CHUNK, want) - 1
             conn.execute(query.encode(), {"now": now, "start": start, "stop": stop})
@@ -75,22 +80,29 @@ def load_rows(url: str, have: int, want: int, now: datetime) -> float:
     return time.perf_counter() - started
 
 
-def time_full_scan(url: str, now: datetime) -> float:
-    with psycopg.connect(url, options=f"-c search_path={SCHEMA}") as conn:
+def time_full_scan(url: str, now: datetime, schema: str = SCHEMA) -> float:
+    with psycopg.connect(url, options=f"-c search_path={schema}") as conn:
         started = time.perf_counter()
         conn.execute(_FULL_SCAN_SQL, {"since": now - timedelta(days=30)}).fetchall()
         return time.perf_counter() - started
 
 
-async def time_recomputes(url: str, bootstrap: str, rounds: int, now: datetime) -> list[float]:
-    topic = f"{SCHEMA}-baselines"
+async def time_recomputes(
+    url: str,
+    bootstrap: str,
+    rounds: int,
+    now: datetime,
+    schema: str = SCHEMA,
+    fit: TailFit = DEFAULT_FIT,
+) -> list[float]:
+    topic = f"{schema}-baselines"
     await ensure_topics(bootstrap, [TopicSpec(topic, 3, 1, {"cleanup.policy": "compact"})])
-    pool = await open_pool(url, SCHEMA, max_size=2)
-    producer = make_producer(bootstrap, transactional_id=f"{SCHEMA}-baselines")
+    pool = await open_pool(url, schema, max_size=2)
+    producer = make_producer(bootstrap, transactional_id=f"{schema}-baselines")
     await producer.start()
     try:
         recomputer = Recomputer(
-            pool, producer, topic, 30, BaselineMetrics.create(CollectorRegistry())
+            pool, producer, topic, 30, BaselineMetrics.create(CollectorRegistry()), fit
         )
         timings = []
         for _ in range(rounds):
@@ -108,21 +120,21 @@ def summarise(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure_sizes(rows_list: list[int], rounds: int) -> list[dict[str, Any]]:
+def measure_sizes(rows_list: list[int], rounds: int, schema: str = SCHEMA) -> list[dict[str, Any]]:
     """Grow the table through each size in turn, timing `rounds` recomputes at each; the
     scratch schema is dropped at the end."""
     url, bootstrap = os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     now = datetime.now(UTC)
-    reset_schema(url)
+    reset_schema(url, schema)
     results: list[dict[str, Any]] = []
     have = 0
     try:
         for rows in sorted(rows_list):
-            load_seconds = load_rows(url, have, rows, now)
+            load_seconds = load_rows(url, have, rows, now, schema)
             have = rows
             print(f"{rows:,} rows loaded (+{load_seconds:.1f}s)")
-            recompute = asyncio.run(time_recomputes(url, bootstrap, rounds, now))
-            scans = [time_full_scan(url, now) for _ in range(3)]
+            recompute = asyncio.run(time_recomputes(url, bootstrap, rounds, now, schema))
+            scans = [time_full_scan(url, now, schema) for _ in range(3)]
             results.append(
                 {
                     "rows": rows,
@@ -138,8 +150,7 @@ def measure_sizes(rows_list: list[int], rounds: int) -> list[dict[str, Any]]:
             )
             print(f"  full-scan aggregate it replaces: median {statistics.median(scans):.2f} s")
     finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
+        drop_schema(url, schema)
     return results
 
 
@@ -165,8 +176,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/recompute.json"))
+    parser.add_argument("--schema", default=SCHEMA, help="the scratch schema (dropped after)")
     args = parser.parse_args()
-    results = measure_sizes(args.rows, args.rounds)
+    results = measure_sizes(args.rows, args.rounds, args.schema)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(

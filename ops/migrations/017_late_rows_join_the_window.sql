@@ -9,7 +9,8 @@
 --
 -- The baseline worker now notices such scopes at each recompute (their histogram's count
 -- differs from their moments' count, which it reads anyway: baseline_worker/compute.py) and
--- re-sums only those scopes' closed days here. The write path does not change.
+-- re-sums only those scopes' closed days here, and the hours of the closed days whose counts
+-- changed (016's baseline_hours_advance). The write path does not change.
 CREATE OR REPLACE FUNCTION baseline_window_resum(kinds text[], names text[], currencies text[])
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -29,6 +30,11 @@ BEGIN
       ON r.scope_kind = s.kind AND r.scope_name = s.name AND r.currency = s.currency
     WHERE r.day >= closed_first AND r.day <= closed_last
     GROUP BY r.scope_kind, r.scope_name, r.currency, r.bin;
+    -- The hours of day of the same closed days (016): only the days whose counts changed
+    -- are read again from `transactions`.
+    IF closed_first IS NOT NULL AND closed_first <= closed_last THEN
+        PERFORM baseline_hours_advance(closed_first, closed_last);
+    END IF;
 END
 $$;
 

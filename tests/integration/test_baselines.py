@@ -14,15 +14,18 @@ from uuid import uuid4
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
+from psycopg import AsyncConnection
 
+from baseline_worker.compute import aggregate
 from baseline_worker.leadership import LeaderLock, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.recompute import Recomputer, to_baseline
+from baseline_worker.recompute import Recomputer, scope_tail, to_baseline
 from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
+from baseline_worker.tail import TailFit
 from detector_worker.baseline_table import BaselineTable
-from schemas import Baseline, BaselineScope, Severity, Transaction
+from schemas import Baseline, BaselineScope, Severity, TailModel, Transaction
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
@@ -187,28 +190,37 @@ async def test_a_recompute_after_a_dead_producer_gets_a_new_one(
 
 
 async def test_the_sql_rollup_and_the_python_arithmetic_agree(
-    recomputer: Recomputer, db: Any
+    recomputer: Recomputer, db: Any, isolated: Isolated, database_url: str
 ) -> None:
-    """The trigger (ops/migrations/005, 007) and `baseline_worker.rollup` on the same rows:
-    which rows feed a baseline, its moments, its amount histogram, and so its tail; also
-    after the summed window moved on (days left it, late rows arrived for days still in it,
-    rows arrived for days that entered it), and after late rows arrived for its closed days
-    with the window where it was (a backfill: ops/migrations/017). Replays (the accuracy
+    """The trigger (ops/migrations/005, 007), the closed days' hours (016) and
+    `baseline_worker.rollup` on the same rows: which rows feed a baseline, its moments, its
+    amount histogram, its hours of day (the closed days' only), and so its tail; also after
+    the summed window moved on (days left it, late rows arrived for days still in it, rows
+    arrived for days that entered it), and after late rows arrived for its closed days with
+    the window where it was (a backfill: ops/migrations/017). Replays (the accuracy
     benchmark, `jalytics-backtest`) rest on this."""
     rng = random.Random(5)
     memory = MemoryRollup(window_days=30)
+    seasonal = 0
     later = NOW + timedelta(days=3)
     for now, oldest, newest in ((NOW, 40, 0), (later, 40, -3), (later, 25, 5)):
         for i in range(250):
-            amount = Decimal(str(round(math.exp(rng.gauss(3, 1.2)), 2))).max(Decimal("0.01"))
+            days_ago = rng.uniform(newest, oldest)
+            # Evenings dearer: the hours' levels differ, so the hours reach the tail.
+            evening = (NOW - timedelta(days=days_ago)).hour >= 16
+            amount = Decimal(str(round(math.exp(rng.gauss(2 + 2 * evening, 0.6)), 2)))
             if i % 50 == 0:
                 amount = rng.choice([Decimal("0.01"), Decimal("9.99"), Decimal("99999999.99")])
-            row = random_row(rng, amount, rng.uniform(newest, oldest))
-            insert(db, str(amount), "food", row.merchant, row.days_ago, row.severity, row.currency)
+            row = random_row(rng, amount.max(Decimal("0.01")), days_ago)
+            insert(
+                db, str(row.amount), "food", row.merchant, row.days_ago, row.severity, row.currency
+            )
             if feeds_baseline(row.severity):
                 memory.add(row.transaction())
         published = {b.scope: b for b in (await recomputer.run(now)).published}
         assert_same_baselines(published, memory.window(now), now)
+        seasonal += await assert_same_hours(database_url, isolated.schema, memory.window(now), now)
+    assert seasonal > 0  # some scope's hours differed enough to give levels: they were compared
 
 
 async def test_a_history_loaded_after_a_recompute_has_its_tail_at_the_next(
@@ -265,6 +277,33 @@ def random_row(rng: random.Random, amount: Decimal, days_ago: float) -> Row:
     )
 
 
+async def assert_same_hours(
+    database_url: str, schema: str, window: RollupWindow, now: datetime
+) -> int:
+    """The hours the recompute read (`aggregate`, after the window moved) against the
+    replay's, and the hour levels fitted on each; returns how many scopes have levels."""
+    async with await AsyncConnection.connect(
+        database_url, options=f"-c search_path={schema}"
+    ) as conn:
+        from_sql = {s.scope: s for s in await aggregate(conn, now, 30)}
+    with_levels = TailFit(hour_levels=True)
+    seasonal = 0
+    for scope, sql_stats in from_sql.items():
+        stats = window.stats(scope)
+        assert stats is not None
+        assert sql_stats.hours.counts == stats.hours.counts
+        assert sql_stats.hours.log_totals == pytest.approx(stats.hours.log_totals, rel=1e-12)
+        sql_tail = scope_tail(sql_stats, 30, with_levels)
+        python_tail = scope_tail(stats, 30, with_levels)
+        assert (sql_tail is None) == (python_tail is None)
+        if sql_tail is not None and python_tail is not None:
+            assert (sql_tail.hour_ratios is None) == (python_tail.hour_ratios is None)
+            if sql_tail.hour_ratios is not None:
+                seasonal += 1
+                assert sql_tail.hour_ratios == pytest.approx(python_tail.hour_ratios, rel=1e-9)
+    return seasonal
+
+
 def assert_same_baselines(
     published: dict[BaselineScope, Baseline], window: RollupWindow, now: datetime
 ) -> None:
@@ -279,4 +318,19 @@ def assert_same_baselines(
             from_python.stddev,
         )
         assert from_sql.log_mean == pytest.approx(from_python.log_mean, rel=1e-12)
-        assert from_sql.tail == from_python.tail
+        assert_same_tail(from_sql.tail, from_python.tail)
+
+
+def assert_same_tail(from_sql: TailModel | None, from_python: TailModel | None) -> None:
+    """Equal but for the last bits of what float sums give (ln(amount) summed in another
+    order: the level, the hours): the histogram's figures are integer counts, exact."""
+    assert (from_sql is None) == (from_python is None)
+    if from_sql is None or from_python is None:
+        return
+    sql_fields, python_fields = from_sql.model_dump(), from_python.model_dump()
+    assert sql_fields.keys() == python_fields.keys()
+    for name, value in sql_fields.items():
+        if isinstance(value, float) or (isinstance(value, list) and value):
+            assert value == pytest.approx(python_fields[name], rel=1e-9), name
+        else:
+            assert value == python_fields[name], name

@@ -67,6 +67,7 @@ TABLE_GRANTS = {
     ("baseline", "baseline_rollup", "SELECT"),
     ("baseline", "baseline_window_bins", "SELECT"),
     ("baseline", "baseline_rollup_bins", "SELECT"),  # the open days (migration 015)
+    ("baseline", "baseline_window_hours", "SELECT"),  # the closed days' hours (migration 016)
     ("baseline", "baseline_history", "INSERT"),
     ("baseline", "baselines_current", "SELECT"),
     ("baseline", "baselines_current", "INSERT"),
@@ -123,6 +124,9 @@ TABLES = {
     "baseline_rollup_bins",
     "baseline_window",
     "baseline_window_bins",
+    "baseline_rollup_hours",
+    "baseline_window_hour_sums",
+    "baseline_window_hours",
     "baseline_history",
     "baselines_current",
     "alert_history",

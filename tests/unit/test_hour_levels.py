@@ -125,7 +125,7 @@ def replayed(profile: tuple[float, ...], fit: TailFit) -> Baseline:
 
 
 def test_an_amount_is_read_against_its_hours_level() -> None:
-    baseline = replayed(PROFILE, TailFit(hour_levels=True))
+    baseline = replayed(PROFILE, TailFit())  # hour levels on by default
     tail = HeldBaseline.of(baseline).tail
     assert tail is not None and tail.hour_levels is not None
     # 45 is ordinary in the busy evening, rare at night.
@@ -134,7 +134,56 @@ def test_an_amount_is_read_against_its_hours_level() -> None:
 
 
 def test_without_hour_levels_every_hour_reads_the_same() -> None:
-    for fit, profile in ((TailFit(), PROFILE), (TailFit(hour_levels=True), (1.0,) * HOURS)):
+    for fit, profile in ((TailFit(hour_levels=False), PROFILE), (TailFit(), (1.0,) * HOURS)):
         tail = HeldBaseline.of(replayed(profile, fit)).tail
         assert tail is not None and tail.hour_levels is None
         assert survival(tail, 45.0, hour=3) == survival(tail, 45.0) == survival(tail, 45.0, 19)
+
+
+@given(st.lists(st.tuples(st.integers(0, HOURS - 1), st.integers(1, 50), st.floats(-50, 50))))
+def test_hours_kept_sparse_read_as_the_dense_sums(entries: list[tuple[int, int, float]]) -> None:
+    # baseline_window_hours keeps only the hours that saw samples (ops/migrations/016).
+    counts, logs = [0] * HOURS, [0.0] * HOURS
+    for hour, count, log_total in entries:
+        counts[hour] += count
+        logs[hour] += log_total
+    hours = HourLevels.of_hours(*zip(*entries, strict=True)) if entries else HourLevels()
+    assert hours.counts == tuple(counts) and hours.count == sum(counts)
+    assert hours.log_totals == pytest.approx(tuple(logs))
+
+
+def test_hours_of_fewer_days_than_the_moments_are_read_against_their_own_mean() -> None:
+    # Production's hours cover the closed days only; the two open days here sit at twice the
+    # level (a scope that inflates). Alike hours keep no level: the closed days' hours are not
+    # all "below the scope's mean".
+    closed = seasonal(3000, 0.4, (1.0,) * HOURS, seed=11)
+    moments, hours = sums(closed)
+    moments += sums([(hour, amount * 2) for hour, amount in seasonal(300, 0.4, PROFILE, 12)])[0]
+    assert hour_ratios(moments, hours) is None
+    # And a seasonal scope's levels do not move with the open days' level either.
+    moments, hours = sums(seasonal(3000, 0.4, PROFILE, seed=11))
+    alone = hour_ratios(moments, hours)
+    moments += sums([(hour, amount * 2) for hour, amount in seasonal(300, 0.4, PROFILE, 12)])[0]
+    with_open_days = hour_ratios(moments, hours)
+    assert alone is not None and with_open_days is not None
+    assert math.exp(sum(math.log(r) for r in with_open_days) / HOURS) == pytest.approx(
+        math.exp(sum(math.log(r) for r in alone) / HOURS), rel=0.05
+    )
+
+
+def test_the_replay_keeps_the_hours_of_closed_days_only() -> None:
+    # As baseline_window_hours: the window but yesterday and today (compute.OPEN_DAYS).
+    rollup = MemoryRollup(30)
+    for day, hour in ((0, 3), (27, 4), (28, 5), (29, 6)):  # day 29 is today
+        rollup.add(
+            Transaction(
+                id=uuid4(),
+                amount=Decimal("10"),
+                category="food",
+                merchant="Cafe",
+                transaction_date=START + timedelta(days=day, hours=hour),
+            )
+        )
+    stats = rollup.window(START + timedelta(days=29, hours=12)).stats(CAFE)
+    assert stats is not None and stats.moments.count == 4
+    assert [h for h in range(HOURS) if stats.hours.counts[h]] == [3, 4]
