@@ -245,6 +245,11 @@ async def test_a_history_loaded_after_a_recompute_has_its_tail_at_the_next(
         " WHERE scope_kind = 'merchant' AND scope_name = 'Cafe'"
     ).fetchone()
     assert summed == (400,)  # the closed days' rows; today's is read from the daily bins
+    hours = db.execute(
+        "SELECT (SELECT sum(n) FROM unnest(sample_counts) AS n) FROM baseline_window_hours"
+        " WHERE scope_kind = 'merchant' AND scope_name = 'Cafe'"
+    ).fetchone()
+    assert hours == (400,)  # and their hours of day (016), caught up with them
 
 
 @dataclass(frozen=True)
