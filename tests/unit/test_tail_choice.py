@@ -12,7 +12,9 @@ def _figures(share: float, high_fa: float = 1.0) -> dict[str, float]:
     return figures
 
 
-def _results(on_old: dict[str, float], on_holdouts: dict[str, float]) -> dict[str, dict]:
+def _results(
+    on_old: dict[str, float], on_holdouts: dict[str, float]
+) -> dict[str, dict[str, dict[str, float]]]:
     return {
         name: {
             **{family: _figures(on_old[name]) for family in DEFAULT_FAMILIES},
