@@ -96,7 +96,27 @@ def scored(
 
 def round4() -> list[Candidate]:
     """Round 4: the defaults, then each change alone (docs/accuracy.md, "Round 4")."""
-    return [Candidate("defaults", TailFit(), ScoringConfig())]
+    defaults = ScoringConfig()
+    own_level = replace(defaults, young_merchant_own_level=True)
+    return [
+        Candidate("defaults", TailFit(), defaults),
+        Candidate("+ young merchant's own level", TailFit(), own_level),
+        Candidate(
+            "+ young merchant's own level, unshrunk",
+            TailFit(),
+            replace(own_level, young_merchant_level_prior=0.0),
+        ),
+        *(
+            Candidate(
+                f"+ young merchant's own level, one-sided{label}",
+                TailFit(),
+                replace(
+                    own_level, young_merchant_level_one_sided=True, young_merchant_level_prior=prior
+                ),
+            )
+            for label, prior in (("", 2.0), (", unshrunk", 0.0))
+        ),
+    ]
 
 
 GRIDS: dict[str, Callable[[], list[Candidate]]] = {"round2": grid, "round4": round4}
@@ -262,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/tail_choice.json"))
     parser.add_argument("--report", type=Path, help="only report this earlier run's JSON")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="round4")
+    parser.add_argument("--only", nargs="+", help="run only these candidates (a run in parts)")
     parser.add_argument(
         "--holdouts",
         action=argparse.BooleanOptionalAction,
@@ -276,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.holdouts:
         holdouts = WorldConfig(volume=args.volume, families=HOLDOUT_FAMILIES)
         configs.append(StreamConfig(world=holdouts))
-    candidates = GRIDS[args.grid]()
+    candidates = [c for c in GRIDS[args.grid]() if not args.only or c.name in args.only]
     results = evaluate_grid(candidates, args.seeds, configs, args.workers)
     text, report = tables(results)
     print(text)
