@@ -96,10 +96,12 @@ def scored(
 
 def round4() -> list[Candidate]:
     """Round 4: the defaults, then each change alone (docs/accuracy.md, "Round 4")."""
-    defaults = ScoringConfig()
+    defaults = replace(
+        ScoringConfig(), young_merchant_own_level=False, young_merchant_level_one_sided=False
+    )
     own_level = replace(defaults, young_merchant_own_level=True)
     return [
-        Candidate("defaults", TailFit(), defaults),
+        Candidate("round 3 defaults", TailFit(), defaults),
         Candidate("+ young merchant's own level", TailFit(), own_level),
         Candidate(
             "+ young merchant's own level, unshrunk",

@@ -109,11 +109,11 @@ class ScoringConfig:
     # `tail`: a young merchant's category lends its shape at the merchant's own level: the
     # amount is read in the category's tail moved by n / (n + young_merchant_level_prior) of
     # the gap between the two log-scale means (a category's level is its busiest merchants').
-    young_merchant_own_level: bool = False
+    young_merchant_own_level: bool = True
     young_merchant_level_prior: float = 2.0
     # ... and only ever toward less rare: a level from a few samples is noisy (a new bar seen
     # on weekdays only), and a claim of rarity should not rest on it.
-    young_merchant_level_one_sided: bool = False
+    young_merchant_level_one_sided: bool = True
 
     @property
     def active_tiers(self) -> Tiers:

@@ -35,6 +35,7 @@ class DetectorSettings(AlertTierSettings):
     unseen_merchant_floor: float = Field(default=DEFAULTS.unseen_merchant_floor, ge=0, lt=1)
     young_merchant_own_level: bool = DEFAULTS.young_merchant_own_level
     young_merchant_level_prior: float = Field(default=DEFAULTS.young_merchant_level_prior, ge=0)
+    young_merchant_level_one_sided: bool = DEFAULTS.young_merchant_level_one_sided
 
     def scoring_config(self) -> ScoringConfig:
         return ScoringConfig(
@@ -55,4 +56,5 @@ class DetectorSettings(AlertTierSettings):
             unseen_merchant_floor=self.unseen_merchant_floor,
             young_merchant_own_level=self.young_merchant_own_level,
             young_merchant_level_prior=self.young_merchant_level_prior,
+            young_merchant_level_one_sided=self.young_merchant_level_one_sided,
         )

@@ -28,6 +28,8 @@ from schemas.rarity import z_equivalent
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
 CONFIG = ScoringConfig()  # production's defaults
+# Before round 4: a young merchant's category read at the category's own level.
+ROUND_3 = ScoringConfig(young_merchant_own_level=False)
 
 
 def txn(amount: str | float, merchant: str = "Cafe") -> Transaction:
@@ -128,11 +130,10 @@ def test_a_young_merchant_reads_its_category_at_its_own_level() -> None:
         baseline(ScopeKind.CATEGORY, "food", lognormal(5000, 20, 0.5)),
         baseline(ScopeKind.MERCHANT, "Steakhouse", lognormal(4, 300, 0.2, seed=3)),
     )
-    own_level = ScoringConfig(young_merchant_own_level=True)
-    assert score(txn("700", "Steakhouse"), young, own_level, NOW).severity == "medium"
-    assert score(txn("700", "Steakhouse"), young, CONFIG, NOW).severity == "high"
+    assert score(txn("700", "Steakhouse"), young, CONFIG, NOW).severity == "medium"
+    assert score(txn("700", "Steakhouse"), young, ROUND_3, NOW).severity == "high"
     # Far above its own level, it still alerts.
-    assert score(txn("30000", "Steakhouse"), young, own_level, NOW).severity == "critical"
+    assert score(txn("30000", "Steakhouse"), young, CONFIG, NOW).severity == "critical"
 
 
 def test_a_young_merchant_at_its_categorys_level_reads_the_category_as_it_is() -> None:
@@ -143,11 +144,10 @@ def test_a_young_merchant_at_its_categorys_level_reads_the_category_as_it_is() -
     held = table(category, merchant.model_copy(update={"count": 12}))
     own = held[(ScopeKind.MERCHANT, "Cafe", "USD")]
     wide = held[(ScopeKind.CATEGORY, "food", "USD")]
-    own_level = ScoringConfig(young_merchant_own_level=True)
+    two_sided = ScoringConfig(young_merchant_level_one_sided=False)
     for amount in (10.0, 60.0, 400.0):
-        assert tail_probability(amount, own, wide, own_level) == tail_probability(
-            amount, own, wide, CONFIG
-        )
+        at_level = tail_probability(amount, own, wide, two_sided)
+        assert at_level == tail_probability(amount, own, wide, ROUND_3)
 
 
 def test_a_young_merchant_that_repeats_one_price_weighs_by_that_evidence() -> None:
@@ -286,7 +286,7 @@ def test_a_young_or_unseen_merchants_p_is_a_probability_that_never_rises(
     merchant = held.get((ScopeKind.MERCHANT, "Pass", "USD"))
     category = held[(ScopeKind.CATEGORY, "food", "USD")]
     low, high = sorted((a, b))
-    for config in (CONFIG, ScoringConfig(young_merchant_own_level=True)):
+    for config in (CONFIG, ROUND_3, ScoringConfig(young_merchant_level_one_sided=False)):
         at_low = tail_probability(low, merchant, category, config)
         at_high = tail_probability(high, merchant, category, config)
         assert at_low is not None and at_high is not None
@@ -312,8 +312,7 @@ def test_a_one_sided_own_level_never_makes_an_amount_rarer(
         held[(ScopeKind.MERCHANT, "New", "USD")],
         held[(ScopeKind.CATEGORY, "food", "USD")],
     )
-    one_sided = ScoringConfig(young_merchant_own_level=True, young_merchant_level_one_sided=True)
-    moved = tail_probability(amount, merchant, category, one_sided)
-    unmoved = tail_probability(amount, merchant, category, CONFIG)
+    moved = tail_probability(amount, merchant, category, CONFIG)
+    unmoved = tail_probability(amount, merchant, category, ROUND_3)
     assert moved is not None and unmoved is not None
     assert unmoved[0] <= moved[0] <= 1
