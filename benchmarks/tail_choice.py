@@ -122,6 +122,10 @@ def round4() -> list[Candidate]:
 
 
 GRIDS: dict[str, Callable[[], list[Candidate]]] = {"round2": grid, "round4": round4}
+JSON_OF = {
+    "round2": Path("benchmarks/results/tail_choice.json"),
+    "round4": Path("benchmarks/results/tail_choice_round4.json"),
+}
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 
 
@@ -281,7 +285,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
     parser.add_argument("--volume", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/tail_choice.json"))
+    parser.add_argument(
+        "--json", type=Path, help="default: benchmarks/results/tail_choice[_round4].json"
+    )
     parser.add_argument("--report", type=Path, help="only report this earlier run's JSON")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="round4")
     parser.add_argument("--only", nargs="+", help="run only these candidates (a run in parts)")
@@ -303,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = evaluate_grid(candidates, args.seeds, configs, args.workers)
     text, report = tables(results)
     print(text)
+    args.json = args.json or JSON_OF[args.grid]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
