@@ -203,17 +203,15 @@ def summary(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
     return _table(rows)
 
 
+HOLDOUT_COLUMNS = (
+    "hold-out family|candidate|share of oracle @2 / @5 / @13|high+ P / R / FA per 10k|"
+    "medium / high calibration"
+)
+
+
 def holdout_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
     """Every candidate on every hold-out family: reported, never chosen on."""
-    rows = [
-        [
-            "hold-out family",
-            "candidate",
-            "share of oracle @2 / @5 / @13",
-            "high+ P / R / FA per 10k",
-            "medium / high calibration",
-        ]
-    ]
+    rows = [HOLDOUT_COLUMNS.split("|")]
     for name, table in results.items():
         for family in sorted(f for f in table if f in HOLDOUT_FAMILIES):
             f = table[family]
