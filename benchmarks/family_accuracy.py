@@ -47,7 +47,7 @@ from benchmarks.evaluate import (
 )
 from benchmarks.replay import WINDOW_DAYS
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
-from benchmarks.world import DEFAULT_FAMILIES, FAMILIES, WorldConfig
+from benchmarks.world import DEFAULT_FAMILIES, FAMILIES, HOLDOUT_FAMILIES, WorldConfig
 from detector_worker.scoring import SEED_STRICT_TIERS, SEED_TIERS, ScoringConfig, Tiers
 from schemas import Verdict
 
@@ -171,7 +171,8 @@ def held_out_choice(
     the candidate whose worst family, among the others, comes closest to the oracle's recall
     at `rate_per_10k`, and that candidate's figures on the held-out family."""
     grouped = {method: by_family(rs) for method, rs in records.items() if method != "oracle"}
-    families = sorted({family for table in grouped.values() for family in table})
+    found = {family for table in grouped.values() for family in table}
+    families = sorted(found - set(HOLDOUT_FAMILIES))  # hold-outs report, never choose
     return leave_one_family_out(
         families,
         list(grouped),

@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     config = StreamConfig(world=WorldConfig(volume=args.volume))
-    results = evaluate_grid(candidates(), args.seeds, config, args.workers)
+    results = evaluate_grid(candidates(), args.seeds, [config], args.workers)
     print(table(results))
     args.json.write_text(
         json.dumps(

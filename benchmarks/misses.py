@@ -20,7 +20,7 @@ from benchmarks.evaluate import by_family, missed_by_method
 from benchmarks.family_accuracy import verdict_score
 from benchmarks.replay import replay
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
-from benchmarks.world import WorldConfig
+from benchmarks.world import DEFAULT_FAMILIES, FAMILIES, WorldConfig
 from detector_worker.scoring import ScoringConfig
 from schemas import Verdict
 
@@ -50,14 +50,21 @@ def describe(entry: Scored) -> str:
     item, verdict = entry.item, entry.verdict
     baseline = verdict.baseline
     judged = "none" if baseline is None else f"{baseline.scope.kind.value} n={baseline.count}"
+    rule = verdict.rule or "-"
     p = "-" if verdict.tail_probability is None else f"{verdict.tail_probability:.1e}"
     multiple = "-" if item.multiple is None else f"{item.multiple:.1f}x"
     return (
         f"seed {entry.seed} {item.transaction.merchant} ({item.size}, "
         f"{'drifting' if item.drifting else 'steady'}) "
-        f"{item.transaction.transaction_date:%H}h {multiple}: {judged}, "
+        f"{item.transaction.transaction_date:%a %H}h {item.transaction.amount} {multiple}: "
+        f"{judged} ({rule}, {verdict.severity or 'none'}), "
         f"p {p} against p_true {item.p_true:.1e}"
     )
+
+
+def _judged_by(entry: Scored) -> str:
+    baseline = entry.verdict.baseline
+    return "none" if baseline is None else baseline.scope.kind.value
 
 
 def report(entries: Sequence[Scored], rate_per_10k: float) -> str:
@@ -69,14 +76,12 @@ def report(entries: Sequence[Scored], rate_per_10k: float) -> str:
         caught = sum(1 for r in rows if r.is_anomaly)
         lines.append(f"{family}: {len(missed)} missed ({caught} anomalies)")
         lines += [f"  {describe(index[id(rows[i])])}" for i in missed]
-    high = Counter(
-        (
-            str(e.item.size),
-            "none" if e.verdict.baseline is None else e.verdict.baseline.scope.kind.value,
-        )
-        for e in entries
-        if not e.item.is_anomaly and e.verdict.severity in ("high", "critical")
-    )
+    false_alerts = [
+        e for e in entries if not e.item.is_anomaly and e.verdict.severity in ("high", "critical")
+    ]
+    lines.append(f"high+ false alerts: {len(false_alerts)}")
+    lines += [f"  {e.item.family}: {describe(e)}" for e in false_alerts]
+    high = Counter((str(e.item.size), _judged_by(e)) for e in false_alerts)
     normal = Counter(str(e.item.size) for e in entries if not e.item.is_anomaly)
     lines.append("high+ false alerts by (merchant size, scope that judged): " + str(dict(high)))
     lines.append("normal transactions by merchant size: " + str(dict(normal)))
@@ -90,8 +95,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9, 10])
     parser.add_argument("--volume", type=float, default=1.0)
     parser.add_argument("--rate", type=float, default=5.0, help="false alerts per 10k")
+    parser.add_argument(
+        "--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=sorted(FAMILIES)
+    )
     args = parser.parse_args(argv)
-    config = StreamConfig(world=WorldConfig(volume=args.volume))
+    world = WorldConfig(volume=args.volume, families=tuple(args.families))
+    config = StreamConfig(world=world)
     print(report(scored(args.seeds, config), args.rate))
 
 

@@ -49,7 +49,10 @@ class StreamConfig:
     spike_multiple: tuple[float, float] = (3.0, 30.0)
     # A power-law tail crosses 30x its median every few hundred transactions: there a spike
     # of that size is ordinary, so the spikes reach further (the oracle says which are rare).
-    spike_multiple_by_family: tuple[tuple[str, float, float], ...] = (("pareto", 5.0, 500.0),)
+    spike_multiple_by_family: tuple[tuple[str, float, float], ...] = (
+        ("pareto", 5.0, 500.0),
+        ("burr", 5.0, 500.0),  # a hold-out power law (round 4), read as the Lomax is
+    )
     jump_multiple: tuple[float, float] = (2.0, 20.0)
     # A merchant's chance to host an anomaly grows as its volume ** this (0: all alike).
     anomaly_volume_power: float = 0.5

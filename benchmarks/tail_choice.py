@@ -16,7 +16,7 @@ A summary row per candidate gives its worst family on each figure.
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -29,7 +29,7 @@ from benchmarks.evaluate import ScoredRecord, by_family, leave_one_family_out
 from benchmarks.family_accuracy import figures, nominal_tiers, verdict_score
 from benchmarks.replay import replay
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
-from benchmarks.world import WorldConfig
+from benchmarks.world import HOLDOUT_FAMILIES, WorldConfig
 from detector_worker.scoring import ScoringConfig
 
 MAX_HIGH_FA = 5.0  # high+ false alerts per 10k normal: the issue's bound
@@ -94,11 +94,49 @@ def scored(
     return records
 
 
+def round4() -> list[Candidate]:
+    """Round 4: the defaults, then each change alone (docs/accuracy.md, "Round 4")."""
+    defaults = replace(
+        ScoringConfig(), young_merchant_own_level=False, young_merchant_level_one_sided=False
+    )
+    own_level = replace(defaults, young_merchant_own_level=True)
+    return [
+        Candidate("round 3 defaults", TailFit(), defaults),
+        Candidate("+ young merchant's own level", TailFit(), own_level),
+        Candidate(
+            "+ young merchant's own level, unshrunk",
+            TailFit(),
+            replace(own_level, young_merchant_level_prior=0.0),
+        ),
+        *(
+            Candidate(
+                f"+ young merchant's own level, one-sided{label}",
+                TailFit(),
+                replace(
+                    own_level, young_merchant_level_one_sided=True, young_merchant_level_prior=prior
+                ),
+            )
+            for label, prior in (("", 2.0), (", unshrunk", 0.0))
+        ),
+    ]
+
+
+GRIDS: dict[str, Callable[[], list[Candidate]]] = {"round2": grid, "round4": round4}
+JSON_OF = {
+    "round2": Path("benchmarks/results/tail_choice.json"),
+    "round4": Path("benchmarks/results/tail_choice_round4.json"),
+}
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 
 
-def _init(seeds: Sequence[int], config: StreamConfig) -> None:
-    _STREAMS[:] = [(generate_stream(seed, config), config.scored_from()) for seed in seeds]
+def _init(seeds: Sequence[int], configs: Sequence[StreamConfig]) -> None:
+    """One stream per seed and config: the hold-outs in a stream of their own, so that the
+    old families' streams are the ones every earlier round measured."""
+    _STREAMS[:] = [
+        (generate_stream(seed, config), config.scored_from())
+        for config in configs
+        for seed in seeds
+    ]
 
 
 def _run(candidate: Candidate) -> tuple[str, dict[str, dict[str, float]]]:
@@ -109,10 +147,13 @@ def _run(candidate: Candidate) -> tuple[str, dict[str, dict[str, float]]]:
 
 
 def evaluate_grid(
-    candidates: Sequence[Candidate], seeds: Sequence[int], config: StreamConfig, workers: int
+    candidates: Sequence[Candidate],
+    seeds: Sequence[int],
+    configs: Sequence[StreamConfig],
+    workers: int,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per candidate, per family: the figures of benchmarks.family_accuracy."""
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(seeds, config)) as pool:
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(seeds, configs)) as pool:
         return dict(pool.map(_run, candidates))
 
 
@@ -132,12 +173,13 @@ def objective(table: Mapping[str, Mapping[str, float]], families: Sequence[str])
     return round(share, 2) - penalty - high / 100 - medium / 1000
 
 
-def _share(figures_: Mapping[str, float]) -> float:
-    oracle = figures_["oracle@5"]
-    return 1.0 if oracle == 0 else figures_["recall@5"] / oracle
+def _share(figures_: Mapping[str, float], rate: str = "5") -> float:
+    oracle = figures_[f"oracle@{rate}"]
+    return 1.0 if oracle == 0 else figures_[f"recall@{rate}"] / oracle
 
 
 def summary(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """Per candidate, its worst family (among those a choice reads) on each figure."""
     rows = [
         [
             "candidate",
@@ -148,7 +190,7 @@ def summary(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
         ]
     ]
     for name, table in results.items():
-        families = list(table)
+        families = choice_families(table)
         rows.append(
             [
                 name,
@@ -161,10 +203,37 @@ def summary(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
     return _table(rows)
 
 
+HOLDOUT_COLUMNS = (
+    "hold-out family|candidate|share of oracle @2 / @5 / @13|high+ P / R / FA per 10k|"
+    "medium / high calibration"
+)
+
+
+def holdout_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """Every candidate on every hold-out family: reported, never chosen on."""
+    rows = [HOLDOUT_COLUMNS.split("|")]
+    for name, table in results.items():
+        for family in sorted(f for f in table if f in HOLDOUT_FAMILIES):
+            f = table[family]
+            shares = " / ".join(fmt(_share(f, rate)) for rate in ("2", "5", "13"))
+            high = " / ".join(
+                fmt(f[f"high+.{key}"], digits)
+                for key, digits in (("precision", 2), ("recall", 2), ("false_alerts_per_10k", 1))
+            )
+            calib = f"{fmt(f['calibration.medium'])} / {fmt(f['calibration.high'])}"
+            rows.append([family, name, shares, high, calib])
+    return _table(rows)
+
+
+def choice_families(families: Iterable[str]) -> list[str]:
+    """The families a choice may read: every one but the hold-outs, which only report."""
+    return sorted(f for f in families if f not in HOLDOUT_FAMILIES)
+
+
 def held_out(
     results: Mapping[str, Mapping[str, Mapping[str, float]]],
 ) -> tuple[str, list[dict[str, Any]]]:
-    families = sorted(next(iter(results.values())))
+    families = choice_families(next(iter(results.values())))
     choices = leave_one_family_out(
         families,
         list(results),
@@ -196,6 +265,17 @@ def held_out(
     return _table(rows), report
 
 
+def tables(
+    results: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> tuple[str, list[dict[str, Any]]]:
+    """The summary, the leave-one-family-out table, and the hold-outs' when there are any."""
+    table, report = held_out(results)
+    text = summary(results) + "\n\n" + table
+    if any(f in HOLDOUT_FAMILIES for f in next(iter(results.values()))):
+        text += "\n\n" + holdout_table(results)
+    return text, report
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -203,19 +283,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
     parser.add_argument("--volume", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/tail_choice.json"))
+    parser.add_argument(
+        "--json", type=Path, help="default: benchmarks/results/tail_choice[_round4].json"
+    )
     parser.add_argument("--report", type=Path, help="only report this earlier run's JSON")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="round4")
+    parser.add_argument("--only", nargs="+", help="run only these candidates (a run in parts)")
+    parser.add_argument(
+        "--holdouts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also replay the hold-out families (reported, never chosen on)",
+    )
     args = parser.parse_args(argv)
     if args.report:
-        results = json.loads(args.report.read_text())["results"]
-        table, _ = held_out(results)
-        print(summary(results) + "\n\n" + table)
+        print(tables(json.loads(args.report.read_text())["results"])[0])
         return
-    config = StreamConfig(world=WorldConfig(volume=args.volume))
-    candidates = grid()
-    results = evaluate_grid(candidates, args.seeds, config, args.workers)
-    table, report = held_out(results)
-    print(summary(results) + "\n\n" + table)
+    configs = [StreamConfig(world=WorldConfig(volume=args.volume))]
+    if args.holdouts:
+        holdouts = WorldConfig(volume=args.volume, families=HOLDOUT_FAMILIES)
+        configs.append(StreamConfig(world=holdouts))
+    candidates = [c for c in GRIDS[args.grid]() if not args.only or c.name in args.only]
+    results = evaluate_grid(candidates, args.seeds, configs, args.workers)
+    text, report = tables(results)
+    print(text)
+    args.json = args.json or JSON_OF[args.grid]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
@@ -224,13 +316,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "command": " ".join(["python -m benchmarks.tail_choice", *sys.argv[1:]]),
                     "seeds": args.seeds,
                     "volume": args.volume,
+                    "grid": args.grid,
                     "candidates": {
-                        c.name: {
-                            "fit": asdict(c.fit),
-                            "merchant_prior_samples": c.scoring.merchant_prior_samples,
-                            "stable_merchant_evidence": c.scoring.stable_merchant_evidence,
-                            "unseen_merchant_floor": c.scoring.unseen_merchant_floor,
-                        }
+                        c.name: {"fit": asdict(c.fit), "scoring": asdict(c.scoring)}
                         for c in candidates
                     },
                     "results": results,

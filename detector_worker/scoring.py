@@ -106,6 +106,14 @@ class ScoringConfig:
     # whose amounts say nothing of this merchant's level: its p is at least this (1 in 1,000
     # sits between the default medium and high), so it is never high on its category alone.
     unseen_merchant_floor: float = 1e-3
+    # `tail`: a young merchant's category lends its shape at the merchant's own level: the
+    # amount is read in the category's tail moved by n / (n + young_merchant_level_prior) of
+    # the gap between the two log-scale means (a category's level is its busiest merchants').
+    young_merchant_own_level: bool = True
+    young_merchant_level_prior: float = 2.0
+    # ... and only ever toward less rare: a level from a few samples is noisy (a new bar seen
+    # on weekdays only), and a claim of rarity should not rest on it.
+    young_merchant_level_one_sided: bool = True
 
     @property
     def active_tiers(self) -> Tiers:
@@ -160,8 +168,28 @@ def tail_probability(
         return None
     if merchant is None or p_own is None or weight == 0.0:
         return max(p_wide, config.unseen_merchant_floor), category
+    if config.young_merchant_own_level:
+        moved = amount * _level_gap(merchant, category, config)
+        # Read at the category's level of today (no `day`), which _level_gap multiplies in:
+        # the two cancel, and the young merchant's recent mean sets the level instead.
+        p_moved = _probability(category, moved, config, config.min_samples, hour)
+        if p_moved is not None:
+            p_wide = max(p_wide, p_moved) if config.young_merchant_level_one_sided else p_moved
     p = weight * p_own + (1 - weight) * p_wide
     return p, merchant if weight >= 0.5 else category
+
+
+def _level_gap(merchant: HeldBaseline, category: HeldBaseline, config: ScoringConfig) -> float:
+    """What moves an amount from a young merchant's level to its category's today: the gap
+    of their log-scale means, shrunk toward none by the merchant's count, times the
+    category's trend (its tail divides by it; a young merchant's own mean is recent)."""
+    if merchant.log_mean is None or category.log_mean is None or category.tail is None:
+        return 1.0
+    if category.stddev <= config.stable_stddev:
+        return 1.0
+    share = merchant.count / (merchant.count + config.young_merchant_level_prior)
+    gap = share * (category.log_mean - merchant.log_mean)
+    return math.exp(gap) * category.tail.level_ratio
 
 
 def _probability(

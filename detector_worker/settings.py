@@ -33,6 +33,9 @@ class DetectorSettings(AlertTierSettings):
     stable_reprice: float = Field(default=DEFAULTS.stable_reprice, ge=0)
     stable_merchant_evidence: bool = DEFAULTS.stable_merchant_evidence
     unseen_merchant_floor: float = Field(default=DEFAULTS.unseen_merchant_floor, ge=0, lt=1)
+    young_merchant_own_level: bool = DEFAULTS.young_merchant_own_level
+    young_merchant_level_prior: float = Field(default=DEFAULTS.young_merchant_level_prior, ge=0)
+    young_merchant_level_one_sided: bool = DEFAULTS.young_merchant_level_one_sided
 
     def scoring_config(self) -> ScoringConfig:
         return ScoringConfig(
@@ -51,4 +54,7 @@ class DetectorSettings(AlertTierSettings):
             stable_reprice=self.stable_reprice,
             stable_merchant_evidence=self.stable_merchant_evidence,
             unseen_merchant_floor=self.unseen_merchant_floor,
+            young_merchant_own_level=self.young_merchant_own_level,
+            young_merchant_level_prior=self.young_merchant_level_prior,
+            young_merchant_level_one_sided=self.young_merchant_level_one_sided,
         )

@@ -21,7 +21,7 @@ from benchmarks.family_accuracy import (
     verdict_score,
 )
 from benchmarks.streams import StreamConfig
-from benchmarks.world import WorldConfig
+from benchmarks.world import DEFAULT_FAMILIES, WorldConfig
 from schemas import Verdict
 
 # Anomalies at 20 %: every family gets some, even in a stream this short.
@@ -79,3 +79,20 @@ def test_leave_one_family_out_picks_the_candidate_closest_to_the_oracle() -> Non
     assert {h.chosen for h in held} == {"truth"}
     assert len(held) == 8
     assert all(h.report["recall@5"] == h.report["oracle@5"] for h in held)
+
+
+def test_a_hold_out_family_never_takes_part_in_the_choice() -> None:
+    """Where a candidate is perfect only on a hold-out family, the choice does not see it."""
+    holdouts = replace(SMALL, world=replace(SMALL.world, families=("burr", "price_list")))
+    truth = collect(oracle_replay, [3], SMALL)
+    held_truth = collect(oracle_replay, [3], holdouts)
+    blind = [replace(r, score=float(int(r.p_true * 1e6) % 7)) for r in truth]
+    held = held_out_choice(
+        {
+            "oracle": truth,
+            "blind": blind + held_truth,
+            "truth": truth + [replace(r, score=-r.score) for r in held_truth],
+        }
+    )
+    assert {h.family for h in held} == set(DEFAULT_FAMILIES)
+    assert {h.chosen for h in held} == {"truth"}

@@ -8,7 +8,7 @@ from decimal import Decimal
 from uuid import uuid4
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from baseline_worker.recompute import to_baseline
@@ -63,11 +63,14 @@ def test_hour_levels_stay_in_a_bounded_range(
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(3, 5000), sigma=st.floats(0.05, 1.5))
+@example(seed=304, n=546, sigma=1.0)
 def test_hours_alike_keep_no_hour_level(seed: int, n: int, sigma: float) -> None:
-    # Alike hours show a spread past p < 0.001 about once in a thousand scopes: the seeds
-    # drawn here never do, and a scope that did would get ratios near 1.
+    # Alike hours show a spread past p < 0.001 about once in a thousand scopes (hypothesis
+    # finds such seeds, e.g. seed=304, n=546, sigma=1.0): such a scope gets levels no
+    # further from 1 than the noise of an hour's mean (sigma / sqrt(samples an hour)).
     ratios = hour_ratios(*sums(seasonal(n, sigma, (1.0,) * HOURS, seed)))
-    assert ratios is None or all(abs(math.log(r)) < 0.1 for r in ratios)
+    noise = sigma / math.sqrt(max(n / HOURS, 1.0))
+    assert ratios is None or all(abs(math.log(r)) < 0.1 + 3 * noise for r in ratios)
 
 
 @settings(max_examples=60, deadline=None)
