@@ -12,6 +12,7 @@ import mode
 from prometheus_client import CollectorRegistry
 
 from detector_worker.batching import take_quiet
+from detector_worker.delivery import DetectorApp
 from detector_worker.records import RawRecord
 from detector_worker.retry import StopRequested
 from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime
@@ -29,11 +30,11 @@ EXIT_STOPPED = 0
 _LOGGED_IDS = 20
 
 
-def _faust_app(settings: DetectorSettings) -> faust.App:
+def _faust_app(settings: DetectorSettings) -> DetectorApp:
     servers = [
         f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")
     ]
-    return faust.App(
+    return DetectorApp(
         settings.consumer_group,
         broker=servers,
         store="memory://",
@@ -44,7 +45,6 @@ def _faust_app(settings: DetectorSettings) -> faust.App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=settings.batch_max_records,
-        stream_buffer_maxsize=settings.batch_max_records * 2,
         broker_commit_interval=1.0,
         # A dead member is noticed after this long; its partitions then move (default 60 s).
         broker_session_timeout=settings.session_timeout_seconds,
@@ -77,6 +77,8 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         key_serializer="raw",
         value_serializer="raw",
     )
+    # Up to two fetches (of at most batch_max_records each) wait for the agent.
+    inbox = app.inbox(settings.topic_transactions, max_fetches=2)
 
     @app.service
     class Runtime(mode.Service):
@@ -90,22 +92,17 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
     @app.agent(source, concurrency=1)
     async def detect(stream: Any) -> None:
         await runtime.ready.wait()
-        async for events in take_quiet(
-            stream,
+        # Iterating the agent's channel subscribes the topic (Faust's conductor); its records
+        # then reach the inbox a fetch at a time, not through the stream (delivery.py).
+        aiter(stream.channel)
+        async for messages in take_quiet(
+            inbox,
             settings.batch_max_records,
             within=settings.batch_max_wait_seconds,
             quiet=settings.batch_quiet_seconds,
+            should_stop=lambda: app.should_stop,
         ):
-            records = [
-                RawRecord(
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.key,
-                    e.message.value,
-                )
-                for e in events
-            ]
+            records = [RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
             try:
                 await runtime.pipeline.process(records)
             except StopRequested:
