@@ -5,14 +5,16 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 import mode
+from faust.types import Message
 from prometheus_client import CollectorRegistry
 
 from detector_worker.batching import take_quiet
 from detector_worker.delivery import DetectorApp
+from detector_worker.overlap import process_overlapped
 from detector_worker.records import RawRecord
 from detector_worker.retry import StopRequested
 from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime
@@ -95,35 +97,38 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         # Iterating the agent's channel subscribes the topic (Faust's conductor); its records
         # then reach the inbox a fetch at a time, not through the stream (delivery.py).
         aiter(stream.channel)
-        async for messages in take_quiet(
+        batches = take_quiet(
             inbox,
             settings.batch_max_records,
             within=settings.batch_max_wait_seconds,
             quiet=settings.batch_quiet_seconds,
             should_stop=lambda: app.should_stop,
-        ):
-            records = [RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
-            try:
-                await runtime.pipeline.process(records)
-            except StopRequested:
-                # Faust would wait for this batch before stopping, and commit it once the
-                # body leaves: leave without returning instead, as below.
-                log.warning("stopping with a batch not yet durable", extra=batch_context(records))
-                logging.shutdown()
-                os._exit(EXIT_STOPPED)
-            except Exception:
-                # Leave without returning: the offsets of a half-done batch are never
-                # committed, and the process restarts clean (the supervisor's job).
-                log.critical(
-                    "unexpected error in batch; exiting for a clean replay",
-                    exc_info=True,
-                    extra=batch_context(records),
-                )
-                logging.shutdown()
-                os._exit(EXIT_UNEXPECTED)
+        )
+        await process_overlapped(batches, raw_records, runtime.pipeline, inbox.ack, exit_for)
 
     async def refresh_lag() -> None:
         await runtime.refresh_lag(app.consumer)
 
     app.timer(interval=LAG_REFRESH_SECONDS)(refresh_lag)
     return app
+
+
+def raw_records(messages: list[Message]) -> list[RawRecord]:
+    return [RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
+
+
+def exit_for(records: Sequence[RawRecord], error: BaseException) -> NoReturn:
+    """Leave without returning: the offsets of a batch not made durable are never committed,
+    and the process restarts clean (the supervisor's job)."""
+    if isinstance(error, StopRequested):
+        # Asked to stop while the batch was being retried: a normal stop.
+        log.warning("stopping with a batch not yet durable", extra=batch_context(records))
+        logging.shutdown()
+        os._exit(EXIT_STOPPED)
+    log.critical(
+        "unexpected error in batch; exiting for a clean replay",
+        exc_info=error,
+        extra=batch_context(records),
+    )
+    logging.shutdown()
+    os._exit(EXIT_UNEXPECTED)

@@ -6,15 +6,13 @@ started lingering). Under load fetches keep arriving and batches grow towards `m
 idle a record waits `quiet`, not the whole `within` window (which is what Faust's
 `take_events` would make every batch wait).
 
-The records come from an inbox (detector_worker/delivery.py) a fetch at a time. A batch is
-acknowledged only when the caller asks for the next one, i.e. after its body has made the
-batch durable; a body that raises leaves it unacknowledged, so its offsets are never
-committed.
+The records come from an inbox (detector_worker/delivery.py) a fetch at a time. Nothing
+here acknowledges them: the caller acks a batch once it is durable (detector_worker/overlap.py).
 """
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -31,10 +29,6 @@ class Inbox(Protocol[T]):
         """Every record waiting (none: an empty list)."""
         ...
 
-    def ack(self, records: Sequence[T]) -> None:
-        """The records are durable: their offsets may be committed."""
-        ...
-
 
 async def take_quiet(
     inbox: Inbox[T],
@@ -45,7 +39,7 @@ async def take_quiet(
 ) -> AsyncGenerator[list[T], None]:
     """Batches of at most `max_` records: each is yielded once no record has joined it for
     `quiet` seconds and none is waiting, once it is full, or `within` seconds after it began
-    to linger. Each is acknowledged when the next is asked for."""
+    to linger."""
     pending: list[T] = []
     while not should_stop():
         if not pending:
@@ -56,11 +50,8 @@ async def take_quiet(
                 continue
         await linger(inbox, pending, max_, within, quiet)
         batch, pending = pending[:max_], pending[max_:]
-        if not batch:
-            continue
-        yield batch
-        # Reached only when the caller asks for the next batch: its body is done.
-        inbox.ack(batch)
+        if batch:
+            yield batch
 
 
 async def linger(inbox: Inbox[T], pending: list[T], max_: int, within: float, quiet: float) -> None:
