@@ -102,7 +102,6 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
             settings.batch_max_records,
             within=settings.batch_max_wait_seconds,
             quiet=settings.batch_quiet_seconds,
-            should_stop=lambda: app.should_stop,
         )
         await process_overlapped(batches, raw_records, runtime.pipeline, inbox.ack, exit_for)
 

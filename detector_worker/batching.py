@@ -12,12 +12,10 @@ here acknowledges them: the caller acks a batch once it is durable (detector_wor
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
-# An idle agent wakes this often to see whether it should stop.
-_IDLE_CHECK_SECONDS = 1.0
 
 
 class Inbox(Protocol[T]):
@@ -35,19 +33,15 @@ async def take_quiet(
     max_: int,
     within: float,
     quiet: float,
-    should_stop: Callable[[], bool] = lambda: False,
 ) -> AsyncGenerator[list[T], None]:
     """Batches of at most `max_` records: each is yielded once no record has joined it for
     `quiet` seconds and none is waiting, once it is full, or `within` seconds after it began
-    to linger."""
+    to linger. Endless: Faust cancels the agent when it stops, after the records taken from
+    the inbox are acked (its wait_empty), so records in hand are never left behind."""
     pending: list[T] = []
-    while not should_stop():
+    while True:
         if not pending:
-            try:
-                async with asyncio.timeout(_IDLE_CHECK_SECONDS):
-                    pending = await inbox.take()
-            except TimeoutError:
-                continue
+            pending = await inbox.take()
         await linger(inbox, pending, max_, within, quiet)
         batch, pending = pending[:max_], pending[max_:]
         if batch:

@@ -77,6 +77,12 @@ class BatchConsumer(Consumer):
 
     inbox: RecordInbox | None = None
 
+    def track_message(self, message: Message) -> None:
+        """Pending its ack (what Faust's wait_empty waits for at a rebalance or a stop).
+        Faust's sensors are not told of each record: its Monitor's counters cost ~1.4 µs a
+        record and nothing reads them (the detector's metrics are its own)."""
+        self._unacked_messages.add(message)
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         """Faust's loop (faust/transport/consumer.py) with one delivery per fetch."""
         fetcher_stopped = cast(Any, fetcher)._stopped.is_set
@@ -133,19 +139,21 @@ class BatchConsumer(Consumer):
     async def _deliver(self, messages: list[Message]) -> None:
         """Into the inbox in one step, or record by record through Faust's conductor for any
         other topic; abandoned when a rebalance suspends the flow (as Faust does)."""
-        inbox = self.inbox
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
-        if inbox is None or any(m.topic != inbox.topic for m in messages):
-            for message in messages:
-                await self.wait_first(self.callback(message), self.suspend_flow.wait())
-                self._read_offset[message.tp] = message.offset
+        inbox = self.inbox
+        topic = inbox.topic if inbox is not None else None
+        for message in (m for m in messages if m.topic != topic):
+            await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            self._read_offset[message.tp] = message.offset
+        batch = [m for m in messages if m.topic == topic]
+        if inbox is None or not batch:
             return
-        put = self._put(inbox, messages)
+        put = self._put(inbox, batch)
         results = await self.wait_first(put, self.suspend_flow.wait())
         if put in results.done:
-            for message in messages:
+            for message in batch:
                 self._read_offset[message.tp] = message.offset
 
     @staticmethod

@@ -43,7 +43,7 @@ async def test_a_busy_stream_fills_the_batch_until_the_window() -> None:
     inbox, pending = FakeInbox(), [0]
     feeder = asyncio.create_task(_arrivals(inbox, every=0.002, count=1000))
     started = time.monotonic()
-    await linger(inbox, pending, max_=10_000, within=0.2, quiet=0.02)
+    await linger(inbox, pending, max_=10_000, within=0.2, quiet=0.05)
     feeder.cancel()
     assert 0.19 <= time.monotonic() - started < 0.5
     assert len(pending) > 10
