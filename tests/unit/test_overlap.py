@@ -9,7 +9,7 @@ from typing import NoReturn
 import pytest
 
 from detector_worker.decision import BatchDecision
-from detector_worker.overlap import process_overlapped
+from detector_worker.overlap import OverlappedWriter
 from detector_worker.records import RawRecord
 
 
@@ -68,7 +68,7 @@ async def test_the_next_batch_is_decided_while_one_is_written_and_each_acked_onc
         acked.extend(batch)
 
     releaser = asyncio.create_task(_released_in_turn(processor, 3))
-    await process_overlapped(_batches(3), _records, processor, ack, _fail)
+    await OverlappedWriter(processor, ack, _fail).run(_batches(3), _records)
     await releaser
     assert acked == [0, 1, 2]
     at = processor.log.index
@@ -84,7 +84,7 @@ async def test_a_batch_that_fails_is_never_acked_nor_any_after_it() -> None:
     processor, acked = FakeProcessor(failing=1), list[int]()
     releaser = asyncio.create_task(_released_in_turn(processor, 2))
     with pytest.raises(Failed):
-        await process_overlapped(_batches(3), _records, processor, acked.extend, _fail)
+        await OverlappedWriter(processor, acked.extend, _fail).run(_batches(3), _records)
     await releaser
     assert acked == [0]
     assert "write 2" not in processor.log
@@ -93,7 +93,7 @@ async def test_a_batch_that_fails_is_never_acked_nor_any_after_it() -> None:
 async def test_the_batch_in_flight_is_cancelled_when_the_loop_is() -> None:
     processor = FakeProcessor()
     loop = asyncio.create_task(
-        process_overlapped(_batches(1), _records, processor, list[int]().extend, _fail)
+        OverlappedWriter(processor, list[int]().extend, _fail).run(_batches(1), _records)
     )
     await processor.writing[0].wait()
     loop.cancel()
@@ -102,3 +102,17 @@ async def test_the_batch_in_flight_is_cancelled_when_the_loop_is() -> None:
     processor.release[0].set()
     await asyncio.sleep(0.01)
     assert "durable 0" not in processor.log  # the write was cancelled with the loop
+
+
+async def test_idle_returns_once_the_batch_in_flight_is_durable() -> None:
+    processor = FakeProcessor()
+    writer = OverlappedWriter(processor, list[int]().extend, _fail)
+    await writer.idle()  # nothing in flight
+    loop = asyncio.create_task(writer.run(_batches(1), _records))
+    await processor.writing[0].wait()
+    idle = asyncio.create_task(writer.idle())
+    await asyncio.sleep(0.01)
+    assert not idle.done()
+    processor.release[0].set()
+    await idle
+    await loop
