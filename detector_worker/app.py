@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry
 
 from detector_worker.batching import take_quiet
 from detector_worker.delivery import DetectorApp
-from detector_worker.overlap import OverlappedWriter
 from detector_worker.records import RawRecord
 from detector_worker.retry import StopRequested
 from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime
@@ -97,15 +96,19 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         # Iterating the agent's channel subscribes the topic (Faust's conductor); its records
         # then reach the inbox a fetch at a time, not through the stream (delivery.py).
         aiter(stream.channel)
-        writer = OverlappedWriter[Message](runtime.pipeline, inbox.ack, exit_for)
-        batches = take_quiet(
+        async for messages in take_quiet(
             inbox,
             settings.batch_max_records,
             within=settings.batch_max_wait_seconds,
             quiet=settings.batch_quiet_seconds,
-            idle=writer.idle,
-        )
-        await writer.run(batches, raw_records)
+        ):
+            records = raw_records(messages)
+            try:
+                await runtime.pipeline.process(records)
+            except Exception as exc:
+                exit_for(records, exc)
+            # Durable: the batch's offsets may be committed (by Faust's commit loop).
+            inbox.ack(messages)
 
     async def refresh_lag() -> None:
         await runtime.refresh_lag(app.consumer)

@@ -7,12 +7,12 @@ idle a record waits `quiet`, not the whole `within` window (which is what Faust'
 `take_events` would make every batch wait).
 
 The records come from an inbox (detector_worker/delivery.py) a fetch at a time. Nothing
-here acknowledges them: the caller acks a batch once it is durable (detector_worker/overlap.py).
+here acknowledges them: the caller acks a batch once it is durable (detector_worker/app.py).
 """
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -28,32 +28,20 @@ class Inbox(Protocol[T]):
         ...
 
 
-async def _free() -> None:
-    pass
-
-
 async def take_quiet(
     inbox: Inbox[T],
     max_: int,
     within: float,
     quiet: float,
-    idle: Callable[[], Awaitable[None]] = _free,
 ) -> AsyncGenerator[list[T], None]:
     """Batches of at most `max_` records: each is yielded once no record has joined it for
     `quiet` seconds and none is waiting, once it is full, or `within` seconds after it began
-    to linger. A batch not full first waits for `idle` (the previous batch's write): records
-    gather meanwhile, as they did when the loop wrote one batch before taking the next, instead
-    of going out in more and smaller batches (each with its own write).
-
-    Endless: Faust cancels the agent when it stops, after the records taken from the inbox
-    are acked (its wait_empty), so records in hand are never left behind."""
+    to linger. Endless: Faust cancels the agent when it stops, after the records taken from
+    the inbox are acked (its wait_empty), so records in hand are never left behind."""
     pending: list[T] = []
     while True:
         if not pending:
             pending = await inbox.take()
-        pending += inbox.take_nowait()
-        if len(pending) < max_:
-            await idle()
         await linger(inbox, pending, max_, within, quiet)
         batch, pending = pending[:max_], pending[max_:]
         if batch:

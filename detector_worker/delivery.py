@@ -109,9 +109,9 @@ class BatchConsumer(Consumer):
         the records before a partition's read offset dropped and the gaps recorded."""
         records, active = await self._wait_next_records(1.0)
         generation = self.app.consumer_generation_id
-        if not records or self.should_stop:
+        if records is None or self.should_stop:
             return []
-        if not self.flow_active:
+        if not self.flow_active:  # a rebalance began during the fetch: as Faust's getmany
             await self.perform_seek()
             return []
         messages: list[Message] = []

@@ -55,28 +55,21 @@ class DetectorPipeline:
         # time.monotonic() when the batch in hand started; None between batches.
         self.batch_started: float | None = None
 
-    def decide(self, records: Sequence[RawRecord]) -> BatchDecision:
-        """The batch's decision (pure CPU: decode, de-duplicate, score); nothing durable yet."""
-        return decide(records, self._table.view, self._scoring, self._clock())
-
     async def process(self, records: Sequence[RawRecord]) -> None:
-        """Decide, then make every effect durable (`make_durable`)."""
-        await self.make_durable(records, self.decide(records))
-
-    async def make_durable(self, records: Sequence[RawRecord], decision: BatchDecision) -> None:
-        """Persist and publish a decided batch. Returns only once the rows are committed
+        """Decide, then make every effect durable. Returns only once the rows are committed
         and the broker has acknowledged every record sent: only then may the caller commit
         the batch's offsets. Raises (and the caller must not commit) on anything else,
         StopRequested included."""
         self.batch_started = time.monotonic()
         try:
-            decision = await self._make_durable(decision)
+            decision = await self._make_durable(records)
         finally:
             self.batch_started = None
         # Durable from here on: the batch's offsets may be committed.
         self._observe(records, decision)
 
-    async def _make_durable(self, decision: BatchDecision) -> BatchDecision:
+    async def _make_durable(self, records: Sequence[RawRecord]) -> BatchDecision:
+        decision = decide(records, self._table.view, self._scoring, self._clock())
         if decision.scored:
             decision = await self._persist(decision)
         _log_dead_letters(decision.dead_letters)

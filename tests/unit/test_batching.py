@@ -73,34 +73,4 @@ async def test_a_fetch_larger_than_a_batch_is_split_and_nothing_is_acked_here() 
     assert await anext(batches) == [1, 2]
     assert await anext(batches) == [3]
     await batches.aclose()
-    assert inbox.acked == []  # the caller acks, once a batch is durable (overlap.py)
-
-
-async def test_a_batch_not_full_waits_for_the_write_in_flight_and_gathers_meanwhile() -> None:
-    inbox, written = FakeInbox(), asyncio.Event()
-
-    async def idle() -> None:
-        await written.wait()
-
-    inbox.fetches.put_nowait([1])
-    batches = take_quiet(inbox, max_=10, within=0.05, quiet=0.01, idle=idle)
-    taken = asyncio.create_task(anext(batches))
-    await asyncio.sleep(0.02)
-    assert not taken.done()  # the previous batch is still being written
-    inbox.fetches.put_nowait([2, 3])
-    written.set()
-    assert await taken == [1, 2, 3]
-    await batches.aclose()
-
-
-async def test_a_full_batch_does_not_wait_for_the_write_in_flight() -> None:
-    inbox, written = FakeInbox(), asyncio.Event()
-
-    async def idle() -> None:
-        await written.wait()
-
-    inbox.fetches.put_nowait([1, 2])
-    inbox.fetches.put_nowait([3])
-    batches = take_quiet(inbox, max_=3, within=0.05, quiet=0.01, idle=idle)
-    assert await asyncio.wait_for(anext(batches), 1) == [1, 2, 3]
-    await batches.aclose()
+    assert inbox.acked == []  # the caller acks, once a batch is durable (app.py)
