@@ -5,13 +5,15 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 import mode
+from faust.types import Message
 from prometheus_client import CollectorRegistry
 
 from detector_worker.batching import take_quiet
+from detector_worker.delivery import DetectorApp
 from detector_worker.records import RawRecord
 from detector_worker.retry import StopRequested
 from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime
@@ -29,11 +31,11 @@ EXIT_STOPPED = 0
 _LOGGED_IDS = 20
 
 
-def _faust_app(settings: DetectorSettings) -> faust.App:
+def _faust_app(settings: DetectorSettings) -> DetectorApp:
     servers = [
         f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")
     ]
-    return faust.App(
+    return DetectorApp(
         settings.consumer_group,
         broker=servers,
         store="memory://",
@@ -44,7 +46,6 @@ def _faust_app(settings: DetectorSettings) -> faust.App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=settings.batch_max_records,
-        stream_buffer_maxsize=settings.batch_max_records * 2,
         broker_commit_interval=1.0,
         # A dead member is noticed after this long; its partitions then move (default 60 s).
         broker_session_timeout=settings.session_timeout_seconds,
@@ -77,6 +78,8 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         key_serializer="raw",
         value_serializer="raw",
     )
+    # Up to two fetches (of at most batch_max_records each) wait for the agent.
+    inbox = app.inbox(settings.topic_transactions, max_fetches=2)
 
     @app.service
     class Runtime(mode.Service):
@@ -90,43 +93,46 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
     @app.agent(source, concurrency=1)
     async def detect(stream: Any) -> None:
         await runtime.ready.wait()
-        async for events in take_quiet(
-            stream,
+        # Iterating the agent's channel subscribes the topic (Faust's conductor); its records
+        # then reach the inbox a fetch at a time, not through the stream (delivery.py).
+        aiter(stream.channel)
+        async for messages in take_quiet(
+            inbox,
             settings.batch_max_records,
             within=settings.batch_max_wait_seconds,
             quiet=settings.batch_quiet_seconds,
         ):
-            records = [
-                RawRecord(
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.key,
-                    e.message.value,
-                )
-                for e in events
-            ]
+            records = raw_records(messages)
             try:
                 await runtime.pipeline.process(records)
-            except StopRequested:
-                # Faust would wait for this batch before stopping, and commit it once the
-                # body leaves: leave without returning instead, as below.
-                log.warning("stopping with a batch not yet durable", extra=batch_context(records))
-                logging.shutdown()
-                os._exit(EXIT_STOPPED)
-            except Exception:
-                # Leave without returning: the offsets of a half-done batch are never
-                # committed, and the process restarts clean (the supervisor's job).
-                log.critical(
-                    "unexpected error in batch; exiting for a clean replay",
-                    exc_info=True,
-                    extra=batch_context(records),
-                )
-                logging.shutdown()
-                os._exit(EXIT_UNEXPECTED)
+            except Exception as exc:
+                exit_for(records, exc)
+            # Durable: the batch's offsets may be committed (by Faust's commit loop).
+            inbox.ack(messages)
 
     async def refresh_lag() -> None:
         await runtime.refresh_lag(app.consumer)
 
     app.timer(interval=LAG_REFRESH_SECONDS)(refresh_lag)
     return app
+
+
+def raw_records(messages: list[Message]) -> list[RawRecord]:
+    return [RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
+
+
+def exit_for(records: Sequence[RawRecord], error: BaseException) -> NoReturn:
+    """Leave without returning: the offsets of a batch not made durable are never committed,
+    and the process restarts clean (the supervisor's job)."""
+    if isinstance(error, StopRequested):
+        # Asked to stop while the batch was being retried: a normal stop.
+        log.warning("stopping with a batch not yet durable", extra=batch_context(records))
+        logging.shutdown()
+        os._exit(EXIT_STOPPED)
+    log.critical(
+        "unexpected error in batch; exiting for a clean replay",
+        exc_info=error,
+        extra=batch_context(records),
+    )
+    logging.shutdown()
+    os._exit(EXIT_UNEXPECTED)

@@ -1,103 +1,66 @@
-"""Batches of a Faust stream's events with a window that adapts to the load.
+"""Batches of records with a window that adapts to the load.
 
-Faust's `take_events(max_, within)` waits the whole `within` window before every batch, even
-when a single record is waiting and nothing else is coming: at low rates each record pays the
-full window. Here a batch is yielded as soon as the stream goes quiet: when no record has
-joined the batch for `quiet` seconds and none is waiting in the stream's buffer (or it is
-full, or `within` has passed since it started lingering). Under load records keep arriving
-and batches grow towards `max_`; when idle a record waits `quiet`, not `within`.
+A batch is yielded as soon as the records go quiet: when no fetch has joined the batch for
+`quiet` seconds and none is waiting (or the batch is full, or `within` has passed since it
+started lingering). Under load fetches keep arriving and batches grow towards `max_`; when
+idle a record waits `quiet`, not the whole `within` window (which is what Faust's
+`take_events` would make every batch wait).
 
-The mechanics are those of Faust's `take_events` (faust-streaming 0.15): a processor fills
-the buffer while the stream is consumed passively, acks are disabled while a batch is in the
-caller's hands, and the batch's events are acknowledged only when the caller asks for the
-next batch, i.e. after its body has made the batch durable. Unlike take_events, a body that
-raises leaves its events unacknowledged too, so their offsets are never committed.
+The records come from an inbox (detector_worker/delivery.py) a fetch at a time. Nothing
+here acknowledges them: the caller acks a batch once it is durable (detector_worker/app.py).
 """
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sized
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Protocol, TypeVar
 
-from faust.types import EventT
+T = TypeVar("T")
+
+
+class Inbox(Protocol[T]):
+    async def take(self) -> list[T]:
+        """Wait for records, then take every one waiting."""
+        ...
+
+    def take_nowait(self) -> list[T]:
+        """Every record waiting (none: an empty list)."""
+        ...
 
 
 async def take_quiet(
-    stream: Any, max_: int, within: float, quiet: float
-) -> AsyncIterator[list[EventT[Any]]]:
-    """Batches of at most `max_` events: each is yielded once no event has joined it for
-    `quiet` seconds and none waits in the stream's buffer, once it is full, or `within`
-    seconds after it began to linger."""
-    events: list[EventT[Any]] = []
-    arrived = asyncio.Event()  # set when an event joins an empty batch
-    consumed = asyncio.Event()  # set when the caller has taken a full batch
-    in_hand: asyncio.Future[None] | None = None  # the batch the caller holds
-
-    async def add_to_batch(value: Any) -> Any:
-        nonlocal in_hand
-        if in_hand is not None:  # never add to a batch the caller holds
-            await in_hand
-        event = stream.current_event
-        if event is None:
-            raise RuntimeError("batch found current_event is None")
-        events.append(event)
-        arrived.set()
-        if len(events) >= max_:
-            consumed.clear()
-            await stream.wait(consumed)  # not one event more than max_ in a batch
-        return value
-
-    enable_acks = stream.enable_acks
-    stream.enable_acks = False  # acknowledged here, after the caller's body
-    stream.add_processor(add_to_batch)
-    channel = aiter(stream.channel)
-    stream._enable_passive(channel)  # as take_events does (no public API)
-
-    def backlog() -> bool:
-        # Records already delivered to the stream but not yet through its processors: a
-        # process short of CPU drains slowly, which is not a quiet stream.
-        return not channel.queue.empty()
-
-    try:
-        while not stream.should_stop:
-            if not events:
-                await stream.wait_for_stopped(arrived, timeout=within)
-                arrived.clear()
-                continue
-            await linger(events, max_, within, quiet, backlog)
-            batch = list(events)
-            in_hand = asyncio.get_running_loop().create_future()
-            try:
-                yield batch
-                # Reached only when the caller asks for the next batch: its body is done.
-                for event in batch:
-                    await stream.ack(event)
-            finally:
-                events.clear()
-                in_hand.set_result(None)
-                in_hand = None
-                arrived.clear()
-                consumed.set()
-    finally:
-        stream.enable_acks = enable_acks
-        stream._processors.remove(add_to_batch)
-
-
-async def linger(
-    events: Sized,
+    inbox: Inbox[T],
     max_: int,
     within: float,
     quiet: float,
-    backlog: Callable[[], bool] = lambda: False,
-) -> None:
-    """Wait while events keep joining the batch or more are waiting (`backlog`), up to
-    `within` from now."""
+) -> AsyncGenerator[list[T], None]:
+    """Batches of at most `max_` records: each is yielded once no record has joined it for
+    `quiet` seconds and none is waiting, once it is full, or `within` seconds after it began
+    to linger. Endless: Faust cancels the agent when it stops, after the records taken from
+    the inbox are acked (its wait_empty), so records in hand are never left behind."""
+    pending: list[T] = []
+    while True:
+        if not pending:
+            pending = await inbox.take()
+        await linger(inbox, pending, max_, within, quiet)
+        batch, pending = pending[:max_], pending[max_:]
+        if batch:
+            yield batch
+
+
+async def linger(inbox: Inbox[T], pending: list[T], max_: int, within: float, quiet: float) -> None:
+    """Add to `pending` what is waiting and what arrives with gaps shorter than `quiet`, up to
+    `max_` records or `within` seconds from now."""
     deadline = time.monotonic() + within
-    while len(events) < max_:
-        size = len(events)
+    while len(pending) < max_:
+        if waiting := inbox.take_nowait():
+            pending += waiting
+            continue
         left = deadline - time.monotonic()
         if left <= 0:
             return
-        await asyncio.sleep(min(quiet, left))
-        if len(events) == size and not backlog():
+        try:
+            async with asyncio.timeout(min(quiet, left)):
+                pending += await inbox.take()
+        except TimeoutError:
             return

@@ -17,6 +17,7 @@ from detector_worker.ports import OutgoingRecord, RecordPublisher, VerdictWriter
 from detector_worker.records import DeadLetter, RawRecord
 from detector_worker.retry import PERMANENT, StopCheck, never, retry_transient
 from detector_worker.scoring import ScoringConfig
+from detector_worker.verdict_json import encode_verdict
 from schemas import encode_model
 from schemas.records import (
     DLQ_RECORD_MAX_BYTES,
@@ -146,7 +147,7 @@ def outgoing_records(
         OutgoingRecord(
             topics.topic_verdicts,
             transaction_key(item.verdict.transaction_id),
-            encode_model(item.verdict),
+            encode_verdict(item.verdict),
             co_partition=item.source.partition,
         )
         for item in decision.scored
