@@ -10,6 +10,7 @@ moves least with the neighbours on a shared machine. Reports each commit's media
 round, so a change is read round by round against its pair.
 
     .venv/bin/python -m benchmarks.gateway_ab 31bd9d9 HEAD --path 202 --rounds 8
+    .venv/bin/python -m benchmarks.gateway_ab 31bd9d9 HEAD --log-level info  # access log on
 """
 
 import argparse
@@ -84,8 +85,12 @@ def _with_detector(env: dict[str, str], stack: ExitStack) -> None:
     detector.wait_healthy(f"http://127.0.0.1:{ops}/health")
 
 
-def compare(commits: list[str], path: str, connections: int, seconds: float, rounds: int) -> None:
+def compare(
+    commits: list[str], path: str, connections: int, seconds: float, rounds: int, log_level: str
+) -> None:
     query = "" if path == "201" else "?wait=false"
+    # LOG_LEVEL=info measures the access log as `make up` runs it (one line per request).
+    logs = {"LOG_LEVEL": log_level}
     with tempfile.TemporaryDirectory() as scratch, isolated(6) as env, ExitStack() as stack:
         if path == "201":
             _with_detector(env, stack)
@@ -94,7 +99,9 @@ def compare(commits: list[str], path: str, connections: int, seconds: float, rou
             key, port = secrets.token_urlsafe(24), free_port()
             verdict_wait = 2.0 if path == "201" else 0.0
             tree = exported(commit, Path(scratch))
-            process = stack.enter_context(gateway(tree, gateway_env(env, port, key, verdict_wait)))
+            process = stack.enter_context(
+                gateway(tree, gateway_env(env, port, key, verdict_wait) | logs)
+            )
             url = f"http://127.0.0.1:{port}"
             wait_until(partial(_ready, url), 90, f"the gateway of {commit}")
             targets[commit] = (process.pid, f"{url}/transactions{query}", key)
@@ -130,8 +137,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        help="the gateways' LOG_LEVEL: info writes the access log",
+    )
     args = parser.parse_args()
-    compare(args.commits, args.path, args.connections, args.seconds, args.rounds)
+    compare(args.commits, args.path, args.connections, args.seconds, args.rounds, args.log_level)
 
 
 if __name__ == "__main__":
