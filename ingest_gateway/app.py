@@ -130,7 +130,9 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     app[REVERSALS] = Reversals(app[POOL], app[METRICS])
     app[ALERTS] = AlertStore(app[POOL], app[METRICS])
     app[SUPPRESSIONS] = SuppressionStore(app[POOL], app[METRICS])
-    app[VERDICTS] = VerdictWaiter(settings.kafka_bootstrap_servers, settings.topic_verdicts)
+    app[VERDICTS] = VerdictWaiter(
+        settings.kafka_bootstrap_servers, settings.topic_verdicts, settings.verdict_wait_seconds
+    )
     await app[VERDICTS].start()
     if settings.auth_disabled:
         log.warning("AUTH_DISABLED=true: the data endpoints answer without an API key")

@@ -6,21 +6,24 @@ registers *before* publishing, so a fast verdict cannot slip past unseen.
 
 Callers that wait share one timer: a waiter whose time is up is answered None within
 `_SLACK` seconds of its deadline, by a timer that serves every deadline due by then, instead
-of a timer per request (docs/performance.md, the gateway's cost per request).
+of a timer per request (docs/performance.md, the gateway's cost per request). Every caller
+waits the same time, so deadlines come due in the order they were set: a queue, not a heap.
+
+A verdict is looked up by its raw record key before anything of it is decoded: on a
+deployment of several gateways most verdicts are for another gateway's callers.
 """
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
+from collections import deque
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from schemas import VerdictReceipt
-from schemas.records import parse_transaction_key
+from schemas.records import transaction_key
 from shared.kafka import topic_partitions
 
 log = logging.getLogger(__name__)
@@ -31,13 +34,14 @@ _SLACK = 0.01
 
 
 class VerdictWaiter:
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, seconds: float) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._topic = topic
-        self._waiting: dict[UUID, asyncio.Future[VerdictReceipt | None]] = {}
-        # (deadline, sequence, future) of every caller waiting, earliest first.
-        self._deadlines: list[tuple[float, int, asyncio.Future[VerdictReceipt | None]]] = []
-        self._sequence = itertools.count()
+        self._seconds = seconds
+        # By record key (the transaction id's text).
+        self._waiting: dict[bytes, asyncio.Future[VerdictReceipt | None]] = {}
+        # (deadline, future) of every caller waiting, earliest first.
+        self._deadlines: deque[tuple[float, asyncio.Future[VerdictReceipt | None]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
@@ -68,33 +72,28 @@ class VerdictWaiter:
 
     def expect(self, transaction_id: UUID) -> "asyncio.Future[VerdictReceipt | None]":
         future: asyncio.Future[VerdictReceipt | None] = asyncio.get_running_loop().create_future()
-        self._waiting[transaction_id] = future
+        self._waiting[transaction_key(transaction_id)] = future
         return future
 
     def forget(self, transaction_id: UUID) -> None:
-        self._waiting.pop(transaction_id, None)
+        self._waiting.pop(transaction_key(transaction_id), None)
 
-    async def wait(
-        self, future: "asyncio.Future[VerdictReceipt | None]", seconds: float
-    ) -> VerdictReceipt | None:
-        """The verdict, or None when none came within `seconds` (from now)."""
+    async def wait(self, future: "asyncio.Future[VerdictReceipt | None]") -> VerdictReceipt | None:
+        """The verdict, or None when none came within the waiter's seconds (from now)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        heapq.heappush(self._deadlines, (deadline, next(self._sequence), future))
-        if self._timer is None or deadline + _SLACK < self._timer.when():
+        self._deadlines.append((loop.time() + self._seconds, future))
+        if self._timer is None:  # else it is set for an earlier deadline
             self._set_timer(loop)
         return await future
 
     def _set_timer(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         self._timer = loop.call_at(self._deadlines[0][0] + _SLACK, self._expire, loop)
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         now = loop.time()
         while self._deadlines and self._deadlines[0][0] <= now:
-            future = heapq.heappop(self._deadlines)[2]
+            future = self._deadlines.popleft()[1]
             if not future.done():
                 future.set_result(None)
         if self._deadlines:
@@ -108,16 +107,19 @@ class VerdictWaiter:
                     self._resolve(record.key, record.value)
 
     def _resolve(self, key: bytes | None, value: bytes | None) -> None:
-        # The key is the transaction id: skip other gateways' verdicts without parsing them.
-        if not self._waiting or not value or parse_transaction_key(key) not in self._waiting:
+        # The key is the transaction id: skip other gateways' verdicts without decoding them.
+        future = self._waiting.get(key) if key else None
+        if future is None or future.done() or not value:
             return
         try:
             # pydantic's own JSON parser: a verdict carries no Decimal (nothing a float could
             # round); and only the fields the answer shows (docs/performance.md).
             verdict = VerdictReceipt.model_validate_json(value)
         except ValidationError:
-            log.warning("skipping malformed verdict record")
+            log.warning("skipping malformed verdict record", extra={"transaction_id": key})
             return
-        future = self._waiting.pop(verdict.transaction_id, None)
-        if future is not None and not future.done():
-            future.set_result(verdict)
+        if transaction_key(verdict.transaction_id) != key:
+            log.warning("skipping verdict keyed by another id", extra={"transaction_id": key})
+            return
+        del self._waiting[key]
+        future.set_result(verdict)

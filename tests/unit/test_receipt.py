@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from benchmarks.support import settings_from
 from detector_worker.settings import DetectorSettings
 from ingest_gateway.transactions import receipt
-from schemas import TransactionAccepted, Verdict
+from schemas import Severity, TransactionAccepted, Verdict
 from tests.unit.test_detector_observability import baseline
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -48,3 +51,40 @@ def test_the_pending_answer_is_the_models_encoding_with_this_id() -> None:
     assert json.loads(response.text) == TransactionAccepted(id=txn_id).model_dump(mode="json")
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
     assert response.headers["X-Transaction-Id"] == str(txn_id)
+
+
+@given(
+    anomaly=st.booleans(),
+    severity=st.sampled_from([None, "medium", "high", "critical"]),
+    message=st.none() | st.text(),
+    z_score=st.none() | st.floats(),
+    scored_against_a_baseline=st.booleans(),
+)
+def test_the_scored_answer_is_the_models_encoding(
+    anomaly: bool,
+    severity: Severity | None,
+    message: str | None,
+    z_score: float | None,
+    scored_against_a_baseline: bool,
+) -> None:
+    baseline = FOOD if scored_against_a_baseline else None
+    verdict = Verdict(
+        transaction_id=uuid4(),
+        anomaly=anomaly,
+        severity=severity,
+        message=message,
+        z_score=z_score,
+        baseline=baseline,
+        scored_at=NOW,
+    )
+    model = TransactionAccepted(
+        id=verdict.transaction_id,
+        anomaly=anomaly,
+        status="scored",
+        severity=severity,
+        alert_message=message,
+        z_score=z_score,
+        reason=None if scored_against_a_baseline else "no_baseline",
+    )
+    response = receipt(verdict.transaction_id, verdict, {})
+    assert response.body == json.dumps(model.model_dump(mode="json")).encode()

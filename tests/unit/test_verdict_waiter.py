@@ -20,20 +20,29 @@ def test_the_receipt_reads_verdicts_fields_with_verdicts_types() -> None:
 
 
 async def test_each_caller_gets_its_verdict_or_none_when_its_own_time_is_up() -> None:
-    waiter = VerdictWaiter("127.0.0.1:1", "verdicts")  # never started: fed by hand below
+    waiter = VerdictWaiter("127.0.0.1:1", "verdicts", 0.2)  # never started: fed by hand below
     answered, late, never = uuid4(), uuid4(), uuid4()
     futures = {txn: waiter.expect(txn) for txn in (answered, late, never)}
     started = time.monotonic()
-    waits = [
-        asyncio.create_task(waiter.wait(futures[never], 0.05)),
-        asyncio.create_task(waiter.wait(futures[late], 0.3)),
-        asyncio.create_task(waiter.wait(futures[answered], 0.3)),
-    ]
-    await asyncio.sleep(0.1)
+    first = asyncio.create_task(waiter.wait(futures[never]))
+    await asyncio.sleep(0.35)
+    assert first.done() and first.result() is None  # its own time, not a later caller's
+    waits = [asyncio.create_task(waiter.wait(futures[txn])) for txn in (late, answered)]
+    await asyncio.sleep(0.05)
     verdict = Verdict(transaction_id=answered, anomaly=True, severity="high", scored_at=NOW)
     waiter._resolve(transaction_key(answered), verdict.model_dump_json().encode())
-    assert await waits[2] == VerdictReceipt.model_validate(verdict.model_dump())
-    assert time.monotonic() - started < 0.3
+    assert await waits[1] == VerdictReceipt.model_validate(verdict.model_dump())
+    assert time.monotonic() - started < 0.55
     assert await waits[0] is None
-    assert await waits[1] is None
-    assert time.monotonic() - started >= 0.3  # the last caller waited its whole time
+    assert time.monotonic() - started >= 0.55  # the last caller waited its whole time
+
+
+async def test_a_verdict_is_not_taken_for_another_transactions() -> None:
+    waiter = VerdictWaiter("127.0.0.1:1", "verdicts", 0.1)
+    waiting, other = uuid4(), uuid4()
+    future = waiter.expect(waiting)
+    mislabelled = Verdict(transaction_id=other, anomaly=True, severity="high", scored_at=NOW)
+    waiter._resolve(transaction_key(waiting), mislabelled.model_dump_json().encode())
+    waiter._resolve(transaction_key(waiting), b"{not json")
+    waiter._resolve(transaction_key(other), mislabelled.model_dump_json().encode())
+    assert await waiter.wait(future) is None
