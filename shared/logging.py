@@ -3,11 +3,21 @@
 Fields given with `extra=` become keys of the object. Where a log line concerns one
 transaction, pass its id as `transaction_id` (a UUID, a str or the raw Kafka key): it is
 written as the id's text, so that `grep <id>` finds every line about it.
+
+A line written once per request (the gateway's access log) takes a fast path,
+`JsonLinesHandler.write_fields`: the same keys, encoded directly with the stdlib's C JSON
+encoder, without a LogRecord, `findCaller` or python-json-logger, and written once per
+event-loop turn with the other lines of that turn (~80 µs a line on a loaded machine through
+the formatter; docs/performance.md).
 """
 
+import asyncio
+import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
+from typing import TextIO
 from uuid import UUID
 
 from aiokafka.errors import GroupCoordinatorNotAvailableError
@@ -28,13 +38,63 @@ class TransactionIdText(logging.Filter):
         return True
 
 
+def utc_text(created: float) -> str:
+    """2026-12-01T13:17:23.402Z whatever the host's time zone: lines from every worker and host
+    sort and compare as text."""
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class UtcJsonFormatter(JsonFormatter):
-    """`time` as 2026-12-01T13:17:23.402Z whatever the host's time zone: lines from every
-    worker and host sort and compare as text."""
+    """`time` in UTC with a `Z` (utc_text)."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        moment = datetime.fromtimestamp(record.created, UTC)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return utc_text(record.created)
+
+
+class JsonLinesHandler(logging.StreamHandler[TextIO]):
+    """The one JSON handler, which also takes lines already encoded (`write_fields`): those
+    wait in a buffer until the end of the event loop's turn, and are written before any line
+    logged after them and at every flush, the one at exit included (logging.shutdown)."""
+
+    def __init__(self, stream: TextIO, service: str) -> None:
+        super().__init__(stream)
+        self.service = service
+        self._pending: list[str] = []
+
+    def write_fields(
+        self, level: str, logger: str, message: str, fields: dict[str, object]
+    ) -> None:
+        """A line with the keys the formatter gives a record with these `extra=` fields."""
+        line = {
+            "time": utc_text(time.time()),
+            "level": level,
+            "logger": logger,
+            "message": message,
+            "service": self.service,
+            **fields,
+        }
+        self._pending.append(json.dumps(line))
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no event loop: write it now
+                self.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._pending:
+            self.flush()  # lines in the order they were logged
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._pending:
+                lines, self._pending = self._pending, []
+                self.stream.write("\n".join(lines) + "\n")
+            super().flush()
+        finally:
+            self.release()
 
 
 class BenignCoordinatorLookup(logging.Filter):
@@ -63,9 +123,15 @@ def level_name(level: str) -> str:
     return _LEVELS.get(level.lower(), level.upper())
 
 
+def json_lines() -> JsonLinesHandler | None:
+    """The handler configure_logging installed, or None when logging was set up otherwise."""
+    handlers = logging.getLogger().handlers
+    return handlers[0] if len(handlers) == 1 and isinstance(handlers[0], JsonLinesHandler) else None
+
+
 def configure_logging(level: str, service: str) -> None:
     """Route every logger (ours, aiokafka's, Faust's) through one JSON handler at LOG_LEVEL."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = JsonLinesHandler(sys.stderr, service)
     handler.setFormatter(
         UtcJsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",

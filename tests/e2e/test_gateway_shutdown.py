@@ -54,12 +54,21 @@ async def test_sigterm_drains_in_flight_requests(isolated: Isolated, tmp_path: P
         "gateway stopped",
     ]
     assert all(line["time"].endswith("Z") for line in lifecycle)
+    # The access log's lines wait for the end of the loop's turn: none is lost at shutdown.
+    logged = _lines(tmp_path / "gateway.log")
+    posts = [n for n, line in enumerate(logged) if line["logger"] == "ingest_gateway.access"]
+    posts = [n for n in posts if logged[n]["route"] == "/transactions"]
+    assert [logged[n]["status"] for n in posts] == [202] * 20
+    assert max(posts) < len(logged) - 1 and logged[-1]["message"] == "gateway stopped"
     records = await read_all(
         isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("transactions")
     )
     assert {r.key.decode() for r in records} == {txn_id for _, txn_id in answers}
 
 
+def _lines(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
 def _lifecycle_lines(log: Path) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return [line for line in lines if line["logger"] == "ingest_gateway.server"]
+    return [line for line in _lines(log) if line["logger"] == "ingest_gateway.server"]

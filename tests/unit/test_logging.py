@@ -1,8 +1,11 @@
 """Structured logs: one JSON object per line, at LOG_LEVEL, with readable transaction ids."""
 
+import asyncio
+import io
 import json
 import logging
 import time
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +14,7 @@ from uuid import UUID
 import pytest
 from aiokafka.errors import GroupCoordinatorNotAvailableError, NodeNotReadyError
 
-from shared.logging import configure_logging, level_name
+from shared.logging import JsonLinesHandler, configure_logging, level_name
 from shared.settings import CommonSettings
 
 TXN = UUID("5f0c7a4e-8d1b-4c55-9a3e-2b7f1e9c0d42")
@@ -115,3 +118,57 @@ def test_other_aiokafka_errors_stay_errors(capsys: pytest.CaptureFixture[str]) -
     )
     [line] = logged(capsys)
     assert line["level"] == "ERROR"
+
+
+FIELDS: dict[str, object] = {
+    "method": "POST",
+    "route": "/transactions/{id}",
+    "status": 201,
+    "duration_ms": 12.345,
+    "caller": 'caf\u00e9 "east"',
+}
+
+
+@pytest.mark.parametrize("caller", ['caf\u00e9 "east"', None])
+def test_a_line_written_directly_is_the_formatters_line_for_the_same_record(
+    caller: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    handler = JsonLinesHandler(stream, "ingest_gateway")
+    configure_logging("info", "ingest_gateway")
+    formatter = logging.getLogger().handlers[0].formatter
+    assert formatter is not None
+    moment = 1_764_595_043.402_7
+    monkeypatch.setattr(time, "time", lambda: moment)
+    fields = FIELDS | {"caller": caller}
+    handler.write_fields("INFO", "ingest_gateway.access", "request", fields)
+    record = logging.LogRecord("ingest_gateway.access", logging.INFO, "", 0, "request", (), None)
+    record.__dict__.update(fields)
+    record.created = moment
+    assert stream.getvalue() == formatter.format(record) + "\n"
+
+
+async def test_direct_lines_wait_for_the_end_of_the_loop_turn_and_keep_their_order() -> None:
+    stream = io.StringIO()
+    handler = JsonLinesHandler(stream, "ingest_gateway")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for status in (200, 201):
+        handler.write_fields(
+            "INFO", "ingest_gateway.access", "request", FIELDS | {"status": status}
+        )
+    assert stream.getvalue() == ""  # one write for the turn's lines, at its end
+    await asyncio.sleep(0)
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [200, 201]
+    handler.write_fields("INFO", "ingest_gateway.access", "request", FIELDS | {"status": 404})
+    handler.handle(logging.LogRecord("x", logging.WARNING, "", 0, "logged after", (), None))
+    third, fourth = stream.getvalue().splitlines()[2:]
+    assert (json.loads(third)["status"], fourth) == (404, "logged after")
+
+
+async def test_lines_waiting_for_the_loop_are_written_at_exit() -> None:
+    stream = io.StringIO()
+    handler = JsonLinesHandler(stream, "ingest_gateway")
+    handler.write_fields("INFO", "ingest_gateway.access", "request", FIELDS)
+    # What the logging module runs at interpreter exit, before the loop's next turn.
+    logging.shutdown([weakref.ref(handler)])
+    assert json.loads(stream.getvalue())["route"] == "/transactions/{id}"
