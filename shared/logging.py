@@ -74,8 +74,14 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
             "service": self.service,
             **fields,
         }
-        self._pending.append(json.dumps(line))
-        if len(self._pending) == 1:
+        text = json.dumps(line)
+        self.acquire()  # another thread's line may be flushing the buffer
+        try:
+            self._pending.append(text)
+            first = len(self._pending) == 1
+        finally:
+            self.release()
+        if first:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no event loop: write it now
