@@ -92,7 +92,8 @@ async def post_transaction(request: web.Request) -> web.Response:
             )
         verdict = await verdicts.wait(pending) if pending else None
     finally:
-        verdicts.forget(txn.id)
+        if pending is not None:  # a 202 caller never registered
+            verdicts.forget(txn.id)
     return receipt(txn.id, verdict, _answer_headers(key, txn.id))
 
 
