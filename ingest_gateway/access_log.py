@@ -5,7 +5,7 @@ anything a client typed), the name of the caller's API key and never the key, no
 query string, no body.
 
 Written through the JSON handler's fast path (shared/logging.py): the line of every other
-logger, at a tenth of the cost, which every request pays at the default LOG_LEVEL=info.
+logger, at a third of the cost or less, which every request pays at the default LOG_LEVEL=info.
 """
 
 import logging
