@@ -17,10 +17,12 @@ then computed for the live verdicts and for `benchmarks.family_accuracy`'s event
 of the same stream with the same dates.
 
 Why both: the event-time replay recomputes baselines as event time passes; the live system
-recomputes every RECOMPUTE_INTERVAL_SECONDS of wall-clock time over a window that ends
-today. A live replay in fast time therefore scores the evaluated days against baselines that
-hold days still to come and a trend read for today. This benchmark measures what that costs,
-which no event-time figure can show.
+recomputes every RECOMPUTE_INTERVAL_SECONDS of wall-clock time, or sooner once the rows
+stored since reach RECOMPUTE_GROWTH_SHARE of its window (baseline_worker/cadence.py), over a
+window that ends today. A live replay in fast time therefore scores the evaluated days
+against baselines a few seconds (a fraction of an event day) behind and a trend read for
+today. This benchmark measures what that costs, which no event-time figure can show
+(`benchmarks.frozen_replay` reproduces the live timing without the processes).
 """
 
 import argparse
