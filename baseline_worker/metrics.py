@@ -12,6 +12,7 @@ class BaselineMetrics:
     db_query_duration: Histogram
     recompute_duration: Histogram
     recompute_failures: Counter
+    recompute_triggers: Counter
     last_success: Gauge
     scopes: Gauge
     tombstones: Counter
@@ -38,6 +39,13 @@ class BaselineMetrics:
             recompute_failures=Counter(
                 "baseline_recompute_failures",
                 "Recomputes that failed and will be retried.",
+                registry=registry,
+            ),
+            recompute_triggers=Counter(
+                "baseline_recompute_triggers",
+                "What started each recompute after the first: the interval, or the rows"
+                " stored since the last one (growth).",
+                ["reason"],
                 registry=registry,
             ),
             last_success=Gauge(

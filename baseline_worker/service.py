@@ -6,16 +6,19 @@ import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import replace
+from functools import partial
 
 from aiokafka.errors import KafkaError, ProducerFenced
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from baseline_worker.cadence import Cadence, inserted_rows, wait_until_due
 from baseline_worker.leadership import LeaderLock, LeadershipLost, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import DEFAULT_FIT, Recomputer, RecomputeResult
 from baseline_worker.settings import BaselineSettings
+from schemas import ScopeKind
 from shared.clock import Clock, utc_now
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, ensure_topics, make_producer, project_topics
@@ -76,15 +79,40 @@ class BaselineService:
                     # Confirmed leader first: only then may a dead producer be replaced (a new
                     # one with our transactional id fences whoever else holds it).
                     await lock.confirm()
-                    await self.recompute_once(pool, producers)
-                    if once:
+                    if not await self._recompute_then_wait(pool, producers, once=once):
                         return
-                    await self._sleep(s.recompute_interval_seconds)
             except LeadershipLost as exc:
                 log.warning("lost baseline leadership; standing by", extra={"error": str(exc)})
                 await lock.release()
             finally:
                 await producers.stop()
+
+    def cadence(self) -> Cadence:
+        s = self.settings
+        return Cadence(
+            s.recompute_interval_seconds,
+            s.recompute_growth_share,
+            s.recompute_min_gap_seconds,
+            s.recompute_poll_seconds,
+        )
+
+    async def _recompute_then_wait(
+        self, pool: AsyncConnectionPool, producers: RenewableProducer, *, once: bool
+    ) -> bool:
+        """One recompute, then wait until the next is due (baseline_worker/cadence.py);
+        False when there is to be no next one."""
+        cadence = self.cadence()
+        before = await inserted_rows(pool) if cadence.watches_growth else None
+        result = await self.recompute_once(pool, producers)
+        if once:
+            return False
+        # A failed recompute is retried at the interval, not as soon as rows arrive.
+        since = None if result is None else before
+        read = partial(inserted_rows, pool)
+        reason = await wait_until_due(cadence, self.stopping, read, since, _window_rows(result))
+        if reason != "stop":
+            self.metrics.recompute_triggers.labels(reason=reason).inc()
+        return reason != "stop"
 
     async def recompute_once(
         self, pool: AsyncConnectionPool, producers: RenewableProducer
@@ -130,10 +158,6 @@ class BaselineService:
         self.is_leader = leader
         self.metrics.leader.set(1 if leader else 0)
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
-
     async def _until_stopped(self, waiting: Coroutine[object, object, None]) -> bool:
         """Run `waiting` unless stop comes first; True when it completed."""
         task = asyncio.ensure_future(waiting)
@@ -143,3 +167,10 @@ class BaselineService:
             if pending not in done:
                 pending.cancel()
         return task in done
+
+
+def _window_rows(result: RecomputeResult | None) -> int:
+    """The rows in the recompute's window: each row feeds exactly one category scope."""
+    if result is None:
+        return 0
+    return sum(b.count for b in result.published if b.scope.kind == ScopeKind.CATEGORY)

@@ -7,10 +7,11 @@ tests/integration/test_baselines.py), the window of `baseline_worker.compute.win
 and the baseline worker's `to_baseline` (moments and the fitted tail). Rows judged high or
 critical never feed the rollup (`baseline_worker.rollup.feeds_baseline`).
 
-Production recomputes every `RECOMPUTE_INTERVAL_SECONDS` (60 s) of wall-clock time; a replay
-recomputes at every `recompute_every` of event time (an hour by default), so a baseline is at
-most that much staler than in production. A live system replayed in fast time cannot show
-this: its baselines follow the wall clock, not the transactions' dates.
+Production recomputes every `RECOMPUTE_INTERVAL_SECONDS` (60 s) of wall-clock time, or sooner
+after a burst of rows (`RECOMPUTE_GROWTH_SHARE`); a replay recomputes at every
+`recompute_every` of event time (an hour by default), so a baseline is at most that much
+staler than in production. A live system replayed in fast time cannot show this: its
+baselines follow the wall clock and the rows stored, not the transactions' dates.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
