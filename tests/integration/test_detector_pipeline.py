@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
+from detector_worker import store
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
@@ -64,8 +65,14 @@ def new_producer(isolated: Isolated) -> RenewableProducer:
     return RenewableProducer(lambda: make_producer(isolated.env["KAFKA_BOOTSTRAP_SERVERS"]))
 
 
-@pytest.fixture
-async def pipeline(isolated: Isolated) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
+@pytest.fixture(params=["pipelined", "copy"])
+async def pipeline(
+    isolated: Isolated, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
+    """Each test with both ways of writing a batch: arrays pipelined with BEGIN and COMMIT
+    (small batches), and binary COPY into the staging table (the rest)."""
+    if request.param == "copy":
+        monkeypatch.setattr(store, "SMALL_BATCH", 0)
     async with built(isolated, new_producer(isolated)) as ready:
         yield ready
 
@@ -207,8 +214,11 @@ async def test_f5_the_same_id_with_another_body_is_dead_lettered_never_alerted(
     # The same id again, with an amount that would be a critical alert: in a later batch,
     # and within one batch.
     later = first.model_copy(update={"amount": Decimal("90000.00")})
+    # And in a batch with no alert at all.
+    quiet = first.model_copy(update={"amount": Decimal("16.00")})
     await process.process([as_record(encode_model(first), 0)])
     await process.process([as_record(encode_model(later), 1)])
+    await process.process([as_record(encode_model(quiet), 1)])
     twin = txn("20.00")
     twin_spike = twin.model_copy(update={"amount": Decimal("90000.00")})
     await process.process(
@@ -222,12 +232,13 @@ async def test_f5_the_same_id_with_another_body_is_dead_lettered_never_alerted(
     dead = await read_all(bootstrap, isolated.topic("dlq"))
     assert [(dict(r.headers)[DLQ_REASON], r.value) for r in dead] == [
         (b"id_conflict", encode_model(later)),
+        (b"id_conflict", encode_model(quiet)),
         (b"id_conflict", encode_model(twin_spike)),
     ]
     assert await read_all(bootstrap, isolated.topic("alerts")) == []
     verdicts = await read_all(bootstrap, isolated.topic("verdicts"))
     assert sorted(json.loads(r.value)["anomaly"] for r in verdicts) == [False, False]
-    assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 2
+    assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 3
 
 
 async def test_f2_a_dead_letter_too_large_for_kafka_is_written_shortened(
