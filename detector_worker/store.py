@@ -5,11 +5,14 @@ write wins, nothing is doubled. A record whose id is stored already with another
 reported back, and its alert is not written.
 """
 
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from detector_worker.decision import BODY_FIELDS, Scored
@@ -51,16 +54,16 @@ SELECT {_NAMES} FROM {_STAGING}
 ON CONFLICT (id) DO NOTHING
 """
 
-# A small batch goes as arrays in one INSERT instead (below SMALL_BATCH rows): unlike COPY it
-# can be pipelined with BEGIN and COMMIT, one round trip instead of five (docs/performance.md,
-# "The detector on the verdict path"); its dumping costs more client CPU per row than binary
-# COPY, which pays only in large batches.
-SMALL_BATCH = 64
-_ARRAYS = f"""unnest({", ".join(f"%s::{kind}[]" for _, kind in _TRANSACTION_COLUMNS)})
-    AS s ({_NAMES})"""
-_INSERT_ARRAYS = f"""
+# A small batch without alerts is one statement on its own (autocommit): BEGIN, INSERT and
+# COMMIT in one round trip instead of five (BEGIN, COPY, its data, INSERT, COMMIT), the
+# batches of the verdict path at low load (docs/performance.md, "The detector on the verdict
+# path, session 7"). Its rows go as one JSON parameter: psycopg dumps arrays (unnest) in
+# Python at ~40 µs an array; past ~32 rows, building the JSON costs more than binary COPY.
+SMALL_BATCH = 32
+_FROM_JSON = "json_populate_recordset(NULL::transactions, %s::json) AS s"
+_INSERT_JSON = f"""
 INSERT INTO transactions ({_NAMES})
-SELECT {_NAMES} FROM {_ARRAYS}
+SELECT {_NAMES} FROM {_FROM_JSON}
 ON CONFLICT (id) DO NOTHING
 """
 
@@ -75,7 +78,7 @@ WHERE ({", ".join(f"t.{name}" for name in BODY_FIELDS)})
 
 
 _CONFLICTS = _conflicts_in(f"{_STAGING} s")
-_CONFLICTS_ARRAYS = _conflicts_in(_ARRAYS)
+_CONFLICTS_JSON = _conflicts_in(_FROM_JSON)
 
 # Each alert is matched against the live suppression rules as it is inserted: the rules are
 # few and read once per batch, alerts a small share of it (~0.1 ms of database time an
@@ -165,6 +168,21 @@ def _alert_row(alert: Alert) -> tuple[object, ...]:
     )
 
 
+def _json_rows(batch: Sequence[Scored]) -> str:
+    """The rows as a JSON array of objects: numbers, ids and times as their exact text."""
+    names = [name for name, _ in _TRANSACTION_COLUMNS]
+    return json.dumps(
+        [dict(zip(names, _transaction_row(item), strict=True)) for item in batch],
+        default=_json_text,
+    )
+
+
+def _json_text(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)  # Decimal, UUID
+
+
 async def _prepare_connection(conn: AsyncConnection[Any]) -> None:
     """Give a new pool connection its staging table (the pool's `configure` hook)."""
     await conn.execute(CREATE_STAGING)
@@ -185,36 +203,32 @@ class VerdictStore:
         """Write a batch in one transaction, the transactions and then the alerts (marked
         suppressed under a live rule). The ids stored already with another body come back,
         and their alerts are left out."""
-        if len(batch) <= SMALL_BATCH:
-            return await self._persist_pipelined(batch, alerts)
+        if not alerts and len(batch) <= SMALL_BATCH:
+            return await self._insert_alone(batch)
         async with self._pool.connection() as conn, conn.transaction():
             conflicts = await self._copy_transactions(conn, batch)
             return await self._with_alerts(conn, conflicts, alerts)
 
-    async def _persist_pipelined(
-        self, batch: Sequence[Scored], alerts: Sequence[Alert]
-    ) -> Persisted:
-        """BEGIN, the INSERT and COMMIT in one round trip; a batch with alerts takes a second,
-        since its alerts wait for the conflicts. A batch without alerts looks for conflicts
-        only once committed (a read: the rows it compares were there before the INSERT)."""
-        rows = columns([_transaction_row(item) for item in batch], len(_TRANSACTION_COLUMNS))
+    async def _insert_alone(self, batch: Sequence[Scored]) -> Persisted:
+        """The transactions in one statement, committed on its own; the conflicts looked for
+        (a read) only when some row was not inserted."""
+        rows = _json_rows(batch)
         async with self._pool.connection() as conn:
-            async with (
-                timed(self._metrics.db_query_duration, "write_batch"),
-                conn.pipeline() as pipeline,
-                conn.transaction(),
-            ):
-                cursor = conn.cursor()
-                await cursor.execute(_INSERT_ARRAYS, rows)
-                if alerts:
-                    await pipeline.sync()
-                    conflicts = await self._conflicts(conn, cursor, rows, len(batch))
-                    return await self._with_alerts(conn, conflicts, alerts)
-            # Committed (the pipeline is synced on leaving).
-            if cursor.rowcount == len(batch):
-                return Persisted()
-            async with conn.transaction():
-                return Persisted(await self._conflicts(conn, cursor, rows, len(batch)))
+            await conn.set_autocommit(True)
+            try:
+                async with (
+                    timed(self._metrics.db_query_duration, "insert_transactions"),
+                    conn.cursor() as cursor,
+                ):
+                    await cursor.execute(_INSERT_JSON, (rows,))
+                    if cursor.rowcount == len(batch):
+                        return Persisted()
+                    await cursor.execute(_CONFLICTS_JSON, (rows,))
+                    return Persisted({row[0] for row in await cursor.fetchall()})
+            finally:
+                # A connection left in any other state is closed by the pool, never reused.
+                if conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                    await conn.set_autocommit(False)
 
     async def _with_alerts(
         self, conn: AsyncConnection[Any], conflicts: set[UUID], alerts: Sequence[Alert]
@@ -230,19 +244,6 @@ class VerdictStore:
             await cursor.execute(INSERT_ALERTS, rows)
             suppressed: dict[UUID, UUID] = dict(await cursor.fetchall())
         return Persisted(conflicts, suppressed)
-
-    async def _conflicts(
-        self,
-        conn: AsyncConnection[Any],
-        inserted: AsyncCursor[Any],
-        rows: list[list[object]],
-        expected: int,
-    ) -> set[UUID]:
-        # Every row new: no conflict possible, and no query to find none.
-        if inserted.rowcount == expected:
-            return set()
-        cursor = await conn.execute(_CONFLICTS_ARRAYS, rows)
-        return {row[0] for row in await cursor.fetchall()}
 
     async def _copy_transactions(
         self, conn: AsyncConnection[Any], batch: Sequence[Scored]

@@ -65,12 +65,12 @@ def new_producer(isolated: Isolated) -> RenewableProducer:
     return RenewableProducer(lambda: make_producer(isolated.env["KAFKA_BOOTSTRAP_SERVERS"]))
 
 
-@pytest.fixture(params=["pipelined", "copy"])
+@pytest.fixture(params=["one statement", "copy"])
 async def pipeline(
     isolated: Isolated, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
-    """Each test with both ways of writing a batch: arrays pipelined with BEGIN and COMMIT
-    (small batches), and binary COPY into the staging table (the rest)."""
+    """Each test with both ways of writing a batch: one statement committed on its own (small
+    batches without alerts), and binary COPY into the staging table (the rest)."""
     if request.param == "copy":
         monkeypatch.setattr(store, "SMALL_BATCH", 0)
     async with built(isolated, new_producer(isolated)) as ready:
