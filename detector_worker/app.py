@@ -1,5 +1,6 @@
 """The Faust app: one agent that scores the `transactions` stream in batches."""
 
+import asyncio
 import logging
 import os
 import tempfile
@@ -96,6 +97,9 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         # Iterating the agent's channel subscribes the topic (Faust's conductor); its records
         # then reach the inbox a fetch at a time, not through the stream (delivery.py).
         aiter(stream.channel)
+        # The batch whose records are being published: the next batch is decided and written
+        # meanwhile, and acked only after it (Faust commits the first run of acked offsets).
+        publishing: asyncio.Task[None] | None = None
         async for messages in take_quiet(
             inbox,
             settings.batch_max_records,
@@ -104,11 +108,22 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         ):
             records = raw_records(messages)
             try:
-                await runtime.pipeline.process(records)
+                published = await runtime.pipeline.begin(records)
             except Exception as exc:
                 exit_for(records, exc)
-            # Durable: the batch's offsets may be committed (by Faust's commit loop).
-            inbox.ack(messages)
+            if publishing is not None:
+                await publishing
+            publishing = asyncio.create_task(ack_when_published(published, messages, records))
+
+    async def ack_when_published(
+        published: asyncio.Task[None], messages: list[Message], records: list[RawRecord]
+    ) -> None:
+        try:
+            await published
+        except Exception as exc:
+            exit_for(records, exc)
+        # Durable: the batch's offsets may be committed (by Faust's commit loop).
+        inbox.ack(messages)
 
     async def refresh_lag() -> None:
         await runtime.refresh_lag(app.consumer)
