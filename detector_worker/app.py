@@ -1,6 +1,5 @@
 """The Faust app: one agent that scores the `transactions` stream in batches."""
 
-import asyncio
 import logging
 import os
 import tempfile
@@ -13,6 +12,7 @@ import mode
 from faust.types import Message
 from prometheus_client import CollectorRegistry
 
+from detector_worker.acks import AcksInOrder
 from detector_worker.batching import take_quiet
 from detector_worker.delivery import DetectorApp
 from detector_worker.records import RawRecord
@@ -97,9 +97,7 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         # Iterating the agent's channel subscribes the topic (Faust's conductor); its records
         # then reach the inbox a fetch at a time, not through the stream (delivery.py).
         aiter(stream.channel)
-        # The batch whose records are being published: the next batch is decided and written
-        # meanwhile, and acked only after it (Faust commits the first run of acked offsets).
-        publishing: asyncio.Task[None] | None = None
+        acks = AcksInOrder(inbox.ack, lambda messages, exc: exit_for(raw_records(messages), exc))
         async for messages in take_quiet(
             inbox,
             settings.batch_max_records,
@@ -111,19 +109,9 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
                 published = await runtime.pipeline.begin(records)
             except Exception as exc:
                 exit_for(records, exc)
-            if publishing is not None:
-                await publishing
-            publishing = asyncio.create_task(ack_when_published(published, messages, records))
-
-    async def ack_when_published(
-        published: asyncio.Task[None], messages: list[Message], records: list[RawRecord]
-    ) -> None:
-        try:
-            await published
-        except Exception as exc:
-            exit_for(records, exc)
-        # Durable: the batch's offsets may be committed (by Faust's commit loop).
-        inbox.ack(messages)
+            # Acked once durable (the broker has its records), after the batches before it;
+            # the next batch is decided and written meanwhile.
+            await acks.add(published, messages)
 
     async def refresh_lag() -> None:
         await runtime.refresh_lag(app.consumer)
