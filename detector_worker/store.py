@@ -6,6 +6,7 @@ reported back, and its alert is not written.
 """
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -170,11 +171,18 @@ def _alert_row(alert: Alert) -> tuple[object, ...]:
 
 def _json_rows(batch: Sequence[Scored]) -> str:
     """The rows as a JSON array of objects: numbers, ids and times as their exact text."""
-    names = [name for name, _ in _TRANSACTION_COLUMNS]
-    return json.dumps(
-        [dict(zip(names, _transaction_row(item), strict=True)) for item in batch],
-        default=_json_text,
-    )
+    rows = [dict(zip(_COLUMN_NAMES, _transaction_row(item), strict=True)) for item in batch]
+    for row in rows:
+        for name in _FLOAT_COLUMNS:
+            # JSON has no infinity: PostgreSQL reads it from text, as COPY would store it.
+            if isinstance(value := row[name], float) and not math.isfinite(value):
+                row[name] = _NON_FINITE[str(value)]
+    return json.dumps(rows, default=_json_text)
+
+
+_COLUMN_NAMES = [name for name, _ in _TRANSACTION_COLUMNS]
+_FLOAT_COLUMNS = [name for name, kind in _TRANSACTION_COLUMNS if kind == "double precision"]
+_NON_FINITE = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
 
 
 def _json_text(value: object) -> str:

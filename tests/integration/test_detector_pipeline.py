@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from detector_worker import store
 from detector_worker.baseline_table import BaselineTable
+from detector_worker.decision import Scored
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.publisher import KafkaPublisher
@@ -22,7 +24,7 @@ from detector_worker.records import RawRecord
 from detector_worker.scoring import ScoringConfig, format_sigma
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
-from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
+from schemas import Baseline, BaselineScope, ScopeKind, Transaction, Verdict, encode_model
 from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
@@ -75,6 +77,9 @@ async def pipeline(
         monkeypatch.setattr(store, "SMALL_BATCH", 0)
     async with built(isolated, new_producer(isolated)) as ready:
         yield ready
+
+
+RAW = RawRecord("transactions", 0, 0, b"key", b"{}")
 
 
 def as_record(value: bytes, offset: int) -> RawRecord:
@@ -256,3 +261,37 @@ async def test_f2_a_dead_letter_too_large_for_kafka_is_written_shortened(
     assert headers[DLQ_REASON] == b"malformed_json"
     assert headers[DLQ_TRUNCATED] == b"1048400"
     assert 0 < len(dead.value) < len(huge) and huge.startswith(dead.value)
+
+
+@pytest.mark.parametrize("small_batch", [store.SMALL_BATCH, 0], ids=["one statement", "copy"])
+async def test_every_column_is_stored_exactly_by_both_write_paths(
+    isolated: Isolated, db: Any, small_batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "SMALL_BATCH", small_batch)
+    settings = isolated.settings(DetectorSettings)
+    exact = txn("12345678901234.57").model_copy(
+        update={"account_id": "a\\\"'\u00e9", "client_transaction_id": "c-1"}
+    )
+    scores = [math.inf, -math.inf, math.nan, 0.1 + 0.2]
+    batch = [
+        Scored(t, Verdict(transaction_id=t.id, anomaly=False, z_score=z, scored_at=NOW), RAW)
+        for t, z in zip([exact, txn("1"), txn("2"), txn("3")], scores, strict=True)
+    ]
+    pool = await open_store_pool(settings.database_url, settings.database_schema)
+    try:
+        persisted = await VerdictStore(pool, DetectorMetrics.create(CollectorRegistry())).persist(
+            batch, []
+        )
+    finally:
+        await pool.close()
+    assert persisted.conflicts == set()
+    row = db.execute(
+        "SELECT amount, account_id, client_transaction_id, transaction_date, received_at, "
+        "scored_at FROM transactions WHERE id = %s",
+        (exact.id,),
+    ).fetchone()
+    assert row == (exact.amount, exact.account_id, "c-1", NOW, NOW, NOW)
+    stored = dict(db.execute("SELECT id, z_score FROM transactions").fetchall())
+    assert [stored[t.transaction.id] for t in batch[:2]] == scores[:2]
+    assert math.isnan(stored[batch[2].transaction.id])
+    assert stored[batch[3].transaction.id] == 0.1 + 0.2
