@@ -12,7 +12,6 @@ import mode
 from faust.types import Message
 from prometheus_client import CollectorRegistry
 
-from detector_worker.acks import AcksInOrder
 from detector_worker.batching import take_quiet
 from detector_worker.delivery import DetectorApp
 from detector_worker.records import RawRecord
@@ -97,7 +96,6 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         # Iterating the agent's channel subscribes the topic (Faust's conductor); its records
         # then reach the inbox a fetch at a time, not through the stream (delivery.py).
         aiter(stream.channel)
-        acks = AcksInOrder(inbox.ack, lambda messages, exc: exit_for(raw_records(messages), exc))
         async for messages in take_quiet(
             inbox,
             settings.batch_max_records,
@@ -106,12 +104,11 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
         ):
             records = raw_records(messages)
             try:
-                published = await runtime.pipeline.begin(records)
+                await runtime.pipeline.process(records)
             except Exception as exc:
                 exit_for(records, exc)
-            # Acked once durable (the broker has its records), after the batches before it;
-            # the next batch is decided and written meanwhile.
-            await acks.add(published, messages)
+            # Durable: the batch's offsets may be committed (by Faust's commit loop).
+            inbox.ack(messages)
 
     async def refresh_lag() -> None:
         await runtime.refresh_lag(app.consumer)

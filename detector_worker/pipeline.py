@@ -1,11 +1,9 @@
 """One batch of records: decide (pure), then persist and publish until durable, then count.
 
-The caller acknowledges the batch's offsets once `process` returns (or the task `begin`
-returns is done), so a crash anywhere in here replays the batch (at least once); the
-idempotent writes make the replay harmless.
+The caller acknowledges the batch's offsets after `process` returns, so a crash anywhere
+in here replays the batch (at least once); the idempotent writes make the replay harmless.
 """
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -54,48 +52,29 @@ class DetectorPipeline:
         self._metrics = metrics
         self._clock = clock
         self._stop_requested = stop_requested
-        # time.monotonic() when each batch in hand (not yet published) started.
-        self._in_hand: list[float] = []
-
-    @property
-    def batch_started(self) -> float | None:
-        """When the oldest batch in hand started; None between batches."""
-        return min(self._in_hand, default=None)
+        # time.monotonic() when the batch in hand started; None between batches.
+        self.batch_started: float | None = None
 
     async def process(self, records: Sequence[RawRecord]) -> None:
         """Decide, then make every effect durable. Returns only once the rows are committed
         and the broker has acknowledged every record sent: only then may the caller commit
         the batch's offsets. Raises (and the caller must not commit) on anything else,
         StopRequested included."""
-        await (await self.begin(records))
-
-    async def begin(self, records: Sequence[RawRecord]) -> asyncio.Task[None]:
-        """Decide and commit the rows, then start publishing: returns the publishing task,
-        done once the broker has acknowledged every record sent and the batch is counted
-        (the caller may commit the batch's offsets then, and not before). The caller may
-        begin the next batch meanwhile: what waits for the broker need not hold the next
-        batch back. Raises (and the caller must not commit) on anything else."""
-        started = time.monotonic()
-        self._in_hand.append(started)
+        self.batch_started = time.monotonic()
         try:
-            decision = decide(records, self._table.view, self._scoring, self._clock())
-            if decision.scored:
-                decision = await self._persist(decision)
-        except BaseException:
-            self._in_hand.remove(started)
-            raise
-        _log_dead_letters(decision.dead_letters)
-        return asyncio.create_task(self._publish_and_count(records, decision, started))
-
-    async def _publish_and_count(
-        self, records: Sequence[RawRecord], decision: BatchDecision, started: float
-    ) -> None:
-        try:
-            await self._publish(decision)
+            decision = await self._make_durable(records)
         finally:
-            self._in_hand.remove(started)
+            self.batch_started = None
         # Durable from here on: the batch's offsets may be committed.
         self._observe(records, decision)
+
+    async def _make_durable(self, records: Sequence[RawRecord]) -> BatchDecision:
+        decision = decide(records, self._table.view, self._scoring, self._clock())
+        if decision.scored:
+            decision = await self._persist(decision)
+        _log_dead_letters(decision.dead_letters)
+        await self._publish(decision)
+        return decision
 
     async def _persist(self, decision: BatchDecision) -> BatchDecision:
         """Write the rows; the transactions whose id is stored with another body come back
