@@ -5,6 +5,7 @@ import json
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -277,14 +278,18 @@ async def test_every_column_is_stored_exactly_by_both_write_paths(
         Scored(t, Verdict(transaction_id=t.id, anomaly=False, z_score=z, scored_at=NOW), RAW)
         for t, z in zip([exact, txn("1"), txn("2"), txn("3")], scores, strict=True)
     ]
-    pool = await open_store_pool(settings.database_url, settings.database_schema)
+    # As the detector's own role: each path needs no right beyond its grants.
+    pool = await open_store_pool(isolated.worker_urls["detector"], settings.database_schema)
     try:
-        persisted = await VerdictStore(pool, DetectorMetrics.create(CollectorRegistry())).persist(
-            batch, []
-        )
+        writer = VerdictStore(pool, DetectorMetrics.create(CollectorRegistry()))
+        persisted = await writer.persist(batch, [])
+        # Replayed, one of them with another body: only that one is a conflict.
+        changed = exact.model_copy(update={"amount": Decimal("1.00")})
+        replay = [replace(batch[0], transaction=changed), *batch[1:]]
+        replayed = await writer.persist(replay, [])
     finally:
         await pool.close()
-    assert persisted.conflicts == set()
+    assert persisted.conflicts == set() and replayed.conflicts == {exact.id}
     row = db.execute(
         "SELECT amount, account_id, client_transaction_id, transaction_date, received_at, "
         "scored_at FROM transactions WHERE id = %s",
