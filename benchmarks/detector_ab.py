@@ -15,24 +15,18 @@ from /proc over the run. A variant is `COMMIT` or `COMMIT:NAME=VALUE,NAME=VALUE`
 
 import argparse
 import asyncio
-import os
 import secrets
-import subprocess
-import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from statistics import median
 from typing import Any
 
 from benchmarks.gateway_ab import exported
-from benchmarks.harness import LOG_DIR, free_port, get_json, isolated, running, wait_until
+from benchmarks.harness import Worker, free_port, isolated, running
 from benchmarks.ingest import gateway_env
-from benchmarks.support import stop_process
 from benchmarks.verdict_path import _CATEGORIES, _MERCHANTS, Target, backends, measured, wrk
 from benchmarks.workload import baselines, publish_baselines
 
@@ -41,31 +35,6 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     commit, _, settings = text.partition(":")
     extra = dict(item.split("=", 1) for item in settings.split(",") if item)
     return commit, extra
-
-
-@contextmanager
-def detector(tree: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m detector_worker` run in `tree`, so that it imports that tree's code."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with (LOG_DIR / f"detector-ab-{uuid.uuid4().hex[:8]}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "detector_worker"],
-            cwd=tree,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        stop_process(process, 30)
-
-
-def _status_ok(url: str) -> bool:
-    try:
-        return bool(get_json(url).get("status") == "ok")
-    except (OSError, ValueError):
-        return False
 
 
 def variant(stack: ExitStack, name: str, tree: Path, extra: dict[str, str]) -> Target:
@@ -77,19 +46,21 @@ def variant(stack: ExitStack, name: str, tree: Path, extra: dict[str, str]) -> T
     ]
     asyncio.run(publish_baselines(env["KAFKA_BOOTSTRAP_SERVERS"], env["TOPIC_BASELINES"], scopes))
     ops = free_port()
-    detector_env = {**os.environ, **env, "METRICS_PORT": str(ops), **extra}
-    process = stack.enter_context(detector(tree, detector_env))
-    wait_until(partial(_status_ok, f"http://127.0.0.1:{ops}/health"), 90, f"detector {name}")
+    detector = Worker("detector_worker", env | {"METRICS_PORT": str(ops), **extra}, cwd=tree)
+    stack.callback(detector.stop)
+    detector.wait_healthy(f"http://127.0.0.1:{ops}/health")
     key, port = secrets.token_urlsafe(24), free_port()
-    stack.enter_context(running("ingest_gateway", gateway_env(env, port, key, verdict_wait=2.0)))
+    gateway = stack.enter_context(
+        running("ingest_gateway", gateway_env(env, port, key, verdict_wait=2.0))
+    )
     url = f"http://127.0.0.1:{port}"
-    wait_until(partial(_status_ok, f"{url}/ready"), 90, f"gateway of {name}")
+    gateway.wait_healthy(f"{url}/ready")
     dsn, app = env["DATABASE_URL"], env["PGAPPNAME"]
     return Target(
         name,
         url,
         key,
-        {"detector": lambda: [process.pid], "postgresql": lambda: backends(dsn, app)},
+        {"detector": lambda: [detector.process.pid], "postgresql": lambda: backends(dsn, app)},
     )
 
 
