@@ -6,8 +6,8 @@ wrk's bodies name), a detector run from `git archive <commit>` in a scratch fold
 variant's extra environment, if any) and a gateway from this checkout: every variant runs at
 once, the same gateway code in front of each. Each round loads every variant in turn with
 `wrk -t2 -c C -d S` on `POST /transactions` (benchmarks/verdict_path.py's wrk), the order
-reversed every other round, and reads the CPU of the detector and of its PostgreSQL backends
-from /proc over the run. A variant is `COMMIT` or `COMMIT:NAME=VALUE,NAME=VALUE`.
+reversed every other round, and reads the CPU of the detector, of its PostgreSQL backends and
+of the gateway from /proc over the run. A variant is `COMMIT` or `COMMIT:NAME=VALUE,NAME=VALUE`.
 
     .venv/bin/python -m benchmarks.detector_ab HEAD~1 HEAD --rounds 4 --seconds 6
     .venv/bin/python -m benchmarks.detector_ab HEAD HEAD:BATCH_QUIET_SECONDS=0.005
@@ -60,7 +60,11 @@ def variant(stack: ExitStack, name: str, tree: Path, extra: dict[str, str]) -> T
         name,
         url,
         key,
-        {"detector": lambda: [detector.process.pid], "postgresql": lambda: backends(dsn, app)},
+        {
+            "detector": lambda: [detector.process.pid],
+            "postgresql": lambda: backends(dsn, app),
+            "gateway": lambda: [gateway.process.pid],
+        },
     )
 
 
@@ -90,13 +94,15 @@ def _line(run: dict[str, Any]) -> str:
     return (
         f"{run['per_second']:,.0f} req/s p50 {run['p50_ms']:.1f} p99 {run['p99_ms']:.1f} ms "
         f"non2xx {run['non2xx']}; CPU ms/request detector {cpu['detector']:.3f} "
-        f"postgresql {cpu['postgresql']:.3f}"
+        f"postgresql {cpu['postgresql']:.3f} gateway {cpu['gateway']:.3f}"
     )
 
 
 def _summary(runs: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
-    print("\n| variant | C | req/s | p50 ms | p99 ms | detector CPU-ms/req | PostgreSQL |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| variant | C | req/s | p50 ms | p99 ms | detector CPU-ms/req | PostgreSQL | gateway |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for (name, connections), same in runs.items():
 
         def med(pick: Any, same: list[dict[str, Any]] = same) -> float:
@@ -106,7 +112,8 @@ def _summary(runs: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
             f"| {name} | {connections} | {med(lambda r: r['per_second']):,.0f} | "
             f"{med(lambda r: r['p50_ms']):.1f} | {med(lambda r: r['p99_ms']):.1f} | "
             f"{med(lambda r: r['cpu_ms_per_request']['detector']):.3f} | "
-            f"{med(lambda r: r['cpu_ms_per_request']['postgresql']):.3f} |"
+            f"{med(lambda r: r['cpu_ms_per_request']['postgresql']):.3f} | "
+            f"{med(lambda r: r['cpu_ms_per_request']['gateway']):.3f} |"
         )
 
 
