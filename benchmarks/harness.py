@@ -118,14 +118,15 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 class Worker:
     """One worker as a user starts it: `python -m <module>`, configured by its environment."""
 
-    def __init__(self, module: str, env: dict[str, str], *args: str) -> None:
+    def __init__(self, module: str, env: dict[str, str], *args: str, cwd: Path = ROOT) -> None:
+        """`cwd`: the tree whose code `python -m` imports (another commit's, exported)."""
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.module = module
         self.log_path = LOG_DIR / f"{module}-{uuid.uuid4().hex[:8]}.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", module, *args],
-                cwd=ROOT,
+                cwd=cwd,
                 env={**os.environ, **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,

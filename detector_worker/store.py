@@ -5,11 +5,15 @@ write wins, nothing is doubled. A record whose id is stored already with another
 reported back, and its alert is not written.
 """
 
+import json
+import math
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from detector_worker.decision import BODY_FIELDS, Scored
@@ -51,12 +55,31 @@ SELECT {_NAMES} FROM {_STAGING}
 ON CONFLICT (id) DO NOTHING
 """
 
-# Ids of the batch stored already with another body (what the client stated differs).
-_CONFLICTS = f"""
-SELECT s.id FROM {_STAGING} s JOIN transactions t USING (id)
+# A small batch without alerts is one statement on its own (autocommit): BEGIN, INSERT and
+# COMMIT in one round trip instead of five (BEGIN, COPY, its data, INSERT, COMMIT), the
+# batches of the verdict path at low load (docs/performance.md, "The detector on the verdict
+# path, session 7"). Its rows go as one JSON parameter: psycopg dumps arrays (unnest) in
+# Python at ~40 µs an array; past ~32 rows, building the JSON costs more than binary COPY.
+SMALL_BATCH = 32
+_FROM_JSON = "json_populate_recordset(NULL::transactions, %s::json) AS s"
+_INSERT_JSON = f"""
+INSERT INTO transactions ({_NAMES})
+SELECT {_NAMES} FROM {_FROM_JSON}
+ON CONFLICT (id) DO NOTHING
+"""
+
+
+def _conflicts_in(source: str) -> str:
+    """Ids of the batch stored already with another body (what the client stated differs)."""
+    return f"""
+SELECT s.id FROM {source} JOIN transactions t USING (id)
 WHERE ({", ".join(f"t.{name}" for name in BODY_FIELDS)})
     IS DISTINCT FROM ({", ".join(f"s.{name}" for name in BODY_FIELDS)})
 """
+
+
+_CONFLICTS = _conflicts_in(f"{_STAGING} s")
+_CONFLICTS_JSON = _conflicts_in(_FROM_JSON)
 
 # Each alert is matched against the live suppression rules as it is inserted: the rules are
 # few and read once per batch, alerts a small share of it (~0.1 ms of database time an
@@ -146,6 +169,28 @@ def _alert_row(alert: Alert) -> tuple[object, ...]:
     )
 
 
+def _json_rows(batch: Sequence[Scored]) -> str:
+    """The rows as a JSON array of objects: numbers, ids and times as their exact text."""
+    rows = [dict(zip(_COLUMN_NAMES, _transaction_row(item), strict=True)) for item in batch]
+    for row in rows:
+        for name in _FLOAT_COLUMNS:
+            # JSON has no infinity: PostgreSQL reads it from text, as COPY would store it.
+            if isinstance(value := row[name], float) and not math.isfinite(value):
+                row[name] = _NON_FINITE[str(value)]
+    return json.dumps(rows, default=_json_text)
+
+
+_COLUMN_NAMES = [name for name, _ in _TRANSACTION_COLUMNS]
+_FLOAT_COLUMNS = [name for name, kind in _TRANSACTION_COLUMNS if kind == "double precision"]
+_NON_FINITE = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+
+
+def _json_text(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)  # Decimal, UUID
+
+
 async def _prepare_connection(conn: AsyncConnection[Any]) -> None:
     """Give a new pool connection its staging table (the pool's `configure` hook)."""
     await conn.execute(CREATE_STAGING)
@@ -163,24 +208,52 @@ class VerdictStore:
         self._metrics = metrics
 
     async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> Persisted:
-        """Write a batch in one transaction: COPY and one INSERT for the transactions, one
-        statement for the alerts (marked suppressed under a live rule). The ids stored
-        already with another body come back, and their alerts are left out."""
+        """Write a batch in one transaction, the transactions and then the alerts (marked
+        suppressed under a live rule). The ids stored already with another body come back,
+        and their alerts are left out."""
+        if not alerts and len(batch) <= SMALL_BATCH:
+            return await self._insert_alone(batch)
         async with self._pool.connection() as conn, conn.transaction():
-            conflicts = await self._insert_transactions(conn, batch)
-            alerts = [a for a in alerts if a.transaction_id not in conflicts]
-            if not alerts:
-                return Persisted(conflicts)
-            async with (
-                timed(self._metrics.db_query_duration, "insert_alerts"),
-                conn.cursor() as cursor,
-            ):
-                rows = columns([_alert_row(a) for a in alerts], ALERT_COLUMNS)
-                await cursor.execute(INSERT_ALERTS, rows)
-                suppressed: dict[UUID, UUID] = dict(await cursor.fetchall())
+            conflicts = await self._copy_transactions(conn, batch)
+            return await self._with_alerts(conn, conflicts, alerts)
+
+    async def _insert_alone(self, batch: Sequence[Scored]) -> Persisted:
+        """The transactions in one statement, committed on its own; the conflicts looked for
+        (a read) only when some row was not inserted."""
+        rows = _json_rows(batch)
+        async with self._pool.connection() as conn:
+            await conn.set_autocommit(True)
+            try:
+                async with (
+                    timed(self._metrics.db_query_duration, "insert_transactions"),
+                    conn.cursor() as cursor,
+                ):
+                    await cursor.execute(_INSERT_JSON, (rows,))
+                    if cursor.rowcount == len(batch):
+                        return Persisted()
+                    await cursor.execute(_CONFLICTS_JSON, (rows,))
+                    return Persisted({row[0] for row in await cursor.fetchall()})
+            finally:
+                # A connection left in any other state is closed by the pool, never reused.
+                if conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                    await conn.set_autocommit(False)
+
+    async def _with_alerts(
+        self, conn: AsyncConnection[Any], conflicts: set[UUID], alerts: Sequence[Alert]
+    ) -> Persisted:
+        alerts = [a for a in alerts if a.transaction_id not in conflicts]
+        if not alerts:
+            return Persisted(conflicts)
+        async with (
+            timed(self._metrics.db_query_duration, "insert_alerts"),
+            conn.cursor() as cursor,
+        ):
+            rows = columns([_alert_row(a) for a in alerts], ALERT_COLUMNS)
+            await cursor.execute(INSERT_ALERTS, rows)
+            suppressed: dict[UUID, UUID] = dict(await cursor.fetchall())
         return Persisted(conflicts, suppressed)
 
-    async def _insert_transactions(
+    async def _copy_transactions(
         self, conn: AsyncConnection[Any], batch: Sequence[Scored]
     ) -> set[UUID]:
         async with (

@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +15,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
+from detector_worker import store
 from detector_worker.baseline_table import BaselineTable
+from detector_worker.decision import Scored
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
 from detector_worker.publisher import KafkaPublisher
@@ -21,7 +25,7 @@ from detector_worker.records import RawRecord
 from detector_worker.scoring import ScoringConfig, format_sigma
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
-from schemas import Baseline, BaselineScope, ScopeKind, Transaction, encode_model
+from schemas import Baseline, BaselineScope, ScopeKind, Transaction, Verdict, encode_model
 from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
@@ -64,10 +68,19 @@ def new_producer(isolated: Isolated) -> RenewableProducer:
     return RenewableProducer(lambda: make_producer(isolated.env["KAFKA_BOOTSTRAP_SERVERS"]))
 
 
-@pytest.fixture
-async def pipeline(isolated: Isolated) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
+@pytest.fixture(params=["one statement", "copy"])
+async def pipeline(
+    isolated: Isolated, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
+    """Each test with both ways of writing a batch: one statement committed on its own (small
+    batches without alerts), and binary COPY into the staging table (the rest)."""
+    if request.param == "copy":
+        monkeypatch.setattr(store, "SMALL_BATCH", 0)
     async with built(isolated, new_producer(isolated)) as ready:
         yield ready
+
+
+RAW = RawRecord("transactions", 0, 0, b"key", b"{}")
 
 
 def as_record(value: bytes, offset: int) -> RawRecord:
@@ -207,8 +220,11 @@ async def test_f5_the_same_id_with_another_body_is_dead_lettered_never_alerted(
     # The same id again, with an amount that would be a critical alert: in a later batch,
     # and within one batch.
     later = first.model_copy(update={"amount": Decimal("90000.00")})
+    # And in a batch with no alert at all.
+    quiet = first.model_copy(update={"amount": Decimal("16.00")})
     await process.process([as_record(encode_model(first), 0)])
     await process.process([as_record(encode_model(later), 1)])
+    await process.process([as_record(encode_model(quiet), 1)])
     twin = txn("20.00")
     twin_spike = twin.model_copy(update={"amount": Decimal("90000.00")})
     await process.process(
@@ -222,12 +238,13 @@ async def test_f5_the_same_id_with_another_body_is_dead_lettered_never_alerted(
     dead = await read_all(bootstrap, isolated.topic("dlq"))
     assert [(dict(r.headers)[DLQ_REASON], r.value) for r in dead] == [
         (b"id_conflict", encode_model(later)),
+        (b"id_conflict", encode_model(quiet)),
         (b"id_conflict", encode_model(twin_spike)),
     ]
     assert await read_all(bootstrap, isolated.topic("alerts")) == []
     verdicts = await read_all(bootstrap, isolated.topic("verdicts"))
     assert sorted(json.loads(r.value)["anomaly"] for r in verdicts) == [False, False]
-    assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 2
+    assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 3
 
 
 async def test_f2_a_dead_letter_too_large_for_kafka_is_written_shortened(
@@ -245,3 +262,41 @@ async def test_f2_a_dead_letter_too_large_for_kafka_is_written_shortened(
     assert headers[DLQ_REASON] == b"malformed_json"
     assert headers[DLQ_TRUNCATED] == b"1048400"
     assert 0 < len(dead.value) < len(huge) and huge.startswith(dead.value)
+
+
+@pytest.mark.parametrize("small_batch", [store.SMALL_BATCH, 0], ids=["one statement", "copy"])
+async def test_every_column_is_stored_exactly_by_both_write_paths(
+    isolated: Isolated, db: Any, small_batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "SMALL_BATCH", small_batch)
+    settings = isolated.settings(DetectorSettings)
+    exact = txn("12345678901234.57").model_copy(
+        update={"account_id": "a\\\"'\u00e9", "client_transaction_id": "c-1"}
+    )
+    scores = [math.inf, -math.inf, math.nan, 0.1 + 0.2]
+    batch = [
+        Scored(t, Verdict(transaction_id=t.id, anomaly=False, z_score=z, scored_at=NOW), RAW)
+        for t, z in zip([exact, txn("1"), txn("2"), txn("3")], scores, strict=True)
+    ]
+    # As the detector's own role: each path needs no right beyond its grants.
+    pool = await open_store_pool(isolated.worker_urls["detector"], settings.database_schema)
+    try:
+        writer = VerdictStore(pool, DetectorMetrics.create(CollectorRegistry()))
+        persisted = await writer.persist(batch, [])
+        # Replayed, one of them with another body: only that one is a conflict.
+        changed = exact.model_copy(update={"amount": Decimal("1.00")})
+        replay = [replace(batch[0], transaction=changed), *batch[1:]]
+        replayed = await writer.persist(replay, [])
+    finally:
+        await pool.close()
+    assert persisted.conflicts == set() and replayed.conflicts == {exact.id}
+    row = db.execute(
+        "SELECT amount, account_id, client_transaction_id, transaction_date, received_at, "
+        "scored_at FROM transactions WHERE id = %s",
+        (exact.id,),
+    ).fetchone()
+    assert row == (exact.amount, exact.account_id, "c-1", NOW, NOW, NOW)
+    stored = dict(db.execute("SELECT id, z_score FROM transactions").fetchall())
+    assert [stored[t.transaction.id] for t in batch[:2]] == scores[:2]
+    assert math.isnan(stored[batch[2].transaction.id])
+    assert stored[batch[3].transaction.id] == 0.1 + 0.2
