@@ -4,16 +4,18 @@
 by a trigger on `transactions` (ops/migrations/002, 007, 015), so a recompute reads at most
 `window_days` rows (and their histogram bins) per scope however large the transactions table.
 The window is whole UTC days: today (partial) and the `days - 1` days before it. The hours of
-day are those of the closed days only, summed once a day (ops/migrations/016): one row a scope.
+day and the weekdays are those of the closed days only, summed once a day (ops/migrations/016,
+018): one row a scope each.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from psycopg import AsyncConnection
 
-from baseline_worker.stats import DayWeights, HourLevels, Moments
+from baseline_worker.stats import DayWeights, HourLevels, Levels, Moments, WeekdayLevels
 from schemas import BaselineScope, ScopeKind
 
 AGGREGATE_SQL = """
@@ -95,6 +97,12 @@ SELECT scope_kind, scope_name, currency, hours, sample_counts, log_totals
 FROM baseline_window_hours
 """
 
+# The same closed days by UTC weekday (ops/migrations/018, summed from the hours' days).
+WEEKDAYS_SQL = """
+SELECT scope_kind, scope_name, currency, weekdays, sample_counts, log_totals
+FROM baseline_window_weekdays
+"""
+
 
 @dataclass(frozen=True)
 class ScopeStats:
@@ -106,6 +114,8 @@ class ScopeStats:
     day_weights: DayWeights = field(default_factory=DayWeights)
     # The closed days' samples by hour of day, for a time-of-day level (stats.hour_ratios).
     hours: HourLevels = field(default_factory=HourLevels)
+    # The closed days' samples by weekday, for a weekly level (stats.weekday_ratios).
+    weekdays: WeekdayLevels = field(default_factory=WeekdayLevels)
 
 
 def window_days(now: datetime, days: int) -> tuple[date, date]:
@@ -123,6 +133,18 @@ async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> Non
     await conn.execute(ADVANCE_SQL, _window(now, days))
 
 
+_L = TypeVar("_L", bound=Levels)
+
+
+async def _levels(conn: AsyncConnection, query: str, levels: type[_L]) -> dict[ScopeKey, _L]:
+    """One row a scope of seasons that saw samples and their sums (hours, weekdays)."""
+    rows = await (await conn.execute(query)).fetchall()
+    return {
+        (kind, name, currency): levels.of_keys(seen, counts, log_totals)
+        for kind, name, currency, seen, counts, log_totals in rows
+    }
+
+
 async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
     """Every scope's moments, histogram and hours over the window (`advance_window` first)."""
     window = _window(now, days)
@@ -137,12 +159,8 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
         scoped: dict[str, object] = {"kinds": kinds, "names": names, "currencies": currencies}
         await conn.execute(RESUM_SQL, scoped)
         histograms |= await _histograms(conn, SCOPED_HISTOGRAM_SQL, {**window, **scoped})
-    hours = {
-        (kind, name, currency): HourLevels.of_hours(seen, counts, log_totals)
-        for kind, name, currency, seen, counts, log_totals in (
-            await (await conn.execute(HOURS_SQL)).fetchall()
-        )
-    }
+    hours = await _levels(conn, HOURS_SQL, HourLevels)
+    weekdays = await _levels(conn, WEEKDAYS_SQL, WeekdayLevels)
     return [
         ScopeStats(
             BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
@@ -150,6 +168,7 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
             histograms.get((kind, name, currency), {}),
             DayWeights(days, days_sq, log_days),
             hours.get((kind, name, currency), HourLevels()),
+            weekdays.get((kind, name, currency), WeekdayLevels()),
         )
         for (
             kind,

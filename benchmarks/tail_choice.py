@@ -121,10 +121,24 @@ def round4() -> list[Candidate]:
     ]
 
 
-GRIDS: dict[str, Callable[[], list[Candidate]]] = {"round2": grid, "round4": round4}
+def weekdays() -> list[Candidate]:
+    """A level per weekday off (round 4's defaults) and on (docs/accuracy.md, "Weekday
+    levels"); chosen on the eight families, `weekend` only reported."""
+    return [
+        Candidate("weekday levels off", TailFit(weekday_levels=False), ScoringConfig()),
+        Candidate("weekday levels on", TailFit(weekday_levels=True), ScoringConfig()),
+    ]
+
+
+GRIDS: dict[str, Callable[[], list[Candidate]]] = {
+    "round2": grid,
+    "round4": round4,
+    "weekdays": weekdays,
+}
 JSON_OF = {
     "round2": Path("benchmarks/results/tail_choice.json"),
     "round4": Path("benchmarks/results/tail_choice_round4.json"),
+    "weekdays": Path("benchmarks/results/weekday_levels.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 
