@@ -11,11 +11,10 @@ day and the weekdays are those of the closed days only, summed once a day (ops/m
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TypeVar
 
 from psycopg import AsyncConnection
 
-from baseline_worker.stats import DayWeights, HourLevels, Levels, Moments, WeekdayLevels
+from baseline_worker.stats import DayWeights, HourLevels, Moments, WeekdayLevels
 from schemas import BaselineScope, ScopeKind
 
 AGGREGATE_SQL = """
@@ -97,11 +96,13 @@ SELECT scope_kind, scope_name, currency, hours, sample_counts, log_totals
 FROM baseline_window_hours
 """
 
-# The same closed days by UTC weekday (ops/migrations/018, summed from the hours' days).
+# The same closed days by UTC weekday (ops/migrations/018, summed from the hours' days), with
+# the sum of the samples' days counted from `WEEKDAY_EPOCH`.
 WEEKDAYS_SQL = """
-SELECT scope_kind, scope_name, currency, weekdays, sample_counts, log_totals
+SELECT scope_kind, scope_name, currency, weekdays, sample_counts, log_totals, day_totals
 FROM baseline_window_weekdays
 """
+WEEKDAY_EPOCH = date(2000, 1, 3)
 
 
 @dataclass(frozen=True)
@@ -133,15 +134,17 @@ async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> Non
     await conn.execute(ADVANCE_SQL, _window(now, days))
 
 
-_L = TypeVar("_L", bound=Levels)
-
-
-async def _levels(conn: AsyncConnection, query: str, levels: type[_L]) -> dict[ScopeKey, _L]:
-    """One row a scope of seasons that saw samples and their sums (hours, weekdays)."""
-    rows = await (await conn.execute(query)).fetchall()
+async def _weekdays(conn: AsyncConnection, first_day: date) -> dict[ScopeKey, WeekdayLevels]:
+    """One row a scope; the samples' days counted from the window's first day, as the trend
+    counts them (`DayWeights`)."""
+    offset = (first_day - WEEKDAY_EPOCH).days
     return {
-        (kind, name, currency): levels.of_keys(seen, counts, log_totals)
-        for kind, name, currency, seen, counts, log_totals in rows
+        (kind, name, currency): WeekdayLevels.of_weekdays(
+            seen, counts, log_totals, [d - n * offset for d, n in zip(days, counts, strict=True)]
+        )
+        for kind, name, currency, seen, counts, log_totals, days in (
+            await (await conn.execute(WEEKDAYS_SQL)).fetchall()
+        )
     }
 
 
@@ -159,8 +162,13 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
         scoped: dict[str, object] = {"kinds": kinds, "names": names, "currencies": currencies}
         await conn.execute(RESUM_SQL, scoped)
         histograms |= await _histograms(conn, SCOPED_HISTOGRAM_SQL, {**window, **scoped})
-    hours = await _levels(conn, HOURS_SQL, HourLevels)
-    weekdays = await _levels(conn, WEEKDAYS_SQL, WeekdayLevels)
+    hours = {
+        (kind, name, currency): HourLevels.of_hours(seen, counts, log_totals)
+        for kind, name, currency, seen, counts, log_totals in (
+            await (await conn.execute(HOURS_SQL)).fetchall()
+        )
+    }
+    weekdays = await _weekdays(conn, window["first_day"])
     return [
         ScopeStats(
             BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),

@@ -67,7 +67,7 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
         if hours is None
         else hour_spread(stats.moments, stats.hours, hours, level.spread)
     )
-    weekdays, spread = _weekday_levels(stats.moments, stats.weekdays, spread, fit)
+    weekdays, spread = _weekday_levels(stats.moments, stats.weekdays.detrended(level), spread, fit)
     bins = stats.bins
     if fit.detrend_spread and spread < 1.0:
         bins = narrowed(bins, stats.moments.log_mean, spread)

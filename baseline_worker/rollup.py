@@ -92,7 +92,9 @@ class _DayScope:
         self.moments += moments
         if closed:
             self.hours += HourLevels(tuple(day.hour_counts), tuple(day.hour_log_totals))
-            self.weekdays += WeekdayLevels.of_keys([weekday], [day.count], [day.log_total])
+            self.weekdays += WeekdayLevels.of_weekdays(
+                [weekday], [day.count], [day.log_total], [day.count * day_index]
+            )
         self.bins.update(day.bins)
         self.weights += DayWeights.of(day_index, moments)
 

@@ -211,11 +211,44 @@ WEEKDAYS = 7
 
 @dataclass(frozen=True)
 class WeekdayLevels(Levels):
-    """Per UTC weekday (0 Monday - 6 Sunday, as `date.weekday`): a weekly seasonality."""
+    """Per UTC weekday (0 Monday - 6 Sunday, as `date.weekday`): a weekly seasonality. With
+    `day_totals`, the sum of the samples' days in the window (as `DayWeights.days`): a
+    weekday's days are not the window's (four Mondays sit 6 days before four Sundays), so a
+    trend would otherwise read as a weekly pattern (`detrended`)."""
 
     size: ClassVar[int] = WEEKDAYS
     counts: tuple[int, ...] = (0,) * WEEKDAYS
     log_totals: tuple[float, ...] = (0.0,) * WEEKDAYS
+    day_totals: tuple[float, ...] = (0.0,) * WEEKDAYS
+
+    @classmethod
+    def of_weekdays(
+        cls,
+        weekdays: Sequence[int],
+        counts: Sequence[int],
+        log_totals: Sequence[float],
+        day_totals: Sequence[float],
+    ) -> "WeekdayLevels":
+        """From the weekdays that saw samples only and their sums."""
+        sums = cls.of_keys(weekdays, counts, log_totals)
+        days = cls.of_keys(weekdays, counts, day_totals).log_totals
+        return cls(sums.counts, sums.log_totals, days)
+
+    def __add__(self, other: "WeekdayLevels") -> "WeekdayLevels":
+        sums = Levels.__add__(self, other)
+        days = tuple(a + b for a, b in zip(self.day_totals, other.day_totals, strict=True))
+        return WeekdayLevels(sums.counts, sums.log_totals, days)
+
+    def detrended(self, level: Trend) -> "WeekdayLevels":
+        """Each weekday's log sum as if every sample sat at the window's average level: the
+        trend's line taken out at the weekday's own days."""
+        logs = tuple(
+            log_total - level.slope * (day_total - count * level.mean_day)
+            for count, log_total, day_total in zip(
+                self.counts, self.log_totals, self.day_totals, strict=True
+            )
+        )
+        return WeekdayLevels(self.counts, logs, self.day_totals)
 
 
 def level_ratios(moments: Moments, seasons: Levels) -> tuple[float, ...] | None:

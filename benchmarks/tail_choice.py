@@ -141,6 +141,12 @@ JSON_OF = {
     "weekdays": Path("benchmarks/results/weekday_levels.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
+# The family streams by name; () is the eight of issue 12 (world.DEFAULT_FAMILIES).
+STREAMS: dict[str, tuple[str, ...]] = {
+    "eight": (),
+    "round4": ROUND4_HOLDOUTS,
+    "weekday": WEEKDAY_HOLDOUTS,
+}
 
 
 def _init(seeds: Sequence[int], configs: Sequence[StreamConfig]) -> None:
@@ -312,23 +318,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="also replay the hold-out families (reported, never chosen on)",
     )
     parser.add_argument(
-        "--only-holdouts",
+        "--streams",
         nargs="+",
-        choices=HOLDOUT_FAMILIES,
-        help="replay only the streams of these hold-outs (one looked at once, at the end)",
+        choices=list(STREAMS),
+        default=list(STREAMS),
+        help="the family streams replayed: the eight a choice reads, round 4's hold-outs,\n"
+        "the weekday levels' hold-out (looked at once, at the end)",
     )
     args = parser.parse_args(argv)
     if args.report:
         print(tables(json.loads(args.report.read_text())["results"])[0])
         return
-    configs = [] if args.only_holdouts else [StreamConfig(world=WorldConfig(volume=args.volume))]
-    if args.holdouts:
-        # Each group of hold-outs in a stream of its own: a later one leaves the earlier ones'
-        # streams as they were measured.
-        for families in (ROUND4_HOLDOUTS, WEEKDAY_HOLDOUTS):
-            if args.only_holdouts is None or set(families) & set(args.only_holdouts):
-                holdouts = WorldConfig(volume=args.volume, families=families)
-                configs.append(StreamConfig(world=holdouts))
+    # Each group of families in a stream of its own: a later group leaves the earlier ones'
+    # streams as they were measured.
+    streams = [s for s in args.streams if args.holdouts or s == "eight"]
+    configs = [
+        StreamConfig(world=WorldConfig(volume=args.volume, families=STREAMS[name]))
+        for name in streams
+    ]
     candidates = [c for c in GRIDS[args.grid]() if not args.only or c.name in args.only]
     results = evaluate_grid(candidates, args.seeds, configs, args.workers)
     text, report = tables(results)

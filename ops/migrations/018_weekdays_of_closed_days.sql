@@ -9,7 +9,10 @@
 -- recompute reads one row a scope (`baseline_window_weekdays`), never the scope-days.
 
 -- One row a scope: its weekdays that saw samples (0 Monday .. 6 Sunday, as Python's
--- date.weekday), ascending, with their counts and sums of ln(amount).
+-- date.weekday), ascending, with their counts, sums of ln(amount), and sums of the samples'
+-- days counted from 2000-01-03 (a weekday's days are not the window's: the baseline worker
+-- takes the level's trend out of each weekday at its own days, or a drift would read as a
+-- weekly pattern).
 CREATE TABLE baseline_window_weekdays (
     scope_kind    text NOT NULL,
     scope_name    text NOT NULL,
@@ -17,6 +20,7 @@ CREATE TABLE baseline_window_weekdays (
     weekdays      smallint[] NOT NULL,
     sample_counts bigint[] NOT NULL,
     log_totals    double precision[] NOT NULL,
+    day_totals    bigint[] NOT NULL,
     PRIMARY KEY (scope_kind, scope_name, currency)
 );
 
@@ -25,13 +29,15 @@ CREATE FUNCTION baseline_weekdays_rebuild() RETURNS void
 LANGUAGE sql AS $$
     DELETE FROM baseline_window_weekdays;
     INSERT INTO baseline_window_weekdays
-        (scope_kind, scope_name, currency, weekdays, sample_counts, log_totals)
+        (scope_kind, scope_name, currency, weekdays, sample_counts, log_totals, day_totals)
     SELECT scope_kind, scope_name, currency, array_agg(weekday ORDER BY weekday),
-           array_agg(n ORDER BY weekday), array_agg(log_total ORDER BY weekday)
+           array_agg(n ORDER BY weekday), array_agg(log_total ORDER BY weekday),
+           array_agg(day_total ORDER BY weekday)
     FROM (
         SELECT d.scope_kind, d.scope_name, d.currency,
                (extract(isodow FROM d.day) - 1)::smallint AS weekday,
-               sum(d.sample_count) AS n, sum(day_sum.log_total) AS log_total
+               sum(d.sample_count) AS n, sum(day_sum.log_total) AS log_total,
+               sum(d.sample_count * (d.day - DATE '2000-01-03'))::bigint AS day_total
         FROM baseline_rollup_hours AS d
         CROSS JOIN LATERAL (SELECT sum(x) AS log_total FROM unnest(d.log_totals) AS x) AS day_sum
         GROUP BY 1, 2, 3, 4
