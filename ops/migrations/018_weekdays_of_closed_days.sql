@@ -25,8 +25,20 @@ CREATE TABLE baseline_window_weekdays (
 );
 
 -- The weekdays of the closed days whose hours are stored: ~28 rows a scope read, once a day.
+-- Skipped when they already hold as many samples on the same days as the hours (the sums of
+-- the counts and of count x day agree): 016 re-sums a day only when its count changed, so
+-- equal sums mean the same days' same rows, and a call that changed nothing (a late row
+-- for an open day, a repeated move) costs one pass over the scope-days' counts.
 CREATE FUNCTION baseline_weekdays_rebuild() RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT (coalesce(sum(sample_count), 0),
+                coalesce(sum(sample_count * (day - DATE '2000-01-03')), 0))
+        FROM baseline_rollup_hours)
+       = (SELECT (coalesce(sum(u.n), 0), coalesce(sum(u.d), 0))
+          FROM baseline_window_weekdays, unnest(sample_counts, day_totals) AS u (n, d)) THEN
+        RETURN;
+    END IF;
     DELETE FROM baseline_window_weekdays;
     INSERT INTO baseline_window_weekdays
         (scope_kind, scope_name, currency, weekdays, sample_counts, log_totals, day_totals)
@@ -43,6 +55,7 @@ LANGUAGE sql AS $$
         GROUP BY 1, 2, 3, 4
     ) AS by_weekday
     GROUP BY scope_kind, scope_name, currency;
+END
 $$;
 
 -- 016's function keeps its body under another name, and `baseline_hours_advance` (which

@@ -103,6 +103,21 @@ async def test_the_backfill_reads_the_hours_already_summed(
     assert db.execute("SELECT * FROM baseline_window_weekdays ORDER BY 1, 2, 3").fetchall() == (
         filled
     )
+    # Nothing changed since: not rebuilt (a mark on a stored sum stays); a changed day is.
+    db.execute("UPDATE baseline_window_weekdays SET log_totals[1] = 100")
+    db.execute("SELECT baseline_weekdays_rebuild()")
+    assert db.execute("SELECT log_totals[1] FROM baseline_window_weekdays").fetchall() == [
+        (100.0,),
+        (100.0,),
+    ]
+    db.execute(
+        "UPDATE baseline_rollup_hours SET sample_count = sample_count + 1 WHERE day = '2026-03-07'"
+    )
+    db.execute("SELECT baseline_weekdays_rebuild()")
+    assert db.execute("SELECT log_totals[1] FROM baseline_window_weekdays").fetchall() != [
+        (100.0,),
+        (100.0,),
+    ]
 
 
 # Every 7 minutes for 24 days before NOW: Saturdays and Sundays (UTC) three times dearer.
