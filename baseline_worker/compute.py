@@ -4,7 +4,8 @@
 by a trigger on `transactions` (ops/migrations/002, 007, 015), so a recompute reads at most
 `window_days` rows (and their histogram bins) per scope however large the transactions table.
 The window is whole UTC days: today (partial) and the `days - 1` days before it. The hours of
-day are those of the closed days only, summed once a day (ops/migrations/016): one row a scope.
+day and the weekdays are those of the closed days only, summed once a day (ops/migrations/016,
+018): one row a scope each.
 """
 
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from psycopg import AsyncConnection
 
-from baseline_worker.stats import DayWeights, HourLevels, Moments
+from baseline_worker.stats import DayWeights, HourLevels, Moments, WeekdayLevels
 from schemas import BaselineScope, ScopeKind
 
 AGGREGATE_SQL = """
@@ -95,6 +96,14 @@ SELECT scope_kind, scope_name, currency, hours, sample_counts, log_totals
 FROM baseline_window_hours
 """
 
+# The same closed days by UTC weekday (ops/migrations/018, summed from the hours' days), with
+# the sum of the samples' days counted from `WEEKDAY_EPOCH`.
+WEEKDAYS_SQL = """
+SELECT scope_kind, scope_name, currency, weekdays, sample_counts, log_totals, day_totals
+FROM baseline_window_weekdays
+"""
+WEEKDAY_EPOCH = date(2000, 1, 3)
+
 
 @dataclass(frozen=True)
 class ScopeStats:
@@ -106,6 +115,8 @@ class ScopeStats:
     day_weights: DayWeights = field(default_factory=DayWeights)
     # The closed days' samples by hour of day, for a time-of-day level (stats.hour_ratios).
     hours: HourLevels = field(default_factory=HourLevels)
+    # The closed days' samples by weekday, for a weekly level (stats.weekday_ratios).
+    weekdays: WeekdayLevels = field(default_factory=WeekdayLevels)
 
 
 def window_days(now: datetime, days: int) -> tuple[date, date]:
@@ -121,6 +132,20 @@ def _window(now: datetime, days: int) -> dict[str, date]:
 
 async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> None:
     await conn.execute(ADVANCE_SQL, _window(now, days))
+
+
+async def _weekdays(conn: AsyncConnection, first_day: date) -> dict[ScopeKey, WeekdayLevels]:
+    """One row a scope; the samples' days counted from the window's first day, as the trend
+    counts them (`DayWeights`)."""
+    offset = (first_day - WEEKDAY_EPOCH).days
+    return {
+        (kind, name, currency): WeekdayLevels.of_weekdays(
+            seen, counts, log_totals, [d - n * offset for d, n in zip(days, counts, strict=True)]
+        )
+        for kind, name, currency, seen, counts, log_totals, days in (
+            await (await conn.execute(WEEKDAYS_SQL)).fetchall()
+        )
+    }
 
 
 async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
@@ -143,6 +168,7 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
             await (await conn.execute(HOURS_SQL)).fetchall()
         )
     }
+    weekdays = await _weekdays(conn, window["first_day"])
     return [
         ScopeStats(
             BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
@@ -150,6 +176,7 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
             histograms.get((kind, name, currency), {}),
             DayWeights(days, days_sq, log_days),
             hours.get((kind, name, currency), HourLevels()),
+            weekdays.get((kind, name, currency), WeekdayLevels()),
         )
         for (
             kind,

@@ -18,7 +18,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from baseline_worker.compute import ScopeStats, advance_window, aggregate
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.stats import hour_ratios, hour_spread, trend
+from baseline_worker.stats import (
+    Moments,
+    WeekdayLevels,
+    hour_ratios,
+    hour_spread,
+    level_spread,
+    trend,
+    weekday_ratios,
+)
 from baseline_worker.tail import TailFit, fit_tail, narrowed
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
 from shared.db import columns, timed
@@ -50,8 +58,8 @@ DEFAULT_FIT = TailFit()
 
 
 def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
-    """The scope's fitted tail with today's level over the window's, and each hour's level
-    where the hours differ (None: no tail)."""
+    """The scope's fitted tail with today's level over the window's, and each hour's and
+    each weekday's level where the hours, the weekdays differ (None: no tail)."""
     level = trend(stats.moments, stats.day_weights)
     hours = hour_ratios(stats.moments, stats.hours) if fit.hour_levels else None
     spread = (
@@ -59,6 +67,7 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
         if hours is None
         else hour_spread(stats.moments, stats.hours, hours, level.spread)
     )
+    weekdays, spread = _weekday_levels(stats.moments, stats.weekdays.detrended(level), spread, fit)
     bins = stats.bins
     if fit.detrend_spread and spread < 1.0:
         bins = narrowed(bins, stats.moments.log_mean, spread)
@@ -70,8 +79,20 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
             "level_ratio": level.level_ratio(window_days - 1),
             "level_slope": level.slope,
             "hour_ratios": None if hours is None else list(hours),
+            "weekday_ratios": None if weekdays is None else list(weekdays),
         }
     )
+
+
+def _weekday_levels(
+    moments: Moments, weekdays: WeekdayLevels, spread: float, fit: TailFit
+) -> tuple[tuple[float, ...] | None, float]:
+    """Each weekday's level where the weekdays differ, and `spread` once they are taken out
+    (docs/accuracy.md, "Weekday levels")."""
+    ratios = weekday_ratios(moments, weekdays) if fit.weekday_levels else None
+    if ratios is None:
+        return None, spread
+    return ratios, level_spread(moments, weekdays, ratios, spread)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from baseline_worker.compute import OPEN_DAYS, ScopeStats, window_days
 from baseline_worker.histogram import bin_of
-from baseline_worker.stats import HOURS, DayWeights, HourLevels, Moments
+from baseline_worker.stats import HOURS, DayWeights, HourLevels, Moments, WeekdayLevels
 from schemas import BaselineScope, ScopeKind, Severity, Transaction
 
 _LEFT_OUT: frozenset[Severity] = frozenset(("high", "critical"))
@@ -82,14 +82,19 @@ class _DayScope:
     bins: Counter[int] = field(default_factory=Counter)
     weights: DayWeights = field(default_factory=DayWeights)
     hours: HourLevels = field(default_factory=HourLevels)
+    weekdays: WeekdayLevels = field(default_factory=WeekdayLevels)
 
-    def add_day(self, day: _Day, day_index: int, closed: bool) -> None:
-        """Add one day of the window; its hours only once it is closed, as the SQL keeps
-        them (`baseline_window_hours`, ops/migrations/016: summed once a day)."""
+    def add_day(self, day: _Day, day_index: int, closed: bool, weekday: int = 0) -> None:
+        """Add one day of the window (its `weekday`, 0 for Monday); its hours and its
+        weekday only once it is closed, as the SQL keeps them (`baseline_window_hours`,
+        `baseline_window_weekdays`, ops/migrations/016 and 018: summed once a day)."""
         moments = day.moments()
         self.moments += moments
         if closed:
             self.hours += HourLevels(tuple(day.hour_counts), tuple(day.hour_log_totals))
+            self.weekdays += WeekdayLevels.of_weekdays(
+                [weekday], [day.count], [day.log_total], [day.count * day_index]
+            )
         self.bins.update(day.bins)
         self.weights += DayWeights.of(day_index, moments)
 
@@ -98,7 +103,8 @@ class MemoryRollup:
     """`baseline_rollup` and `baseline_rollup_bins` in memory, for event-time replays
     (the accuracy benchmark, `jalytics-backtest`): per UTC day of `transaction_date` and
     scope, the moments and the amount histogram of the rows that feed baselines; and, like
-    `baseline_window_hours`, the hours of day of the window's closed days only."""
+    `baseline_window_hours` and `baseline_window_weekdays`, the hours of day and the
+    weekdays of the window's closed days only."""
 
     def __init__(self, window_days: int) -> None:
         self._window = window_days
@@ -130,7 +136,7 @@ class MemoryRollup:
             for day in (d for d in self._days if first <= d < today):
                 for scope, entry in self._days[day].items():
                     closed.setdefault(scope, _DayScope()).add_day(
-                        entry, (day - first).days, closed=day <= hours_last
+                        entry, (day - first).days, day <= hours_last, day.weekday()
                     )
             self._closed = (today, closed)
         # A copy of today: its rows go on growing after this recompute.
@@ -158,12 +164,15 @@ class RollupWindow:
         parts = [p for p in (self._closed.get(scope), self._today.get(scope)) if p is not None]
         if not parts:
             return None
-        moments, weights, hours = Moments(), DayWeights(), HourLevels()
+        moments, weights, hours, weekdays = Moments(), DayWeights(), HourLevels(), WeekdayLevels()
         bins: Counter[int] = Counter()
         for part in parts:
             moments += part.moments
             weights += part.weights
             hours += part.hours
+            weekdays += part.weekdays
             if with_bins:
                 bins.update(part.bins)
-        return ScopeStats(scope, moments, bins, weights, hours) if moments.count else None
+        if not moments.count:
+            return None
+        return ScopeStats(scope, moments, bins, weights, hours, weekdays)

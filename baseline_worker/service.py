@@ -124,7 +124,11 @@ class BaselineService:
             s.topic_baselines,
             s.baseline_window_days,
             self.metrics,
-            replace(DEFAULT_FIT, hour_levels=s.baseline_hour_levels),
+            replace(
+                DEFAULT_FIT,
+                hour_levels=s.baseline_hour_levels,
+                weekday_levels=s.baseline_weekday_levels,
+            ),
         )
         started = time.perf_counter()
         try:

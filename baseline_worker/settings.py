@@ -18,6 +18,9 @@ class BaselineSettings(CommonSettings):
     # A level per UTC hour of day where a scope's hours differ significantly (TailFit.hour_levels;
     # docs/accuracy.md, round 3). False publishes no hour levels: every hour reads alike.
     baseline_hour_levels: bool = True
+    # A level per UTC weekday where a scope's weekdays differ significantly
+    # (TailFit.weekday_levels; docs/accuracy.md, "Weekday levels"). False: none published.
+    baseline_weekday_levels: bool = True
     # How often a standby instance tries to take over the leadership lock.
     standby_poll_seconds: float = Field(default=2, gt=0)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts

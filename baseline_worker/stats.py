@@ -5,6 +5,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from typing import ClassVar, Self
 
 # Enough digits that sums of squared amounts (up to 10^28 each) never round.
 _PRECISION = 80
@@ -150,19 +151,51 @@ def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> floa
 
 
 HOURS = 24
-# The hour-of-day levels are kept when their spread across hours is this many standard
-# deviations of a chi-square (k - 1 degrees of freedom) above what equal hours would show:
-# about p < 0.001, so a scope whose hours are alike keeps no hour level at all.
+# Seasonal levels (by hour of day, by weekday) are kept when their spread across seasons is
+# this many standard deviations of a chi-square (k - 1 degrees of freedom) above what equal
+# seasons would show: about p < 0.001, so a scope whose hours are alike keeps no hour level.
 _HOUR_SIGNIFICANCE = 4.0
 # Never narrow a window's histogram below this share of its spread.
 _MIN_SPREAD = 0.3
 
 
 @dataclass(frozen=True)
-class HourLevels:
-    """Per UTC hour of day (0-23), the count and sum of ln(amount): with `Moments`, how far
-    each hour's level sits from the scope's (a time-of-day seasonality)."""
+class Levels:
+    """Per season (an hour of day, a weekday), the count and sum of ln(amount): with
+    `Moments`, how far each season's level sits from the scope's. A subclass fixes the
+    seasons' number (`size`) and keeps every season, seen or not."""
 
+    size: ClassVar[int] = 0
+    counts: tuple[int, ...] = ()
+    log_totals: tuple[float, ...] = ()
+
+    @classmethod
+    def of_keys(
+        cls, keys: Sequence[int], counts: Sequence[int], log_totals: Sequence[float]
+    ) -> Self:
+        """From the seasons that saw samples only (ascending or not) and their sums."""
+        dense_counts, dense_logs = [0] * cls.size, [0.0] * cls.size
+        for key, count, log_total in zip(keys, counts, log_totals, strict=True):
+            dense_counts[key] += count
+            dense_logs[key] += log_total
+        return cls(tuple(dense_counts), tuple(dense_logs))
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def __add__(self, other: Self) -> Self:
+        return type(self)(
+            tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
+            tuple(a + b for a, b in zip(self.log_totals, other.log_totals, strict=True)),
+        )
+
+
+@dataclass(frozen=True)
+class HourLevels(Levels):
+    """Per UTC hour of day (0-23): a time-of-day seasonality."""
+
+    size: ClassVar[int] = HOURS
     counts: tuple[int, ...] = (0,) * HOURS
     log_totals: tuple[float, ...] = (0.0,) * HOURS
 
@@ -170,44 +203,75 @@ class HourLevels:
     def of_hours(
         cls, hours: Sequence[int], counts: Sequence[int], log_totals: Sequence[float]
     ) -> "HourLevels":
-        """From the hours that saw samples only (ascending or not) and their sums."""
-        dense_counts, dense_logs = [0] * HOURS, [0.0] * HOURS
-        for hour, count, log_total in zip(hours, counts, log_totals, strict=True):
-            dense_counts[hour] += count
-            dense_logs[hour] += log_total
-        return cls(tuple(dense_counts), tuple(dense_logs))
+        return cls.of_keys(hours, counts, log_totals)
 
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
 
-    def __add__(self, other: "HourLevels") -> "HourLevels":
-        return HourLevels(
-            tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
-            tuple(a + b for a, b in zip(self.log_totals, other.log_totals, strict=True)),
+WEEKDAYS = 7
+
+
+@dataclass(frozen=True)
+class WeekdayLevels(Levels):
+    """Per UTC weekday (0 Monday - 6 Sunday, as `date.weekday`): a weekly seasonality. With
+    `day_totals`, the sum of the samples' days in the window (as `DayWeights.days`): a
+    weekday's days are not the window's (four Mondays sit 6 days before four Sundays), so a
+    trend would otherwise read as a weekly pattern (`detrended`)."""
+
+    size: ClassVar[int] = WEEKDAYS
+    counts: tuple[int, ...] = (0,) * WEEKDAYS
+    log_totals: tuple[float, ...] = (0.0,) * WEEKDAYS
+    day_totals: tuple[float, ...] = (0.0,) * WEEKDAYS
+
+    @classmethod
+    def of_weekdays(
+        cls,
+        weekdays: Sequence[int],
+        counts: Sequence[int],
+        log_totals: Sequence[float],
+        day_totals: Sequence[float],
+    ) -> "WeekdayLevels":
+        """From the weekdays that saw samples only and their sums."""
+        sums = cls.of_keys(weekdays, counts, log_totals)
+        days = cls.of_keys(weekdays, counts, day_totals).log_totals
+        return cls(sums.counts, sums.log_totals, days)
+
+    def __add__(self, other: "WeekdayLevels") -> "WeekdayLevels":
+        sums = Levels.__add__(self, other)
+        days = tuple(a + b for a, b in zip(self.day_totals, other.day_totals, strict=True))
+        return WeekdayLevels(sums.counts, sums.log_totals, days)
+
+    def detrended(self, level: Trend) -> "WeekdayLevels":
+        """Each weekday's log sum as if every sample sat at the window's average level: the
+        trend's line taken out at the weekday's own days."""
+        logs = tuple(
+            log_total - level.slope * (day_total - count * level.mean_day)
+            for count, log_total, day_total in zip(
+                self.counts, self.log_totals, self.day_totals, strict=True
+            )
         )
+        return WeekdayLevels(self.counts, logs, self.day_totals)
 
 
-def hour_ratios(moments: Moments, hours: HourLevels) -> tuple[float, ...] | None:
-    """Each hour's level over the scope's, or None when the hours do not differ
-    significantly. Empirical Bayes: the true hour deviations are taken as spread by tau^2
-    (estimated from how much more the hours' means differ than sampling noise explains), and
-    an hour with n samples keeps tau^2 / (tau^2 + sigma^2 / n) of its observed deviation, so
-    a quiet hour's few samples move its level little. The hours may cover fewer days than
-    `moments` (production keeps the closed days' only): each hour is read against the mean of
-    the samples the hours hold, and `moments` gives only the log-scale variance."""
-    n, variance = hours.count, moments.log_stddev**2
-    seen = [(c, t / c) for c, t in zip(hours.counts, hours.log_totals, strict=True) if c > 0]
+def level_ratios(moments: Moments, seasons: Levels) -> tuple[float, ...] | None:
+    """Each season's (hour's, weekday's) level over the scope's, or None when the seasons
+    do not differ significantly. Empirical Bayes: the true deviations are taken as spread
+    by tau^2 (estimated from how much more the seasons' means differ than sampling noise
+    explains), and a season with n samples keeps tau^2 / (tau^2 + sigma^2 / n) of its
+    observed deviation, so a quiet hour's few samples move its level little. The seasons
+    may cover fewer days than `moments` (production keeps the closed days' only): each is
+    read against the mean of the samples they hold, and `moments` gives only the log-scale
+    variance."""
+    n, variance = seasons.count, moments.log_stddev**2
+    seen = [(c, t / c) for c, t in zip(seasons.counts, seasons.log_totals, strict=True) if c > 0]
     if n < 3 or variance <= 0 or len(seen) < 2:
         return None
-    mean = sum(hours.log_totals) / n
+    mean = sum(seasons.log_totals) / n
     spread = sum(c * (m - mean) ** 2 for c, m in seen) / variance
     freedom = len(seen) - 1
     if spread < freedom + _HOUR_SIGNIFICANCE * math.sqrt(2 * freedom):
         return None
     tau_sq = (spread - freedom) * variance / n
     ratios = []
-    for count, log_total in zip(hours.counts, hours.log_totals, strict=True):
+    for count, log_total in zip(seasons.counts, seasons.log_totals, strict=True):
         deviation = log_total / count - mean if count else 0.0
         kept = tau_sq / (tau_sq + variance / count) if count else 0.0
         ratio = math.exp(kept * deviation)
@@ -215,15 +279,24 @@ def hour_ratios(moments: Moments, hours: HourLevels) -> tuple[float, ...] | None
     return tuple(ratios)
 
 
-def hour_spread(
-    moments: Moments, hours: HourLevels, ratios: Sequence[float], spread: float
+def level_spread(
+    moments: Moments, seasons: Levels, ratios: Sequence[float], spread: float
 ) -> float:
     """`spread` (the share of the window's log-scale standard deviation left by the trend)
-    once the hours' levels are taken out too: a window that mixes every hour's level is
-    wider than any one hour's amounts, and a tail fitted on it is too heavy at every hour.
-    The share is that of the samples the hours hold (the closed days, in production)."""
-    n, log_variance = hours.count, moments.log_stddev**2
+    once the seasons' (hours', weekdays') levels are taken out too: a window that mixes
+    every hour's level is wider than any one hour's amounts, and a tail fitted on it is too
+    heavy at every hour. The share is that of the samples the seasons hold (the closed
+    days, in production); levels of hours and of weekdays are taken out one after the
+    other, as if they were independent (every hour sees every weekday)."""
+    n, log_variance = seasons.count, moments.log_stddev**2
     if n == 0 or log_variance <= 0:
         return spread
-    explained = sum(c * math.log(r) ** 2 for c, r in zip(hours.counts, ratios, strict=True)) / n
+    explained = sum(c * math.log(r) ** 2 for c, r in zip(seasons.counts, ratios, strict=True)) / n
     return math.sqrt(max(spread**2 - explained / log_variance, _MIN_SPREAD**2))
+
+
+# The hour-of-day levels (round 3) and the weekday levels (docs/accuracy.md, "Weekday
+# levels") are the same arithmetic over 24 and 7 seasons.
+hour_ratios = level_ratios
+hour_spread = level_spread
+weekday_ratios = level_ratios

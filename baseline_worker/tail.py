@@ -49,6 +49,10 @@ class TailFit:
     # (baseline_worker.stats.hour_ratios): an amount is read against its hour's level. From
     # the window's closed days (ops/migrations/016); docs/accuracy.md, round 3.
     hour_levels: bool = True
+    # A level per UTC weekday where the scope's weekdays differ significantly (the same test
+    # and shrinkage as the hours, over 7 seasons), read times the hour's: from the window's
+    # closed days (ops/migrations/018); docs/accuracy.md, "Weekday levels".
+    weekday_levels: bool = True
 
 
 @dataclass(frozen=True)

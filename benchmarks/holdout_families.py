@@ -15,6 +15,12 @@ and they keep saying how the defaults do on data they were not tuned to:
   among log-normal purchases: a second mode far below the body;
 - `CharmPrices`: a log-normal price rounded up to the next whole unit minus a cent (19.99,
   49.99): steps one unit wide, coarser than a 2 % bin below 50.
+
+And one added with the weekday levels (docs/accuracy.md, "Weekday levels"), looked at only
+once, at the end, as a second check of them:
+
+- `MondayPeak`: a level 1.5-2.5x on Monday, a third of that rise on Tuesday, and a quiet
+  Sunday (0.8x); none by hour: wholesale orders, restocking after the weekend.
 """
 
 import random
@@ -117,6 +123,20 @@ class WeekendShift(Seasonal):
 def weekend_shift(base: AmountFamily, weekend: float) -> WeekendShift:
     friday = 1 + (weekend - 1) / 2
     return WeekendShift(base, weekday=(1.0,) * 4 + (friday, weekend, weekend), hour=(1.0,) * 24)
+
+
+@dataclass(frozen=True)
+class MondayPeak(Seasonal):
+    """`Seasonal` with one peak day early in the week and a quiet Sunday: a weekly profile
+    of another shape than `weekend`'s (and than the seasonal family's)."""
+
+    name: ClassVar[str] = "monday_peak"
+
+
+def monday_peak(base: AmountFamily, monday: float) -> MondayPeak:
+    tuesday = 1 + (monday - 1) / 3
+    week = (monday, tuesday, 1.0, 1.0, 1.0, 1.0, 0.8)
+    return MondayPeak(base, weekday=week, hour=(1.0,) * 24)
 
 
 @dataclass(frozen=True)

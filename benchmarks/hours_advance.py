@@ -10,7 +10,9 @@ over 60 days) loaded into a scratch schema of its own, then at each size:
 - the daily advance, `--days` times in turn: the window moved on by a day (one day read
   from `transactions`, one dropped, the window's sum moved by both), timed alone and within
   the whole `baseline_window_advance` (the bins' re-sum of 015 plus the hours);
-- a repeated call on the same days (nothing stale: the check and the window's sum).
+- a repeated call on the same days (nothing stale: the check and the window's sum);
+- the weekdays' rebuild from the stored hours alone (ops/migrations/018), which every
+  call above includes.
 
 Then the recompute's reads alone (the hours' one against the moments' and histograms'), and
 `--rounds` recomputes (`Recomputer.run`, as benchmarks.recompute times it) with hour levels on
@@ -38,6 +40,7 @@ from baseline_worker.compute import (
     HISTOGRAM_SQL,
     HOURS_SQL,
     OPEN_DAYS,
+    WEEKDAYS_SQL,
     window_days,
 )
 from baseline_worker.tail import TailFit
@@ -89,7 +92,8 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
         b"TRUNCATE baseline_rollup_hours, baseline_window_hour_sums, baseline_window_hours"
     )
     conn.execute(b"UPDATE baseline_window SET first_day = NULL, last_day = NULL")
-    figures = {name: Timings() for name in ("backfill", "daily", "whole", "repeat")}
+    names = ("backfill", "daily", "whole", "repeat", "weekdays")
+    figures = {name: Timings() for name in names}
     run(conn, figures["backfill"], hours, closed_days(start))
     for day in range(1, moves + 1):
         window = closed_days(start + timedelta(days=day))
@@ -98,11 +102,13 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
         else:
             run(conn, figures["whole"], "SELECT baseline_window_advance(%s, %s)", window)
         run(conn, figures["repeat"], hours, window)
+        run(conn, figures["weekdays"], "SELECT baseline_weekdays_rebuild()", ())
     first, last = window_days(datetime.combine(today, datetime.min.time(), UTC), WINDOW_DAYS)
     days = {"first_day": first, "last_day": last, "closed_last": last - timedelta(OPEN_DAYS)}
-    figures |= {"hours_read": Timings(), "other_reads": Timings()}
+    figures |= {"hours_read": Timings(), "weekdays_read": Timings(), "other_reads": Timings()}
     for _ in range(7):
         run(conn, figures["hours_read"], HOURS_SQL, days)
+        run(conn, figures["weekdays_read"], WEEKDAYS_SQL, days)
         run(conn, figures["other_reads"], AGGREGATE_SQL + ";" + HISTOGRAM_SQL, days)
     return figures | {"stored": stored(conn, today)}
 
@@ -144,8 +150,10 @@ def report(rows: int, figures: dict[str, Any]) -> None:
         f"{rows:,} rows ({per_day:,} a day, {scopes} scopes), median wall (backend CPU):\n"
         f"  backfill of 28 days {figures['backfill']}; daily hours {figures['daily']};"
         f" whole daily window advance (bins + hours) {figures['whole']}; repeated call"
-        f" {figures['repeat']}; {scope_days:,} scope-days stored in {size / 1e6:.1f} MB\n"
-        f"  the recompute's reads: hours {figures['hours_read']}, moments and histograms"
+        f" {figures['repeat']}; of each, the weekdays' rebuild {figures['weekdays']};"
+        f" {scope_days:,} scope-days stored in {size / 1e6:.1f} MB\n"
+        f"  the recompute's reads: hours {figures['hours_read']}, weekdays"
+        f" {figures['weekdays_read']}, moments and histograms"
         f" {figures['other_reads']}"
     )
 

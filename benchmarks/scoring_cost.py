@@ -24,7 +24,7 @@ from baseline_worker.recompute import to_baseline
 from baseline_worker.stats import Moments
 from benchmarks.support import index
 from detector_worker.scoring import ScoringConfig, score
-from schemas import BaselineScope, ScopeKind, Transaction
+from schemas import Baseline, BaselineScope, ScopeKind, Transaction
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -43,14 +43,21 @@ def _stats(kind: ScopeKind, name: str, rng: random.Random) -> ScopeStats:
     return ScopeStats(scope, moments, histogram(amounts))
 
 
-def measure(rounds: int, transactions: int) -> dict[str, list[float]]:
+def _seasonal(baseline: Baseline) -> Baseline:
+    """The baseline with a level per hour and per weekday: the read's longest path."""
+    if baseline.tail is None:
+        return baseline
+    levels = {"hour_ratios": [0.8, 1.25] * 12, "weekday_ratios": [0.9] * 5 + [1.3] * 2}
+    return baseline.model_copy(update={"tail": baseline.tail.model_copy(update=levels)})
+
+
+def measure(rounds: int, transactions: int, seasonal: bool = False) -> dict[str, list[float]]:
     rng = random.Random(7)
-    table = index(
-        [
-            to_baseline(_stats(ScopeKind.CATEGORY, "food", rng), 30, NOW),
-            to_baseline(_stats(ScopeKind.MERCHANT, "Cafe", rng), 30, NOW),
-        ]
-    )
+    baselines = [
+        to_baseline(_stats(ScopeKind.CATEGORY, "food", rng), 30, NOW),
+        to_baseline(_stats(ScopeKind.MERCHANT, "Cafe", rng), 30, NOW),
+    ]
+    table = index([_seasonal(b) for b in baselines] if seasonal else baselines)
     txns = [
         Transaction(
             id=uuid4(), amount=_amount(rng), category="food", merchant="Cafe", transaction_date=NOW
@@ -75,8 +82,13 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--transactions", type=int, default=20_000)
+    parser.add_argument(
+        "--seasonal",
+        action="store_true",
+        help='baselines with hour and weekday levels (docs/accuracy.md, "Weekday levels")',
+    )
     args = parser.parse_args()
-    for method, values in measure(args.rounds, args.transactions).items():
+    for method, values in measure(args.rounds, args.transactions, args.seasonal).items():
         print(
             f"{method:10s} median {statistics.median(values):5.1f} µs per transaction "
             f"[{min(values):.1f}-{max(values):.1f}] over {len(values)} rounds"

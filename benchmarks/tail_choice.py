@@ -29,7 +29,7 @@ from benchmarks.evaluate import ScoredRecord, by_family, leave_one_family_out
 from benchmarks.family_accuracy import figures, nominal_tiers, verdict_score
 from benchmarks.replay import replay
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
-from benchmarks.world import HOLDOUT_FAMILIES, WorldConfig
+from benchmarks.world import HOLDOUT_FAMILIES, ROUND4_HOLDOUTS, WEEKDAY_HOLDOUTS, WorldConfig
 from detector_worker.scoring import ScoringConfig
 
 MAX_HIGH_FA = 5.0  # high+ false alerts per 10k normal: the issue's bound
@@ -121,12 +121,32 @@ def round4() -> list[Candidate]:
     ]
 
 
-GRIDS: dict[str, Callable[[], list[Candidate]]] = {"round2": grid, "round4": round4}
+def weekdays() -> list[Candidate]:
+    """A level per weekday off (round 4's defaults) and on (docs/accuracy.md, "Weekday
+    levels"); chosen on the eight families, `weekend` only reported."""
+    return [
+        Candidate("weekday levels off", TailFit(weekday_levels=False), ScoringConfig()),
+        Candidate("weekday levels on", TailFit(weekday_levels=True), ScoringConfig()),
+    ]
+
+
+GRIDS: dict[str, Callable[[], list[Candidate]]] = {
+    "round2": grid,
+    "round4": round4,
+    "weekdays": weekdays,
+}
 JSON_OF = {
     "round2": Path("benchmarks/results/tail_choice.json"),
     "round4": Path("benchmarks/results/tail_choice_round4.json"),
+    "weekdays": Path("benchmarks/results/weekday_levels.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
+# The family streams by name; () is the eight of issue 12 (world.DEFAULT_FAMILIES).
+STREAMS: dict[str, tuple[str, ...]] = {
+    "eight": (),
+    "round4": ROUND4_HOLDOUTS,
+    "weekday": WEEKDAY_HOLDOUTS,
+}
 
 
 def _init(seeds: Sequence[int], configs: Sequence[StreamConfig]) -> None:
@@ -269,6 +289,8 @@ def tables(
     results: Mapping[str, Mapping[str, Mapping[str, float]]],
 ) -> tuple[str, list[dict[str, Any]]]:
     """The summary, the leave-one-family-out table, and the hold-outs' when there are any."""
+    if not choice_families(next(iter(results.values()))):
+        return holdout_table(results), []
     table, report = held_out(results)
     text = summary(results) + "\n\n" + table
     if any(f in HOLDOUT_FAMILIES for f in next(iter(results.values()))):
@@ -295,14 +317,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=True,
         help="also replay the hold-out families (reported, never chosen on)",
     )
+    parser.add_argument(
+        "--streams",
+        nargs="+",
+        choices=list(STREAMS),
+        default=list(STREAMS),
+        help="the family streams replayed: the eight a choice reads, round 4's hold-outs,\n"
+        "the weekday levels' hold-out (looked at once, at the end)",
+    )
     args = parser.parse_args(argv)
     if args.report:
         print(tables(json.loads(args.report.read_text())["results"])[0])
         return
-    configs = [StreamConfig(world=WorldConfig(volume=args.volume))]
-    if args.holdouts:
-        holdouts = WorldConfig(volume=args.volume, families=HOLDOUT_FAMILIES)
-        configs.append(StreamConfig(world=holdouts))
+    # Each group of families in a stream of its own: a later group leaves the earlier ones'
+    # streams as they were measured.
+    streams = [s for s in args.streams if args.holdouts or s == "eight"]
+    configs = [
+        StreamConfig(world=WorldConfig(volume=args.volume, families=STREAMS[name]))
+        for name in streams
+    ]
     candidates = [c for c in GRIDS[args.grid]() if not args.only or c.name in args.only]
     results = evaluate_grid(candidates, args.seeds, configs, args.workers)
     text, report = tables(results)

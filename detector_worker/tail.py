@@ -33,6 +33,9 @@ class HeldTail:
     # `level_ratio` is the level: another day's amounts are read at their own day's level.
     level_slope: float = 0.0
     level_day: int = 0
+    # Each UTC weekday's level (Monday first; None: no weekly seasonality), a factor on the
+    # hour's: `TailModel.weekday_ratios`.
+    weekday_levels: array[float] | None = None
 
     @classmethod
     def of(cls, model: TailModel, computed_at: datetime | None = None) -> HeldTail:
@@ -51,6 +54,7 @@ class HeldTail:
             else array("d", (model.level_ratio * r for r in model.hour_ratios)),
             model.level_slope if day else 0.0,
             day,
+            None if model.weekday_ratios is None else array("d", model.weekday_ratios),
         )
 
     def model(self) -> TailModel:
@@ -67,6 +71,7 @@ class HeldTail:
             hour_ratios=None
             if self.hour_levels is None
             else [level / self.level_ratio for level in self.hour_levels],
+            weekday_ratios=None if self.weekday_levels is None else list(self.weekday_levels),
         )
 
 
@@ -76,13 +81,23 @@ _MAX_LEVEL_RATIO = 2.0
 
 def _level(tail: HeldTail, hour: int | None, day: int | None) -> float:
     """The scope's level at `hour` (UTC hour of day; None: the level of the whole day) of
-    `day` (a UTC date ordinal; None: the baseline's own day)."""
+    `day` (a UTC date ordinal, its weekday's level included; None: the baseline's own day,
+    any weekday)."""
     level = tail.level_ratio if hour is None or tail.hour_levels is None else tail.hour_levels[hour]
-    if day is None or not tail.level_slope or day == tail.level_day:
+    if day is None:
+        return level
+    if tail.weekday_levels is not None:
+        level *= tail.weekday_levels[_weekday(day)]
+    if not tail.level_slope or day == tail.level_day:
         return level
     ratio = tail.level_ratio * math.exp(tail.level_slope * (day - tail.level_day))
     ratio = min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO)
     return level * ratio / tail.level_ratio
+
+
+def _weekday(day: int) -> int:
+    """`date.fromordinal(day).weekday()` without building the date: day 1 was a Monday."""
+    return (day + 6) % 7
 
 
 def survival(

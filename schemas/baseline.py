@@ -70,6 +70,12 @@ class TailModel(BaseModel):
     hour_ratios: list[Annotated[float, Field(gt=0)]] | None = Field(
         default=None, min_length=24, max_length=24
     )
+    # Each UTC weekday's level over the scope's (Monday first; absent: no weekly
+    # seasonality): an amount dated on weekday d is read as amount / (level_ratio *
+    # hour_ratios[h] * weekday_ratios[d]).
+    weekday_ratios: list[Annotated[float, Field(gt=0)]] | None = Field(
+        default=None, min_length=7, max_length=7
+    )
 
     @model_validator(mode="after")
     def _knots_pair_up(self) -> "TailModel":

@@ -192,23 +192,26 @@ async def test_a_recompute_after_a_dead_producer_gets_a_new_one(
 async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     recomputer: Recomputer, db: Any, isolated: Isolated, database_url: str
 ) -> None:
-    """The trigger (ops/migrations/005, 007), the closed days' hours (016) and
-    `baseline_worker.rollup` on the same rows: which rows feed a baseline, its moments, its
-    amount histogram, its hours of day (the closed days' only), and so its tail; also after
+    """The trigger (ops/migrations/005, 007), the closed days' hours (016) and weekdays (018)
+    and `baseline_worker.rollup` on the same rows: which rows feed a baseline, its moments,
+    its amount histogram, its hours of day and weekdays (the closed days' only), and so its
+    tail; also after
     the summed window moved on (days left it, late rows arrived for days still in it, rows
     arrived for days that entered it), and after late rows arrived for its closed days with
     the window where it was (a backfill: ops/migrations/017). Replays (the accuracy
     benchmark, `jalytics-backtest`) rest on this."""
     rng = random.Random(5)
     memory = MemoryRollup(window_days=30)
-    seasonal = 0
+    seasonal = weekly = 0
     later = NOW + timedelta(days=3)
     for now, oldest, newest in ((NOW, 40, 0), (later, 40, -3), (later, 25, 5)):
         for i in range(250):
             days_ago = rng.uniform(newest, oldest)
-            # Evenings dearer: the hours' levels differ, so the hours reach the tail.
-            evening = (NOW - timedelta(days=days_ago)).hour >= 16
-            amount = Decimal(str(round(math.exp(rng.gauss(2 + 2 * evening, 0.6)), 2)))
+            # Evenings and weekends dearer: the hours' and the weekdays' levels differ, so
+            # both reach the tail.
+            when = NOW - timedelta(days=days_ago)
+            evening, weekend = when.hour >= 16, when.weekday() >= 5
+            amount = Decimal(str(round(math.exp(rng.gauss(2 + 2 * evening + weekend, 0.6)), 2)))
             if i % 50 == 0:
                 amount = rng.choice([Decimal("0.01"), Decimal("9.99"), Decimal("99999999.99")])
             row = random_row(rng, amount.max(Decimal("0.01")), days_ago)
@@ -219,8 +222,14 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
                 memory.add(row.transaction())
         published = {b.scope: b for b in (await recomputer.run(now)).published}
         assert_same_baselines(published, memory.window(now), now)
-        seasonal += await assert_same_hours(database_url, isolated.schema, memory.window(now), now)
-    assert seasonal > 0  # some scope's hours differed enough to give levels: they were compared
+        by_hour, by_weekday = await assert_same_hours(
+            database_url, isolated.schema, memory.window(now), now
+        )
+        seasonal, weekly = seasonal + by_hour, weekly + by_weekday
+    # Some scope's hours, and some scope's weekdays, differed enough to give levels: the
+    # levels were compared, not only their absence.
+    assert seasonal > 0
+    assert weekly > 0
 
 
 async def test_a_history_loaded_after_a_recompute_has_its_tail_at_the_next(
@@ -284,20 +293,23 @@ def random_row(rng: random.Random, amount: Decimal, days_ago: float) -> Row:
 
 async def assert_same_hours(
     database_url: str, schema: str, window: RollupWindow, now: datetime
-) -> int:
-    """The hours the recompute read (`aggregate`, after the window moved) against the
-    replay's, and the hour levels fitted on each; returns how many scopes have levels."""
+) -> tuple[int, int]:
+    """The hours and weekdays the recompute read (`aggregate`, after the window moved)
+    against the replay's, and the levels fitted on each; returns how many scopes have hour
+    levels and how many weekday levels."""
     async with await AsyncConnection.connect(
         database_url, options=f"-c search_path={schema}"
     ) as conn:
         from_sql = {s.scope: s for s in await aggregate(conn, now, 30)}
-    with_levels = TailFit(hour_levels=True)
-    seasonal = 0
+    with_levels = TailFit(hour_levels=True, weekday_levels=True)
+    seasonal = weekly = 0
     for scope, sql_stats in from_sql.items():
         stats = window.stats(scope)
         assert stats is not None
         assert sql_stats.hours.counts == stats.hours.counts
         assert sql_stats.hours.log_totals == pytest.approx(stats.hours.log_totals, rel=1e-12)
+        assert sql_stats.weekdays.counts == stats.weekdays.counts
+        assert sql_stats.weekdays.log_totals == pytest.approx(stats.weekdays.log_totals, rel=1e-12)
         sql_tail = scope_tail(sql_stats, 30, with_levels)
         python_tail = scope_tail(stats, 30, with_levels)
         assert (sql_tail is None) == (python_tail is None)
@@ -306,7 +318,13 @@ async def assert_same_hours(
             if sql_tail.hour_ratios is not None:
                 seasonal += 1
                 assert sql_tail.hour_ratios == pytest.approx(python_tail.hour_ratios, rel=1e-9)
-    return seasonal
+            assert (sql_tail.weekday_ratios is None) == (python_tail.weekday_ratios is None)
+            if sql_tail.weekday_ratios is not None:
+                weekly += 1
+                assert sql_tail.weekday_ratios == pytest.approx(
+                    python_tail.weekday_ratios, rel=1e-9
+                )
+    return seasonal, weekly
 
 
 def assert_same_baselines(

@@ -187,8 +187,14 @@ FROM (SELECT %s::timestamptz - g * interval '7 minutes' AS at
 """
 
 
-async def published_cafe(isolated: Isolated, hour_levels: bool) -> Baseline:
-    settings = isolated.settings(BaselineSettings, baseline_hour_levels=hour_levels)
+async def published_cafe(
+    isolated: Isolated, hour_levels: bool, weekday_levels: bool = True
+) -> Baseline:
+    settings = isolated.settings(
+        BaselineSettings,
+        baseline_hour_levels=hour_levels,
+        baseline_weekday_levels=weekday_levels,
+    )
     pool = await open_pool(settings.database_url, settings.database_schema)
     producer = make_producer(
         settings.kafka_bootstrap_servers, transactional_id=f"tests-hours-{isolated.schema}"
@@ -201,7 +207,10 @@ async def published_cafe(isolated: Isolated, hour_levels: bool) -> Baseline:
             settings.topic_baselines,
             settings.baseline_window_days,
             BaselineMetrics.create(CollectorRegistry()),
-            TailFit(hour_levels=settings.baseline_hour_levels),
+            TailFit(
+                hour_levels=settings.baseline_hour_levels,
+                weekday_levels=settings.baseline_weekday_levels,
+            ),
         )
         published = (await recomputer.run(NOW)).published
     finally:

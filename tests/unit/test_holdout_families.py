@@ -16,6 +16,7 @@ from benchmarks.holdout_families import (
     CardChecks,
     CharmPrices,
     PriceList,
+    monday_peak,
     weekend_shift,
 )
 from benchmarks.world import FAMILIES, HOLDOUT_FAMILIES, WorldConfig, build_world
@@ -31,6 +32,7 @@ HOLDOUTS: list[AmountFamily] = [
     BurrXII(40, 1.5, 1.0),  # log-logistic
     PriceList((4.99, 2.49, 8.99, 2.49, 12.99), (3, 2, 1, 1, 0.5), 0.35),
     weekend_shift(Gamma(3, 10), 1.8),
+    monday_peak(LogNormal(40, 0.6), 2.0),
     CardChecks(LogNormal(60, 0.8), 0.15),
     CardChecks(LogNormal(60, 0.8), 0.15, drift=DRIFT),
     CharmPrices(LogNormal(25, 0.5)),
@@ -110,3 +112,12 @@ def test_a_hold_out_world_has_its_own_categories_and_no_drifting_price_list() ->
     categories = {FAMILIES[name][0] for name in HOLDOUT_FAMILIES}
     assert len(categories) == len(HOLDOUT_FAMILIES)
     assert not any(m.drifting for m in world if m.family.name == "price_list")
+
+
+def test_the_monday_peak_is_a_weekly_shape_unlike_the_weekends() -> None:
+    family = monday_peak(LogNormal(40, 0.6), 2.0)
+    monday = datetime(2025, 1, 6, 15, tzinfo=UTC)
+    levels = [family.level(monday + timedelta(days=d)) for d in range(7)]
+    assert levels[0] == max(levels) == 2.0
+    assert levels[6] == min(levels) < 1.0 < levels[1] < levels[0]
+    assert family.level(monday + timedelta(hours=5)) == 2.0  # nothing by hour
