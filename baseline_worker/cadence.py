@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from psycopg import OperationalError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -41,12 +41,19 @@ class Cadence:
     # A recompute is due once the rows stored since the last one reach this share of the
     # rows in the window (0: the interval only).
     growth_share: float = 0.0
-    min_gap_seconds: float = 5.0
+    min_gap_seconds: float = 1.0
     poll_seconds: float = 1.0
 
     @property
     def watches_growth(self) -> bool:
         return self.growth_share > 0
+
+    def after(self, took_seconds: float) -> "Cadence":
+        """The schedule after a recompute that took `took_seconds`: the gap before a growth
+        recompute is at least that long, so a burst keeps the worker (and its database) busy
+        at most half the time, however large the window, while a small window's recomputes
+        follow a fast burst every `min_gap_seconds`."""
+        return replace(self, min_gap_seconds=max(self.min_gap_seconds, took_seconds))
 
     def due(self, elapsed: float, inserted: int | None, window_rows: int) -> bool:
         """Whether a recompute is due `elapsed` seconds after the last one, with `inserted`

@@ -103,9 +103,11 @@ class BaselineService:
         False when there is to be no next one."""
         cadence = self.cadence()
         before = await inserted_rows(pool) if cadence.watches_growth else None
+        started = time.monotonic()
         result = await self.recompute_once(pool, producers)
         if once:
             return False
+        cadence = cadence.after(time.monotonic() - started)
         # A failed recompute is retried at the interval, not as soon as rows arrive.
         since = None if result is None else before
         read = partial(inserted_rows, pool)

@@ -9,11 +9,12 @@ class BaselineSettings(CommonSettings):
     baseline_window_days: int = Field(default=30, ge=1, le=3650)
     recompute_interval_seconds: float = Field(default=60, gt=0)
     # Recompute sooner once the rows stored since the last recompute reach this share of the
-    # window's rows, at most every RECOMPUTE_MIN_GAP_SECONDS (0: the interval only): a burst
+    # window's rows (0: the interval only), at most every RECOMPUTE_MIN_GAP_SECONDS and never
+    # sooner after a recompute than it took (Cadence.after: at most half the time busy): a burst
     # of event time (a backfill, a fast replay) is then judged against baselines that keep
     # up with it (baseline_worker/cadence.py; docs/accuracy.md, "Through the live system").
     recompute_growth_share: float = Field(default=0.02, ge=0, le=1)
-    recompute_min_gap_seconds: float = Field(default=5, gt=0)
+    recompute_min_gap_seconds: float = Field(default=1, gt=0)
     recompute_poll_seconds: float = Field(default=1, gt=0)
     # A level per UTC hour of day where a scope's hours differ significantly (TailFit.hour_levels;
     # docs/accuracy.md, round 3). False publishes no hour levels: every hour reads alike.

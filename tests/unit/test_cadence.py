@@ -49,3 +49,12 @@ def test_waiting_returns_the_reason() -> None:
         return grown, idle, stopped
 
     assert asyncio.run(main()) == ("growth", "interval", "stop")
+
+
+def test_a_recompute_waits_at_least_as_long_as_the_last_one_took() -> None:
+    quick = Cadence(interval_seconds=60, growth_share=0.02, min_gap_seconds=1, poll_seconds=1)
+    assert quick.due(1.5, 2_000, 100_000)
+    slow = quick.after(took_seconds=1.8)  # a 10 M-row window's recompute
+    assert not slow.due(1.5, 50_000, 100_000)
+    assert slow.due(1.8, 2_000, 100_000)
+    assert quick.after(took_seconds=0.2) == quick  # the configured gap stays the floor
