@@ -167,3 +167,12 @@ class RollupWindow:
             if with_bins:
                 bins.update(part.bins)
         return ScopeStats(scope, moments, bins, weights, hours) if moments.count else None
+
+    def bins(self, scope: BaselineScope) -> Counter[int]:
+        """The scope's window histogram alone (what `stats` adds to a scope's moments): a
+        replay that already holds the moments reads it only when it refits the tail."""
+        bins: Counter[int] = Counter()
+        for part in (self._closed.get(scope), self._today.get(scope)):
+            if part is not None:
+                bins.update(part.bins)
+        return bins

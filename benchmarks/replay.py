@@ -15,7 +15,7 @@ baselines follow the wall clock and the rows stored, not the transactions' dates
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from baseline_worker.compute import ScopeStats
@@ -81,8 +81,7 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
         count, today = stats.moments.count, self._now.date()
         last = self._fitted.get(key)
         if last is None or last.day != today or count >= last.count * (1 + REFIT_GROWTH):
-            full = self._window.stats(scope)
-            assert full is not None  # the same window had the scope a moment ago
+            full = replace(stats, bins=self._window.bins(scope))
             last = _Fitted(today, count, scope_tail(full, self._days, self._fit))
             self._fitted[key] = last
         return HeldBaseline.of(with_tail(stats, self._days, self._now, last.tail))
