@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID, uuid4
@@ -47,7 +48,7 @@ from benchmarks.evaluate import (
     at_severity,
     method_score,
     oracle_score,
-    recall_at_rate,
+    recall_at_rates,
 )
 from benchmarks.replay import WINDOW_DAYS, replay
 from detector_worker.scoring import ScoringConfig, Tiers
@@ -105,7 +106,7 @@ def read_rows(path: Path, label: str | None, oracle: str | None) -> Loaded:
                 loaded.rejected[_reason(row)] += 1
             else:
                 loaded.rows.append(row)
-    loaded.rows.sort(key=lambda row: row.transaction.transaction_date)
+    loaded.rows.sort(key=attrgetter("transaction.transaction_date"))
     return loaded
 
 
@@ -239,10 +240,11 @@ def report(run: MethodRun, labelled: bool, oracle: bool) -> str:
         )
     lines += ["", "| false alerts / 10k | recall" + (" | oracle |" if oracle else " |")]
     lines.append("|---:|---:|" + ("---:|" if oracle else ""))
-    for rate in FA_RATES:
-        mine = recall_at_rate(run.records, rate)
-        best = f" {_fmt(recall_at_rate(run.records, rate, oracle_score).recall)} |"
-        lines.append(f"| {rate:g} | {_fmt(mine.recall)} |" + (best if oracle else ""))
+    mine = recall_at_rates(run.records, FA_RATES)
+    best = recall_at_rates(run.records, FA_RATES if oracle else [], oracle_score)
+    for index, rate in enumerate(FA_RATES):
+        ideal = f" {_fmt(best[index].recall)} |" if oracle else ""
+        lines.append(f"| {rate:g} | {_fmt(mine[index].recall)} |" + ideal)
     return "\n".join(lines)
 
 
@@ -266,7 +268,7 @@ def draw(runs: Sequence[MethodRun], oracle: bool, path: Path) -> None:
         curves.append(("oracle (true tail probability)", runs[0].records, oracle_score))
     colours = {}
     for name, records, score in curves:
-        recall = [recall_at_rate(records, r, score).recall for r in rates]
+        recall = [at.recall for at in recall_at_rates(records, rates, score)]
         if score is oracle_score:
             axes.plot(rates, recall, label=name, linestyle="--", color="black")
         else:
@@ -401,7 +403,7 @@ def _write_json(path: Path, runs: Sequence[MethodRun], labelled: bool) -> None:
                     "false_alerts_per_10k": counts.false_alerts_per_10k,
                 }
             entry["recall_at"] = {
-                f"{rate:g}": recall_at_rate(run.records, rate).recall for rate in FA_RATES
+                f"{at.rate_per_10k:g}": at.recall for at in recall_at_rates(run.records, FA_RATES)
             }
         figures[run.name] = entry
     path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
