@@ -19,7 +19,12 @@ _LOG_GAMMA = math.log(GAMMA)
 
 def bin_of(amount: Decimal | float) -> int:
     """The bin an amount falls in (the SQL trigger: floor(ln(amount::float8) / ln(1.02)))."""
-    return math.floor(math.log(float(amount)) / _LOG_GAMMA)
+    return bin_of_log(math.log(float(amount)))
+
+
+def bin_of_log(log_amount: float) -> int:
+    """`bin_of` from ln(amount) already taken (a replay's rollup needs both)."""
+    return math.floor(log_amount / _LOG_GAMMA)
 
 
 def bin_bounds(index: int) -> tuple[float, float]:

@@ -16,7 +16,7 @@ from decimal import Decimal, localcontext
 from functools import lru_cache
 
 from baseline_worker.compute import OPEN_DAYS, ScopeStats, window_days
-from baseline_worker.histogram import bin_of
+from baseline_worker.histogram import bin_of_log
 from baseline_worker.stats import HOURS, DayWeights, HourLevels, Moments, WeekdayLevels
 from schemas import BaselineScope, ScopeKind, Severity, Transaction
 
@@ -118,8 +118,9 @@ class MemoryRollup:
         day = at.date()
         if self._closed is not None and day < self._closed[0]:
             self._closed = None  # a late row changed a closed day
-        scaled, log_amount = int(txn.amount * 10_000), math.log(txn.amount)
-        bin_index = bin_of(txn.amount)
+        # ln(amount) once: math.log of a Decimal is that of float(amount), as bin_of takes it.
+        log_amount = math.log(float(txn.amount))
+        scaled, bin_index = int(txn.amount * 10_000), bin_of_log(log_amount)
         rows = self._days[day]
         for scope in scopes_of(txn):
             entry = rows.get(scope)
@@ -176,3 +177,12 @@ class RollupWindow:
         if not moments.count:
             return None
         return ScopeStats(scope, moments, bins, weights, hours, weekdays)
+
+    def bins(self, scope: BaselineScope) -> Counter[int]:
+        """The scope's window histogram alone (what `stats` adds to a scope's moments): a
+        replay that already holds the moments reads it only when it refits the tail."""
+        bins: Counter[int] = Counter()
+        for part in (self._closed.get(scope), self._today.get(scope)):
+            if part is not None:
+                bins.update(part.bins)
+        return bins

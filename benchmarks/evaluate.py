@@ -81,8 +81,22 @@ def recall_at_rate(
     records: Sequence[ScoredRecord], rate_per_10k: float, score: Score = method_score
 ) -> RecallAtRate:
     """The most permissive threshold that fires at most rate * normal / 10,000 false alerts."""
+    return recall_at_rates(records, [rate_per_10k], score)[0]
+
+
+def recall_at_rates(
+    records: Sequence[ScoredRecord], rates_per_10k: Sequence[float], score: Score = method_score
+) -> list[RecallAtRate]:
+    """`recall_at_rate` at each rate, the records ranked once (a million-row backtest's
+    report would otherwise sort them again for every rate)."""
     normal = sorted((_finite(score(r)) for r in records if not r.is_anomaly), reverse=True)
     anomalous = [_finite(score(r)) for r in records if r.is_anomaly]
+    return [_at_rate(normal, anomalous, rate) for rate in rates_per_10k]
+
+
+def _at_rate(
+    normal: Sequence[float], anomalous: Sequence[float], rate_per_10k: float
+) -> RecallAtRate:
     allowed = math.floor(rate_per_10k * len(normal) / PER_10K)
     threshold = normal[allowed] if allowed < len(normal) else -math.inf
     return RecallAtRate(

@@ -15,8 +15,9 @@ baselines follow the wall clock and the rows stored, not the transactions' dates
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from baseline_worker.compute import ScopeStats
 from baseline_worker.recompute import DEFAULT_FIT, scope_tail, with_tail
@@ -68,21 +69,29 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
         self._built: dict[ScopeKey, HeldBaseline | None] = {}
 
     def __getitem__(self, key: ScopeKey) -> HeldBaseline:
+        if (held := self._held(key)) is None:
+            raise KeyError(key)
+        return held
+
+    def get(self, key: ScopeKey, default: Any = None) -> Any:
+        # What the scorer calls, three times a row: without Mapping.get's KeyError round
+        # trip for every scope that has no baseline.
+        held = self._held(key)
+        return default if held is None else held
+
+    def _held(self, key: ScopeKey) -> HeldBaseline | None:
         if key not in self._built:
             kind, name, currency = key
             scope = BaselineScope(kind=kind, name=name, currency=currency)
             stats = self._window.stats(scope, with_bins=False)
             self._built[key] = None if stats is None else self._baseline(key, scope, stats)
-        if (held := self._built[key]) is None:
-            raise KeyError(key)
-        return held
+        return self._built[key]
 
     def _baseline(self, key: ScopeKey, scope: BaselineScope, stats: ScopeStats) -> HeldBaseline:
         count, today = stats.moments.count, self._now.date()
         last = self._fitted.get(key)
         if last is None or last.day != today or count >= last.count * (1 + REFIT_GROWTH):
-            full = self._window.stats(scope)
-            assert full is not None  # the same window had the scope a moment ago
+            full = replace(stats, bins=self._window.bins(scope))
             last = _Fitted(today, count, scope_tail(full, self._days, self._fit))
             self._fitted[key] = last
         return HeldBaseline.of(with_tail(stats, self._days, self._now, last.tail))
