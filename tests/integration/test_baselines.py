@@ -112,6 +112,31 @@ async def test_recompute_publishes_every_scope_and_records_history(
     assert {held.model().scope.label() for held in table.view.values()} == set(by_label)
 
 
+async def test_each_history_row_is_the_published_baseline(
+    recomputer: Recomputer, isolated: Isolated, db: Any
+) -> None:
+    for amount in ("90.10", "110.37", "87.5", "1999.99"):
+        insert(db, amount, "food", "Cafe", days_ago=1)
+    insert(db, "3.14", "travel", 'Café «Ünïcode» "quoted"', days_ago=3)  # one sample
+
+    result = await recomputer.run(NOW)
+
+    rows = db.execute(
+        "SELECT id, scope_kind, scope_name, currency, sample_count, mean, stddev, log_mean,"
+        " log_stddev, tail, window_days, computed_at FROM baseline_history"
+    ).fetchall()
+    stored = {row[0]: row for row in rows}
+    assert len(stored) == len(result.published) == 4
+    for b in result.published:
+        row = stored[b.id]
+        assert row[1:5] == (b.scope.kind.value, b.scope.name, b.scope.currency, b.count)
+        # Floats stored to their last digit (the float's shortest repr, not 15 digits).
+        assert (float(row[5]), float(row[6])) == (b.mean, b.stddev)
+        assert (row[7], row[8]) == (b.log_mean, b.log_stddev)
+        assert row[9] == (None if b.tail is None else b.tail.model_dump())
+        assert (row[10], row[11]) == (b.window_days, b.computed_at)
+
+
 async def test_a_scope_without_data_left_is_tombstoned(
     recomputer: Recomputer, isolated: Isolated, db: Any
 ) -> None:
