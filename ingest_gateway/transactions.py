@@ -3,8 +3,9 @@
 import hashlib
 import json
 import logging
+import os
 from datetime import UTC, datetime, timedelta
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aiohttp import web
 
@@ -41,20 +42,37 @@ OUTCOME_UNKNOWN = (
 )
 
 _ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/transactions")
+_NAMESPACE_BYTES = _ID_NAMESPACE.bytes
+# The variant (RFC 4122) and version bits of a UUID's 128-bit number, as uuid.UUID sets them.
+_VERSION_MASK = ~((0xC000 << 48) | (0xF000 << 64))
+_VARIANT = 0x8000 << 48
+
+
+def _versioned(raw: bytes, version: int) -> int:
+    """The number of the UUID `uuid.UUID(bytes=raw[:16], version=version)` makes."""
+    return int.from_bytes(raw[:16]) & _VERSION_MASK | _VARIANT | version << 76
 
 
 def ingest_key(request: web.Request) -> str:
-    """The request's Idempotency-Key, or a new one that the answer hands to the client."""
-    return request.headers.get("Idempotency-Key") or str(uuid4())
+    """The request's Idempotency-Key, or a new one that the answer hands to the client:
+    `str(uuid4())`'s text, a third of its cost (no UUID object on the way)."""
+    key = request.headers.get("Idempotency-Key")
+    if key:
+        return key
+    text = f"{_versioned(os.urandom(16), 4):032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def transaction_id(caller: str, key: str, body: bytes, item: int | None = None) -> UUID:
     """The same caller, key and exact body bytes (and place in a batch) give the same id, so
     a retry after an unknown outcome is stored once by the detector (it writes idempotently
     on the id). The body counts: after the key's record expires, a new body under an old key
-    is a new transaction, never a "duplicate" the detector would silently drop."""
+    is a new transaction, never a "duplicate" the detector would silently drop.
+
+    uuid5(_ID_NAMESPACE, name), computed without its per-call import and namespace bytes."""
     digest = hashlib.sha256(body).hexdigest()
-    return uuid5(_ID_NAMESPACE, f"{caller}\0{key}\0{digest}\0{'' if item is None else item}")
+    name = f"{caller}\0{key}\0{digest}\0{'' if item is None else item}"
+    return UUID(int=_versioned(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest(), 5))
 
 
 def _answer_headers(key: str, txn_id: UUID | None = None) -> dict[str, str]:
