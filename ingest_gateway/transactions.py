@@ -72,7 +72,9 @@ def transaction_id(caller: str, key: str, body: bytes, item: int | None = None) 
     uuid5(_ID_NAMESPACE, name), computed without its per-call import and namespace bytes."""
     digest = hashlib.sha256(body).hexdigest()
     name = f"{caller}\0{key}\0{digest}\0{'' if item is None else item}"
-    return UUID(int=_versioned(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest(), 5))
+    # SHA-1 as RFC 4122 defines version 5 (uuid5): a name-based id, not a security digest.
+    sha1 = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
+    return UUID(int=_versioned(sha1.digest(), 5))
 
 
 def _answer_headers(key: str, txn_id: UUID | None = None) -> dict[str, str]:

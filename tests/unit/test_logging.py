@@ -13,8 +13,10 @@ from uuid import UUID
 
 import pytest
 from aiokafka.errors import GroupCoordinatorNotAvailableError, NodeNotReadyError
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.logging import JsonLinesHandler, configure_logging, level_name
+from shared.logging import JsonLinesHandler, _SecondText, configure_logging, level_name, utc_text
 from shared.settings import CommonSettings
 
 TXN = UUID("5f0c7a4e-8d1b-4c55-9a3e-2b7f1e9c0d42")
@@ -172,3 +174,20 @@ async def test_lines_waiting_for_the_loop_are_written_at_exit() -> None:
     # What the logging module runs at interpreter exit, before the loop's next turn.
     logging.shutdown([weakref.ref(handler)])
     assert json.loads(stream.getvalue())["route"] == "/transactions/{id}"
+
+
+# Instants a log line may carry: any in the years Python holds, and the edges where rounding
+# to microseconds carries into the next second (x.9999995) or sits between two milliseconds.
+_EDGES = st.integers(0, 4_102_444_799).flatmap(
+    lambda second: st.sampled_from([0.9999995, 0.9999994, 0.0005, 0.0004999, 0.9995]).map(
+        lambda fraction: second + fraction
+    )
+)
+
+
+@given(st.lists(st.floats(-62_135_596_800, 253_402_300_799) | _EDGES, min_size=1))
+def test_the_kept_seconds_text_is_utc_texts_for_any_instants_in_any_order(
+    instants: list[float],
+) -> None:
+    time_text = _SecondText()
+    assert [time_text(moment) for moment in instants] == [utc_text(m) for m in instants]
