@@ -6,6 +6,7 @@ import time
 
 from aiokafka.errors import KafkaError
 
+from ingest_gateway.deadlines import SharedDeadline
 from ingest_gateway.metrics import GatewayMetrics
 from schemas import Transaction, encode_model
 from schemas.records import transaction_key
@@ -22,7 +23,8 @@ class Publisher:
     ) -> None:
         self._producers = producers
         self._topic = topic
-        self._timeout = timeout
+        # Every publish is bounded by the same timeout: one timer for all (deadlines.py).
+        self._deadline = SharedDeadline(timeout)
         self._metrics = metrics
 
     async def publish(self, transactions: list[Transaction]) -> list[bool]:
@@ -47,7 +49,7 @@ class Publisher:
         # The bound covers the whole publish: with the broker gone, send() itself waits for
         # metadata, and a client must get its answer in bounded time, not hang.
         try:
-            async with asyncio.timeout(self._timeout):
+            async with self._deadline.bound():
                 await producer.send_and_wait(
                     self._topic, key=transaction_key(txn.id), value=encode_model(txn)
                 )
