@@ -16,7 +16,8 @@ from types import TracebackType
 
 
 class Bound:
-    """One block's deadline: `async with deadlines.bound():` (see SharedDeadline)."""
+    """One block's deadline: `with deadlines.bound():` (see SharedDeadline). A plain context
+    manager, not an async one: entering and leaving need no await, and are cheaper without."""
 
     __slots__ = ("_owner", "cancelling", "deadline", "done", "expired", "task")
     deadline: float  # loop time
@@ -28,16 +29,17 @@ class Bound:
         self.expired = False
         self.done = False
 
-    async def __aenter__(self) -> "Bound":
-        task = asyncio.current_task()
+    def __enter__(self) -> "Bound":
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline bounds code running in a task")
         self.task = task
         self.cancelling = task.cancelling()
-        self._owner.enter(self)
+        self._owner.enter(self, loop)
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -64,11 +66,10 @@ class SharedDeadline:
     def bound(self) -> Bound:
         return Bound(self)
 
-    def enter(self, bound: Bound) -> None:
+    def enter(self, bound: Bound, loop: asyncio.AbstractEventLoop) -> None:
         queue = self._queue
         while queue and queue[0].done:  # blocks that ended: nearly every one, at once
             queue.popleft()
-        loop = asyncio.get_running_loop()
         bound.deadline = loop.time() + self._seconds
         queue.append(bound)
         if self._timer is None:
