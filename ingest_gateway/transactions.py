@@ -5,6 +5,7 @@ import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aiohttp import web
@@ -84,8 +85,12 @@ def _answer_headers(key: str, txn_id: UUID | None = None) -> dict[str, str]:
     return headers
 
 
+# The query strings clients send (or none): read without parsing the query.
+_PLAIN_WAIT = {"": "true", "wait=true": "true", "wait=false": "false"}
+
+
 def _wants_verdict(request: web.Request) -> bool:
-    wait = request.query.get("wait", "true")
+    wait = _PLAIN_WAIT.get(request.rel_url.raw_query_string) or request.query.get("wait", "true")
     if wait not in ("true", "false"):
         # A typo such as ?wait= or ?wait=flase must not silently mean "wait".
         detail = (FieldError(field="wait", message="must be true or false"),)
@@ -114,7 +119,9 @@ async def post_transaction(request: web.Request) -> web.Response:
     finally:
         if pending is not None:  # a 202 caller never registered
             verdicts.forget(txn.id)
-    return receipt(txn.id, verdict, _answer_headers(key, txn.id))
+    # The id's text once, for the header and the body.
+    id_text = str(txn.id)
+    return receipt(id_text, verdict, {"Idempotency-Key": key, "X-Transaction-Id": id_text})
 
 
 def _encoded(reply: TransactionAccepted) -> bytes:
@@ -132,16 +139,17 @@ _PENDING_HEAD, _PENDING_TAIL = _encoded(TransactionAccepted(id=_PLACEHOLDER)).sp
 
 
 def receipt(
-    txn_id: UUID, verdict: Verdict | VerdictReceipt | None, headers: dict[str, str]
+    txn_id: UUID | str, verdict: Verdict | VerdictReceipt | None, headers: dict[str, str]
 ) -> web.Response:
-    """201 with the verdict when it came in time, else 202 pending."""
+    """201 with the verdict when it came in time, else 202 pending (txn_id: the id or its
+    text)."""
     if verdict is None:
         body = b"%b%s%b" % (_PENDING_HEAD, str(txn_id).encode(), _PENDING_TAIL)
         return _json_answer(body, 202, headers)
     return _json_answer(_scored(txn_id, verdict), 201, headers)
 
 
-def _scored(txn_id: UUID, verdict: Verdict | VerdictReceipt) -> bytes:
+def _scored(txn_id: UUID | str, verdict: Verdict | VerdictReceipt) -> bytes:
     """TransactionAccepted's JSON for a scored transaction, in its field order, without
     building the model: a third of the cost (tests/unit/test_receipt.py holds it to the model's
     encoding)."""
@@ -158,10 +166,12 @@ def _scored(txn_id: UUID, verdict: Verdict | VerdictReceipt) -> bytes:
 
 
 def _json_answer(body: bytes, status: int, headers: dict[str, str]) -> web.Response:
-    """A JSON answer encoded already (the same Content-Type as web.json_response)."""
-    return web.Response(
-        body=body, status=status, headers=headers, content_type="application/json", charset="utf-8"
-    )
+    """A JSON answer encoded already (the same Content-Type as web.json_response, given as a
+    header: web.Response then skips composing it)."""
+    return web.Response(body=body, status=status, headers=headers | _JSON_TYPE)
+
+
+_JSON_TYPE = {"Content-Type": "application/json; charset=utf-8"}
 
 
 async def post_batch(request: web.Request) -> web.Response:
@@ -238,4 +248,9 @@ async def post_reversal(request: web.Request) -> web.Response:
 
 
 def _max_future(request: web.Request) -> timedelta:
-    return timedelta(seconds=request.app[SETTINGS].max_future_skew_seconds)
+    return _seconds(request.app[SETTINGS].max_future_skew_seconds)
+
+
+@cache
+def _seconds(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)
