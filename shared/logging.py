@@ -18,6 +18,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import TextIO
@@ -80,7 +81,11 @@ _encode = _json.make_encoder(
 )
 
 
-def _json_text(value: dict[str, object]) -> str:
+# The keys write_fields puts before the fields.
+_OWN_KEYS = frozenset({"time", "level", "logger", "message", "service"})
+
+
+def _json_text(value: Mapping[str, object]) -> str:
     return "".join(_encode(value, 0))
 
 
@@ -101,20 +106,14 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
         self.service = service
         self._pending: list[str] = []
         self._time_text = _SecondText()
+        # The encoded level, logger, message and service of the lines written directly.
+        self._heads: dict[tuple[str, str, str], str] = {}
 
     def write_fields(
         self, level: str, logger: str, message: str, fields: dict[str, object]
     ) -> None:
         """A line with the keys the formatter gives a record with these `extra=` fields."""
-        line = {
-            "time": self._time_text(time.time()),
-            "level": level,
-            "logger": logger,
-            "message": message,
-            "service": self.service,
-            **fields,
-        }
-        text = _json_text(line)
+        text = self._line(self._time_text(time.time()), level, logger, message, fields)
         self.acquire()  # another thread's line may be flushing the buffer
         try:
             self._pending.append(text)
@@ -126,6 +125,21 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no event loop: write it now
                 self.flush()
+
+    def _line(
+        self, moment: str, level: str, logger: str, message: str, fields: dict[str, object]
+    ) -> str:
+        """json.dumps of {time, level, logger, message, service, **fields}: the keys between
+        the time and the fields encoded once per level, logger and message."""
+        if not fields or not _OWN_KEYS.isdisjoint(fields):  # nothing to add, or a key replaced
+            own = {"level": level, "logger": logger, "message": message, "service": self.service}
+            return _json_text({"time": moment} | own | fields)
+        head = self._heads.get((level, logger, message))
+        if head is None:
+            own = {"level": level, "logger": logger, "message": message, "service": self.service}
+            head = self._heads[level, logger, message] = _json_text(own)[1:-1]
+        # The time's text is digits and -:.TZ, nothing JSON escapes.
+        return f'{{"time": "{moment}", {head}, {_json_text(fields)[1:]}'
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._pending:

@@ -191,3 +191,27 @@ def test_the_kept_seconds_text_is_utc_texts_for_any_instants_in_any_order(
 ) -> None:
     time_text = _SecondText()
     assert [time_text(moment) for moment in instants] == [utc_text(m) for m in instants]
+
+
+_VALUES = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+
+
+@given(
+    st.dictionaries(st.sampled_from(["level", "time", "status", "caller"]) | st.text(), _VALUES),
+    st.sampled_from(["INFO", "WARNING"]),
+)
+def test_a_direct_line_is_json_dumps_of_the_records_keys_and_its_fields(
+    fields: dict[str, object], level: str
+) -> None:
+    handler = JsonLinesHandler(io.StringIO(), "ingest_gateway")
+    moment = "2026-12-01T23:12:45.586Z"
+    expected = {
+        "time": moment,
+        "level": level,
+        "logger": "ingest_gateway.access",
+        "message": "request",
+        "service": "ingest_gateway",
+    }
+    for _ in range(2):  # the first line encodes the head, the second reuses it
+        line = handler._line(moment, level, "ingest_gateway.access", "request", fields)
+        assert line == json.dumps(expected | fields)
