@@ -16,8 +16,7 @@ from types import TracebackType
 
 
 class Bound:
-    """One block's deadline: `with deadlines.bound():` (see SharedDeadline). A plain context
-    manager, not an async one: entering and leaving need no await, and are cheaper without."""
+    """One block's deadline: `async with deadlines.bound():` (see SharedDeadline)."""
 
     __slots__ = ("_owner", "cancelling", "deadline", "done", "expired", "task")
     deadline: float  # loop time
@@ -29,17 +28,16 @@ class Bound:
         self.expired = False
         self.done = False
 
-    def __enter__(self) -> "Bound":
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
+    async def __aenter__(self) -> "Bound":
+        task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a deadline bounds code running in a task")
         self.task = task
         self.cancelling = task.cancelling()
-        self._owner.enter(self, loop)
+        self._owner.enter(self)
         return self
 
-    def __exit__(
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -66,10 +64,11 @@ class SharedDeadline:
     def bound(self) -> Bound:
         return Bound(self)
 
-    def enter(self, bound: Bound, loop: asyncio.AbstractEventLoop) -> None:
+    def enter(self, bound: Bound) -> None:
         queue = self._queue
         while queue and queue[0].done:  # blocks that ended: nearly every one, at once
             queue.popleft()
+        loop = asyncio.get_running_loop()
         bound.deadline = loop.time() + self._seconds
         queue.append(bound)
         if self._timer is None:

@@ -49,7 +49,7 @@ class Publisher:
         # The bound covers the whole publish: with the broker gone, send() itself waits for
         # metadata, and a client must get its answer in bounded time, not hang.
         try:
-            with self._deadline.bound():
+            async with self._deadline.bound():
                 await producer.send_and_wait(
                     self._topic, key=transaction_key(txn.id), value=encode_model(txn)
                 )

@@ -13,8 +13,9 @@ SECONDS = 0.05
 async def hang_within(deadline: SharedDeadline) -> float:
     """Seconds until the bound stops a block that never ends."""
     started = time.monotonic()
-    with pytest.raises(TimeoutError), deadline.bound():
-        await asyncio.sleep(10)
+    with pytest.raises(TimeoutError):
+        async with deadline.bound():
+            await asyncio.sleep(10)
     return time.monotonic() - started
 
 
@@ -27,12 +28,12 @@ async def test_blocks_that_end_in_time_are_left_alone_and_later_ones_keep_their_
 ):
     deadline = SharedDeadline(SECONDS)
     for _ in range(3):
-        with deadline.bound():
+        async with deadline.bound():
             await asyncio.sleep(0)
     await asyncio.sleep(SECONDS / 2)
     # Started after the others ended: timed from its own start, not from the first block's.
     assert SECONDS <= await hang_within(deadline) < SECONDS + 0.5
-    with deadline.bound():  # and the bound still serves blocks after a timeout
+    async with deadline.bound():  # and the bound still serves blocks after a timeout
         await asyncio.sleep(0)
 
 
@@ -40,7 +41,7 @@ async def test_concurrent_blocks_each_time_out_and_the_quick_ones_finish() -> No
     deadline = SharedDeadline(SECONDS)
 
     async def quick() -> str:
-        with deadline.bound():
+        async with deadline.bound():
             await asyncio.sleep(SECONDS / 5)
         return "done"
 
@@ -55,7 +56,7 @@ async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
     deadline = SharedDeadline(SECONDS)
 
     async def waits() -> None:
-        with deadline.bound():
+        async with deadline.bound():
             await asyncio.sleep(10)
 
     task = asyncio.create_task(waits())
@@ -72,7 +73,7 @@ async def test_a_block_inside_a_task_cancelled_at_its_deadline_too_is_cancelled(
     deadline = SharedDeadline(SECONDS)
 
     async def waits() -> None:
-        with deadline.bound():
+        async with deadline.bound():
             try:
                 await asyncio.sleep(10)
             finally:
