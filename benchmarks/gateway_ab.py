@@ -11,6 +11,12 @@ round, so a change is read round by round against its pair.
 
     .venv/bin/python -m benchmarks.gateway_ab 31bd9d9 HEAD --path 202 --rounds 8
     .venv/bin/python -m benchmarks.gateway_ab 31bd9d9 HEAD --log-level info  # access log on
+
+With --in-process, each round measures each commit's own code instead, without a socket or
+the broker (benchmarks/gateway_inprocess.py): its CPU per request, or with --instructions the
+instructions per request valgrind counts, which the machine's other load does not move.
+
+    .venv/bin/python -m benchmarks.gateway_ab ac50677 HEAD --in-process --instructions --rounds 1
 """
 
 import argparse
@@ -27,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from statistics import median
 
+from benchmarks.gateway_inprocess import measure
 from benchmarks.harness import LOG_DIR, ROOT, free_port, get_json, isolated, running, wait_until
 from benchmarks.ingest import gateway_env
 from benchmarks.support import stop_process
@@ -130,6 +137,25 @@ def compare(
             print(f"{commit}: median {median(values):.0f} µs/request [{rounds_text}]")
 
 
+def compare_in_process(
+    commits: list[str], path: str, rounds: int, log_level: str, instructions: bool
+) -> None:
+    unit = "instructions" if instructions else "µs of CPU"
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = {commit: exported(commit, Path(scratch)) for commit in commits}
+        per_request: dict[str, list[float]] = {commit: [] for commit in commits}
+        for number in range(rounds):
+            for commit in commits if number % 2 == 0 else commits[::-1]:
+                value = measure(
+                    trees[commit], path, 1000 if instructions else 3000, log_level, instructions
+                )
+                per_request[commit].append(value)
+                print(f"round {number} {commit}: {value:,.1f} {unit} per request", flush=True)
+        for commit, values in per_request.items():
+            rounds_text = ", ".join(f"{value:,.1f}" for value in values)
+            print(f"{commit}: median {median(values):,.1f} {unit} per request [{rounds_text}]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("commits", nargs="+", help="commits (or branches) to compare")
@@ -142,8 +168,19 @@ def main() -> None:
         default="warning",
         help="the gateways' LOG_LEVEL: info writes the access log",
     )
+    parser.add_argument(
+        "--in-process", action="store_true", help="each commit's own code, no socket or broker"
+    )
+    parser.add_argument(
+        "--instructions", action="store_true", help="with --in-process: count instructions"
+    )
     args = parser.parse_args()
-    compare(args.commits, args.path, args.connections, args.seconds, args.rounds, args.log_level)
+    if args.in_process:
+        compare_in_process(args.commits, args.path, args.rounds, args.log_level, args.instructions)
+    else:
+        compare(
+            args.commits, args.path, args.connections, args.seconds, args.rounds, args.log_level
+        )
 
 
 if __name__ == "__main__":
