@@ -53,7 +53,8 @@ class Bound:
 
 
 class SharedDeadline:
-    """Bounds blocks to `seconds` each, with one timer for all of them."""
+    """Bounds blocks to `seconds` each, with one timer for all of them, on one event loop
+    (the one its first block runs on, as the application's Publisher)."""
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
