@@ -53,6 +53,11 @@ class TailFit:
     # and shrinkage as the hours, over 7 seasons), read times the hour's: from the window's
     # closed days (ops/migrations/018); docs/accuracy.md, "Weekday levels".
     weekday_levels: bool = True
+    # The level's trend through the closed days' medians of ln(amount) rather than through
+    # every ln(amount) (baseline_worker.stats.median_trend): a point mass (card checks of
+    # 1.00) does not flatten it. From the window's closed days (ops/migrations/019);
+    # docs/accuracy.md, round 6.
+    median_trend: bool = False
 
 
 @dataclass(frozen=True)
