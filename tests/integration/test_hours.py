@@ -188,12 +188,13 @@ FROM (SELECT %s::timestamptz - g * interval '7 minutes' AS at
 
 
 async def published_cafe(
-    isolated: Isolated, hour_levels: bool, weekday_levels: bool = True
+    isolated: Isolated, hour_levels: bool, weekday_levels: bool = True, median_trend: bool = False
 ) -> Baseline:
     settings = isolated.settings(
         BaselineSettings,
         baseline_hour_levels=hour_levels,
         baseline_weekday_levels=weekday_levels,
+        baseline_median_trend=median_trend,
     )
     pool = await open_pool(settings.database_url, settings.database_schema)
     producer = make_producer(
@@ -210,6 +211,7 @@ async def published_cafe(
             TailFit(
                 hour_levels=settings.baseline_hour_levels,
                 weekday_levels=settings.baseline_weekday_levels,
+                median_trend=settings.baseline_median_trend,
             ),
         )
         published = (await recomputer.run(NOW)).published
