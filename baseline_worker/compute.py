@@ -126,7 +126,7 @@ class ScopeStats:
     # The closed days' samples by weekday, for a weekly level (stats.weekday_ratios).
     weekdays: WeekdayLevels = field(default_factory=WeekdayLevels)
     # The closed days' medians of ln(amount), for a trend a point mass does not flatten
-    # (stats.median_trend).
+    # (stats.trend through the medians).
     medians: DayMedians = field(default_factory=DayMedians)
 
 

@@ -25,7 +25,6 @@ from baseline_worker.stats import (
     hour_ratios,
     hour_spread,
     level_spread,
-    median_trend,
     trend,
     weekday_ratios,
 )
@@ -65,11 +64,7 @@ DEFAULT_FIT = TailFit()
 def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
     """The scope's fitted tail with today's level over the window's, and each hour's and
     each weekday's level where the hours, the weekdays differ (None: no tail)."""
-    level = (
-        median_trend(stats.moments, stats.day_weights, stats.medians)
-        if fit.median_trend
-        else trend(stats.moments, stats.day_weights)
-    )
+    level = trend(stats.moments, stats.day_weights, stats.medians, fit.trend_through)
     hours = hour_ratios(stats.moments, stats.hours) if fit.hour_levels else None
     spread = (
         level.spread

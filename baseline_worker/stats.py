@@ -5,7 +5,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self
 
 from baseline_worker.histogram import GAMMA
 
@@ -100,6 +100,8 @@ class DayWeights:
         )
 
 
+# Which line `trend` draws through the window's days (TailFit.trend_through).
+TrendThrough = Literal["means", "medians", "sharper"]
 # A level change is trusted in proportion to 1 - (this / t^2) (positive-part James-Stein
 # shrinkage): a slope within ~2 standard errors of zero counts for (almost) nothing.
 _TREND_SHRINK = 4.0
@@ -125,8 +127,19 @@ class Trend:
         return min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO)
 
 
-def trend(moments: Moments, weights: DayWeights) -> Trend:
-    """How the scope's level moves over the window (no trend when the data show none)."""
+def trend(
+    moments: Moments,
+    weights: DayWeights,
+    medians: "DayMedians | None" = None,
+    through: TrendThrough = "means",
+) -> Trend:
+    """How the scope's level moves over the window (no trend when the data show none): the
+    line through every ln(amount) by day (`through="means"`), through the closed days'
+    medians of ln(amount) (`"medians"`, `DayMedians`: a share of the amounts at one price
+    that never moves, card checks of 1.00 among drifting purchases, flattens the first line
+    by that share, not this one; docs/accuracy.md, round 6), or whichever of the two stands
+    more standard errors out (`"sharper"`). The window's mean day and spread are the whole
+    window's: the histogram the tail is fitted on is the whole window's."""
     n = moments.count
     if n < 3:
         return Trend()
@@ -134,11 +147,16 @@ def trend(moments: Moments, weights: DayWeights) -> Trend:
     day_variance = weights.days_sq / n - mean_day**2
     if day_variance < _MIN_DAY_VARIANCE:
         return Trend(mean_day=mean_day)
-    covariance = weights.log_days / n - mean_day * moments.log_total / n
-    slope = covariance / day_variance
     log_variance = moments.log_stddev**2
-    residual = max(log_variance - slope**2 * day_variance, 1e-12)
-    t_squared = slope**2 * n * day_variance / residual
+    lines: list[tuple[float, float]] = []
+    if through != "medians":
+        covariance = weights.log_days / n - mean_day * moments.log_total / n
+        slope = covariance / day_variance
+        residual = max(log_variance - slope**2 * day_variance, 1e-12)
+        lines.append((slope, slope**2 * n * day_variance / residual))
+    if through != "means" and medians is not None:
+        lines.append(medians.line())
+    slope, t_squared = max(lines, key=lambda line: line[1])
     return _trend_of(_shrunk(slope, t_squared), mean_day, day_variance, log_variance)
 
 
@@ -173,9 +191,9 @@ def day_log_median(bins: Mapping[int, int]) -> float:
 class DayMedians:
     """Per closed day of the window, the median m of its ln(amount) and its sample count n,
     summed as a weighted least-squares line through the medians by day needs them (d is the
-    day in the window, as in `DayWeights`): `median_trend`'s input. A day's median moves
-    with the body of its amounts however many of them sit at one price below (or above) it,
-    where a day's mean moves by the body's share only."""
+    day in the window, as in `DayWeights`): `trend`'s input through the medians. A day's
+    median moves with the body of its amounts however many of them sit at one price below
+    (or above) it, where a day's mean moves by the body's share only."""
 
     days: int = 0  # closed days with samples
     count: int = 0  # sum of n
@@ -217,44 +235,32 @@ class DayMedians:
             self.median_sq_total,
         )
 
-    def slope(self) -> float:
+    def line(self) -> tuple[float, float]:
         """The slope of the line through the days' medians (each weighted by its samples, a
-        median's variance being about c / n), shrunk as `trend` shrinks its own (~2 standard
-        errors or nothing). The standard error is the textbook one of a weighted fit, c
-        estimated from the medians' own scatter about the line (days - 2 degrees of
-        freedom): it needs no model of a median's noise (a point mass, 2 % bins and a day's
-        few samples all change it), and a day-to-day level (a weekday's) counts as noise."""
+        median's variance being about c / n) and its t² (the slope over its standard error,
+        squared; (0, 0) for fewer than 3 days or days spread over less than about a week).
+        The standard error is the textbook one of a weighted fit, c estimated from the
+        medians' own scatter about the line (days - 2 degrees of freedom): it needs no model
+        of a median's noise (a point mass, 2 % bins and a day's few samples all change it),
+        and a day-to-day level (a weekday's) counts as noise."""
         n = self.count
         if self.days < 3 or n < 3:
-            return 0.0
+            return 0.0, 0.0
         s_dd = self.day_sq_total - self.day_total**2 / n
         if s_dd / n < _MIN_DAY_VARIANCE:
-            return 0.0
+            return 0.0, 0.0
         s_dm = self.day_median_total - self.day_total * self.median_total / n
         s_mm = self.median_sq_total - self.median_total**2 / n
         slope = s_dm / s_dd
         residual = max((s_mm - slope * s_dm) / (self.days - 2), 1e-12)
-        return _shrunk(slope, slope**2 * s_dd / residual)
+        return slope, slope**2 * s_dd / residual
+
+    def slope(self) -> float:
+        """The line's slope shrunk as `trend` shrinks it (~2 standard errors or nothing)."""
+        return _shrunk(*self.line())
 
 
 _DAY_MEDIAN_SUMS = tuple(DayMedians.__dataclass_fields__)
-
-
-def median_trend(moments: Moments, weights: DayWeights, medians: DayMedians) -> Trend:
-    """`trend` with the slope of the line through the closed days' medians of ln(amount)
-    instead of through every ln(amount): a share of the amounts at one price that never
-    moves (card checks of 1.00 among drifting purchases) flattens the line through the
-    means by that share, not the medians' (docs/accuracy.md, round 6). The window's mean day
-    and spread are the whole window's, as `trend`'s: the histogram the tail is fitted on is
-    the whole window's."""
-    n = moments.count
-    if n < 3:
-        return Trend()
-    mean_day = weights.days / n
-    day_variance = weights.days_sq / n - mean_day**2
-    if day_variance < _MIN_DAY_VARIANCE:
-        return Trend(mean_day=mean_day)
-    return _trend_of(medians.slope(), mean_day, day_variance, moments.log_stddev**2)
 
 
 def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> float:

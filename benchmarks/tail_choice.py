@@ -131,12 +131,12 @@ def weekdays() -> list[Candidate]:
 
 
 def median_trend() -> list[Candidate]:
-    """The level's trend through every ln(amount) (round 5's defaults) and through the
-    closed days' medians of ln(amount) (docs/accuracy.md, round 6); chosen on the eight
-    families, `card_checks` (which motivated it) only reported."""
+    """The level's trend through every ln(amount) (round 5's defaults), through the closed
+    days' medians of ln(amount), and the sharper of the two lines (docs/accuracy.md, round
+    6); chosen on the eight families, `card_checks` (which motivated it) only reported."""
     return [
-        Candidate("trend through the means", TailFit(median_trend=False), ScoringConfig()),
-        Candidate("trend through the medians", TailFit(median_trend=True), ScoringConfig()),
+        Candidate(f"trend through the {through}", TailFit(trend_through=through), ScoringConfig())
+        for through in ("means", "medians", "sharper")
     ]
 
 

@@ -23,7 +23,7 @@ from baseline_worker.recompute import Recomputer, scope_tail, to_baseline
 from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
-from baseline_worker.stats import median_trend
+from baseline_worker.stats import trend
 from baseline_worker.tail import TailFit
 from detector_worker.baseline_table import BaselineTable
 from schemas import Baseline, BaselineScope, Severity, TailModel, Transaction
@@ -334,7 +334,7 @@ async def assert_same_hours(
         database_url, options=f"-c search_path={schema}"
     ) as conn:
         from_sql = {s.scope: s for s in await aggregate(conn, now, 30)}
-    with_levels = TailFit(hour_levels=True, weekday_levels=True, median_trend=True)
+    with_levels = TailFit(hour_levels=True, weekday_levels=True, trend_through="medians")
     seasonal = weekly = trended = 0
     for scope, sql_stats in from_sql.items():
         stats = window.stats(scope)
@@ -376,8 +376,8 @@ def assert_same_medians(from_sql: ScopeStats, from_python: ScopeStats) -> int:
     )
     for name in ("median_total", "day_median_total", "median_sq_total"):
         assert getattr(sql, name) == pytest.approx(getattr(python, name), rel=1e-12), name
-    slope = median_trend(from_python.moments, from_python.day_weights, python).slope
-    sql_slope = median_trend(from_sql.moments, from_sql.day_weights, sql).slope
+    slope = trend(from_python.moments, from_python.day_weights, python, "medians").slope
+    sql_slope = trend(from_sql.moments, from_sql.day_weights, sql, "medians").slope
     assert sql_slope == pytest.approx(slope, rel=1e-9, abs=1e-12)
     return int(slope != 0)
 

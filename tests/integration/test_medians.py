@@ -143,8 +143,8 @@ async def test_the_baseline_worker_publishes_the_medians_trend_from_sql(
     """The line through the days' medians has the purchases' 5 % a day; through every
     ln(amount), the checks take a quarter of it away."""
     db.execute(_DRIFTING_WITH_CHECKS, (NOW,))
-    on = (await published_cafe(isolated, hour_levels=True, median_trend=True)).tail
-    off = (await published_cafe(isolated, hour_levels=True, median_trend=False)).tail
+    on = (await published_cafe(isolated, hour_levels=True, trend_through="medians")).tail
+    off = (await published_cafe(isolated, hour_levels=True, trend_through="means")).tail
     assert on is not None and off is not None
     assert on.level_slope == pytest.approx(0.05, abs=0.005)
     assert off.level_slope < 0.8 * 0.05

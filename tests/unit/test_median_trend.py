@@ -1,7 +1,7 @@
-"""The level's trend through the closed days' medians of ln(amount)
-(baseline_worker.stats.median_trend, `DayMedians`, `day_log_median`): a drifting scope keeps
-its drift, a point mass that never moves does not flatten it (the line through every
-ln(amount) it does), and a scope that does not drift gets no trend."""
+"""The level's trend through the closed days' medians of ln(amount) (baseline_worker.stats:
+`trend` through the medians, `DayMedians`, `day_log_median`): a drifting scope keeps its
+drift, a point mass that never moves does not flatten it (the line through every ln(amount)
+it does), and a scope that does not drift gets no trend."""
 
 import math
 import random
@@ -18,7 +18,6 @@ from baseline_worker.stats import (
     Moments,
     Trend,
     day_log_median,
-    median_trend,
     trend,
 )
 
@@ -34,7 +33,7 @@ class Window:
     medians: DayMedians
 
     def by_medians(self) -> Trend:
-        return median_trend(self.moments, self.weights, self.medians)
+        return trend(self.moments, self.weights, self.medians, "medians")
 
     def by_means(self) -> Trend:
         return trend(self.moments, self.weights)
