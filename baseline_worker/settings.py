@@ -27,7 +27,7 @@ class BaselineSettings(CommonSettings):
     # medians of ln(amount) (which a point mass, card checks of 1.00, does not flatten), or
     # whichever stands more standard errors out (TailFit.trend_through; docs/accuracy.md,
     # round 6).
-    baseline_trend_through: TrendThrough = "means"
+    baseline_trend_through: TrendThrough = "sharper"
     # How often a standby instance tries to take over the leadership lock.
     standby_poll_seconds: float = Field(default=2, gt=0)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts

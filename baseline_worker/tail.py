@@ -57,8 +57,9 @@ class TailFit:
     # The level's trend as a line through every ln(amount) by day ("means"), through the
     # closed days' medians of ln(amount) ("medians": a point mass, card checks of 1.00, does
     # not flatten it; ops/migrations/019), or whichever stands more standard errors out
-    # ("sharper"): baseline_worker.stats.trend; docs/accuracy.md, round 6.
-    trend_through: TrendThrough = "means"
+    # ("sharper", chosen leave-one-family-out on the eight families): baseline_worker.stats.
+    # trend; docs/accuracy.md, round 6.
+    trend_through: TrendThrough = "sharper"
 
 
 @dataclass(frozen=True)

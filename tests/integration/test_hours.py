@@ -192,7 +192,7 @@ async def published_cafe(
     isolated: Isolated,
     hour_levels: bool,
     weekday_levels: bool = True,
-    trend_through: TrendThrough = "means",
+    trend_through: TrendThrough = "sharper",
 ) -> Baseline:
     settings = isolated.settings(
         BaselineSettings,

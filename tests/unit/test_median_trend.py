@@ -167,3 +167,20 @@ def test_a_days_median_falls_in_its_middle_samples_bins(logs: list[float]) -> No
 def test_a_day_all_at_one_price_has_its_bins_middle() -> None:
     assert day_log_median(Counter({10: 7})) == math.log(1.02) * 10.5
     assert day_log_median(Counter()) == 0.0
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(seeds, drifts, st.floats(0.5, 0.7))
+def test_the_sharper_line_is_the_medians_under_a_point_mass(
+    seed: int, drift: float, sigma: float
+) -> None:
+    """`through="sharper"` takes the line with the larger t²: under a point mass the
+    medians' (the means' is flattened and its residual widened by the mass; for a body as
+    wide as sigma 1 the medians' noise can outweigh that, and the means' line may be taken);
+    without one, either line, each close to the drift."""
+    scope = window(seed, drift, sigma, mass=0.3)
+    assert trend(scope.moments, scope.weights, scope.medians, "sharper") == scope.by_medians()
+    body = window(seed, drift, sigma)
+    sharper = trend(body.moments, body.weights, body.medians, "sharper")
+    assert sharper in (body.by_means(), body.by_medians())
+    assert abs(sharper.slope - drift) < 5 * standard_error(sigma, 0.0)
