@@ -156,7 +156,7 @@ def trend(
         lines.append((slope, slope**2 * n * day_variance / residual))
     if through != "means" and medians is not None:
         lines.append(medians.line())
-    slope, t_squared = max(lines, key=lambda line: line[1])
+    slope, t_squared = max(lines, key=lambda line: line[1], default=(0.0, 0.0))
     return _trend_of(_shrunk(slope, t_squared), mean_day, day_variance, log_variance)
 
 
