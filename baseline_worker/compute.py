@@ -4,8 +4,8 @@
 by a trigger on `transactions` (ops/migrations/002, 007, 015), so a recompute reads at most
 `window_days` rows (and their histogram bins) per scope however large the transactions table.
 The window is whole UTC days: today (partial) and the `days - 1` days before it. The hours of
-day and the weekdays are those of the closed days only, summed once a day (ops/migrations/016,
-018): one row a scope each.
+day, the weekdays and the days' medians are those of the closed days only, summed once a day
+(ops/migrations/016, 018, 019): one row a scope each.
 """
 
 from collections.abc import Mapping
@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from psycopg import AsyncConnection
 
-from baseline_worker.stats import DayWeights, HourLevels, Moments, WeekdayLevels
+from baseline_worker.stats import DayMedians, DayWeights, HourLevels, Moments, WeekdayLevels
 from schemas import BaselineScope, ScopeKind
 
 AGGREGATE_SQL = """
@@ -104,6 +104,14 @@ FROM baseline_window_weekdays
 """
 WEEKDAY_EPOCH = date(2000, 1, 3)
 
+# The closed days' medians of ln(amount) summed for a line through them (ops/migrations/019),
+# the days counted from `WEEKDAY_EPOCH` too.
+MEDIANS_SQL = """
+SELECT scope_kind, scope_name, currency, day_count, sample_count, day_total, day_sq_total,
+       median_total, day_median_total, median_sq_total
+FROM baseline_window_medians
+"""
+
 
 @dataclass(frozen=True)
 class ScopeStats:
@@ -117,6 +125,9 @@ class ScopeStats:
     hours: HourLevels = field(default_factory=HourLevels)
     # The closed days' samples by weekday, for a weekly level (stats.weekday_ratios).
     weekdays: WeekdayLevels = field(default_factory=WeekdayLevels)
+    # The closed days' medians of ln(amount), for a trend a point mass does not flatten
+    # (stats.trend through the medians).
+    medians: DayMedians = field(default_factory=DayMedians)
 
 
 def window_days(now: datetime, days: int) -> tuple[date, date]:
@@ -148,8 +159,18 @@ async def _weekdays(conn: AsyncConnection, first_day: date) -> dict[ScopeKey, We
     }
 
 
+async def _medians(conn: AsyncConnection, first_day: date) -> dict[ScopeKey, DayMedians]:
+    """One row a scope, its days counted from the window's first day (`DayWeights`)."""
+    offset = (first_day - WEEKDAY_EPOCH).days
+    return {
+        (kind, name, currency): DayMedians(*sums).shifted(offset)
+        for kind, name, currency, *sums in (await (await conn.execute(MEDIANS_SQL)).fetchall())
+    }
+
+
 async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
-    """Every scope's moments, histogram and hours over the window (`advance_window` first)."""
+    """Every scope's moments, histogram, hours, weekdays and days' medians over the window
+    (`advance_window` first)."""
     window = _window(now, days)
     moments = await (await conn.execute(AGGREGATE_SQL, window)).fetchall()
     histograms = await _histograms(conn, HISTOGRAM_SQL, window)
@@ -169,6 +190,7 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
         )
     }
     weekdays = await _weekdays(conn, window["first_day"])
+    medians = await _medians(conn, window["first_day"])
     return [
         ScopeStats(
             BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
@@ -177,6 +199,7 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
             DayWeights(days, days_sq, log_days),
             hours.get((kind, name, currency), HourLevels()),
             weekdays.get((kind, name, currency), WeekdayLevels()),
+            medians.get((kind, name, currency), DayMedians()),
         )
         for (
             kind,

@@ -64,7 +64,7 @@ DEFAULT_FIT = TailFit()
 def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
     """The scope's fitted tail with today's level over the window's, and each hour's and
     each weekday's level where the hours, the weekdays differ (None: no tail)."""
-    level = trend(stats.moments, stats.day_weights)
+    level = trend(stats.moments, stats.day_weights, stats.medians, fit.trend_through)
     hours = hour_ratios(stats.moments, stats.hours) if fit.hour_levels else None
     spread = (
         level.spread

@@ -17,7 +17,15 @@ from functools import lru_cache
 
 from baseline_worker.compute import OPEN_DAYS, ScopeStats, window_days
 from baseline_worker.histogram import bin_of_log
-from baseline_worker.stats import HOURS, DayWeights, HourLevels, Moments, WeekdayLevels
+from baseline_worker.stats import (
+    HOURS,
+    DayMedians,
+    DayWeights,
+    HourLevels,
+    Moments,
+    WeekdayLevels,
+    day_log_median,
+)
 from schemas import BaselineScope, ScopeKind, Severity, Transaction
 
 _LEFT_OUT: frozenset[Severity] = frozenset(("high", "critical"))
@@ -54,8 +62,11 @@ class _Day:
     bins: Counter[int] = field(default_factory=Counter)
     hour_counts: list[int] = field(default_factory=lambda: [0] * HOURS)
     hour_log_totals: list[float] = field(default_factory=lambda: [0.0] * HOURS)
+    # The median of ln(amount), once asked for (a closed day's rows no longer change).
+    median: float | None = None
 
     def add(self, scaled: int, log_amount: float, bin_index: int, hour: int) -> None:
+        self.median = None
         self.count += 1
         self.hour_counts[hour] += 1
         self.hour_log_totals[hour] += log_amount
@@ -75,6 +86,11 @@ class _Day:
                 self.log_total_sq,
             )
 
+    def log_median(self) -> float:
+        if self.median is None:
+            self.median = day_log_median(self.bins)
+        return self.median
+
 
 @dataclass
 class _DayScope:
@@ -83,11 +99,13 @@ class _DayScope:
     weights: DayWeights = field(default_factory=DayWeights)
     hours: HourLevels = field(default_factory=HourLevels)
     weekdays: WeekdayLevels = field(default_factory=WeekdayLevels)
+    medians: DayMedians = field(default_factory=DayMedians)
 
     def add_day(self, day: _Day, day_index: int, closed: bool, weekday: int = 0) -> None:
-        """Add one day of the window (its `weekday`, 0 for Monday); its hours and its
-        weekday only once it is closed, as the SQL keeps them (`baseline_window_hours`,
-        `baseline_window_weekdays`, ops/migrations/016 and 018: summed once a day)."""
+        """Add one day of the window (its `weekday`, 0 for Monday); its hours, its weekday
+        and its median only once it is closed, as the SQL keeps them (`baseline_window_hours`,
+        `baseline_window_weekdays`, `baseline_window_medians`, ops/migrations/016, 018 and
+        019: summed once a day)."""
         moments = day.moments()
         self.moments += moments
         if closed:
@@ -95,6 +113,7 @@ class _DayScope:
             self.weekdays += WeekdayLevels.of_weekdays(
                 [weekday], [day.count], [day.log_total], [day.count * day_index]
             )
+            self.medians += DayMedians.of_day(day_index, day.count, day.log_median())
         self.bins.update(day.bins)
         self.weights += DayWeights.of(day_index, moments)
 
@@ -103,8 +122,8 @@ class MemoryRollup:
     """`baseline_rollup` and `baseline_rollup_bins` in memory, for event-time replays
     (the accuracy benchmark, `jalytics-backtest`): per UTC day of `transaction_date` and
     scope, the moments and the amount histogram of the rows that feed baselines; and, like
-    `baseline_window_hours` and `baseline_window_weekdays`, the hours of day and the
-    weekdays of the window's closed days only."""
+    `baseline_window_hours`, `baseline_window_weekdays` and `baseline_window_medians`, the
+    hours of day, the weekdays and the days' medians of the window's closed days only."""
 
     def __init__(self, window_days: int) -> None:
         self._window = window_days
@@ -166,17 +185,18 @@ class RollupWindow:
         if not parts:
             return None
         moments, weights, hours, weekdays = Moments(), DayWeights(), HourLevels(), WeekdayLevels()
-        bins: Counter[int] = Counter()
+        medians, bins = DayMedians(), Counter[int]()
         for part in parts:
             moments += part.moments
             weights += part.weights
             hours += part.hours
             weekdays += part.weekdays
+            medians += part.medians
             if with_bins:
                 bins.update(part.bins)
         if not moments.count:
             return None
-        return ScopeStats(scope, moments, bins, weights, hours, weekdays)
+        return ScopeStats(scope, moments, bins, weights, hours, weekdays, medians)
 
     def bins(self, scope: BaselineScope) -> Counter[int]:
         """The scope's window histogram alone (what `stats` adds to a scope's moments): a

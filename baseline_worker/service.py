@@ -130,6 +130,7 @@ class BaselineService:
                 DEFAULT_FIT,
                 hour_levels=s.baseline_hour_levels,
                 weekday_levels=s.baseline_weekday_levels,
+                trend_through=s.baseline_trend_through,
             ),
         )
         started = time.perf_counter()

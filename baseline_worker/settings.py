@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from baseline_worker.stats import TrendThrough
 from shared.settings import CommonSettings
 
 
@@ -22,6 +23,11 @@ class BaselineSettings(CommonSettings):
     # A level per UTC weekday where a scope's weekdays differ significantly
     # (TailFit.weekday_levels; docs/accuracy.md, "Weekday levels"). False: none published.
     baseline_weekday_levels: bool = True
+    # The level's trend: a line through every ln(amount) by day, through the closed days'
+    # medians of ln(amount) (which a point mass, card checks of 1.00, does not flatten), or
+    # whichever stands more standard errors out (TailFit.trend_through; docs/accuracy.md,
+    # round 6).
+    baseline_trend_through: TrendThrough = "sharper"
     # How often a standby instance tries to take over the leadership lock.
     standby_poll_seconds: float = Field(default=2, gt=0)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts

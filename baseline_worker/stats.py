@@ -2,10 +2,12 @@
 a benchmark's in-memory stream into mean, standard deviation and their log-scale twins."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self
+
+from baseline_worker.histogram import GAMMA
 
 # Enough digits that sums of squared amounts (up to 10^28 each) never round.
 _PRECISION = 80
@@ -98,6 +100,8 @@ class DayWeights:
         )
 
 
+# Which line `trend` draws through the window's days (TailFit.trend_through).
+TrendThrough = Literal["means", "medians", "sharper"]
 # A level change is trusted in proportion to 1 - (this / t^2) (positive-part James-Stein
 # shrinkage): a slope within ~2 standard errors of zero counts for (almost) nothing.
 _TREND_SHRINK = 4.0
@@ -123,8 +127,19 @@ class Trend:
         return min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO)
 
 
-def trend(moments: Moments, weights: DayWeights) -> Trend:
-    """How the scope's level moves over the window (no trend when the data show none)."""
+def trend(
+    moments: Moments,
+    weights: DayWeights,
+    medians: "DayMedians | None" = None,
+    through: TrendThrough = "means",
+) -> Trend:
+    """How the scope's level moves over the window (no trend when the data show none): the
+    line through every ln(amount) by day (`through="means"`), through the closed days'
+    medians of ln(amount) (`"medians"`, `DayMedians`: a share of the amounts at one price
+    that never moves, card checks of 1.00 among drifting purchases, flattens the first line
+    by that share, not this one; docs/accuracy.md, round 6), or whichever of the two stands
+    more standard errors out (`"sharper"`). The window's mean day and spread are the whole
+    window's: the histogram the tail is fitted on is the whole window's."""
     n = moments.count
     if n < 3:
         return Trend()
@@ -132,15 +147,120 @@ def trend(moments: Moments, weights: DayWeights) -> Trend:
     day_variance = weights.days_sq / n - mean_day**2
     if day_variance < _MIN_DAY_VARIANCE:
         return Trend(mean_day=mean_day)
-    covariance = weights.log_days / n - mean_day * moments.log_total / n
-    slope = covariance / day_variance
     log_variance = moments.log_stddev**2
-    residual = max(log_variance - slope**2 * day_variance, 1e-12)
-    t_squared = slope**2 * n * day_variance / residual
-    trusted = slope * max(0.0, 1 - _TREND_SHRINK / t_squared) if t_squared > 0 else 0.0
+    lines: list[tuple[float, float]] = []
+    if through != "medians":
+        covariance = weights.log_days / n - mean_day * moments.log_total / n
+        slope = covariance / day_variance
+        residual = max(log_variance - slope**2 * day_variance, 1e-12)
+        lines.append((slope, slope**2 * n * day_variance / residual))
+    if through != "means" and medians is not None:
+        lines.append(medians.line())
+    slope, t_squared = max(lines, key=lambda line: line[1], default=(0.0, 0.0))
+    return _trend_of(_shrunk(slope, t_squared), mean_day, day_variance, log_variance)
+
+
+def _shrunk(slope: float, t_squared: float) -> float:
+    """Positive-part James-Stein: a slope within ~2 standard errors of 0 is (nearly) 0."""
+    return slope * max(0.0, 1 - _TREND_SHRINK / t_squared) if t_squared > 0 else 0.0
+
+
+def _trend_of(trusted: float, mean_day: float, day_variance: float, log_variance: float) -> Trend:
     left = max(log_variance - trusted**2 * day_variance, 1e-12)
     spread = math.sqrt(left / log_variance) if log_variance > 0 else 1.0
     return Trend(trusted, mean_day, spread)
+
+
+_LOG_GAMMA = math.log(GAMMA)
+
+
+def day_log_median(bins: Mapping[int, int]) -> float:
+    """The median of ln(amount) of a day's histogram (baseline_worker/histogram.py), the
+    samples spread evenly across their 2 % bin: ops/migrations/019 computes the same in SQL.
+    0.0 for an empty histogram."""
+    half = sum(bins.values()) / 2
+    below = 0
+    for index, count in sorted(bins.items()):
+        if count > 0 and below + count >= half:
+            return _LOG_GAMMA * (index + (half - below) / count)
+        below += count
+    return 0.0
+
+
+@dataclass(frozen=True)
+class DayMedians:
+    """Per closed day of the window, the median m of its ln(amount) and its sample count n,
+    summed as a weighted least-squares line through the medians by day needs them (d is the
+    day in the window, as in `DayWeights`): `trend`'s input through the medians. A day's
+    median moves with the body of its amounts however many of them sit at one price below
+    (or above) it, where a day's mean moves by the body's share only."""
+
+    days: int = 0  # closed days with samples
+    count: int = 0  # sum of n
+    day_total: float = 0.0  # sum of n * d
+    day_sq_total: float = 0.0  # sum of n * d^2
+    median_total: float = 0.0  # sum of n * m
+    day_median_total: float = 0.0  # sum of n * d * m
+    median_sq_total: float = 0.0  # sum of n * m^2
+
+    @classmethod
+    def of_day(cls, day_index: int, count: int, log_median: float) -> "DayMedians":
+        weighted = count * log_median
+        return cls(
+            1,
+            count,
+            count * day_index,
+            count * day_index * day_index,
+            weighted,
+            weighted * day_index,
+            weighted * log_median,
+        )
+
+    def __add__(self, other: "DayMedians") -> "DayMedians":
+        return DayMedians(
+            *(getattr(self, name) + getattr(other, name) for name in _DAY_MEDIAN_SUMS)
+        )
+
+    def shifted(self, offset: int) -> "DayMedians":
+        """The same sums with every day counted `offset` days later (d - offset): the SQL
+        keeps days from a fixed epoch, the trend counts them from the window's first day.
+        Exact when the day sums are integers (the SQL's are)."""
+        return DayMedians(
+            self.days,
+            self.count,
+            self.day_total - offset * self.count,
+            self.day_sq_total - 2 * offset * self.day_total + offset * offset * self.count,
+            self.median_total,
+            self.day_median_total - offset * self.median_total,
+            self.median_sq_total,
+        )
+
+    def line(self) -> tuple[float, float]:
+        """The slope of the line through the days' medians (each weighted by its samples, a
+        median's variance being about c / n) and its t² (the slope over its standard error,
+        squared; (0, 0) for fewer than 3 days or days spread over less than about a week).
+        The standard error is the textbook one of a weighted fit, c estimated from the
+        medians' own scatter about the line (days - 2 degrees of freedom): it needs no model
+        of a median's noise (a point mass, 2 % bins and a day's few samples all change it),
+        and a day-to-day level (a weekday's) counts as noise."""
+        n = self.count
+        if self.days < 3 or n < 3:
+            return 0.0, 0.0
+        s_dd = self.day_sq_total - self.day_total**2 / n
+        if s_dd / n < _MIN_DAY_VARIANCE:
+            return 0.0, 0.0
+        s_dm = self.day_median_total - self.day_total * self.median_total / n
+        s_mm = self.median_sq_total - self.median_total**2 / n
+        slope = s_dm / s_dd
+        residual = max((s_mm - slope * s_dm) / (self.days - 2), 1e-12)
+        return slope, slope**2 * s_dd / residual
+
+    def slope(self) -> float:
+        """The line's slope shrunk as `trend` shrinks it (~2 standard errors or nothing)."""
+        return _shrunk(*self.line())
+
+
+_DAY_MEDIAN_SUMS = tuple(DayMedians.__dataclass_fields__)
 
 
 def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> float:

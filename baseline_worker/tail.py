@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from baseline_worker.histogram import GAMMA, bin_bounds
+from baseline_worker.stats import TrendThrough
 from schemas import TailModel
 
 # Knots kept: each one at least this factor rarer than the previous one.
@@ -53,6 +54,12 @@ class TailFit:
     # and shrinkage as the hours, over 7 seasons), read times the hour's: from the window's
     # closed days (ops/migrations/018); docs/accuracy.md, "Weekday levels".
     weekday_levels: bool = True
+    # The level's trend as a line through every ln(amount) by day ("means"), through the
+    # closed days' medians of ln(amount) ("medians": a point mass, card checks of 1.00, does
+    # not flatten it; ops/migrations/019), or whichever stands more standard errors out
+    # ("sharper", chosen leave-one-family-out on the eight families): baseline_worker.stats.
+    # trend; docs/accuracy.md, round 6.
+    trend_through: TrendThrough = "sharper"
 
 
 @dataclass(frozen=True)

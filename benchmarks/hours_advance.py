@@ -12,12 +12,15 @@ over 60 days) loaded into a scratch schema of its own, then at each size:
   the whole `baseline_window_advance` (the bins' re-sum of 015 plus the hours);
 - a repeated call on the same days (nothing stale: the check and the window's sum);
 - the weekdays' rebuild from the stored hours alone (ops/migrations/018), which every
-  call above includes.
+  call above includes;
+- the closed days' medians alone (ops/migrations/019: their backfill, then each daily move
+  before the hours', which then finds them done).
 
 Then the recompute's reads alone (the hours' one against the moments' and histograms'), and
-`--rounds` recomputes (`Recomputer.run`, as benchmarks.recompute times it) with hour levels on
-and off in turn, after one that moves the window to today. The loaded rows' dates are
-random, so a day's rows lie on almost every page of the table; `--cluster` measures again
+`--rounds` recomputes (`Recomputer.run`, as benchmarks.recompute times it) with the defaults
+and with hour levels off (`--median-trend`: the trend through the medians) in turn, after
+one that moves the window to today. The loaded rows' dates are random, so a day's rows lie
+on almost every page of the table; `--cluster` measures again
 with the table in date order, as a live stream stores it. Needs DATABASE_URL and
 KAFKA_BOOTSTRAP_SERVERS. The schema is dropped at the end.
 """
@@ -39,6 +42,7 @@ from baseline_worker.compute import (
     AGGREGATE_SQL,
     HISTOGRAM_SQL,
     HOURS_SQL,
+    MEDIANS_SQL,
     OPEN_DAYS,
     WEEKDAYS_SQL,
     window_days,
@@ -87,16 +91,22 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
     """Backfill a window ending `moves` days before `today`, then move it day by day; then
     time the recompute's reads at today's window."""
     hours = "SELECT baseline_hours_advance(%s, %s)"
+    # The medians of the closed days (ops/migrations/019) first, alone: the hours' call after
+    # them then finds them done (a check of the days' counts).
+    medians = "SELECT baseline_medians_of_closed_days(%s, %s)"
     start = today - timedelta(days=moves)
     conn.execute(
-        b"TRUNCATE baseline_rollup_hours, baseline_window_hour_sums, baseline_window_hours"
+        b"TRUNCATE baseline_rollup_hours, baseline_window_hour_sums, baseline_window_hours,"
+        b" baseline_rollup_medians, baseline_window_medians"
     )
     conn.execute(b"UPDATE baseline_window SET first_day = NULL, last_day = NULL")
-    names = ("backfill", "daily", "whole", "repeat", "weekdays")
+    names = ("backfill", "daily", "whole", "repeat", "weekdays", "medians_backfill", "medians")
     figures = {name: Timings() for name in names}
+    run(conn, figures["medians_backfill"], medians, closed_days(start))
     run(conn, figures["backfill"], hours, closed_days(start))
     for day in range(1, moves + 1):
         window = closed_days(start + timedelta(days=day))
+        run(conn, figures["medians"], medians, window)
         if day % 2:  # alternately the hours alone and the whole daily move
             run(conn, figures["daily"], hours, window)
         else:
@@ -105,10 +115,12 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
         run(conn, figures["weekdays"], "SELECT baseline_weekdays_rebuild()", ())
     first, last = window_days(datetime.combine(today, datetime.min.time(), UTC), WINDOW_DAYS)
     days = {"first_day": first, "last_day": last, "closed_last": last - timedelta(OPEN_DAYS)}
-    figures |= {"hours_read": Timings(), "weekdays_read": Timings(), "other_reads": Timings()}
+    reads = ("hours_read", "weekdays_read", "medians_read", "other_reads")
+    figures |= {name: Timings() for name in reads}
     for _ in range(7):
         run(conn, figures["hours_read"], HOURS_SQL, days)
         run(conn, figures["weekdays_read"], WEEKDAYS_SQL, days)
+        run(conn, figures["medians_read"], MEDIANS_SQL, days)
         run(conn, figures["other_reads"], AGGREGATE_SQL + ";" + HISTOGRAM_SQL, days)
     return figures | {"stored": stored(conn, today)}
 
@@ -131,16 +143,15 @@ def stored(conn: psycopg.Connection[Any], today: date) -> tuple[int, ...]:
 
 
 def recomputes(
-    url: str, bootstrap: str, rounds: int, now: datetime, schema: str
+    url: str, bootstrap: str, rounds: int, now: datetime, schema: str, other: TailFit
 ) -> tuple[list[float], list[float]]:
-    """`Recomputer.run` with hour levels on and off in turn, after one that moves the window."""
+    """`Recomputer.run` with the defaults and with `other` in turn, after one that moves the
+    window."""
     asyncio.run(time_recomputes(url, bootstrap, 1, now, schema))
     on, off = [], []
     for _ in range(rounds):
         on += asyncio.run(time_recomputes(url, bootstrap, 1, now, schema))
-        off += asyncio.run(
-            time_recomputes(url, bootstrap, 1, now, schema, TailFit(hour_levels=False))
-        )
+        off += asyncio.run(time_recomputes(url, bootstrap, 1, now, schema, other))
     return on, off
 
 
@@ -152,8 +163,10 @@ def report(rows: int, figures: dict[str, Any]) -> None:
         f" whole daily window advance (bins + hours) {figures['whole']}; repeated call"
         f" {figures['repeat']}; of each, the weekdays' rebuild {figures['weekdays']};"
         f" {scope_days:,} scope-days stored in {size / 1e6:.1f} MB\n"
+        f"  the days' medians alone (before each of the above, which then finds them done):"
+        f" backfill {figures['medians_backfill']}, daily {figures['medians']}\n"
         f"  the recompute's reads: hours {figures['hours_read']}, weekdays"
-        f" {figures['weekdays_read']}, moments and histograms"
+        f" {figures['weekdays_read']}, medians {figures['medians_read']}, moments and histograms"
         f" {figures['other_reads']}"
     )
 
@@ -170,7 +183,17 @@ def main() -> None:
         action="store_true",
         help="then also with the table in date order, as a live stream stores it (CLUSTER)",
     )
+    parser.add_argument(
+        "--median-trend",
+        action="store_true",
+        help="time the recomputes against the trend through the medians (TailFit.trend_through)"
+        "\nrather than against hour levels off",
+    )
     args = parser.parse_args()
+    args.other = (
+        TailFit(trend_through="medians") if args.median_trend else TailFit(hour_levels=False)
+    )
+    args.other_name = "median trend on" if args.median_trend else "hour levels off"
     url, schema = os.environ["DATABASE_URL"], f"bench_hours_{uuid.uuid4().hex[:8]}"
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     now = datetime.now(UTC)
@@ -191,12 +214,12 @@ def main() -> None:
                     c.execute(b"ANALYZE transactions")
                     print("  in date order (CLUSTER):", end=" ")
                     report(rows, measure_size(c, now.date(), args.days))
-            on, off = recomputes(url, bootstrap, args.rounds, now, schema)
+            defaults, other = recomputes(url, bootstrap, args.rounds, now, schema, args.other)
             print(
-                f"  recompute (wall), hour levels on: {statistics.median(on) * 1000:.0f} ms"
-                f" [{min(on) * 1000:.0f}-{max(on) * 1000:.0f}]; off (the hours still read):"
-                f" {statistics.median(off) * 1000:.0f} ms [{min(off) * 1000:.0f}-"
-                f"{max(off) * 1000:.0f}]"
+                f"  recompute (wall), the defaults: {statistics.median(defaults) * 1000:.0f} ms"
+                f" [{min(defaults) * 1000:.0f}-{max(defaults) * 1000:.0f}]; {args.other_name}"
+                f" (what it leaves off still read): {statistics.median(other) * 1000:.0f} ms"
+                f" [{min(other) * 1000:.0f}-{max(other) * 1000:.0f}]"
             )
     finally:
         drop_schema(url, schema)

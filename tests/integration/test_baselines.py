@@ -16,13 +16,14 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from psycopg import AsyncConnection
 
-from baseline_worker.compute import aggregate
+from baseline_worker.compute import ScopeStats, aggregate
 from baseline_worker.leadership import LeaderLock, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer, scope_tail, to_baseline
 from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
+from baseline_worker.stats import trend
 from baseline_worker.tail import TailFit
 from detector_worker.baseline_table import BaselineTable
 from schemas import Baseline, BaselineScope, Severity, TailModel, Transaction
@@ -217,26 +218,30 @@ async def test_a_recompute_after_a_dead_producer_gets_a_new_one(
 async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     recomputer: Recomputer, db: Any, isolated: Isolated, database_url: str
 ) -> None:
-    """The trigger (ops/migrations/005, 007), the closed days' hours (016) and weekdays (018)
-    and `baseline_worker.rollup` on the same rows: which rows feed a baseline, its moments,
-    its amount histogram, its hours of day and weekdays (the closed days' only), and so its
-    tail; also after
+    """The trigger (ops/migrations/005, 007), the closed days' hours (016), weekdays (018) and
+    medians (019) and `baseline_worker.rollup` on the same rows: which rows feed a baseline,
+    its moments, its amount histogram, its hours of day, weekdays and days' medians (the
+    closed days' only), and so its tail; also after
     the summed window moved on (days left it, late rows arrived for days still in it, rows
     arrived for days that entered it), and after late rows arrived for its closed days with
     the window where it was (a backfill: ops/migrations/017). Replays (the accuracy
     benchmark, `jalytics-backtest`) rest on this."""
     rng = random.Random(5)
     memory = MemoryRollup(window_days=30)
-    seasonal = weekly = 0
+    seasonal = weekly = trended = 0
     later = NOW + timedelta(days=3)
     for now, oldest, newest in ((NOW, 40, 0), (later, 40, -3), (later, 25, 5)):
         for i in range(250):
             days_ago = rng.uniform(newest, oldest)
             # Evenings and weekends dearer: the hours' and the weekdays' levels differ, so
-            # both reach the tail.
+            # both reach the tail. Dearer by 5 % a day too, but for a fifth of the rows at
+            # 1.00: the days' medians follow the rest (a trend through them).
             when = NOW - timedelta(days=days_ago)
             evening, weekend = when.hour >= 16, when.weekday() >= 5
-            amount = Decimal(str(round(math.exp(rng.gauss(2 + 2 * evening + weekend, 0.6)), 2)))
+            level = 2 + 2 * evening + weekend - 0.05 * days_ago
+            amount = Decimal(str(round(math.exp(rng.gauss(level, 0.6)), 2)))
+            if i % 5 == 1:
+                amount = Decimal("1.00")
             if i % 50 == 0:
                 amount = rng.choice([Decimal("0.01"), Decimal("9.99"), Decimal("99999999.99")])
             row = random_row(rng, amount.max(Decimal("0.01")), days_ago)
@@ -247,14 +252,17 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
                 memory.add(row.transaction())
         published = {b.scope: b for b in (await recomputer.run(now)).published}
         assert_same_baselines(published, memory.window(now), now)
-        by_hour, by_weekday = await assert_same_hours(
+        by_hour, by_weekday, by_median = await assert_same_hours(
             database_url, isolated.schema, memory.window(now), now
         )
         seasonal, weekly = seasonal + by_hour, weekly + by_weekday
-    # Some scope's hours, and some scope's weekdays, differed enough to give levels: the
-    # levels were compared, not only their absence.
+        trended += by_median
+    # Some scope's hours, some scope's weekdays, differed enough to give levels, and some
+    # scope's medians moved enough to give a trend: they were compared, not only their
+    # absence.
     assert seasonal > 0
     assert weekly > 0
+    assert trended > 0
 
 
 async def test_a_history_loaded_after_a_recompute_has_its_tail_at_the_next(
@@ -318,19 +326,20 @@ def random_row(rng: random.Random, amount: Decimal, days_ago: float) -> Row:
 
 async def assert_same_hours(
     database_url: str, schema: str, window: RollupWindow, now: datetime
-) -> tuple[int, int]:
-    """The hours and weekdays the recompute read (`aggregate`, after the window moved)
-    against the replay's, and the levels fitted on each; returns how many scopes have hour
-    levels and how many weekday levels."""
+) -> tuple[int, int, int]:
+    """The hours, weekdays and days' medians the recompute read (`aggregate`, after the
+    window moved) against the replay's, and the levels and trend fitted on each; returns how
+    many scopes have hour levels, weekday levels and a trend through their medians."""
     async with await AsyncConnection.connect(
         database_url, options=f"-c search_path={schema}"
     ) as conn:
         from_sql = {s.scope: s for s in await aggregate(conn, now, 30)}
-    with_levels = TailFit(hour_levels=True, weekday_levels=True)
-    seasonal = weekly = 0
+    with_levels = TailFit(hour_levels=True, weekday_levels=True, trend_through="medians")
+    seasonal = weekly = trended = 0
     for scope, sql_stats in from_sql.items():
         stats = window.stats(scope)
         assert stats is not None
+        trended += assert_same_medians(sql_stats, stats)
         assert sql_stats.hours.counts == stats.hours.counts
         assert sql_stats.hours.log_totals == pytest.approx(stats.hours.log_totals, rel=1e-12)
         assert sql_stats.weekdays.counts == stats.weekdays.counts
@@ -349,7 +358,28 @@ async def assert_same_hours(
                 assert sql_tail.weekday_ratios == pytest.approx(
                     python_tail.weekday_ratios, rel=1e-9
                 )
-    return seasonal, weekly
+            assert sql_tail.level_slope == pytest.approx(python_tail.level_slope, rel=1e-9)
+            assert sql_tail.level_ratio == pytest.approx(python_tail.level_ratio, rel=1e-9)
+    return seasonal, weekly, trended
+
+
+def assert_same_medians(from_sql: ScopeStats, from_python: ScopeStats) -> int:
+    """The closed days' medians' sums (ops/migrations/019 against `MemoryRollup`), the days'
+    exactly, the medians' to the last bits of a float sum, and the trend through them;
+    returns 1 when that trend is not 0."""
+    sql, python = from_sql.medians, from_python.medians
+    assert (sql.days, sql.count, sql.day_total, sql.day_sq_total) == (
+        python.days,
+        python.count,
+        python.day_total,
+        python.day_sq_total,
+    )
+    for name in ("median_total", "day_median_total", "median_sq_total"):
+        assert getattr(sql, name) == pytest.approx(getattr(python, name), rel=1e-12), name
+    slope = trend(from_python.moments, from_python.day_weights, python, "medians").slope
+    sql_slope = trend(from_sql.moments, from_sql.day_weights, sql, "medians").slope
+    assert sql_slope == pytest.approx(slope, rel=1e-9, abs=1e-12)
+    return int(slope != 0)
 
 
 def assert_same_baselines(

@@ -15,6 +15,7 @@ from baseline_worker.compute import advance_window
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer
 from baseline_worker.settings import BaselineSettings
+from baseline_worker.stats import TrendThrough
 from baseline_worker.tail import TailFit
 from schemas import Baseline
 from shared.db import open_pool
@@ -188,12 +189,16 @@ FROM (SELECT %s::timestamptz - g * interval '7 minutes' AS at
 
 
 async def published_cafe(
-    isolated: Isolated, hour_levels: bool, weekday_levels: bool = True
+    isolated: Isolated,
+    hour_levels: bool,
+    weekday_levels: bool = True,
+    trend_through: TrendThrough = "sharper",
 ) -> Baseline:
     settings = isolated.settings(
         BaselineSettings,
         baseline_hour_levels=hour_levels,
         baseline_weekday_levels=weekday_levels,
+        baseline_trend_through=trend_through,
     )
     pool = await open_pool(settings.database_url, settings.database_schema)
     producer = make_producer(
@@ -210,6 +215,7 @@ async def published_cafe(
             TailFit(
                 hour_levels=settings.baseline_hour_levels,
                 weekday_levels=settings.baseline_weekday_levels,
+                trend_through=settings.baseline_trend_through,
             ),
         )
         published = (await recomputer.run(NOW)).published

@@ -69,6 +69,7 @@ TABLE_GRANTS = {
     ("baseline", "baseline_rollup_bins", "SELECT"),  # the open days (migration 015)
     ("baseline", "baseline_window_hours", "SELECT"),  # the closed days' hours (migration 016)
     ("baseline", "baseline_window_weekdays", "SELECT"),  # and their weekdays (migration 018)
+    ("baseline", "baseline_window_medians", "SELECT"),  # and their medians (migration 019)
     ("baseline", "baseline_history", "INSERT"),
     ("baseline", "baselines_current", "SELECT"),
     ("baseline", "baselines_current", "INSERT"),
@@ -129,6 +130,8 @@ TABLES = {
     "baseline_window_hour_sums",
     "baseline_window_hours",
     "baseline_window_weekdays",
+    "baseline_rollup_medians",
+    "baseline_window_medians",
     "baseline_history",
     "baselines_current",
     "alert_history",
