@@ -159,13 +159,13 @@ def tail_probability(
     (`stable_merchant_weight`), and a merchant without a model of its own is judged by its
     category no rarer than `unseen_merchant_floor`."""
     p_own = _probability(merchant, amount, config, config.young_merchant_samples, hour, day)
+    if p_own is not None and merchant is not None and merchant.count >= config.min_samples:
+        # A grown merchant (most transactions): its category's tail is not read at all.
+        return p_own, merchant
     p_wide = _probability(category, amount, config, config.min_samples, hour, day)
-    weight = _merchant_weight(merchant, category, config) if p_own is not None else 0.0
-    grown = merchant is not None and merchant.count >= config.min_samples
-    if merchant is not None and p_own is not None and (p_wide is None or grown):
-        return (p_own, merchant) if grown else None
     if category is None or p_wide is None:
         return None
+    weight = _merchant_weight(merchant, category, config) if p_own is not None else 0.0
     if merchant is None or p_own is None or weight == 0.0:
         return max(p_wide, config.unseen_merchant_floor), category
     if config.young_merchant_own_level:
