@@ -66,7 +66,7 @@ def one_round(
     return {step: 1e6 * value / total for step, value in seconds.items()}
 
 
-def _observer() -> Observe:
+def observer() -> Observe:
     """The pipeline's per-batch metrics, on a fresh registry and an empty table."""
     metrics = DetectorMetrics.create(CollectorRegistry())
     pipeline = DetectorPipeline.__new__(DetectorPipeline)
@@ -89,7 +89,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = batches(args.transactions, args.batch)
-    observe, table = _observer(), index(baselines(datetime.now(UTC)))
+    observe, table = observer(), index(baselines(datetime.now(UTC)))
     one_round(work[:2], table, observe)  # warm the caches as a running detector has them
     if args.settle_heap:
         settle_heap()
