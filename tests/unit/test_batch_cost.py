@@ -3,7 +3,7 @@ it must keep working as the detector's code changes (small sizes here)."""
 
 from datetime import UTC, datetime
 
-from benchmarks.batch_cost import observer, batches, one_round
+from benchmarks.batch_cost import batches, observer, one_round
 from benchmarks.support import index
 from benchmarks.workload import baselines
 
