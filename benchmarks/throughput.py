@@ -2,6 +2,12 @@
 processes started; the time until every transaction is persisted with its verdict.
 
     .venv/bin/python -m benchmarks.throughput --transactions 200000 --rounds 3 --detectors 1
+    .venv/bin/python -m benchmarks.throughput --transactions 100000 --rounds 4 --compare A B
+
+`--compare` runs the detectors of commits (`COMMIT` or `COMMIT:NAME=VALUE,...`, each from
+`git archive` in a scratch folder) one round each in turn, the order reversed every other
+round, so that a slow spell of a shared machine hits each alike; compare the CPU per
+transaction (from /proc) more than the rates.
 
 Needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (`eval "$(ops/postgres.sh start)"`,
 `eval "$(ops/kafka.sh start)"`). Each round uses its own schema, topics and consumer group.
@@ -14,12 +20,15 @@ import asyncio
 import json
 import os
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Worker, isolated, persisted
+from benchmarks.detector_ab import parse_variant
+from benchmarks.gateway_ab import exported
+from benchmarks.harness import ROOT, Worker, isolated, persisted
 from benchmarks.stats import Metric, Outcome
 from benchmarks.workload import baselines, produce_transactions, publish_baselines
 
@@ -54,11 +63,17 @@ def _cpu(workers: list[Worker]) -> float:
     return sum(worker.cpu_seconds() for worker in workers)
 
 
-def one_round(count: int, detectors: int, partitions: int, extra: dict[str, str]) -> dict[str, Any]:
+def one_round(
+    count: int, detectors: int, partitions: int, extra: dict[str, str], tree: Path = ROOT
+) -> dict[str, Any]:
+    """`tree`: the checkout whose detector runs (another commit's, exported)."""
     with isolated(partitions, extra) as env:
         produce_seconds = asyncio.run(produce(env, count))
         started = time.perf_counter()
-        workers = [Worker("detector_worker", env | {"METRICS_PORT": "0"}) for _ in range(detectors)]
+        workers = [
+            Worker("detector_worker", env | {"METRICS_PORT": "0"}, cwd=tree)
+            for _ in range(detectors)
+        ]
         try:
             first_at, finished, first_done, cpu = _drain(env, count, workers)
             peaks = [worker.peak_rss_mb() for worker in workers]
@@ -123,6 +138,32 @@ def measure(count: int, rounds: int, partitions: int = 6) -> tuple[Outcome, Outc
     return throughput, scale_out
 
 
+def compare(variants: list[str], count: int, rounds: int, partitions: int) -> None:
+    """Each variant's detector one round each in turn, the order reversed every other round;
+    the medians and spreads at the end."""
+    results: dict[str, list[dict[str, Any]]] = {text: [] for text in variants}
+    with tempfile.TemporaryDirectory() as scratch:
+        trees: dict[str, Path] = {}
+        for text in variants:
+            commit, _ = parse_variant(text)
+            if commit not in trees:
+                trees[commit] = exported(commit, Path(scratch))
+        for number in range(rounds):
+            for text in variants if number % 2 == 0 else variants[::-1]:
+                commit, extra = parse_variant(text)
+                results[text].append(one_round(count, 1, partitions, extra, trees[commit]))
+                print(f"round {number + 1} {text}: {describe(results[text][-1])}", flush=True)
+    print("\n| variant | CPU µs/tx, rounds | median | tx/s, rounds | median |")
+    print("|---|---|---:|---|---:|")
+    for text, same in results.items():
+        cpu = [1000 * r["cpu_ms_per_transaction"] for r in same]
+        rates = _rates(same)
+        print(
+            f"| {text} | {', '.join(f'{c:.0f}' for c in cpu)} | {statistics.median(cpu):.1f} | "
+            f"{', '.join(f'{r:,.0f}' for r in rates)} | {statistics.median(rates):,.0f} |"
+        )
+
+
 def _rates(results: list[dict[str, Any]]) -> list[float]:
     return [float(r["per_second"]) for r in results]
 
@@ -147,7 +188,16 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="extra detector setting, e.g. BATCH_MAX_RECORDS=5000",
     )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="COMMIT[:NAME=VALUE,...]",
+        help="detectors of these commits in paired rounds (one detector each)",
+    )
     args = parser.parse_args()
+    if args.compare:
+        compare(args.compare, args.transactions, args.rounds, args.partitions)
+        return
     extra = dict(item.split("=", 1) for item in args.env)
     rounds = []
     for number in range(1, args.rounds + 1):

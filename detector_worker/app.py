@@ -16,7 +16,7 @@ from detector_worker.batching import take_quiet
 from detector_worker.delivery import DetectorApp
 from detector_worker.records import RawRecord
 from detector_worker.retry import StopRequested
-from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime
+from detector_worker.runtime import LAG_REFRESH_SECONDS, DetectorRuntime, settle_heap
 from detector_worker.settings import DetectorSettings
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
     @app.agent(source, concurrency=1)
     async def detect(stream: Any) -> None:
         await runtime.ready.wait()
+        settle_heap()
         # Iterating the agent's channel subscribes the topic (Faust's conductor); its records
         # then reach the inbox a fetch at a time, not through the stream (delivery.py).
         aiter(stream.channel)

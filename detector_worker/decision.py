@@ -21,7 +21,7 @@ _ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://jalytics.io/alerts")
 BODY_FIELDS = tuple(TransactionFields.model_fields)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: see RawRecord
 class Scored:
     """A transaction with the verdict on it (one row of `transactions`, one verdict to publish,
     to the partition number of `source`: verdicts are co-partitioned with `transactions`)."""

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from detector_worker.baseline_table import BaselineTable
 from detector_worker.decision import BatchDecision, decide, mark_suppressed, refuse_conflicts
-from detector_worker.metrics import DetectorMetrics
+from detector_worker.metrics import DetectorMetrics, observe_many
 from detector_worker.ports import OutgoingRecord, RecordPublisher, VerdictWriter
 from detector_worker.records import DeadLetter, RawRecord
 from detector_worker.retry import PERMANENT, StopCheck, never, retry_transient
@@ -107,15 +107,20 @@ class DetectorPipeline:
         metrics.batch_size.observe(len(records))
         metrics.baseline_scopes.set(len(self._table))
         metrics.last_batch_timestamp.set(now)
-        # Counted per batch, then added: one labels() lookup per distinct value, not per record.
+        # Counted per batch, then added: one series update per distinct value, not per record.
         transactions = [item.transaction for item in decision.scored]
         for category, count in Counter(t.category for t in transactions).items():
-            metrics.transactions.labels(category=category).inc(count)
+            metrics.transactions.inc(category, count)
         for merchant, count in Counter(t.merchant for t in transactions).items():
             metrics.transactions_by_merchant.inc(merchant, count)
-        for txn in transactions:
-            if txn.received_at is not None:
-                metrics.end_to_end_latency.observe(max(0.0, now - txn.received_at.timestamp()))
+        observe_many(
+            metrics.end_to_end_latency,
+            (
+                max(0.0, now - t.received_at.timestamp())
+                for t in transactions
+                if t.received_at is not None
+            ),
+        )
         # Suppressed alerts under their own label value: no paging rule counts them.
         kinds = Counter(
             (alert.severity, str(alert.suppressed).lower()) for alert in decision.alerts

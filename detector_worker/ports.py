@@ -11,7 +11,7 @@ from schemas import Alert
 from schemas.records import Headers
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see records.RawRecord
 class OutgoingRecord:
     topic: str
     key: bytes | None

@@ -18,7 +18,10 @@ DeadLetterReason = Literal[
 ]
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, ~1 µs
+# an instance, and the detector makes three of these per record (RawRecord, Scored,
+# OutgoingRecord; docs/performance.md, session 8). Nothing changes them once made.
+@dataclass(slots=True)
 class RawRecord:
     topic: str
     partition: int

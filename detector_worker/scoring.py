@@ -124,8 +124,21 @@ def select_baseline(
     txn: Transaction, baselines: Mapping[ScopeKey, HeldBaseline], min_samples: int
 ) -> HeldBaseline | None:
     """The most specific scope with enough samples: merchant, then category, else none."""
-    for kind, name in ((ScopeKind.MERCHANT, txn.merchant), (ScopeKind.CATEGORY, txn.category)):
-        baseline = baselines.get((kind, name, txn.currency))
+    return _most_specific(*_scopes_of(txn, baselines), min_samples)
+
+
+def _scopes_of(
+    txn: Transaction, baselines: Mapping[ScopeKey, HeldBaseline]
+) -> tuple[HeldBaseline | None, HeldBaseline | None]:
+    """The transaction's merchant and category baselines, as held (or None)."""
+    merchant = baselines.get((ScopeKind.MERCHANT, txn.merchant, txn.currency))
+    return merchant, baselines.get((ScopeKind.CATEGORY, txn.category, txn.currency))
+
+
+def _most_specific(
+    merchant: HeldBaseline | None, category: HeldBaseline | None, min_samples: int
+) -> HeldBaseline | None:
+    for baseline in (merchant, category):
         if baseline is not None and baseline.count >= min_samples:
             return baseline
     return None
@@ -159,13 +172,13 @@ def tail_probability(
     (`stable_merchant_weight`), and a merchant without a model of its own is judged by its
     category no rarer than `unseen_merchant_floor`."""
     p_own = _probability(merchant, amount, config, config.young_merchant_samples, hour, day)
+    if p_own is not None and merchant is not None and merchant.count >= config.min_samples:
+        # A grown merchant (most transactions): its category's tail is not read at all.
+        return p_own, merchant
     p_wide = _probability(category, amount, config, config.min_samples, hour, day)
-    weight = _merchant_weight(merchant, category, config) if p_own is not None else 0.0
-    grown = merchant is not None and merchant.count >= config.min_samples
-    if merchant is not None and p_own is not None and (p_wide is None or grown):
-        return (p_own, merchant) if grown else None
     if category is None or p_wide is None:
         return None
+    weight = _merchant_weight(merchant, category, config) if p_own is not None else 0.0
     if merchant is None or p_own is None or weight == 0.0:
         return max(p_wide, config.unseen_merchant_floor), category
     if config.young_merchant_own_level:
@@ -264,7 +277,9 @@ def score(
     now: datetime,
 ) -> Verdict:
     """Decide whether `txn` is anomalous against the baselines and explain why."""
-    baseline = select_baseline(txn, baselines, config.min_samples)
+    # Both scopes looked up once: the tail method reads both again below.
+    merchant, category = _scopes_of(txn, baselines)
+    baseline = _most_specific(merchant, category, config.min_samples)
     if baseline is None:
         return Verdict(transaction_id=txn.id, anomaly=False, scored_at=now)
     amount = float(txn.amount)
@@ -272,8 +287,6 @@ def score(
         return _score_stable(txn.id, amount, baseline, config, now)
     p = estimate = None
     if config.method == "tail":
-        merchant = baselines.get((ScopeKind.MERCHANT, txn.merchant, txn.currency))
-        category = baselines.get((ScopeKind.CATEGORY, txn.category, txn.currency))
         # The hour and the day of the amount, for the scope's level then (time of day, trend).
         at = txn.transaction_date.astimezone(UTC)
         estimate = tail_probability(amount, merchant, category, config, at.hour, at.toordinal())

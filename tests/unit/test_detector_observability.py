@@ -20,6 +20,7 @@ from detector_worker.metrics import (
     DetectorMetrics,
     baseline_age_seconds,
     consumer_lag,
+    observe_many,
 )
 from detector_worker.records import RawRecord
 from detector_worker.runtime import ConsumerLagProbe, DetectorRuntime
@@ -83,6 +84,40 @@ def test_f10_categories_are_capped_like_merchants() -> None:
         series = [s for m in registry.collect() for s in m.samples if s.name == name]
         assert len(series) == INPUT_LABEL_LIMIT + 1, name
         assert sample(registry, name, **{label: OTHER_MERCHANTS}) == 500.0
+
+
+def test_capped_series_are_kept_only_for_admitted_values() -> None:
+    # The series are cached per value: a flood of new names must not grow the cache.
+    merchants = CappedCounter(
+        DetectorMetrics.create(CollectorRegistry()).transactions.counter, "category", limit=3
+    )
+    for number in range(1000):
+        merchants.inc(f"m{number}")
+    assert sorted(merchants._series) == sorted(["m0", "m1", "m2", OTHER_MERCHANTS])
+
+
+def histogram_samples(registry: CollectorRegistry, name: str) -> list[tuple[str, object, float]]:
+    return [
+        (s.name, sorted(s.labels.items()), s.value)
+        for family in registry.collect()
+        if family.name == name
+        for s in family.samples
+        if not s.name.endswith("_created")
+    ]
+
+
+def test_observe_many_gives_the_samples_of_one_observe_per_value() -> None:
+    # Bounds themselves (a value equal to a bound is in that bucket), between them, past the
+    # last finite one, zero, and a run of equal values.
+    values = [0.0, 0.001, 0.0011, 0.005, 0.0049, 0.25, 0.26, 30.0, 31.0, 1e6] + [0.1] * 5
+    one_by_one, many = CollectorRegistry(), CollectorRegistry()
+    single = DetectorMetrics.create(one_by_one).end_to_end_latency
+    for value in values:
+        single.observe(value)
+    observe_many(DetectorMetrics.create(many).end_to_end_latency, values)
+    observe_many(DetectorMetrics.create(CollectorRegistry()).end_to_end_latency, [])
+    name = "detector_end_to_end_latency_seconds"
+    assert histogram_samples(many, name) == histogram_samples(one_by_one, name)
 
 
 def test_baseline_age_is_that_of_the_newest_baseline() -> None:
