@@ -19,6 +19,7 @@ from baseline_worker.compute import ScopeStats, advance_window, aggregate
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.stats import (
     Moments,
+    Trend,
     WeekdayLevels,
     hour_ratios,
     hour_spread,
@@ -26,7 +27,7 @@ from baseline_worker.stats import (
     trend,
     weekday_ratios,
 )
-from baseline_worker.tail import TailFit, fit_tail, narrowed
+from baseline_worker.tail import TailFit, TailLevels, fit_tail, narrowed
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
 from shared.db import columns, timed
 
@@ -75,29 +76,30 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
         if hours is None
         else hour_spread(stats.moments, stats.hours, hours, level.spread)
     )
-    weekdays, spread = _weekday_levels(stats.moments, stats.weekdays.detrended(level), spread, fit)
+    weekdays, spread = _weekday_levels(stats.moments, stats.weekdays, level, spread, fit)
     bins = stats.bins
     if fit.detrend_spread and spread < 1.0:
         bins = narrowed(bins, stats.moments.log_mean, spread)
-    tail = fit_tail(bins, fit)
-    if tail is None:
-        return None
-    return tail.model_copy(
-        update={
-            "level_ratio": level.level_ratio(window_days - 1),
-            "level_slope": level.slope,
-            "hour_ratios": None if hours is None else list(hours),
-            "weekday_ratios": None if weekdays is None else list(weekdays),
-        }
+    levels = TailLevels(
+        level.level_ratio(window_days - 1),
+        level.slope,
+        None if hours is None else list(hours),
+        None if weekdays is None else list(weekdays),
     )
+    return fit_tail(bins, fit, levels)
 
 
 def _weekday_levels(
-    moments: Moments, weekdays: WeekdayLevels, spread: float, fit: TailFit
+    moments: Moments, weekdays: WeekdayLevels, level: Trend, spread: float, fit: TailFit
 ) -> tuple[tuple[float, ...] | None, float]:
     """Each weekday's level where the weekdays differ, and `spread` once they are taken out
-    (docs/accuracy.md, "Weekday levels")."""
-    ratios = weekday_ratios(moments, weekdays) if fit.weekday_levels else None
+    (docs/accuracy.md, "Weekday levels"). The weekdays are read without the trend; with no
+    trend (most scopes) there is nothing to take out, and nothing is rebuilt."""
+    if not fit.weekday_levels:
+        return None, spread
+    if level.slope != 0:
+        weekdays = weekdays.detrended(level)
+    ratios = weekday_ratios(moments, weekdays)
     if ratios is None:
         return None, spread
     return ratios, level_spread(moments, weekdays, ratios, spread)
