@@ -92,7 +92,8 @@ def stale_scopes(
 async def _histograms(
     conn: AsyncConnection, query: str, params: Mapping[str, object]
 ) -> dict[ScopeKey, dict[int, int]]:
-    rows = await (await conn.execute(query, params)).fetchall()
+    # Binary: psycopg reads the ~200,000 array elements a quarter as fast from their text.
+    rows = await (await conn.execute(query, params, binary=True)).fetchall()
     return {(kind, name, currency): _summed(*parts) for kind, name, currency, *parts in rows}
 
 
