@@ -101,15 +101,9 @@ class Round:
     postgres_cpu: float | None
 
 
-async def time_recomputes(
-    url: str,
-    bootstrap: str,
-    rounds: int,
-    now: datetime,
-    schema: str = SCHEMA,
-    fit: TailFit = DEFAULT_FIT,
-) -> list[float]:
-    return [r.wall for r in await measure_recomputes(url, bootstrap, rounds, now, schema, fit)]
+async def time_recomputes(*args: Any, **kwargs: Any) -> list[float]:
+    """The wall seconds of `measure_recomputes` (same arguments)."""
+    return [r.wall for r in await measure_recomputes(*args, **kwargs)]
 
 
 async def measure_recomputes(
