@@ -38,11 +38,10 @@ ADVANCE_SQL = "SELECT baseline_window_advance(%(first_day)s, %(closed_last)s)"
 OPEN_DAYS = 2
 
 # One row a scope: its window's histogram as two pairs of arrays (bins, their counts), the
-# closed days' sum (a bin once) and the open days' (a bin once), `_summed` adds them up.
-# Re-grouping both parts by scope and bin in SQL, as before, sorted ~200,000 rows by scope
-# name at every recompute, the largest part of its time; only the open days' rows (a sixth)
-# need grouping by bin (docs/performance.md, session 8). `{only}` narrows both parts to some
-# scopes.
+# closed days' sum (a bin once) and the open days' (a bin once a day); `_summed` adds them
+# up. Re-grouping both parts by scope and bin in SQL, as before, sorted ~200,000 rows by
+# scope name at every recompute (and ~400,000 at 10 M stored rows), the largest part of its
+# time (docs/performance.md, session 8). `{only}` narrows both parts to some scopes.
 _HISTOGRAM = """
 SELECT scope_kind, scope_name, currency, closed_days.bins, closed_days.counts,
        open_days.bins, open_days.counts
@@ -56,12 +55,8 @@ FROM (
 FULL JOIN (
     SELECT scope_kind, scope_name, currency, array_agg(bin) AS bins,
            array_agg(sample_count) AS counts
-    FROM (
-        SELECT scope_kind, scope_name, currency, bin, sum(sample_count)::bigint AS sample_count
-        FROM baseline_rollup_bins
-        WHERE day > %(closed_last)s AND day >= %(first_day)s AND day <= %(last_day)s {only}
-        GROUP BY scope_kind, scope_name, currency, bin
-    ) AS open_bins
+    FROM baseline_rollup_bins
+    WHERE day > %(closed_last)s AND day >= %(first_day)s AND day <= %(last_day)s {only}
     GROUP BY scope_kind, scope_name, currency
 ) AS open_days USING (scope_kind, scope_name, currency)
 """
@@ -103,7 +98,8 @@ def _summed(
     open_bins: list[int] | None,
     open_counts: list[int] | None,
 ) -> dict[int, int]:
-    """The closed days' histogram plus the open days' (either may be missing: NULL)."""
+    """The closed days' histogram plus the open days' (either may be missing: NULL), whose
+    bins may come twice (yesterday's and today's)."""
     summed = dict(zip(closed_bins or (), closed_counts or (), strict=True))
     for bin_index, count in zip(open_bins or (), open_counts or (), strict=True):
         summed[bin_index] = summed.get(bin_index, 0) + count
