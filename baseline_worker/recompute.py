@@ -7,8 +7,6 @@ is compacted, a repeated record or tombstone is harmless) but never loses a tomb
 """
 
 import asyncio
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +19,7 @@ from baseline_worker.compute import ScopeStats, advance_window, aggregate
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.stats import (
     Moments,
+    Trend,
     WeekdayLevels,
     hour_ratios,
     hour_spread,
@@ -28,24 +27,30 @@ from baseline_worker.stats import (
     trend,
     weekday_ratios,
 )
-from baseline_worker.tail import TailFit, fit_tail, narrowed
+from baseline_worker.tail import TailFit, TailLevels, fit_tail, narrowed
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
 from shared.db import columns, timed
 
-# Each statement writes every scope at once (arrays unnested server-side).
-# One row a scope (2,020 in the 10 M-row benchmark) as one JSON parameter: psycopg dumps
-# the 12 arrays of an `unnest` insert element by element in Python, a fifth of a recompute's
-# Python time (docs/accuracy.md); the stdlib's C encoder makes the same rows in a fraction.
-_HISTORY_COLUMNS = (
-    "id uuid, scope_kind text, scope_name text, currency text, sample_count bigint, "
-    "mean numeric, stddev numeric, log_mean double precision, log_stddev double precision, "
-    "tail jsonb, window_days integer, computed_at timestamptz"
-)
-_HISTORY_NAMES = ", ".join(column.split()[0] for column in _HISTORY_COLUMNS.split(", "))
-_INSERT_HISTORY = f"""
-INSERT INTO baseline_history ({_HISTORY_NAMES})
-SELECT {_HISTORY_NAMES} FROM json_to_recordset(%s::json) AS r ({_HISTORY_COLUMNS})
+# Each statement writes every scope at once. The history rows are the published documents
+# themselves, one JSON array parameter (`json_to_recordset` reads the fields it names and
+# ignores `schema_version`): each baseline is encoded once, by pydantic's serializer, for the
+# topic and the table alike. Building the rows apart (a dict a scope and the stdlib's encoder)
+# was a tenth of a recompute's Python time (docs/performance.md, session 8). JSON numbers
+# reach `numeric` and `double precision` as their text: stored to their last digit.
+_INSERT_HISTORY = """
+INSERT INTO baseline_history (id, scope_kind, scope_name, currency, sample_count, mean, stddev,
+                              log_mean, log_stddev, tail, window_days, computed_at)
+SELECT id, scope ->> 'kind', scope ->> 'name', scope ->> 'currency', "count", mean, stddev,
+       log_mean, log_stddev, tail, window_days, computed_at
+FROM json_to_recordset(%s::json) AS b (
+    id uuid, scope json, "count" bigint, mean numeric, stddev numeric,
+    log_mean double precision, log_stddev double precision, tail jsonb, window_days integer,
+    computed_at timestamptz)
 """
+# The window's histograms are grouped by scope in memory (baseline_worker/compute.py): at
+# the server's 8 MB the planner sorts ~200,000 rows by scope name instead (docs/performance.md,
+# session 8). For this transaction only.
+_AGGREGATE_WORK_MEM = "SET LOCAL work_mem = '64MB'"
 _UPSERT_CURRENT = """
 INSERT INTO baselines_current (scope_kind, scope_name, currency, baseline_id)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::uuid[])
@@ -71,29 +76,30 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
         if hours is None
         else hour_spread(stats.moments, stats.hours, hours, level.spread)
     )
-    weekdays, spread = _weekday_levels(stats.moments, stats.weekdays.detrended(level), spread, fit)
+    weekdays, spread = _weekday_levels(stats.moments, stats.weekdays, level, spread, fit)
     bins = stats.bins
     if fit.detrend_spread and spread < 1.0:
         bins = narrowed(bins, stats.moments.log_mean, spread)
-    tail = fit_tail(bins, fit)
-    if tail is None:
-        return None
-    return tail.model_copy(
-        update={
-            "level_ratio": level.level_ratio(window_days - 1),
-            "level_slope": level.slope,
-            "hour_ratios": None if hours is None else list(hours),
-            "weekday_ratios": None if weekdays is None else list(weekdays),
-        }
+    levels = TailLevels(
+        level.level_ratio(window_days - 1),
+        level.slope,
+        None if hours is None else list(hours),
+        None if weekdays is None else list(weekdays),
     )
+    return fit_tail(bins, fit, levels)
 
 
 def _weekday_levels(
-    moments: Moments, weekdays: WeekdayLevels, spread: float, fit: TailFit
+    moments: Moments, weekdays: WeekdayLevels, level: Trend, spread: float, fit: TailFit
 ) -> tuple[tuple[float, ...] | None, float]:
     """Each weekday's level where the weekdays differ, and `spread` once they are taken out
-    (docs/accuracy.md, "Weekday levels")."""
-    ratios = weekday_ratios(moments, weekdays) if fit.weekday_levels else None
+    (docs/accuracy.md, "Weekday levels"). The weekdays are read without the trend; with no
+    trend (most scopes) there is nothing to take out, and nothing is rebuilt."""
+    if not fit.weekday_levels:
+        return None, spread
+    if level.slope != 0:
+        weekdays = weekdays.detrended(level)
+    ratios = weekday_ratios(moments, weekdays)
     if ratios is None:
         return None, spread
     return ratios, level_spread(moments, weekdays, ratios, spread)
@@ -145,19 +151,23 @@ class Recomputer:
         self._topic = topic
         self._window_days = window_days
         self._metrics = metrics
+        # The Kafka key of each scope published last time (`_scope_keys`).
+        self._keys: dict[BaselineScope, bytes] = {}
 
     async def run(self, now: datetime) -> RecomputeResult:
-        baselines, previous = await self._compute_and_record(now)
+        baselines, documents, previous = await self._compute_and_record(now)
         current = {b.scope for b in baselines}
         vanished = [scope for scope in previous if scope not in current]
-        await self._publish(baselines, vanished)
+        await self._publish(baselines, documents, vanished)
         await self._advance_current(baselines, vanished)
         self._observe(baselines, vanished)
         return RecomputeResult(baselines, vanished)
 
     async def _compute_and_record(
         self, now: datetime
-    ) -> tuple[list[Baseline], list[BaselineScope]]:
+    ) -> tuple[list[Baseline], list[bytes], list[BaselineScope]]:
+        """Every scope's baseline, its published document (`encode_model`), and the scopes
+        published last time; the history rows committed."""
         async with (
             self._pool.connection() as conn,
             conn.transaction(),
@@ -166,10 +176,12 @@ class Recomputer:
             await advance_window(conn, now, self._window_days)
         async with self._pool.connection() as conn, conn.transaction():
             async with timed(self._metrics.db_query_duration, "aggregate_baselines"):
+                await conn.execute(_AGGREGATE_WORK_MEM)
                 stats = await aggregate(conn, now, self._window_days)
             baselines = [to_baseline(s, self._window_days, now, self._fit) for s in stats]
+            documents = [encode_model(b) for b in baselines]
             async with timed(self._metrics.db_query_duration, "insert_baseline_history"):
-                await conn.execute(_INSERT_HISTORY, (_history_json(baselines),))
+                await conn.execute(_INSERT_HISTORY, (_json_array(documents),))
             async with timed(self._metrics.db_query_duration, "select_baselines_current"):
                 rows = await (
                     await conn.execute(
@@ -177,23 +189,36 @@ class Recomputer:
                     )
                 ).fetchall()
         previous = [BaselineScope(kind=ScopeKind(k), name=n, currency=c) for k, n, c in rows]
-        return baselines, previous
+        return baselines, documents, previous
 
     async def _publish(
-        self, baselines: Sequence[Baseline], vanished: Sequence[BaselineScope]
+        self,
+        baselines: Sequence[Baseline],
+        documents: Sequence[bytes],
+        vanished: Sequence[BaselineScope],
     ) -> None:
         """One Kafka transaction per recompute: detectors (read_committed) see the whole new
         set or none of it, even if this worker dies half way."""
+        keys = self._scope_keys([b.scope for b in baselines])
         async with self._producer.transaction():
             sends = [
-                await self._producer.send(self._topic, key=b.scope.key(), value=encode_model(b))
-                for b in baselines
+                await self._producer.send(self._topic, key=key, value=document)
+                for key, document in zip(keys, documents, strict=True)
             ]
             sends += [
                 await self._producer.send(self._topic, key=scope.key(), value=None)
                 for scope in vanished
             ]
         await asyncio.gather(*sends)
+
+    def _scope_keys(self, scopes: Sequence[BaselineScope]) -> list[bytes]:
+        """Each scope's key, kept from the last recompute for the scopes published then: a
+        key is canonical JSON, ~10 us to encode, and the scopes seldom change. Only the
+        scopes published now are kept."""
+        known = self._keys
+        keys = [known.get(scope) or scope.key() for scope in scopes]
+        self._keys = dict(zip(scopes, keys, strict=True))
+        return keys
 
     async def _advance_current(
         self, baselines: Sequence[Baseline], vanished: Sequence[BaselineScope]
@@ -218,31 +243,5 @@ class Recomputer:
         self._metrics.tombstones.inc(len(vanished))
 
 
-def _history_json(baselines: Sequence[Baseline]) -> str:
-    """The history rows as a JSON array: ids and times as text, floats as their shortest
-    exact repr (what psycopg sent for each array element), a non-finite float as the text
-    PostgreSQL reads it from (JSON has no NaN)."""
-    return json.dumps([_history_row(b) for b in baselines])
-
-
-def _history_row(b: Baseline) -> dict[str, object]:
-    return {
-        "id": str(b.id),
-        "scope_kind": b.scope.kind.value,
-        "scope_name": b.scope.name,
-        "currency": b.scope.currency,
-        "sample_count": b.count,
-        "mean": _finite(b.mean),
-        "stddev": _finite(b.stddev),
-        "log_mean": _finite(b.log_mean),
-        "log_stddev": _finite(b.log_stddev),
-        "tail": b.tail.model_dump() if b.tail is not None else None,
-        "window_days": b.window_days,
-        "computed_at": b.computed_at.isoformat(),
-    }
-
-
-def _finite(value: float | None) -> float | str | None:
-    if value is None or math.isfinite(value):
-        return value
-    return {"inf": "Infinity", "-inf": "-Infinity"}.get(str(value), "NaN")
+def _json_array(documents: Sequence[bytes]) -> str:
+    return (b"[" + b",".join(documents) + b"]").decode("utf-8")

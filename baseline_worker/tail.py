@@ -13,8 +13,11 @@ would get probability 0 (a price that inflates slowly would then alert forever).
 """
 
 import math
-from collections.abc import Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import neg
 
 from baseline_worker.histogram import GAMMA, bin_bounds
 from baseline_worker.stats import TrendThrough
@@ -63,23 +66,44 @@ class TailFit:
 
 
 @dataclass(frozen=True)
+class TailLevels:
+    """What an amount is divided by before it is read against the tail (schemas.TailModel):
+    the scope's level today and by day, by hour, by weekday (1.0, 0.0, None: none)."""
+
+    level_ratio: float = 1.0
+    level_slope: float = 0.0
+    hour_ratios: list[float] | None = None
+    weekday_ratios: list[float] | None = None
+
+
+NO_LEVELS = TailLevels()
+
+
+@dataclass(frozen=True)
 class _Excesses:
     values: list[tuple[float, int]]  # (excess over the threshold, count), ascending
     count: int
+    total: float  # the sum of the excesses
 
 
-def fit_tail(bins: Mapping[int, int], fit: TailFit) -> TailModel | None:
-    """The tail of a scope's window, or None when it has fewer than 2 distinct bins."""
-    ordered = sorted(item for item in bins.items() if item[1] > 0)
-    if len(ordered) < 2:
+def fit_tail(
+    bins: Mapping[int, int], fit: TailFit, levels: TailLevels = NO_LEVELS
+) -> TailModel | None:
+    """The tail of a scope's window, or None when it has fewer than 2 distinct bins; with
+    `levels`, so that the model is built (and validated) once."""
+    keys, counts = _ascending(bins)
+    if len(keys) < 2:
         return None
-    n = sum(c for _, c in ordered)
-    threshold_index = _threshold_index(ordered, n, fit)
-    threshold = bin_bounds(ordered[threshold_index][0])[0]
-    excesses = _excesses(ordered[threshold_index:], threshold)
+    # at_or_above[i]: the samples in bin i and above (exact integers, summed once).
+    at_or_above = list(accumulate(reversed(counts)))
+    at_or_above.reverse()
+    n = at_or_above[0]
+    top = _threshold_index(at_or_above, n, fit)
+    threshold = bin_bounds(keys[top])[0]
+    excesses = _excesses(zip(keys[top:], counts[top:], strict=True), threshold, at_or_above[top])
     shape = _shrunk_shape(_pwm_shape(excesses), excesses.count, fit)
-    mean_excess = sum(e * c for e, c in excesses.values) / excesses.count
-    amounts, survival = _knots(ordered, n, fit.knot_min_count)
+    mean_excess = excesses.total / excesses.count
+    amounts, survival = _knots(keys, at_or_above, fit.knot_min_count)
     return TailModel(
         amounts=amounts,
         survival=survival,
@@ -88,6 +112,10 @@ def fit_tail(bins: Mapping[int, int], fit: TailFit) -> TailModel | None:
         shape=shape,
         scale=max(mean_excess * (1 - shape), threshold * 1e-6),
         bin_ratio=GAMMA,
+        level_ratio=levels.level_ratio,
+        level_slope=levels.level_slope,
+        hour_ratios=levels.hour_ratios,
+        weekday_ratios=levels.weekday_ratios,
     )
 
 
@@ -104,25 +132,36 @@ def narrowed(bins: Mapping[int, int], log_mean: float, spread: float) -> dict[in
     return moved
 
 
-def _threshold_index(ordered: list[tuple[int, int]], n: int, fit: TailFit) -> int:
-    """The lowest bin of the top `tail_share` (at least `min_excesses`, at most half)."""
+def _ascending(bins: Mapping[int, int]) -> tuple[list[int], list[int]]:
+    """The bins that hold samples, ascending, and their counts."""
+    keys = sorted(bins)
+    counts = list(map(bins.__getitem__, keys))
+    if min(counts, default=0) <= 0:  # an empty bin (rare): left out
+        keys = [b for b, c in zip(keys, counts, strict=True) if c > 0]
+        counts = [c for c in counts if c > 0]
+    return keys, counts
+
+
+def _threshold_index(at_or_above: list[int], n: int, fit: TailFit) -> int:
+    """The lowest bin of the top `tail_share` (at least `min_excesses`, at most half): the
+    highest bin with that many samples at or above it, never the lowest bin."""
     wanted = min(max(fit.tail_share * n, fit.min_excesses), n / 2)
-    above = 0
-    for index in range(len(ordered) - 1, 0, -1):
-        above += ordered[index][1]
-        if above >= wanted:
-            return index
-    return 1
+    return max(_count_at_least(at_or_above, wanted) - 1, 1)
 
 
-def _excesses(tail_bins: list[tuple[int, int]], threshold: float) -> _Excesses:
+def _count_at_least(at_or_above: list[int], wanted: float) -> int:
+    """How many of the bins have at least `wanted` samples at or above them (a prefix: the
+    counts only fall)."""
+    return bisect_right(at_or_above, -wanted, key=neg)
+
+
+def _excesses(tail_bins: Iterable[tuple[int, int]], threshold: float, count: int) -> _Excesses:
     """Each sample stands at its bin's geometric centre (bins are 2 % wide)."""
-    values = [(math.sqrt(lo * hi) - threshold, c) for lo, hi, c in _bounds(tail_bins)]
-    return _Excesses(values, sum(c for _, c in values))
-
-
-def _bounds(tail_bins: list[tuple[int, int]]) -> list[tuple[float, float, int]]:
-    return [(*bin_bounds(b), c) for b, c in tail_bins]
+    values = []
+    for b, c in tail_bins:
+        lo, hi = bin_bounds(b)
+        values.append((math.sqrt(lo * hi) - threshold, c))
+    return _Excesses(values, count, sum(e * c for e, c in values))
 
 
 def _pwm_shape(excesses: _Excesses) -> float | None:
@@ -130,7 +169,7 @@ def _pwm_shape(excesses: _Excesses) -> float | None:
     k = excesses.count
     if k < 3:
         return None
-    a0 = sum(e * c for e, c in excesses.values) / k
+    a0 = excesses.total / k
     # a1 = mean of x_(i) * (k - i) / (k - 1) over ascending ranks i = 1..k; a group of c
     # equal values at ranks r+1..r+c contributes x * (c * (k - r) - c * (c + 1) / 2).
     weighted, rank = 0.0, 0
@@ -154,21 +193,20 @@ def _shrunk_shape(estimate: float | None, k: int, fit: TailFit) -> float:
 
 
 def _knots(
-    ordered: list[tuple[int, int]], n: int, min_count: int
+    keys: list[int], at_or_above: list[int], min_count: int
 ) -> tuple[list[float], list[float]]:
     """Empirical P(amount >= lower edge of a bin), from the median up to where fewer than
-    `min_count` samples lie above; thinned to knots each `_KNOT_RATIO` rarer than the last."""
+    `min_count` samples lie above; thinned to knots each `_KNOT_RATIO` rarer than the last.
+    The bins below the median (about half) are skipped, not walked."""
+    n = at_or_above[0]
+    trusted = _count_at_least(at_or_above, min_count)  # the bins walked up to the last
+    last = (keys[trusted - 1], at_or_above[trusted - 1] / n) if trusted else (keys[0], 1.0)
     kept: list[tuple[int, float]] = []  # (bin, share at or above its lower edge)
-    at_or_above = n
-    last = (ordered[0][0], 1.0)
-    for b, c in ordered:
-        if at_or_above < min_count:
-            break
-        share = at_or_above / n
-        if share <= 0.5 and (not kept or share * _KNOT_RATIO <= kept[-1][1]):
-            kept.append((b, share))
-        last = (b, share)
-        at_or_above -= c
+    # The first bin with at most half the samples at or above it: share <= 0.5, exactly.
+    for index in range(bisect_left(at_or_above, -n / 2, key=neg), trusted):
+        share = at_or_above[index] / n
+        if not kept or share * _KNOT_RATIO <= kept[-1][1]:
+            kept.append((keys[index], share))
     if not kept or kept[-1][0] != last[0]:
         kept.append(last)
     kept = kept[-64:]

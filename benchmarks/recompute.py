@@ -1,6 +1,8 @@
 """Baseline recompute time against a large transactions table.
 
     .venv/bin/python -m benchmarks.recompute --rows 1000000 10000000 --rounds 5
+    .venv/bin/python -m benchmarks.recompute --rows 1000000 --rounds 4 --keep   # then again,
+        # from another checkout: the same rows timed before and after a change
 
 Needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (e.g. `eval "$(ops/postgres.sh start)"` and
 `eval "$(ops/kafka.sh start)"`). Loads synthetic transactions into a scratch schema (the
@@ -15,6 +17,7 @@ import json
 import os
 import statistics
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,71 +90,155 @@ def time_full_scan(url: str, now: datetime, schema: str = SCHEMA) -> float:
         return time.perf_counter() - started
 
 
-async def time_recomputes(
+@dataclass(frozen=True)
+class Round:
+    """One recompute: wall seconds, and the CPU seconds of this process and of the pool's
+    PostgreSQL backends (None when the server's processes cannot be read: not local). On a
+    shared machine the CPU moves far less than the wall from run to run."""
+
+    wall: float
+    python_cpu: float
+    postgres_cpu: float | None
+
+
+async def time_recomputes(*args: Any, **kwargs: Any) -> list[float]:
+    """The wall seconds of `measure_recomputes` (same arguments)."""
+    return [r.wall for r in await measure_recomputes(*args, **kwargs)]
+
+
+async def measure_recomputes(
     url: str,
     bootstrap: str,
     rounds: int,
     now: datetime,
     schema: str = SCHEMA,
     fit: TailFit = DEFAULT_FIT,
-) -> list[float]:
+) -> list[Round]:
     topic = f"{schema}-baselines"
     await ensure_topics(bootstrap, [TopicSpec(topic, 3, 1, {"cleanup.policy": "compact"})])
-    pool = await open_pool(url, schema, max_size=2)
+    # Both connections opened up front, so that their server processes are known.
+    pool = await open_pool(url, schema, min_size=2, max_size=2)
     producer = make_producer(bootstrap, transactional_id=f"{schema}-baselines")
     await producer.start()
     try:
+        async with pool.connection() as first, pool.connection() as second:
+            backends = [first.info.backend_pid, second.info.backend_pid]
         recomputer = Recomputer(
             pool, producer, topic, 30, BaselineMetrics.create(CollectorRegistry()), fit
         )
-        timings = []
+        measured = []
         for _ in range(rounds):
-            started = time.perf_counter()
+            started, cpu, server = time.perf_counter(), time.process_time(), _cpu(backends)
             result = await recomputer.run(now)
-            timings.append(time.perf_counter() - started)
+            server_after = _cpu(backends)
+            measured.append(
+                Round(
+                    time.perf_counter() - started,
+                    time.process_time() - cpu,
+                    None if server is None or server_after is None else server_after - server,
+                )
+            )
         print(f"  scopes published per recompute: {len(result.published)}")
-        return timings
+        return measured
     finally:
         await producer.stop()
         await pool.close()
+
+
+def _cpu(pids: list[int]) -> float | None:
+    """User + system CPU seconds of these (local) processes, from /proc."""
+    try:
+        ticks = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def summarise(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure_sizes(rows_list: list[int], rounds: int, schema: str = SCHEMA) -> list[dict[str, Any]]:
+def measure_sizes(
+    rows_list: list[int], rounds: int, schema: str = SCHEMA, keep: bool = False
+) -> list[dict[str, Any]]:
     """Grow the table through each size in turn, timing `rounds` recomputes at each; the
-    scratch schema is dropped at the end."""
+    scratch schema is dropped at the end unless `keep`. A kept schema that already holds the
+    largest size is timed again without loading (`now` as when it was loaded): before and
+    after a change, from two checkouts, on the same rows."""
     url, bootstrap = os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    now = datetime.now(UTC)
-    reset_schema(url, schema)
+    kept = _kept(url, schema, max(rows_list)) if keep else None
+    now = kept or datetime.now(UTC)
+    if kept is None:
+        reset_schema(url, schema)
     results: list[dict[str, Any]] = []
     have = 0
     try:
         for rows in sorted(rows_list):
-            load_seconds = load_rows(url, have, rows, now, schema)
+            if kept is None:
+                load_seconds = load_rows(url, have, rows, now, schema)
+                _remember(url, schema, rows, now)
+                print(f"{rows:,} rows loaded (+{load_seconds:.1f}s)")
+            elif rows != max(rows_list):
+                continue
             have = rows
-            print(f"{rows:,} rows loaded (+{load_seconds:.1f}s)")
-            recompute = asyncio.run(time_recomputes(url, bootstrap, rounds, now, schema))
+            measured = asyncio.run(measure_recomputes(url, bootstrap, rounds, now, schema))
             scans = [time_full_scan(url, now, schema) for _ in range(3)]
-            results.append(
-                {
-                    "rows": rows,
-                    "recompute_seconds": summarise(recompute),
-                    "full_scan_seconds": summarise(scans),
-                    "rounds": rounds,
-                    "recompute_rounds": recompute,
-                }
-            )
-            print(
-                f"  recompute (rollup): median {statistics.median(recompute) * 1000:.1f} ms "
-                f"[{min(recompute) * 1000:.1f}-{max(recompute) * 1000:.1f}] over {rounds} rounds"
-            )
-            print(f"  full-scan aggregate it replaces: median {statistics.median(scans):.2f} s")
+            results.append(_result(rows, rounds, measured, scans))
     finally:
-        drop_schema(url, schema)
+        if not keep:
+            drop_schema(url, schema)
     return results
+
+
+def _result(rows: int, rounds: int, measured: list[Round], scans: list[float]) -> dict[str, Any]:
+    recompute = [r.wall for r in measured]
+    python_cpu = [r.python_cpu * 1000 for r in measured]
+    postgres_cpu = [r.postgres_cpu * 1000 for r in measured if r.postgres_cpu is not None]
+    print(
+        f"  recompute (rollup): median {statistics.median(recompute) * 1000:.1f} ms "
+        f"[{min(recompute) * 1000:.1f}-{max(recompute) * 1000:.1f}] over {rounds} rounds: "
+        + " ".join(f"{seconds * 1000:.0f}" for seconds in recompute)
+    )
+    print(
+        f"  CPU per recompute: this process median {statistics.median(python_cpu):.0f} ms, "
+        + (
+            f"PostgreSQL median {statistics.median(postgres_cpu):.0f} ms"
+            if postgres_cpu
+            else "PostgreSQL not readable here"
+        )
+    )
+    print(f"  full-scan aggregate it replaces: median {statistics.median(scans):.2f} s")
+    return {
+        "rows": rows,
+        "recompute_seconds": summarise(recompute),
+        "full_scan_seconds": summarise(scans),
+        "rounds": rounds,
+        "recompute_rounds": recompute,
+        "python_cpu_ms": python_cpu,
+        "postgres_cpu_ms": postgres_cpu,
+    }
+
+
+_META = "bench_recompute_loaded"
+
+
+def _remember(url: str, schema: str, rows: int, now: datetime) -> None:
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {_META} (rows bigint, now timestamptz)")
+        conn.execute(f"DELETE FROM {_META}")
+        conn.execute(f"INSERT INTO {_META} VALUES (%s, %s)", (rows, now))
+
+
+def _kept(url: str, schema: str, rows: int) -> datetime | None:
+    """When a kept schema holding `rows` rows was loaded (None: load it afresh)."""
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as conn:
+        if conn.execute("SELECT to_regclass(%s)", (f"{schema}.{_META}",)).fetchone() == (None,):
+            return None
+        row = conn.execute(f"SELECT now FROM {_META} WHERE rows = %s", (rows,)).fetchone()
+    return None if row is None else row[0]
 
 
 def measure(rows_list: list[int], rounds: int) -> Outcome:
@@ -177,8 +264,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/recompute.json"))
     parser.add_argument("--schema", default=SCHEMA, help="the scratch schema (dropped after)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the scratch schema, and time it again if it holds the rows already",
+    )
     args = parser.parse_args()
-    results = measure_sizes(args.rows, args.rounds, args.schema)
+    results = measure_sizes(args.rows, args.rounds, args.schema, args.keep)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
