@@ -20,7 +20,7 @@ class Bound:
 
     __slots__ = ("_owner", "cancelling", "deadline", "done", "expired", "task")
     deadline: float  # loop time
-    task: "asyncio.Task[object]"
+    task: "asyncio.Task[object] | None"
     cancelling: int  # the task's cancel requests on entry
 
     def __init__(self, owner: "SharedDeadline") -> None:
@@ -44,12 +44,13 @@ class Bound:
         traceback: TracebackType | None,
     ) -> None:
         self.done = True
-        if (
-            self.expired
-            and exc_type is asyncio.CancelledError
-            and self.task.uncancel() <= self.cancelling
-        ):
-            raise TimeoutError from exc
+        task, self.task = self.task, None  # an ended block waits in the queue: hold no task
+        # As asyncio.timeout: the deadline's cancel request is withdrawn whatever the block
+        # raised, and only a cancellation that came from the deadline alone becomes a timeout.
+        if self.expired and task is not None:
+            withdrawn = task.uncancel() <= self.cancelling
+            if withdrawn and exc_type is asyncio.CancelledError:
+                raise TimeoutError from exc
 
 
 class SharedDeadline:
@@ -80,7 +81,7 @@ class SharedDeadline:
         queue, now = self._queue, loop.time()
         while queue and (queue[0].done or queue[0].deadline <= now):
             bound = queue.popleft()
-            if not bound.done:
+            if not bound.done and bound.task is not None:
                 bound.expired = True
                 bound.task.cancel()
         if queue:  # the next deadline (a block at the head may have ended by then)

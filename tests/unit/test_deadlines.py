@@ -81,3 +81,37 @@ async def test_a_block_inside_a_task_cancelled_at_its_deadline_too_is_cancelled(
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.create_task(waits())
+
+
+async def test_a_block_that_turns_the_deadline_into_another_error_leaves_no_cancel_request() -> (
+    None
+):
+    """As asyncio.timeout: the deadline's cancel request is withdrawn whatever the block
+    raised, so the task's later timeouts and task groups see no stray cancellation."""
+    deadline = SharedDeadline(SECONDS)
+
+    async def bounded() -> None:
+        async with deadline.bound():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                raise LookupError("the client's own error") from None
+
+    async def converts() -> int:
+        with pytest.raises(LookupError):
+            await bounded()
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert await asyncio.create_task(converts()) == 0
+
+
+async def test_an_ended_block_holds_no_reference_to_its_task() -> None:
+    """Ended blocks wait in the queue until they reach its head (up to the bound's seconds
+    behind a stalled one): they must not keep the request's task and its response alive."""
+    deadline = SharedDeadline(10.0)
+    bound = deadline.bound()
+    async with bound:
+        assert bound.task is asyncio.current_task()
+    assert bound.task is None
