@@ -49,7 +49,10 @@ def settle_heap() -> None:
     collected every 10,000 allocations instead of 700. A batch of 1,000 records holds ~20,000
     objects until it is done (records, models, rows), so at 700 the collector ran dozens of
     times a batch, each time walking survivors it could not free: ~5-6 µs a transaction
-    (docs/performance.md, session 8). Garbage without cycles is freed at once either way."""
+    (docs/performance.md, session 8). Garbage without cycles is freed at once either way.
+    Garbage with cycles left from the start-up (or from an agent Faust restarts after a
+    crash: this runs at each start) is collected first, never frozen."""
+    gc.collect()
     gc.freeze()
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
