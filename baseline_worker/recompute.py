@@ -7,6 +7,8 @@ is compacted, a repeated record or tombstone is harmless) but never loses a tomb
 """
 
 import asyncio
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +32,8 @@ from baseline_worker.stats import (
 from baseline_worker.tail import TailFit, TailLevels, fit_tail, narrowed
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
 from shared.db import columns, timed
+
+log = logging.getLogger(__name__)
 
 # Each statement writes every scope at once. The history rows are the published documents
 # themselves, one JSON array parameter (`json_to_recordset` reads the fields it names and
@@ -178,7 +182,9 @@ class Recomputer:
             async with timed(self._metrics.db_query_duration, "aggregate_baselines"):
                 await conn.execute(_AGGREGATE_WORK_MEM)
                 stats = await aggregate(conn, now, self._window_days)
-            baselines = [to_baseline(s, self._window_days, now, self._fit) for s in stats]
+            baselines, unusable = _finite_only(
+                [to_baseline(s, self._window_days, now, self._fit) for s in stats]
+            )
             documents = [encode_model(b) for b in baselines]
             async with timed(self._metrics.db_query_duration, "insert_baseline_history"):
                 await conn.execute(_INSERT_HISTORY, (_json_array(documents),))
@@ -188,7 +194,12 @@ class Recomputer:
                         "SELECT scope_kind, scope_name, currency FROM baselines_current"
                     )
                 ).fetchall()
-        previous = [BaselineScope(kind=ScopeKind(k), name=n, currency=c) for k, n, c in rows]
+        # A scope left out this time keeps what it had: it has not vanished from the window.
+        previous = [
+            scope
+            for k, n, c in rows
+            if (scope := BaselineScope(kind=ScopeKind(k), name=n, currency=c)) not in unusable
+        ]
         return baselines, documents, previous
 
     async def _publish(
@@ -241,6 +252,26 @@ class Recomputer:
                 sum(1 for b in baselines if b.scope.kind == kind)
             )
         self._metrics.tombstones.inc(len(vanished))
+
+
+def _finite_only(baselines: list[Baseline]) -> tuple[list[Baseline], set[BaselineScope]]:
+    """The baselines whose moments are all finite, and the scopes of the others, each logged.
+    Bounded amounts cannot make one, but a NaN or an infinity would be written as JSON null,
+    fail the history's NOT NULL and with it every scope's recompute: one scope is left out
+    instead (it keeps its last baseline)."""
+    kept: list[Baseline] = []
+    unusable: set[BaselineScope] = set()
+    for baseline in baselines:
+        values = (baseline.mean, baseline.stddev, baseline.log_mean, baseline.log_stddev)
+        if all(value is None or math.isfinite(value) for value in values):
+            kept.append(baseline)
+        else:
+            unusable.add(baseline.scope)
+            log.error(
+                "baseline left out: a moment is not finite",
+                extra={"scope": baseline.scope.key().decode(), "moments": repr(values)},
+            )
+    return kept, unusable
 
 
 def _json_array(documents: Sequence[bytes]) -> str:
