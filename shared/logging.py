@@ -56,8 +56,9 @@ class _SecondText:
     into the next second), so the text is utc_text's (tests/unit/test_logging.py)."""
 
     def __init__(self) -> None:
-        self._second = math.nan
-        self._head = ""
+        # (second, its text) swapped in one assignment: a thread never pairs one with the
+        # other's.
+        self._kept: tuple[float, str] = (math.nan, "")
 
     def __call__(self, created: float) -> str:
         if created < 0:  # before 1970 (a wrong clock): modf's parts would be negative
@@ -67,10 +68,11 @@ class _SecondText:
         if micros >= 1_000_000:
             micros -= 1_000_000
             second += 1.0
-        if second != self._second:
-            self._head = utc_text(second)[:-5]  # "2026-12-01T13:17:23"
-            self._second = second
-        return f"{self._head}.{micros // 1000:03d}Z"
+        kept_second, head = self._kept
+        if second != kept_second:
+            head = utc_text(second)[:-5]  # "2026-12-01T13:17:23"
+            self._kept = (second, head)
+        return f"{head}.{micros // 1000:03d}Z"
 
 
 # The stdlib's C encoder (what json.dumps runs), made once: json.dumps builds one per call,
