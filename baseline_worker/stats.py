@@ -148,16 +148,18 @@ def trend(
     if day_variance < _MIN_DAY_VARIANCE:
         return Trend(mean_day=mean_day)
     log_variance = moments.log_stddev**2
+    covariance = weights.log_days / n - mean_day * moments.log_total / n
+    least_squares = covariance / day_variance
+    # What the least-squares line leaves: no line through the same samples leaves less.
+    residual = max(log_variance - least_squares**2 * day_variance, 1e-12)
     lines: list[tuple[float, float]] = []
     if through != "medians":
-        covariance = weights.log_days / n - mean_day * moments.log_total / n
-        slope = covariance / day_variance
-        residual = max(log_variance - slope**2 * day_variance, 1e-12)
-        lines.append((slope, slope**2 * n * day_variance / residual))
+        lines.append((least_squares, least_squares**2 * n * day_variance / residual))
     if through != "means" and medians is not None:
         lines.append(medians.line())
     slope, t_squared = max(lines, key=lambda line: line[1], default=(0.0, 0.0))
-    return _trend_of(_shrunk(slope, t_squared), mean_day, day_variance, log_variance)
+    trusted = _shrunk(slope, t_squared)
+    return _trend_of(trusted, mean_day, day_variance, log_variance, residual)
 
 
 def _shrunk(slope: float, t_squared: float) -> float:
@@ -165,8 +167,14 @@ def _shrunk(slope: float, t_squared: float) -> float:
     return slope * max(0.0, 1 - _TREND_SHRINK / t_squared) if t_squared > 0 else 0.0
 
 
-def _trend_of(trusted: float, mean_day: float, day_variance: float, log_variance: float) -> Trend:
-    left = max(log_variance - trusted**2 * day_variance, 1e-12)
+def _trend_of(
+    trusted: float, mean_day: float, day_variance: float, log_variance: float, residual: float
+) -> Trend:
+    # The spread left is at least the least-squares line's residual: the medians' line can
+    # be steeper than every sample's, and would otherwise "explain" more than the window's
+    # whole variance (a majority at one moving price: the histogram narrowed to one bin).
+    # The means' line, shrunk toward 0, never reaches the floor.
+    left = max(log_variance - trusted**2 * day_variance, residual)
     spread = math.sqrt(left / log_variance) if log_variance > 0 else 1.0
     return Trend(trusted, mean_day, spread)
 

@@ -184,3 +184,38 @@ def test_the_sharper_line_is_the_medians_under_a_point_mass(
     sharper = trend(body.moments, body.weights, body.medians, "sharper")
     assert sharper in (body.by_means(), body.by_medians())
     assert abs(sharper.slope - drift) < 5 * standard_error(sigma, 0.0)
+
+
+def moving_price_window(per_day: int, moving: int) -> Window:
+    """Each day `moving` of `per_day` charges at one price rising 2 % a day, the others at
+    10.00: the days' medians sit on the moving price, so their line has no scatter at all."""
+    moments, weights, medians = Moments(), DayWeights(), DayMedians()
+    for day in range(DAYS):
+        price = math.log(10.0) + 0.02 * (day - 14.5)
+        logs = [price] * moving + [math.log(10.0)] * (per_day - moving)
+        today = Moments(len(logs), log_total=sum(logs), log_total_sq=sum(x * x for x in logs))
+        moments += today
+        weights += DayWeights.of(day, today)
+        if day < CLOSED:
+            bins = Counter(bin_of_log(x) for x in logs)
+            medians += DayMedians.of_day(day, len(logs), day_log_median(bins))
+    return Window(moments, weights, medians)
+
+
+def test_no_line_leaves_less_spread_than_the_least_squares_line() -> None:
+    """The medians' line can be steeper than every sample's least-squares line; what it is
+    said to explain is bounded by what that line explains, so the histogram is not narrowed
+    to nothing (it was to a spread of 7e-6: one bin, no tail fitted)."""
+    for per_day, moving in ((6, 4), (200, 101)):
+        window = moving_price_window(per_day, moving)
+        chosen = trend(window.moments, window.weights, window.medians, "sharper")
+        least_squares = window.by_means()
+        assert chosen.slope > least_squares.slope  # the medians' line was taken
+        n = window.moments.count
+        mean_day = window.weights.days / n
+        day_variance = window.weights.days_sq / n - mean_day**2
+        covariance = window.weights.log_days / n - mean_day * window.moments.log_total / n
+        log_variance = window.moments.log_stddev**2
+        residual = log_variance - covariance**2 / day_variance
+        assert chosen.spread >= math.sqrt(residual / log_variance) * (1 - 1e-9)
+        assert chosen.spread > 0.5
