@@ -6,6 +6,7 @@ it does), and a scope that does not drift gets no trend."""
 import math
 import random
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hypothesis import given, settings
@@ -43,12 +44,20 @@ def window(seed: int, drift: float, sigma: float, mass: float = 0.0) -> Window:
     """30 days of `PER_DAY` amounts: log-normal around a level moving `drift` a day, but for
     a share `mass` of exactly 1.00 (card checks) that never moves."""
     rng = random.Random(seed)
-    moments, weights, medians = Moments(), DayWeights(), DayMedians()
-    for day in range(DAYS):
-        logs = [
+    return summed(
+        [
             0.0 if rng.random() < mass else rng.gauss(LEVEL + drift * day, sigma)
             for _ in range(PER_DAY)
         ]
+        for day in range(DAYS)
+    )
+
+
+def summed(days: Iterable[list[float]]) -> Window:
+    """The window of these days' ln(amount)s, the first day first; the medians of the
+    closed days only."""
+    moments, weights, medians = Moments(), DayWeights(), DayMedians()
+    for day, logs in enumerate(days):
         today = Moments(len(logs), log_total=sum(logs), log_total_sq=sum(x * x for x in logs))
         moments += today
         weights += DayWeights.of(day, today)
@@ -189,17 +198,10 @@ def test_the_sharper_line_is_the_medians_under_a_point_mass(
 def moving_price_window(per_day: int, moving: int) -> Window:
     """Each day `moving` of `per_day` charges at one price rising 2 % a day, the others at
     10.00: the days' medians sit on the moving price, so their line has no scatter at all."""
-    moments, weights, medians = Moments(), DayWeights(), DayMedians()
-    for day in range(DAYS):
-        price = math.log(10.0) + 0.02 * (day - 14.5)
-        logs = [price] * moving + [math.log(10.0)] * (per_day - moving)
-        today = Moments(len(logs), log_total=sum(logs), log_total_sq=sum(x * x for x in logs))
-        moments += today
-        weights += DayWeights.of(day, today)
-        if day < CLOSED:
-            bins = Counter(bin_of_log(x) for x in logs)
-            medians += DayMedians.of_day(day, len(logs), day_log_median(bins))
-    return Window(moments, weights, medians)
+    fixed = math.log(10.0)
+    return summed(
+        [fixed + 0.02 * (day - 14.5)] * moving + [fixed] * (per_day - moving) for day in range(DAYS)
+    )
 
 
 def test_no_line_leaves_less_spread_than_the_least_squares_line() -> None:
