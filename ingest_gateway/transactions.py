@@ -1,13 +1,11 @@
 """Transaction endpoints: ingest (one or a batch), read back with the verdict, reverse."""
 
-import _json
 import hashlib
 import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from json.encoder import encode_basestring_ascii
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aiohttp import web
@@ -36,6 +34,7 @@ from schemas import (
     Verdict,
     VerdictReceipt,
 )
+from shared.json_text import json_text
 
 log = logging.getLogger(__name__)
 NOT_STORED = "no such transaction (a new one may not be scored yet)"
@@ -164,14 +163,7 @@ def _scored(txn_id: UUID | str, verdict: Verdict | VerdictReceipt) -> bytes:
         "z_score": verdict.z_score,
         "reason": "no_baseline" if verdict.baseline is None else None,
     }
-    return "".join(_encode(reply, 0)).encode()
-
-
-# json.dumps's text (its default settings) from the stdlib's C encoder made once: json.dumps
-# makes one per call, a third of the cost of this body (as the access log, shared/logging.py).
-_encode = _json.make_encoder(
-    None, json.JSONEncoder().default, encode_basestring_ascii, None, ": ", ", ", False, False, True
-)
+    return json_text(reply).encode()
 
 
 def _json_answer(body: bytes, status: int, headers: dict[str, str]) -> web.Response:

@@ -11,21 +11,19 @@ event-loop turn with the other lines of that turn (~80 µs a line on a loaded ma
 the formatter; docs/performance.md).
 """
 
-import _json
 import asyncio
-import json
 import logging
 import math
 import sys
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii
 from typing import TextIO
 from uuid import UUID
 
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from pythonjsonlogger.json import JsonFormatter
+
+from shared.json_text import json_text
 
 _LEVELS = {"warn": "WARNING"}
 
@@ -75,20 +73,8 @@ class _SecondText:
         return f"{head}.{micros // 1000:03d}Z"
 
 
-# The stdlib's C encoder (what json.dumps runs), made once: json.dumps builds one per call,
-# half the cost of a line. The same text as json.dumps with its defaults (no circular check:
-# the fields are flat).
-_encode = _json.make_encoder(
-    None, json.JSONEncoder().default, encode_basestring_ascii, None, ": ", ", ", False, False, True
-)
-
-
 # The keys write_fields puts before the fields.
 _OWN_KEYS = frozenset({"time", "level", "logger", "message", "service"})
-
-
-def _json_text(value: Mapping[str, object]) -> str:
-    return "".join(_encode(value, 0))
 
 
 class UtcJsonFormatter(JsonFormatter):
@@ -135,13 +121,13 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
         the time and the fields encoded once per level, logger and message."""
         if not fields or not _OWN_KEYS.isdisjoint(fields):  # nothing to add, or a key replaced
             own = {"level": level, "logger": logger, "message": message, "service": self.service}
-            return _json_text({"time": moment} | own | fields)
+            return json_text({"time": moment} | own | fields)
         head = self._heads.get((level, logger, message))
         if head is None:
             own = {"level": level, "logger": logger, "message": message, "service": self.service}
-            head = self._heads[level, logger, message] = _json_text(own)[1:-1]
+            head = self._heads[level, logger, message] = json_text(own)[1:-1]
         # The time's text is digits and -:.TZ, nothing JSON escapes.
-        return f'{{"time": "{moment}", {head}, {_json_text(fields)[1:]}'
+        return f'{{"time": "{moment}", {head}, {json_text(fields)[1:]}'
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._pending:
