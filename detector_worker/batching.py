@@ -6,11 +6,6 @@ started lingering). Under load fetches keep arriving and batches grow towards `m
 idle a record waits `quiet`, not the whole `within` window (which is what Faust's
 `take_events` would make every batch wait).
 
-Records that arrived while the last batch was being processed do not wait `quiet` again:
-they have been gathering for that whole batch, and the gap would only delay them (at 16
-callers on the verdict path, most batches began so, each ~2.5 ms later: docs/performance.md,
-"The verdict path at c=16, session 8").
-
 The records come from an inbox (detector_worker/delivery.py) a fetch at a time. Nothing
 here acknowledges them: the caller acks a batch once it is durable (detector_worker/app.py).
 """
@@ -45,11 +40,9 @@ async def take_quiet(
     the inbox are acked (its wait_empty), so records in hand are never left behind."""
     pending: list[T] = []
     while True:
-        # What waited through the last batch (or is left of it) goes without a quiet gap.
-        pending += inbox.take_nowait()
         if not pending:
             pending = await inbox.take()
-            await linger(inbox, pending, max_, within, quiet)
+        await linger(inbox, pending, max_, within, quiet)
         batch, pending = pending[:max_], pending[max_:]
         if batch:
             yield batch
