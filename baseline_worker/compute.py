@@ -145,6 +145,9 @@ class ScopeStats:
     # The closed days' medians of ln(amount), for a trend a point mass does not flatten
     # (stats.trend through the medians).
     medians: DayMedians = field(default_factory=DayMedians)
+    # The same closed days one by one (each a `DayMedians.of_day`), for a recent level
+    # (stats.recent_level); empty where they are not read.
+    closed_medians: tuple[DayMedians, ...] = ()
 
 
 def window_days(now: datetime, days: int) -> tuple[date, date]:

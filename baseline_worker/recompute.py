@@ -17,7 +17,7 @@ from uuid import uuid4
 from aiokafka import AIOKafkaProducer
 from psycopg_pool import AsyncConnectionPool
 
-from baseline_worker.compute import ScopeStats, advance_window, aggregate
+from baseline_worker.compute import OPEN_DAYS, ScopeStats, advance_window, aggregate
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.stats import (
     Moments,
@@ -26,6 +26,8 @@ from baseline_worker.stats import (
     hour_ratios,
     hour_spread,
     level_spread,
+    recent_days,
+    recent_level,
     trend,
     weekday_ratios,
 )
@@ -84,13 +86,26 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
     bins = stats.bins
     if fit.detrend_spread and spread < 1.0:
         bins = narrowed(bins, stats.moments.log_mean, spread)
+    today = _today_level(stats, level, window_days, fit)
     levels = TailLevels(
-        level.level_ratio(window_days - 1),
-        level.slope,
+        today.level_ratio(window_days - 1),
+        today.slope,
         None if hours is None else list(hours),
         None if weekdays is None else list(weekdays),
     )
     return fit_tail(bins, fit, levels)
+
+
+def _today_level(stats: ScopeStats, level: Trend, window_days: int, fit: TailFit) -> Trend:
+    """The level today and its slope: the window's line, or with `fit.recent_trend_days`
+    the line through the last closed days' medians where the window shows a trend (the
+    window's line still narrows the histogram and detrends the weekdays: it is the whole
+    window's)."""
+    if not fit.recent_trend_days or level.slope == 0:
+        return level
+    last_closed = window_days - 1 - OPEN_DAYS
+    recent = recent_days(stats.closed_medians, last_closed, fit.recent_trend_days)
+    return recent_level(level, stats.medians, recent)
 
 
 def _weekday_levels(

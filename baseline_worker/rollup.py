@@ -100,6 +100,7 @@ class _DayScope:
     hours: HourLevels = field(default_factory=HourLevels)
     weekdays: WeekdayLevels = field(default_factory=WeekdayLevels)
     medians: DayMedians = field(default_factory=DayMedians)
+    closed_medians: list[DayMedians] = field(default_factory=list)
 
     def add_day(self, day: _Day, day_index: int, closed: bool, weekday: int = 0) -> None:
         """Add one day of the window (its `weekday`, 0 for Monday); its hours, its weekday
@@ -113,7 +114,9 @@ class _DayScope:
             self.weekdays += WeekdayLevels.of_weekdays(
                 [weekday], [day.count], [day.log_total], [day.count * day_index]
             )
-            self.medians += DayMedians.of_day(day_index, day.count, day.log_median())
+            median = DayMedians.of_day(day_index, day.count, day.log_median())
+            self.medians += median
+            self.closed_medians.append(median)
         self.bins.update(day.bins)
         self.weights += DayWeights.of(day_index, moments)
 
@@ -196,7 +199,9 @@ class RollupWindow:
                 bins.update(part.bins)
         if not moments.count:
             return None
-        return ScopeStats(scope, moments, bins, weights, hours, weekdays, medians)
+        closed = self._closed.get(scope)
+        days = () if closed is None else tuple(closed.closed_medians)
+        return ScopeStats(scope, moments, bins, weights, hours, weekdays, medians, days)
 
     def bins(self, scope: BaselineScope) -> Counter[int]:
         """The scope's window histogram alone (what `stats` adds to a scope's moments): a

@@ -121,9 +121,12 @@ class Trend:
     slope: float = 0.0
     mean_day: float = 0.0
     spread: float = 1.0
+    # ln(level) at `mean_day` over the window's average level: 0 for one line through the
+    # window (it goes through the samples' centroid); not 0 for a bent one (`recent_level`).
+    offset: float = 0.0
 
     def level_ratio(self, today_index: int) -> float:
-        ratio = math.exp(self.slope * (today_index - self.mean_day))
+        ratio = math.exp(self.offset + self.slope * (today_index - self.mean_day))
         return min(max(ratio, 1 / _MAX_LEVEL_RATIO), _MAX_LEVEL_RATIO)
 
 
@@ -251,17 +254,27 @@ class DayMedians:
         medians' own scatter about the line (days - 2 degrees of freedom): it needs no model
         of a median's noise (a point mass, 2 % bins and a day's few samples all change it),
         and a day-to-day level (a weekday's) counts as noise."""
+        fitted = self.weighted_fit()
+        if fitted is None:
+            return 0.0, 0.0
+        slope, s_dd, residual = fitted
+        return slope, slope**2 * s_dd / residual
+
+    def weighted_fit(self) -> tuple[float, float, float] | None:
+        """`line`'s slope, the days' weighted sum of squares about their mean day, and the
+        medians' scatter c about the line (a median's variance being c / n); None for fewer
+        than 3 days or days spread over less than about a week."""
         n = self.count
         if self.days < 3 or n < 3:
-            return 0.0, 0.0
+            return None
         s_dd = self.day_sq_total - self.day_total**2 / n
         if s_dd / n < _MIN_DAY_VARIANCE:
-            return 0.0, 0.0
+            return None
         s_dm = self.day_median_total - self.day_total * self.median_total / n
         s_mm = self.median_sq_total - self.median_total**2 / n
         slope = s_dm / s_dd
         residual = max((s_mm - slope * s_dm) / (self.days - 2), 1e-12)
-        return slope, slope**2 * s_dd / residual
+        return slope, s_dd, residual
 
     def slope(self) -> float:
         """The line's slope shrunk as `trend` shrinks it (~2 standard errors or nothing)."""
@@ -269,6 +282,44 @@ class DayMedians:
 
 
 _DAY_MEDIAN_SUMS = tuple(DayMedians.__dataclass_fields__)
+
+
+def recent_days(days: Sequence[DayMedians], last_day: int, count: int) -> DayMedians:
+    """The sums of the closed days (each a `DayMedians.of_day`) among the last `count` up to
+    day `last_day` of the window."""
+    first = last_day - count + 1
+    return sum((d for d in days if d.count and d.day_total >= first * d.count), DayMedians())
+
+
+def recent_level(level: Trend, medians: DayMedians, recent: DayMedians) -> Trend:
+    """Today's level and slope bent to the last days' medians (`recent`, a part of
+    `medians`), for a scope whose window shows a trend: a drift that started mid-window is
+    a bent line, and one line through the whole window, flattened by the days before the
+    bend, reads today's level too low and its slope too flat (docs/accuracy.md, round 7).
+    The recent days' level (their weighted mean median) and slope each depart from the
+    window's line only as far as they stand out of their noise (positive-part James-Stein
+    toward the window's line, as `trend` shrinks a slope toward 0): a straight drift keeps
+    the window's line. `level` unchanged without a trend or with too few recent days."""
+    fitted = recent.weighted_fit()
+    if level.slope == 0 or fitted is None or medians.count == 0:
+        return level
+    recent_slope, s_dd, residual = fitted
+    recent_day = recent.day_total / recent.count
+    # The window's line on the medians' scale: the closed days' average moved along it to
+    # every sample's mean day, where the line has the window's average level.
+    average = medians.median_total / medians.count
+    average += level.slope * (level.mean_day - medians.day_total / medians.count)
+    on_line = average + level.slope * (recent_day - level.mean_day)
+    bend = _shrunk_toward(recent.median_total / recent.count - on_line, residual / recent.count)
+    slope = level.slope + _shrunk_toward(recent_slope - level.slope, residual / s_dd)
+    offset = on_line + bend + slope * (level.mean_day - recent_day) - average
+    return Trend(slope, level.mean_day, level.spread, offset)
+
+
+def _shrunk_toward(departure: float, variance: float) -> float:
+    """A departure from a line kept in proportion to 1 - 4 / t² (t² its square over its
+    variance): positive-part James-Stein, as `_shrunk` keeps a slope."""
+    return _shrunk(departure, departure**2 / variance if variance > 0 else 0.0)
 
 
 def level_ratio(moments: Moments, weights: DayWeights, today_index: int) -> float:

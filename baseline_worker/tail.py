@@ -63,6 +63,11 @@ class TailFit:
     # ("sharper", chosen leave-one-family-out on the eight families): baseline_worker.stats.
     # trend; docs/accuracy.md, round 6.
     trend_through: TrendThrough = "sharper"
+    # Today's level (and the slope it moves by) bent to the line through the medians of the
+    # last this many closed days, where the window shows a trend (0: the whole window's
+    # line): a drift that started mid-window bends the line (baseline_worker.stats.
+    # recent_level; docs/accuracy.md, round 7).
+    recent_trend_days: int = 0
 
 
 @dataclass(frozen=True)

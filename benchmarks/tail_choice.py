@@ -140,17 +140,32 @@ def median_trend() -> list[Candidate]:
     ]
 
 
+def recent_trend() -> list[Candidate]:
+    """Today's level from the whole window's line (round 6's defaults) or, where the window
+    shows a trend, from the line through the last 10, 14 or 21 closed days' medians
+    (docs/accuracy.md, round 7: a drift that starts mid-window bends the line)."""
+    return [
+        Candidate("whole window's line", TailFit(), ScoringConfig()),
+        *(
+            Candidate(f"recent {days} days' line", TailFit(recent_trend_days=days), ScoringConfig())
+            for days in (10, 14, 21)
+        ),
+    ]
+
+
 GRIDS: dict[str, Callable[[], list[Candidate]]] = {
     "round2": grid,
     "round4": round4,
     "weekdays": weekdays,
     "median_trend": median_trend,
+    "recent_trend": recent_trend,
 }
 JSON_OF = {
     "round2": Path("benchmarks/results/tail_choice.json"),
     "round4": Path("benchmarks/results/tail_choice_round4.json"),
     "weekdays": Path("benchmarks/results/weekday_levels.json"),
     "median_trend": Path("benchmarks/results/median_trend.json"),
+    "recent_trend": Path("benchmarks/results/recent_trend.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 # The family streams by name; () is the eight of issue 12 (world.DEFAULT_FAMILIES).

@@ -1,0 +1,76 @@
+"""Today's level bent to the last closed days' medians (baseline_worker.stats.recent_level,
+`TailFit.recent_trend_days`; docs/accuracy.md, round 7): a drift that starts mid-window is
+read at today's level where one line through the whole window reads it too low, a straight
+drift keeps the window's line, and a scope without a trend is left alone."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from baseline_worker.stats import DayMedians, Trend, recent_days, recent_level
+
+CLOSED = 28  # closed days of a 30-day window; today is day 29
+TODAY = 29
+RECENT = 14
+
+
+def medians_of(levels: list[float], counts: list[int]) -> list[DayMedians]:
+    return [
+        DayMedians.of_day(day, n, m) for day, (m, n) in enumerate(zip(levels, counts, strict=True))
+    ]
+
+
+def window_line(days: list[DayMedians]) -> Trend:
+    """The whole window's line through these medians, unshrunk, as `trend` would give it
+    for a clear drift (offset 0: it goes through the window's average)."""
+    summed = sum(days, DayMedians())
+    slope, _ = summed.line()
+    return Trend(slope, summed.day_total / summed.count)
+
+
+def today_log_level(days: list[DayMedians], level: Trend) -> float:
+    summed = sum(days, DayMedians())
+    bent = recent_level(level, summed, recent_days(days, CLOSED - 1, RECENT))
+    return math.log(bent.level_ratio(TODAY))
+
+
+def test_a_drift_that_starts_mid_window_is_read_at_todays_level() -> None:
+    # Flat for 14 days, then 2 % a day: today is 0.30 above the flat start.
+    levels = [0.02 * max(day - 14, 0) for day in range(CLOSED)]
+    days = medians_of(levels, [50] * CLOSED)
+    level = window_line(days)
+    average = sum(levels) / CLOSED
+    truth = 0.02 * (TODAY - 14) - average
+    assert math.log(level.level_ratio(TODAY)) < truth - 0.05  # the one line: too low
+    assert today_log_level(days, level) == pytest.approx(truth, abs=1e-6)
+    bent = recent_level(level, sum(days, DayMedians()), recent_days(days, CLOSED - 1, RECENT))
+    assert bent.slope == pytest.approx(0.02, abs=1e-9)
+
+
+@given(
+    slope=st.floats(-0.03, 0.03).filter(lambda s: abs(s) > 1e-3),
+    start=st.floats(-1.0, 1.0),
+    counts=st.lists(st.integers(1, 500), min_size=CLOSED, max_size=CLOSED),
+)
+def test_a_straight_drift_keeps_the_windows_line(
+    slope: float, start: float, counts: list[int]
+) -> None:
+    days = medians_of([start + slope * day for day in range(CLOSED)], counts)
+    level = window_line(days)
+    assert today_log_level(days, level) == pytest.approx(math.log(level.level_ratio(TODAY)))
+
+
+def test_no_trend_no_change() -> None:
+    days = medians_of([0.02 * max(day - 14, 0) for day in range(CLOSED)], [50] * CLOSED)
+    level = Trend(0.0, 13.5)
+    summed = sum(days, DayMedians())
+    assert recent_level(level, summed, recent_days(days, CLOSED - 1, RECENT)) == level
+
+
+def test_recent_days_are_the_last_closed_ones() -> None:
+    days = medians_of([0.0] * CLOSED, list(range(1, CLOSED + 1)))
+    recent = recent_days(days, CLOSED - 1, RECENT)
+    assert recent.days == RECENT
+    assert recent.count == sum(range(CLOSED - RECENT + 1, CLOSED + 1))
