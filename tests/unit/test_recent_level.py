@@ -4,16 +4,22 @@ read at today's level where one line through the whole window reads it too low, 
 drift keeps the window's line, and a scope without a trend is left alone."""
 
 import math
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import uuid4
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from baseline_worker.rollup import MemoryRollup
 from baseline_worker.stats import DayMedians, Trend, recent_days, recent_level
+from schemas import BaselineScope, ScopeKind, Transaction
 
 CLOSED = 28  # closed days of a 30-day window; today is day 29
 TODAY = 29
 RECENT = 14
+CAFE = BaselineScope(kind=ScopeKind.MERCHANT, name="Cafe", currency="USD")
 
 
 def medians_of(levels: list[float], counts: list[int]) -> list[DayMedians]:
@@ -74,3 +80,26 @@ def test_recent_days_are_the_last_closed_ones() -> None:
     recent = recent_days(days, CLOSED - 1, RECENT)
     assert recent.days == RECENT
     assert recent.count == sum(range(CLOSED - RECENT + 1, CLOSED + 1))
+
+
+def test_the_replays_rollup_keeps_the_closed_days_medians_one_by_one() -> None:
+    """`MemoryRollup` hands the closed days' medians to the fit day by day (what
+    `recent_days` selects from), summing to the window's medians; the open days have none."""
+    rollup = MemoryRollup(30)
+    start = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    for day in range(30):
+        for amount in ("10.00", "12.00", str(10 + day)):
+            rollup.add(
+                Transaction(
+                    id=uuid4(),
+                    amount=Decimal(amount),
+                    category="food",
+                    merchant="Cafe",
+                    transaction_date=start + timedelta(days=day),
+                )
+            )
+    stats = rollup.window(start + timedelta(days=29)).stats(CAFE)
+    assert stats is not None
+    assert len(stats.closed_medians) == CLOSED
+    assert sum(stats.closed_medians, DayMedians()) == stats.medians
+    assert recent_days(stats.closed_medians, CLOSED - 1, RECENT).days == RECENT
