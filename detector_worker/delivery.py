@@ -16,14 +16,15 @@ after its batch is durable.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP, ConsumerT, Message
-from mode import ServiceT
+from mode import Service, ServiceT
+from mode.utils.futures import maybe_async
 from mode.utils.queues import FlowControlQueue
 
 
@@ -72,10 +73,66 @@ class RecordInbox:
             ack(message)
 
 
+class InlineConsumerThread(AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer service, run on the app's event loop instead of a thread.
+
+    Faust runs its aiokafka consumer in a thread with a loop of its own, and every call to it
+    (each fetch, each commit, each position or seek) is a round trip between the two loops:
+    a `call_soon_threadsafe` there, a queue and a worker task, the call, a
+    `call_soon_threadsafe` back. At ~10 records a batch that was ~40 thread hand-offs and ~35
+    loop turns a batch, most of the detector's CPU on the verdict path (docs/performance.md,
+    session 9). Here the same aiokafka consumer, with Faust's own settings and rebalance
+    listener, runs on the app's loop and each call is a plain await. The thread's purpose,
+    heartbeats while the agent holds the loop, is kept by aiokafka's own heartbeat task:
+    a batch holds the loop for milliseconds, the session timeout is seconds.
+    """
+
+    def __init__(self, consumer: Consumer, **kwargs: Any) -> None:
+        super().__init__(consumer, thread_loop=kwargs.get("loop") or consumer.loop, **kwargs)
+
+    async def start(self) -> None:
+        """As a service of the app's loop (no thread, no method queue)."""
+        self._thread_started.set()
+        await Service.start(self)
+
+    async def stop(self) -> None:
+        """What the thread would do on its way out, in this loop: stop the consumer (Faust's
+        `on_thread_stop`), then the service's children, tasks and exit stacks."""
+        if self._started.is_set() and not self._stopped.is_set():
+            self._stopped.set()
+            await self.on_stop()
+            await self._shutdown_thread()
+            await self.on_shutdown()
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await maybe_async(fun(*args, **kwargs))
+
+    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.add_future(maybe_async(fun(*args, **kwargs)))
+
+
 class BatchConsumer(Consumer):
-    """Faust's aiokafka consumer, delivering each fetch of an inbox's topic in one step."""
+    """Faust's aiokafka consumer, delivering each fetch of an inbox's topic in one step, its
+    aiokafka consumer on the app's loop (`InlineConsumerThread`)."""
 
     inbox: RecordInbox | None = None
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return InlineConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def threadsafe_partitions_revoked(
+        self, receiver_loop: asyncio.AbstractEventLoop, revoked: set[TP]
+    ) -> None:
+        """Faust's rebalance callback, awaited in place: the consumer shares the app's loop."""
+        await self.on_partitions_revoked(revoked)
+
+    async def threadsafe_partitions_assigned(
+        self,
+        receiver_loop: asyncio.AbstractEventLoop,
+        assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        await self.on_partitions_assigned(assigned, generation_id)
 
     def track_message(self, message: Message) -> None:
         """Pending its ack (what Faust's wait_empty waits for at a rebalance or a stop).
