@@ -8,9 +8,9 @@ once, the same gateway code in front of each. Each round loads every variant in 
 `wrk -t2 -c C -d S` on `POST /transactions` (benchmarks/verdict_path.py's wrk), the order
 reversed every other round, and reads the CPU of the detector, of its PostgreSQL backends and
 of the gateway from /proc over the run. Per batch of the detector (its `detector_batch_size`
-count): records, the system calls that read and wrote (`/proc/PID/io`: socket sends and
-receives, the event loop's wake-ups) and the context switches of all its threads
-(`/proc/PID/task/*/status`: each time a thread slept or was preempted). A variant is `COMMIT` or `COMMIT:NAME=VALUE,NAME=VALUE`.
+count): records, and the context switches of all its threads (`/proc/PID/task/*/status`:
+each time a thread went to sleep or was preempted; `/proc/PID/io` counts no socket calls
+on this kernel). A variant is `COMMIT` or `COMMIT:NAME=VALUE,NAME=VALUE`.
 
     .venv/bin/python -m benchmarks.detector_ab HEAD~1 HEAD --rounds 4 --seconds 6
     .venv/bin/python -m benchmarks.detector_ab HEAD HEAD:BATCH_QUIET_SECONDS=0.005
@@ -20,8 +20,8 @@ import argparse
 import asyncio
 import re
 import secrets
-import urllib.request
 import tempfile
+import urllib.request
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -74,17 +74,16 @@ def variant(stack: ExitStack, name: str, tree: Path, extra: dict[str, str]) -> T
     )
 
 
-# name -> a reading of the detector's counters (records, batches, syscalls, switches).
+# name -> a reading of the detector's counters (batches, records, context switches).
 counters: dict[str, Any] = {}
 _BATCHES = re.compile(rb"^detector_batch_size_(count|sum) ([0-9.e+]+)$", re.MULTILINE)
 
 
 def detector_counters(pid: int, metrics_port: int) -> dict[str, float]:
-    """The detector's batches and records so far (its metrics), its read and write system
-    calls and the context switches of all its threads (/proc)."""
+    """The detector's batches and records so far (its metrics) and the context switches of
+    all its threads (/proc)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
         found = {kind.decode(): float(value) for kind, value in _BATCHES.findall(page.read())}
-    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
     switches = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         for line in (task / "status").read_text().splitlines():
@@ -93,8 +92,6 @@ def detector_counters(pid: int, metrics_port: int) -> dict[str, float]:
     return {
         "batches": found.get("count", 0.0),
         "records": found.get("sum", 0.0),
-        "syscr": float(io["syscr"]),
-        "syscw": float(io["syscw"]),
         "switches": float(switches),
     }
 
@@ -135,17 +132,16 @@ def _line(run: dict[str, Any]) -> str:
         f"{run['per_second']:,.0f} req/s p50 {run['p50_ms']:.1f} p99 {run['p99_ms']:.1f} ms "
         f"non2xx {run['non2xx']}; CPU ms/request detector {cpu['detector']:.3f} "
         f"postgresql {cpu['postgresql']:.3f} gateway {cpu['gateway']:.3f}; per batch "
-        f"{batch['records']:.1f} records, syscalls read {batch['syscr']:.1f} "
-        f"write {batch['syscw']:.1f}, context switches {batch['switches']:.1f}"
+        f"{batch['records']:.1f} records, {batch['switches']:.1f} context switches"
     )
 
 
 def _summary(runs: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
     print(
         "\n| variant | C | req/s | p50 ms | p99 ms | detector CPU-ms/req | PostgreSQL | gateway "
-        "| records/batch | reads/batch | writes/batch | switches/batch |"
+        "| records/batch | switches/batch |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (name, connections), same in runs.items():
 
         def med(pick: Any, same: list[dict[str, Any]] = same) -> float:
@@ -158,8 +154,6 @@ def _summary(runs: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
             f"{med(lambda r: r['cpu_ms_per_request']['postgresql']):.3f} | "
             f"{med(lambda r: r['cpu_ms_per_request']['gateway']):.3f} | "
             f"{med(lambda r: r['per_batch']['records']):.1f} | "
-            f"{med(lambda r: r['per_batch']['syscr']):.1f} | "
-            f"{med(lambda r: r['per_batch']['syscw']):.1f} | "
             f"{med(lambda r: r['per_batch']['switches']):.1f} |"
         )
 
