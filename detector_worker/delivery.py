@@ -54,6 +54,15 @@ class RecordInbox:
         self._taken.clear()
         await self._taken.wait()
 
+    def put_nowait(self, messages: list[Message]) -> bool:
+        """Into the queue at once when there is room and the flow is not suspended (the
+        usual case: the consumer waits for the agent to take what is waiting); False when
+        the caller must wait (`BatchConsumer._put`)."""
+        if self.queue.full() or not self.app.flow_control.is_active():
+            return False
+        self.queue.put_nowait(messages)
+        return True
+
     def take_nowait(self) -> list[Message]:
         """Every record waiting, tracked by the consumer as being processed (wait_empty waits
         for their acks); records fetched before a rebalance are dropped, never processed (the
@@ -164,7 +173,9 @@ class BatchConsumer(Consumer):
                 await self._wait_for_agent()
                 self.diag.set_flag(CONSUMER_FETCHING)
                 messages = await self._fetch()
-                await self.sleep(0)
+                # One turn of the loop (Faust's `self.sleep(0)` is a `wait_for` on a task:
+                # a task made, cancelled and awaited, three turns, each fetch).
+                await asyncio.sleep(0)
                 if messages and not self.should_stop:
                     await self._deliver(messages)
                 del messages  # not kept alive while the next fetch waits
@@ -235,11 +246,17 @@ class BatchConsumer(Consumer):
         batch = [m for m in messages if m.topic == topic]
         if inbox is None or not batch:
             return
+        if not self.suspend_flow.is_set() and inbox.put_nowait(batch):
+            self._mark_read(batch)  # without wait_first's tasks when nothing is to wait for
+            return
         put = self._put(inbox, batch)
         results = await self.wait_first(put, self.suspend_flow.wait())
         if put in results.done:
-            for message in batch:
-                self._read_offset[message.tp] = message.offset
+            self._mark_read(batch)
+
+    def _mark_read(self, messages: list[Message]) -> None:
+        for message in messages:
+            self._read_offset[message.tp] = message.offset
 
     @staticmethod
     async def _put(inbox: RecordInbox, messages: list[Message]) -> None:
