@@ -17,7 +17,6 @@ after its batch is durable.
 
 import asyncio
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from typing import Any, cast
 
 import faust
@@ -27,10 +26,6 @@ from faust.types import TP, ConsumerT, Message
 from mode import Service, ServiceT
 from mode.utils.futures import maybe_async
 from mode.utils.queues import FlowControlQueue
-
-# How long the consumer waits at most for the agent to take the records waiting before it
-# takes more from aiokafka (below aiokafka's prefetch backoff, 0.1 s).
-_AGENT_WAIT_SECONDS = 0.05
 
 
 class RecordInbox:
@@ -43,21 +38,11 @@ class RecordInbox:
         self.queue: FlowControlQueue[list[Message]] = FlowControlQueue(
             maxsize=max_fetches, flow_control=app.flow_control, clear_on_resume=True
         )
-        # Set whenever the agent has taken every record waiting.
-        self._taken = asyncio.Event()
-
-    async def wait_taken(self) -> None:
-        """Until the agent has taken every record waiting. (Faust's flow control empties the
-        queue at a rebalance without telling: callers bound the wait.)"""
-        if self.queue.empty():
-            return
-        self._taken.clear()
-        await self._taken.wait()
 
     def put_nowait(self, messages: list[Message]) -> bool:
         """Into the queue at once when there is room and the flow is not suspended (the
-        usual case: the consumer waits for the agent to take what is waiting); False when
-        the caller must wait (`BatchConsumer._put`)."""
+        usual case: the agent takes each fetch as it comes); False when the caller must wait
+        (`BatchConsumer._put`)."""
         if self.queue.full() or not self.app.flow_control.is_active():
             return False
         self.queue.put_nowait(messages)
@@ -70,7 +55,6 @@ class RecordInbox:
         messages: list[Message] = []
         while not self.queue.empty():
             messages += self.queue.get_nowait()
-        self._taken.set()
         return self._accept(messages)
 
     async def take(self) -> list[Message]:
@@ -170,7 +154,6 @@ class BatchConsumer(Consumer):
         fetcher_stopped = cast(Any, fetcher)._stopped.is_set
         try:
             while not (self._stopped.is_set() or fetcher_stopped()):
-                await self._wait_for_agent()
                 self.diag.set_flag(CONSUMER_FETCHING)
                 messages = await self._fetch()
                 # One turn of the loop (Faust's `self.sleep(0)` is a `wait_for` on a task:
@@ -188,17 +171,6 @@ class BatchConsumer(Consumer):
                 raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
-
-    async def _wait_for_agent(self) -> None:
-        """Take no more records from aiokafka while the agent has some waiting: records left
-        in aiokafka's buffer hold its next fetch request to the broker (for its
-        `prefetch_backoff`, 0.1 s), so what arrives while a batch is written is fetched in
-        one request when the agent is ready for it, not one request per record or two as it
-        arrives (docs/performance.md, session 9)."""
-        if self.inbox is not None:
-            with suppress(TimeoutError):
-                async with asyncio.timeout(_AGENT_WAIT_SECONDS):
-                    await self.inbox.wait_taken()
 
     async def _fetch(self) -> list[Message]:
         """The next fetch of the active partitions, as Faust's `getmany` filters it, with
