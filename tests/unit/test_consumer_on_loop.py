@@ -6,7 +6,7 @@ import asyncio
 import threading
 from pathlib import Path
 
-from detector_worker.delivery import DetectorApp, InlineConsumerThread
+from detector_worker.delivery import BatchConsumer, DetectorApp, InlineConsumerThread
 
 
 def _thread_name() -> str:
@@ -25,7 +25,9 @@ async def test_the_consumer_service_runs_on_the_apps_loop(tmp_path: Path) -> Non
         datadir=tmp_path,
         web_enabled=False,
     )
-    thread = app.consumer._thread
+    consumer = app.consumer
+    assert isinstance(consumer, BatchConsumer)
+    thread = consumer._thread
     assert isinstance(thread, InlineConsumerThread)
     assert thread.thread_loop is asyncio.get_running_loop()
     # What Faust hands "to the thread" (a fetch, a commit) runs here, in this thread.
