@@ -7,7 +7,10 @@ variant's extra environment, if any) and a gateway from this checkout: every var
 once, the same gateway code in front of each. Each round loads every variant in turn with
 `wrk -t2 -c C -d S` on `POST /transactions` (benchmarks/verdict_path.py's wrk), the order
 reversed every other round, and reads the CPU of the detector, of its PostgreSQL backends and
-of the gateway from /proc over the run. A variant is `COMMIT` or `COMMIT:NAME=VALUE,NAME=VALUE`.
+of the gateway from /proc over the run. Per batch of the detector (its `detector_batch_size`
+count): records, and the context switches of all its threads (`/proc/PID/task/*/status`:
+each time a thread went to sleep or was preempted; `/proc/PID/io` counts no socket calls
+on this kernel). A variant is `COMMIT` or `COMMIT:NAME=VALUE,NAME=VALUE`.
 
     .venv/bin/python -m benchmarks.detector_ab HEAD~1 HEAD --rounds 4 --seconds 6
     .venv/bin/python -m benchmarks.detector_ab HEAD HEAD:BATCH_QUIET_SECONDS=0.005
@@ -15,8 +18,10 @@ of the gateway from /proc over the run. A variant is `COMMIT` or `COMMIT:NAME=VA
 
 import argparse
 import asyncio
+import re
 import secrets
 import tempfile
+import urllib.request
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -56,6 +61,7 @@ def variant(stack: ExitStack, name: str, tree: Path, extra: dict[str, str]) -> T
     url = f"http://127.0.0.1:{port}"
     gateway.wait_healthy(f"{url}/ready")
     dsn, app = env["DATABASE_URL"], env["PGAPPNAME"]
+    counters[name] = lambda: detector_counters(detector.process.pid, ops)
     return Target(
         name,
         url,
@@ -66,6 +72,35 @@ def variant(stack: ExitStack, name: str, tree: Path, extra: dict[str, str]) -> T
             "gateway": lambda: [gateway.process.pid],
         },
     )
+
+
+# name -> a reading of the detector's counters (batches, records, context switches).
+counters: dict[str, Any] = {}
+_BATCHES = re.compile(rb"^detector_batch_size_(count|sum) ([0-9.e+]+)$", re.MULTILINE)
+
+
+def detector_counters(pid: int, metrics_port: int) -> dict[str, float]:
+    """The detector's batches and records so far (its metrics) and the context switches of
+    all its threads (/proc)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
+        found = {kind.decode(): float(value) for kind, value in _BATCHES.findall(page.read())}
+    switches = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if "ctxt_switches:" in line:
+                switches += int(line.split()[-1])
+    return {
+        "batches": found.get("count", 0.0),
+        "records": found.get("sum", 0.0),
+        "switches": float(switches),
+    }
+
+
+def per_batch(target: Target, run: dict[str, Any], before: dict[str, float]) -> None:
+    """Add the detector's counts per batch over the run to `run`."""
+    after = counters[target.name]()
+    batches = max(1.0, after["batches"] - before["batches"])
+    run["per_batch"] = {k: (after[k] - before[k]) / batches for k in after if k != "batches"}
 
 
 def compare(variants: list[str], concurrencies: list[int], seconds: float, rounds: int) -> None:
@@ -83,26 +118,30 @@ def compare(variants: list[str], concurrencies: list[int], seconds: float, round
         for number in range(rounds):
             for connections in concurrencies:
                 for target in targets if number % 2 == 0 else targets[::-1]:
+                    before = counters[target.name]()
                     run = measured(target, "", connections, seconds)
+                    per_batch(target, run, before)
                     runs.setdefault((target.name, connections), []).append(run)
                     print(f"round {number} c={connections} {target.name}: {_line(run)}", flush=True)
         _summary(runs)
 
 
 def _line(run: dict[str, Any]) -> str:
-    cpu = run["cpu_ms_per_request"]
+    cpu, batch = run["cpu_ms_per_request"], run["per_batch"]
     return (
         f"{run['per_second']:,.0f} req/s p50 {run['p50_ms']:.1f} p99 {run['p99_ms']:.1f} ms "
         f"non2xx {run['non2xx']}; CPU ms/request detector {cpu['detector']:.3f} "
-        f"postgresql {cpu['postgresql']:.3f} gateway {cpu['gateway']:.3f}"
+        f"postgresql {cpu['postgresql']:.3f} gateway {cpu['gateway']:.3f}; per batch "
+        f"{batch['records']:.1f} records, {batch['switches']:.1f} context switches"
     )
 
 
 def _summary(runs: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
     print(
-        "\n| variant | C | req/s | p50 ms | p99 ms | detector CPU-ms/req | PostgreSQL | gateway |"
+        "\n| variant | C | req/s | p50 ms | p99 ms | detector CPU-ms/req | PostgreSQL | gateway "
+        "| records/batch | switches/batch |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (name, connections), same in runs.items():
 
         def med(pick: Any, same: list[dict[str, Any]] = same) -> float:
@@ -113,7 +152,9 @@ def _summary(runs: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
             f"{med(lambda r: r['p50_ms']):.1f} | {med(lambda r: r['p99_ms']):.1f} | "
             f"{med(lambda r: r['cpu_ms_per_request']['detector']):.3f} | "
             f"{med(lambda r: r['cpu_ms_per_request']['postgresql']):.3f} | "
-            f"{med(lambda r: r['cpu_ms_per_request']['gateway']):.3f} |"
+            f"{med(lambda r: r['cpu_ms_per_request']['gateway']):.3f} | "
+            f"{med(lambda r: r['per_batch']['records']):.1f} | "
+            f"{med(lambda r: r['per_batch']['switches']):.1f} |"
         )
 
 

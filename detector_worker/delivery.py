@@ -16,14 +16,15 @@ after its batch is durable.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP, ConsumerT, Message
-from mode import ServiceT
+from mode import Service, ServiceT
+from mode.utils.futures import maybe_async
 from mode.utils.queues import FlowControlQueue
 
 
@@ -37,6 +38,15 @@ class RecordInbox:
         self.queue: FlowControlQueue[list[Message]] = FlowControlQueue(
             maxsize=max_fetches, flow_control=app.flow_control, clear_on_resume=True
         )
+
+    def put_nowait(self, messages: list[Message]) -> bool:
+        """Into the queue at once when there is room and the flow is not suspended (the
+        usual case: the agent takes each fetch as it comes); False when the caller must wait
+        (`BatchConsumer._put`)."""
+        if self.queue.full() or not self.app.flow_control.is_active():
+            return False
+        self.queue.put_nowait(messages)
+        return True
 
     def take_nowait(self) -> list[Message]:
         """Every record waiting, tracked by the consumer as being processed (wait_empty waits
@@ -72,10 +82,66 @@ class RecordInbox:
             ack(message)
 
 
+class InlineConsumerThread(AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer service, run on the app's event loop instead of a thread.
+
+    Faust runs its aiokafka consumer in a thread with a loop of its own, and every call to it
+    (each fetch, each commit, each position or seek) is a round trip between the two loops:
+    a `call_soon_threadsafe` there, a queue and a worker task, the call, a
+    `call_soon_threadsafe` back. At ~10 records a batch that was ~40 thread hand-offs and ~35
+    loop turns a batch, most of the detector's CPU on the verdict path (docs/performance.md,
+    session 9). Here the same aiokafka consumer, with Faust's own settings and rebalance
+    listener, runs on the app's loop and each call is a plain await. The thread's purpose,
+    heartbeats while the agent holds the loop, is kept by aiokafka's own heartbeat task:
+    a batch holds the loop for milliseconds, the session timeout is seconds.
+    """
+
+    def __init__(self, consumer: Consumer, **kwargs: Any) -> None:
+        super().__init__(consumer, thread_loop=kwargs.get("loop") or consumer.loop, **kwargs)
+
+    async def start(self) -> None:
+        """As a service of the app's loop (no thread, no method queue)."""
+        self._thread_started.set()
+        await Service.start(self)
+
+    async def stop(self) -> None:
+        """What the thread would do on its way out, in this loop: stop the consumer (Faust's
+        `on_thread_stop`), then the service's children, tasks and exit stacks."""
+        if self._started.is_set() and not self._stopped.is_set():
+            self._stopped.set()
+            await self.on_stop()
+            await self._shutdown_thread()
+            await self.on_shutdown()
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await maybe_async(fun(*args, **kwargs))
+
+    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.add_future(maybe_async(fun(*args, **kwargs)))
+
+
 class BatchConsumer(Consumer):
-    """Faust's aiokafka consumer, delivering each fetch of an inbox's topic in one step."""
+    """Faust's aiokafka consumer, delivering each fetch of an inbox's topic in one step, its
+    aiokafka consumer on the app's loop (`InlineConsumerThread`)."""
 
     inbox: RecordInbox | None = None
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return InlineConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def threadsafe_partitions_revoked(
+        self, receiver_loop: asyncio.AbstractEventLoop, revoked: set[TP]
+    ) -> None:
+        """Faust's rebalance callback, awaited in place: the consumer shares the app's loop."""
+        await self.on_partitions_revoked(revoked)
+
+    async def threadsafe_partitions_assigned(
+        self,
+        receiver_loop: asyncio.AbstractEventLoop,
+        assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        await self.on_partitions_assigned(assigned, generation_id)
 
     def track_message(self, message: Message) -> None:
         """Pending its ack (what Faust's wait_empty waits for at a rebalance or a stop).
@@ -90,7 +156,9 @@ class BatchConsumer(Consumer):
             while not (self._stopped.is_set() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 messages = await self._fetch()
-                await self.sleep(0)
+                # One turn of the loop (Faust's `self.sleep(0)` is a `wait_for` on a task:
+                # a task made, cancelled and awaited, three turns, each fetch).
+                await asyncio.sleep(0)
                 if messages and not self.should_stop:
                     await self._deliver(messages)
                 del messages  # not kept alive while the next fetch waits
@@ -150,11 +218,17 @@ class BatchConsumer(Consumer):
         batch = [m for m in messages if m.topic == topic]
         if inbox is None or not batch:
             return
+        if not self.suspend_flow.is_set() and inbox.put_nowait(batch):
+            self._mark_read(batch)  # without wait_first's tasks when nothing is to wait for
+            return
         put = self._put(inbox, batch)
         results = await self.wait_first(put, self.suspend_flow.wait())
         if put in results.done:
-            for message in batch:
-                self._read_offset[message.tp] = message.offset
+            self._mark_read(batch)
+
+    def _mark_read(self, messages: list[Message]) -> None:
+        for message in messages:
+            self._read_offset[message.tp] = message.offset
 
     @staticmethod
     async def _put(inbox: RecordInbox, messages: list[Message]) -> None:
