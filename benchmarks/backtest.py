@@ -13,7 +13,9 @@ The rows are replayed in time order through the real scorer with baselines recom
 event time passes (`benchmarks.replay`: the baseline worker's own arithmetic, checked
 against the SQL rollup by tests/integration/test_baselines.py). Replaying the file through
 the live system cannot show this: there the baselines follow the wall clock. The first
-`--warmup-days` fill the baselines and are not counted.
+`--warmup-days` fill the baselines and are not counted. `--workers N` (default: the CPUs)
+replays independent groups of scopes in N processes, to the same report
+(`benchmarks.parallel_replay`).
 
 Printed per method: alerts per tier, and with labels precision, recall and false alerts per
 10,000 normal transactions at each tier, and recall at matched false-alert rates (2, 5, 13

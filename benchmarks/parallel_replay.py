@@ -90,8 +90,9 @@ def replay_scored(
     parts = shares(scope_groups(transactions), workers) if workers > 1 else []
     if len(parts) <= 1:
         indices = list(range(len(transactions)))
-        part = _replay_part(transactions, indices, config, score_of, progress.update, replay_args)
-        return _merge(len(transactions), [(indices, part)])
+        return Scored(
+            *_replay_part(transactions, indices, config, score_of, progress.update, replay_args)
+        )
     return _merge(
         len(transactions),
         _in_processes(transactions, parts, config, score_of, progress, replay_args),
