@@ -275,7 +275,8 @@ class RollupWindow:
         """The scope's window histogram alone (what `stats` adds to a scope's moments): a
         replay that already holds the moments reads it only when it refits the tail."""
         bins: Counter[int] = Counter()
-        for part in (self._closed.get(scope), self._today_part(scope)):
-            if part is not None:
-                bins.update(part.bins)
+        if (closed := self._closed.get(scope)) is not None:
+            bins.update(closed.bins)
+        if (today := self._today.get(scope)) is not None:
+            bins.update(today.bins)  # the one day's histogram as it is: no copy of a copy
         return bins
