@@ -86,8 +86,9 @@ def replay_scored(
     **replay_args: Any,
 ) -> Scored:
     """Every row replayed (`benchmarks.replay.replay`), in `workers` processes when there
-    are independent groups of scopes to share among them."""
-    parts = shares(scope_groups(transactions), workers) if workers > 1 else []
+    are independent groups of scopes to share among them (and processes can fork)."""
+    forks = "fork" in multiprocessing.get_all_start_methods()
+    parts = shares(scope_groups(transactions), workers) if workers > 1 and forks else []
     if len(parts) <= 1:
         indices = list(range(len(transactions)))
         return Scored(
