@@ -43,10 +43,16 @@ def scopes_of(txn: Transaction) -> tuple[BaselineScope, BaselineScope]:
 @lru_cache(maxsize=65_536)
 def _scopes(category: str, merchant: str, currency: str) -> tuple[BaselineScope, BaselineScope]:
     # Cached: a replay looks up the same few thousand scopes millions of times.
-    return (
-        BaselineScope(kind=ScopeKind.CATEGORY, name=category, currency=currency),
-        BaselineScope(kind=ScopeKind.MERCHANT, name=merchant, currency=currency),
+    return scope_of(ScopeKind.CATEGORY, category, currency), scope_of(
+        ScopeKind.MERCHANT, merchant, currency
     )
+
+
+@lru_cache(maxsize=65_536)
+def scope_of(kind: ScopeKind, name: str, currency: str) -> BaselineScope:
+    """One model per scope: a dictionary keyed by scopes then finds each by identity, where
+    two equal models would be compared field by field on every look-up."""
+    return BaselineScope(kind=kind, name=name, currency=currency)
 
 
 @dataclass(slots=True)
@@ -62,11 +68,16 @@ class _Day:
     bins: Counter[int] = field(default_factory=Counter)
     hour_counts: list[int] = field(default_factory=lambda: [0] * HOURS)
     hour_log_totals: list[float] = field(default_factory=lambda: [0.0] * HOURS)
-    # The median of ln(amount), once asked for (a closed day's rows no longer change).
+    # The median of ln(amount) and the moments, once asked for (a closed day's rows no
+    # longer change, and each closed day is in the windows of 30 days).
     median: float | None = None
+    summed: Moments | None = None
+    # Held by a window (which reads the day without copying it): a row added later goes to
+    # a copy instead (`MemoryRollup.add`), so that the window keeps its snapshot.
+    shared: bool = False
 
     def add(self, scaled: int, log_amount: float, bin_index: int, hour: int) -> None:
-        self.median = None
+        self.median = self.summed = None
         self.count += 1
         self.hour_counts[hour] += 1
         self.hour_log_totals[hour] += log_amount
@@ -76,15 +87,31 @@ class _Day:
         self.log_total_sq += log_amount * log_amount
         self.bins[bin_index] += 1
 
+    def copy(self) -> "_Day":
+        return _Day(
+            self.count,
+            self.total,
+            self.total_sq,
+            self.log_total,
+            self.log_total_sq,
+            Counter(self.bins),
+            list(self.hour_counts),
+            list(self.hour_log_totals),
+            self.median,
+            self.summed,
+        )
+
     def moments(self) -> Moments:
-        with localcontext(prec=80):
-            return Moments(
-                self.count,
-                Decimal(self.total).scaleb(-4),
-                Decimal(self.total_sq).scaleb(-8),
-                self.log_total,
-                self.log_total_sq,
-            )
+        if self.summed is None:
+            with localcontext(prec=80):
+                self.summed = Moments(
+                    self.count,
+                    Decimal(self.total).scaleb(-4),
+                    Decimal(self.total_sq).scaleb(-8),
+                    self.log_total,
+                    self.log_total_sq,
+                )
+        return self.summed
 
     def log_median(self) -> float:
         if self.median is None:
@@ -92,15 +119,24 @@ class _Day:
         return self.median
 
 
+# A scope's window as `RollupWindow.stats` sums it: moments, day weights, hours, weekdays,
+# days' medians.
+_Sums = tuple[Moments, DayWeights, HourLevels, WeekdayLevels, DayMedians]
+
+
 @dataclass
 class _DayScope:
     moments: Moments = field(default_factory=Moments)
-    bins: Counter[int] = field(default_factory=Counter)
     weights: DayWeights = field(default_factory=DayWeights)
     hours: HourLevels = field(default_factory=HourLevels)
     weekdays: WeekdayLevels = field(default_factory=WeekdayLevels)
     medians: DayMedians = field(default_factory=DayMedians)
     closed_medians: list[DayMedians] = field(default_factory=list)
+    # The days' histograms, summed when asked for (only a tail fit reads them).
+    day_bins: list[Counter[int]] = field(default_factory=list)
+    _bins: Counter[int] | None = None
+    _sums: _Sums | None = None
+    _open_levels: tuple[HourLevels, WeekdayLevels, DayMedians] | None = None
 
     def add_day(self, day: _Day, day_index: int, closed: bool, weekday: int = 0) -> None:
         """Add one day of the window (its `weekday`, 0 for Monday); its hours, its weekday
@@ -117,8 +153,39 @@ class _DayScope:
             median = DayMedians.of_day(day_index, day.count, day.log_median())
             self.medians += median
             self.closed_medians.append(median)
-        self.bins.update(day.bins)
+        self.day_bins.append(day.bins)
         self.weights += DayWeights.of(day_index, moments)
+
+    @property
+    def bins(self) -> Counter[int]:
+        if self._bins is None:
+            self._bins = Counter()
+            for bins in self.day_bins:
+                self._bins.update(bins)
+        return self._bins
+
+    def sums(self) -> _Sums:
+        """This part added to empty sums, as `RollupWindow.stats` starts; kept, since the
+        closed days' part is the same in every recompute of a day."""
+        if self._sums is None:
+            self._sums = (
+                Moments() + self.moments,
+                DayWeights() + self.weights,
+                HourLevels() + self.hours,
+                WeekdayLevels() + self.weekdays,
+                DayMedians() + self.medians,
+            )
+        return self._sums
+
+    def with_open_day(self, day: "_DayScope") -> _Sums:
+        """`sums` with an open day's part added (`day`: a part of one open day only, whose
+        hours, weekday and median are not yet counted, so the levels and medians added are
+        the same all day: kept)."""
+        if self._open_levels is None:
+            _, _, hours, weekdays, medians = self.sums()
+            self._open_levels = (hours + day.hours, weekdays + day.weekdays, medians + day.medians)
+        moments, weights = self.sums()[:2]
+        return moments + day.moments, weights + day.weights, *self._open_levels
 
 
 class MemoryRollup:
@@ -148,6 +215,8 @@ class MemoryRollup:
             entry = rows.get(scope)
             if entry is None:
                 entry = rows[scope] = _Day()
+            elif entry.shared:
+                entry = rows[scope] = entry.copy()
             entry.add(scaled, log_amount, bin_index, at.hour)
 
     def window(self, now: datetime) -> "RollupWindow":
@@ -158,48 +227,51 @@ class MemoryRollup:
             hours_last = today - timedelta(days=OPEN_DAYS)
             for day in (d for d in self._days if first <= d < today):
                 for scope, entry in self._days[day].items():
+                    entry.shared = True
                     closed.setdefault(scope, _DayScope()).add_day(
                         entry, (day - first).days, day <= hours_last, day.weekday()
                     )
             self._closed = (today, closed)
-        # A copy of today: its rows go on growing after this recompute.
-        partial: dict[BaselineScope, _DayScope] = {}
-        for scope, entry in self._days.get(today, {}).items():
-            partial[scope] = _DayScope()
-            partial[scope].add_day(entry, (today - first).days, closed=False)
-        return RollupWindow(self._closed[1], partial)
+        # Today as it is now: its rows go on growing after this recompute, into copies.
+        partial = dict(self._days.get(today, {}))
+        for entry in partial.values():
+            entry.shared = True
+        return RollupWindow(self._closed[1], partial, (today - first).days)
 
 
 class RollupWindow:
     """One recompute's view of the rollup; each scope is summed when first asked for."""
 
     def __init__(
-        self, closed: dict[BaselineScope, _DayScope], today: dict[BaselineScope, _DayScope]
+        self, closed: dict[BaselineScope, _DayScope], today: dict[BaselineScope, _Day], index: int
     ) -> None:
-        self._closed, self._today = closed, today
+        self._closed, self._today, self._today_index = closed, today, index
+        self._partial: dict[BaselineScope, _DayScope] = {}
 
     def scopes(self) -> set[BaselineScope]:
         return {*self._closed, *self._today}
 
+    def _today_part(self, scope: BaselineScope) -> _DayScope | None:
+        part = self._partial.get(scope)
+        if part is None and (day := self._today.get(scope)) is not None:
+            part = self._partial[scope] = _DayScope()
+            part.add_day(day, self._today_index, closed=False)
+        return part
+
     def stats(self, scope: BaselineScope, with_bins: bool = True) -> ScopeStats | None:
         """The scope's window; without its histogram when `with_bins` is false (summing the
         histogram is most of the cost, and a replay reuses a tail fitted earlier)."""
-        parts = [p for p in (self._closed.get(scope), self._today.get(scope)) if p is not None]
-        if not parts:
+        closed, today = self._closed.get(scope), self._today_part(scope)
+        if closed is not None:
+            sums = closed.sums() if today is None else closed.with_open_day(today)
+        elif today is not None:
+            sums = today.sums()
+        else:
             return None
-        moments, weights, hours, weekdays = Moments(), DayWeights(), HourLevels(), WeekdayLevels()
-        medians, bins = DayMedians(), Counter[int]()
-        for part in parts:
-            moments += part.moments
-            weights += part.weights
-            hours += part.hours
-            weekdays += part.weekdays
-            medians += part.medians
-            if with_bins:
-                bins.update(part.bins)
+        moments, weights, hours, weekdays, medians = sums
         if not moments.count:
             return None
-        closed = self._closed.get(scope)
+        bins = self.bins(scope) if with_bins else Counter[int]()
         days = () if closed is None else tuple(closed.closed_medians)
         return ScopeStats(scope, moments, bins, weights, hours, weekdays, medians, days)
 
@@ -207,7 +279,8 @@ class RollupWindow:
         """The scope's window histogram alone (what `stats` adds to a scope's moments): a
         replay that already holds the moments reads it only when it refits the tail."""
         bins: Counter[int] = Counter()
-        for part in (self._closed.get(scope), self._today.get(scope)):
-            if part is not None:
-                bins.update(part.bins)
+        if (closed := self._closed.get(scope)) is not None:
+            bins.update(closed.bins)
+        if (today := self._today.get(scope)) is not None:
+            bins.update(today.bins)  # the one day's histogram as it is: no copy of a copy
         return bins

@@ -21,7 +21,7 @@ from typing import Any
 
 from baseline_worker.compute import ScopeStats
 from baseline_worker.recompute import DEFAULT_FIT, scope_tail, with_tail
-from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
+from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline, scope_of
 from baseline_worker.tail import TailFit
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.scoring import ScoringConfig, score
@@ -82,7 +82,7 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
     def _held(self, key: ScopeKey) -> HeldBaseline | None:
         if key not in self._built:
             kind, name, currency = key
-            scope = BaselineScope(kind=kind, name=name, currency=currency)
+            scope = scope_of(kind, name, currency)
             stats = self._window.stats(scope, with_bins=False)
             self._built[key] = None if stats is None else self._baseline(key, scope, stats)
         return self._built[key]
