@@ -169,6 +169,25 @@ async def test_hostile_strings_are_stored_verbatim(
     assert db.execute("SELECT category FROM transactions").fetchone() == (hostile,)
 
 
+async def test_an_offset_postgresql_cannot_hold_is_stored_as_its_instant(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], db: Any
+) -> None:
+    # RFC 3339 allows offsets up to ±23:59, PostgreSQL only ±15:59: such a record, 202 from
+    # the gateway or written straight to the topic, failed its batch's write, and the
+    # detector exited and replayed the same batch forever.
+    process, _ = pipeline
+    stated = {
+        "transaction_date": "2026-03-01T23:59:00+23:59",
+        "received_at": "2026-03-01T00:00:00-23:59",
+    }
+    record = json.loads(encode_model(txn("10"))) | stated
+    await process.process([as_record(json.dumps(record).encode(), 0)])
+    assert db.execute("SELECT transaction_date, received_at FROM transactions").fetchone() == (
+        datetime(2026, 3, 1, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 23, 59, tzinfo=UTC),
+    )
+
+
 async def test_verdicts_go_to_their_transactions_partition_in_whole_batches(
     pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
 ) -> None:
