@@ -108,6 +108,8 @@ async def test_bad_fields_are_named_and_nothing_is_published(
             400,
         ),
         (b'{"amount": NaN}', "application/json", 400),
+        # Which amount? Refused (RFC 7493), never the last one silently.
+        (b'{"amount": 1, "amount": 9999}', "application/json", 400),
         (b"amount=1", "application/x-www-form-urlencoded", 415),
         (b"[1, 2]", "application/json", 422),
         (b"{" + b'"a":"' + b"x" * 70_000 + b'"}', "application/json", 413),

@@ -98,6 +98,18 @@ def test_a_number_too_long_to_convert_is_a_dead_letter_not_a_crash() -> None:
     assert result.reason == "malformed_json"
 
 
+def test_a_repeated_key_is_a_dead_letter_naming_it_never_the_last_value() -> None:
+    # At any depth: the last "amount" won, so a record read as 10.00 by one tool was stored
+    # and scored as 99999.00.
+    raw = json.dumps(valid_body(amount="10.00"))[:-1] + ', "amount": "99999.00"}'
+    result = decode_transaction(record(raw.encode()))
+    assert isinstance(result, DeadLetter)
+    assert (result.reason, result.error) == ("malformed_json", "duplicate key 'amount'")
+    with pytest.raises(MalformedJson, match="duplicate key 'c'"):
+        decode_json('{"a": [{"c": 1, "b": 2, "c": 3}]}')
+    assert decode_json('[{"c": 1}, {"c": 2}]') == [{"c": 1}, {"c": 2}]
+
+
 @pytest.mark.parametrize(("opener", "closer"), [("[", "]"), ('{"a":', "}")])
 def test_nesting_is_refused_only_beyond_the_limit(opener: str, closer: str) -> None:
     def nested(depth: int) -> str:
