@@ -4,12 +4,12 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -26,7 +26,7 @@ from detector_worker.scoring import ScoringConfig, format_sigma
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, Verdict, encode_model
-from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED
+from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED, transaction_key
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
 from tests.kafka_helpers import DeadProducer, read_all
@@ -84,7 +84,14 @@ RAW = RawRecord("transactions", 0, 0, b"key", b"{}")
 
 
 def as_record(value: bytes, offset: int) -> RawRecord:
-    return RawRecord("transactions", 0, offset, b"key", value)
+    return RawRecord("transactions", 0, offset, key_of(value), value)
+
+
+def key_of(value: bytes) -> bytes:
+    """The key a producer gives: the transaction's id; one fixed key for poison."""
+    with suppress(ValueError, KeyError, TypeError):
+        return transaction_key(UUID(json.loads(value)["id"]))
+    return b"key"
 
 
 def txn(amount: str, category: str = "food") -> Transaction:
@@ -196,7 +203,7 @@ async def test_verdicts_go_to_their_transactions_partition_in_whole_batches(
     by_partition = {partition: [txn("100") for _ in range(700)] for partition in (0, 2)}
     await process.process(
         [
-            RawRecord("transactions", partition, offset, b"key", encode_model(t))
+            RawRecord("transactions", partition, offset, transaction_key(t.id), encode_model(t))
             for partition, batch in by_partition.items()
             for offset, t in enumerate(batch)
         ]
