@@ -11,7 +11,7 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
-from psycopg_pool import PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest_gateway.alert_routes import get_alert, get_resolutions, patch_alert
 from ingest_gateway.alert_store import AlertStore
@@ -35,11 +35,13 @@ from ingest_gateway.context import (
     SUPPRESSIONS,
     VERDICTS,
 )
+from ingest_gateway.deadlines import answer_within
 from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.middleware import (
     Handler,
     authenticate,
+    bound_reads,
     idempotency,
     observe,
     rate_limit,
@@ -70,23 +72,32 @@ from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
 
 log = logging.getLogger(__name__)
+READY_CHECK_SECONDS = 2.0
 
 
 async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _select_one(pool: AsyncConnectionPool) -> None:
+    async with pool.connection(timeout=READY_CHECK_SECONDS) as conn:
+        await conn.execute("SELECT 1")
+
+
 async def ready(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
-        async with request.app[POOL].connection(timeout=2) as conn:
-            await conn.execute("SELECT 1")
+        # The whole check is bounded, the query too: a database that stops answering held
+        # the probe forever on a connection the pool already had.
+        await answer_within(READY_CHECK_SECONDS, _select_one(request.app[POOL]))
         checks["postgres"] = "ok"
-    except (OperationalError, PoolTimeout) as exc:
+    except (OperationalError, PoolTimeout, TimeoutError) as exc:
         checks["postgres"] = f"unavailable: {type(exc).__name__}"
     try:
         topic = request.app[SETTINGS].topic_transactions
-        await asyncio.wait_for(request.app[PRODUCER].current.partitions_for(topic), 2)
+        await asyncio.wait_for(
+            request.app[PRODUCER].current.partitions_for(topic), READY_CHECK_SECONDS
+        )
         checks["kafka"] = "ok"
     except (KafkaError, TimeoutError) as exc:
         checks["kafka"] = f"unavailable: {type(exc).__name__}"
@@ -111,6 +122,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         settings.database_schema,
         max_size=10,
         configure=read_any_stored_timestamp,
+        connection_timeout=settings.database_timeout_seconds,
     )
     app[IDEMPOTENCY] = IdempotencyStore(
         app[POOL],
@@ -154,7 +166,15 @@ def _add_scoped(
 
 def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Application:
     app = web.Application(
-        middlewares=[observe, reject, authenticate, rate_limit, read_body, idempotency],
+        middlewares=[
+            observe,
+            reject,
+            bound_reads,
+            authenticate,
+            rate_limit,
+            read_body,
+            idempotency,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -1,5 +1,5 @@
-"""Request middlewares, outermost first: observe, reject, authenticate, rate limit, read the
-body, idempotency."""
+"""Request middlewares, outermost first: observe, reject, bound reads, authenticate, rate limit,
+read the body, idempotency."""
 
 import asyncio
 import json
@@ -29,6 +29,7 @@ from ingest_gateway.context import (
     SETTINGS,
     TRANSIENT_ANSWER,
 )
+from ingest_gateway.deadlines import answer_within
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.idempotency import (
     REPLAYED_HEADERS,
@@ -116,6 +117,21 @@ async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return error_response(exc.status, exc.reason, headers=headers)
+
+
+@web.middleware
+async def bound_reads(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every read answers within DATABASE_TIMEOUT_SECONDS: a 503 saying the database did not
+    answer, instead of waiting on a connection to a database that went silent. The open
+    paths read no table (/ready bounds its own check)."""
+    if request.method not in ("GET", "HEAD") or is_open(request.path):
+        return await handler(request)
+    seconds = request.app[SETTINGS].database_timeout_seconds
+    try:
+        return await answer_within(seconds, handler(request))
+    except TimeoutError:
+        log.error("database did not answer", extra={"path": request.path, "seconds": seconds})
+        return error_response(503, f"database did not answer within {seconds:g} s; retry later")
 
 
 @web.middleware
