@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import partial
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -84,6 +84,14 @@ async def _select_one(pool: AsyncConnectionPool) -> None:
         await conn.execute("SELECT 1")
 
 
+async def _ask_kafka(producers: RenewableProducer, topic: str) -> None:
+    """A metadata request answered by a broker now, naming the topic. partitions_for() would
+    answer from the producer's cached metadata: "ok" with every broker gone."""
+    metadata = await producers.current.client.fetch_all_metadata()
+    if not metadata.partitions_for_topic(topic):
+        raise UnknownTopicOrPartitionError(topic)
+
+
 async def ready(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
@@ -95,9 +103,7 @@ async def ready(request: web.Request) -> web.Response:
         checks["postgres"] = f"unavailable: {type(exc).__name__}"
     try:
         topic = request.app[SETTINGS].topic_transactions
-        await asyncio.wait_for(
-            request.app[PRODUCER].current.partitions_for(topic), READY_CHECK_SECONDS
-        )
+        await asyncio.wait_for(_ask_kafka(request.app[PRODUCER], topic), READY_CHECK_SECONDS)
         checks["kafka"] = "ok"
     except (KafkaError, TimeoutError) as exc:
         checks["kafka"] = f"unavailable: {type(exc).__name__}"
