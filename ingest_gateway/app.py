@@ -4,11 +4,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from datetime import timedelta
 from functools import partial
 
 from aiohttp import web
-from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -73,6 +74,7 @@ from shared.ops_http import metrics_response
 
 log = logging.getLogger(__name__)
 READY_CHECK_SECONDS = 2.0
+KAFKA_START_WAIT_SECONDS = 5.0
 
 
 async def health(_: web.Request) -> web.Response:
@@ -87,6 +89,8 @@ async def _select_one(pool: AsyncConnectionPool) -> None:
 async def _ask_kafka(producers: RenewableProducer, topic: str) -> None:
     """A metadata request answered by a broker now, naming the topic. partitions_for() would
     answer from the producer's cached metadata: "ok" with every broker gone."""
+    if not producers.started:  # still trying since start-up (POSTs get a 503 meanwhile)
+        raise KafkaConnectionError("not connected yet")
     metadata = await producers.current.client.fetch_all_metadata()
     if not metadata.partitions_for_topic(topic):
         raise UnknownTopicOrPartitionError(topic)
@@ -120,6 +124,12 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app[SETTINGS]))
 
 
+async def _connect_kafka(app: web.Application) -> None:
+    await app[PRODUCER].start_when_reachable()
+    await app[VERDICTS].start_when_reachable()
+    log.info("connected to Kafka")
+
+
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await asyncio.to_thread(prepare_schema, settings)
@@ -140,7 +150,6 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     app[PRODUCER] = RenewableProducer(
         lambda: make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
     )
-    await app[PRODUCER].start()
     app[PUBLISHER] = Publisher(
         app[PRODUCER], settings.topic_transactions, settings.publish_timeout_seconds, app[METRICS]
     )
@@ -151,11 +160,18 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     app[VERDICTS] = VerdictWaiter(
         settings.kafka_bootstrap_servers, settings.topic_verdicts, settings.verdict_wait_seconds
     )
-    await app[VERDICTS].start()
+    # Waited for a while (a gateway that serves from its first request when Kafka is there),
+    # then in the background: without Kafka the gateway still serves reads and /health, and
+    # says what is missing in /ready and in a 503 to each POST, until a broker answers.
+    connecting = asyncio.create_task(_connect_kafka(app), name="connect-kafka")
+    await asyncio.wait({connecting}, timeout=KAFKA_START_WAIT_SECONDS)
     if settings.auth_disabled:
         log.warning("AUTH_DISABLED=true: the data endpoints answer without an API key")
     yield
     # Shutdown: aiohttp has stopped accepting and let in-flight requests finish by now.
+    connecting.cancel()
+    with suppress(asyncio.CancelledError):
+        await connecting
     await app[VERDICTS].stop()
     await app[PRODUCER].stop()  # flushes anything still buffered
     await app[POOL].close()

@@ -121,3 +121,34 @@ async def test_ready_says_kafka_is_unavailable_while_the_broker_is_down(
         await asyncio.to_thread(private_kafka.run, "start")
         wait_for(lambda: probe(url)[0] == 200, 60, "/ready to say ok again")
         gateway.assert_running()
+
+
+async def test_a_gateway_started_without_kafka_serves_reads_and_says_what_is_missing(
+    isolated: Isolated, private_kafka: PrivateKafka, tmp_path: Path
+) -> None:
+    # It exited 1 with a traceback: nothing answered, not even /health, and under supervisord
+    # it was given up on (FATAL) after its restarts if Kafka stayed away a few minutes.
+    env = isolated.env | {"KAFKA_BOOTSTRAP_SERVERS": private_kafka.bootstrap}
+    env |= {"PORT": str(free_port()), "VERDICT_WAIT_SECONDS": "0"}
+    await ensure_topics(private_kafka.bootstrap, project_topics(settings_from(CommonSettings, env)))
+    await asyncio.to_thread(private_kafka.run, "stop")
+    url = f"http://127.0.0.1:{env['PORT']}"
+    with running("ingest_gateway", env, tmp_path / "gateway.log") as gateway:
+        gateway.wait_healthy(f"{url}/health")
+        status, body = probe(url)
+        assert (status, body["checks"]["postgres"]) == (503, "ok")
+        assert body["checks"]["kafka"].startswith("unavailable: ")
+        assert get_json(f"{url}/alerts", headers=AUTH_HEADERS) == (200, [])
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as session:
+            async with session.post(f"{url}/transactions", json=VALID) as reply:
+                assert reply.status == 503
+                assert (await reply.json())["error"] == (
+                    "Kafka unavailable: nothing was published; retry later"
+                )
+            await asyncio.to_thread(private_kafka.run, "start")
+            wait_for(lambda: probe(url)[0] == 200, 90, "the gateway to reach Kafka")
+            async with session.post(f"{url}/transactions", json=VALID) as reply:
+                assert reply.status == 202
+        gateway.assert_running()
+    on_topic = await read_all(private_kafka.bootstrap, isolated.topic("transactions"))
+    assert len(on_topic) == 1  # the 503 published nothing
