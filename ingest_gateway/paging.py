@@ -42,6 +42,9 @@ class Cursor:
                 raise ValueError("longer than any cursor this API issues")
             # decode_json bounds the nesting: json.loads would recurse on "[[[[...".
             body = decode_json(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            if not isinstance(body["t"], str) or not isinstance(body["id"], str):
+                # UUID(1) is an AttributeError, not a ValueError: it answered 500.
+                raise TypeError("cursor fields are strings")
             created_at = datetime.fromisoformat(body["t"])
             if created_at.tzinfo is None:
                 raise ValueError("naive time")

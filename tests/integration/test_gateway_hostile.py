@@ -99,12 +99,19 @@ def cursor_of(raw: str) -> str:
         ({"cursor": cursor_of("[" * 5000)}, "cursor"),
         ({"cursor": cursor_of('{"a":' * 1200)}, "cursor"),
         ({"cursor": "A" * 4000}, "cursor"),
+        # Well-formed JSON with an id that is not a string: UUID() raised AttributeError (500).
+        *(
+            ({"cursor": cursor_of(f'{{"t": "2026-01-01T00:00:00Z", "id": {value}}}')}, "cursor")
+            for value in ("1", "[]", "{}", "-1", "null", "true")
+        ),
+        ({"cursor": cursor_of('{"t": 1, "id": "00000000-0000-0000-0000-000000000000"}')}, "cursor"),
     ],
 )
+@pytest.mark.parametrize("path", ["/alerts", "/suppressions"])
 async def test_f8_hostile_query_parameters_are_a_400_naming_them(
-    client: TestClient[Any, Any], params: dict[str, str], field: str
+    client: TestClient[Any, Any], params: dict[str, str], field: str, path: str
 ) -> None:
-    response = await client.get("/alerts", params=params)
+    response = await client.get(path, params=params)
     assert response.status == 400
     assert field_of(await response.json()) == [field]
 
