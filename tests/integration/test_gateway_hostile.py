@@ -179,6 +179,37 @@ async def test_f11_a_body_that_stalls_gets_408_and_the_connection_closed(
 
 
 @pytest.mark.parametrize(
+    ("headers", "body", "status", "error"),
+    [
+        # Not gzip at all: aiohttp's RequestPayloadError answered 500.
+        ("Content-Encoding: gzip\r\nContent-Length: 2", b"{}", 400, "could not be decoded"),
+        # A length over MAX_BODY_BYTES, then nothing: a 408 after BODY_READ_TIMEOUT_SECONDS.
+        ("Content-Length: 99999999999", b"{", 413, "body too large"),
+    ],
+)
+async def test_a_body_that_cannot_be_read_is_a_4xx_at_once(
+    isolated: Isolated, headers: str, body: bytes, status: int, error: str
+) -> None:
+    settings = isolated.settings(GatewaySettings, body_read_timeout_seconds=5)
+    server = TestServer(create_app(settings, CollectorRegistry()))
+    async with server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(
+            f"POST /transactions HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
+            f"Content-Type: application/json\r\n{headers}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert error.encode() in answer
+    assert time.monotonic() - started < 2
+    assert await published(isolated) == 0
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [
         ("id", "0b7f4c2e-3f0a-4a57-9a4b-0c6d9d1d2e3f"),
