@@ -85,6 +85,8 @@ def page_response(request: web.Request, rows: Sequence[Keyed], limit: int) -> we
     if len(rows) > limit and items:
         token = Cursor(items[-1].created_at, items[-1].id).encode()
         headers["X-Next-Cursor"] = token
-        next_query = {k: v for k, v in request.query.items() if k != "cursor"} | {"cursor": token}
+        # Pairs, not a dict: a repeated filter (severity=high&severity=critical) stays whole.
+        next_query = [(k, v) for k, v in request.query.items() if k != "cursor"]
+        next_query.append(("cursor", token))
         headers["Link"] = f'<{request.url.with_query(next_query).path_qs}>; rel="next"'
     return web.json_response([item.model_dump(mode="json") for item in items], headers=headers)

@@ -215,6 +215,21 @@ async def test_alerts_are_newest_first_and_pages_follow_the_cursor(
     assert "X-Next-Cursor" not in third.headers
 
 
+async def test_the_next_link_keeps_a_repeated_filter(client: TestClient[Any, Any], db: Any) -> None:
+    # The Link header was built from a dict: severity=medium&severity=high became
+    # severity=high, and page 2 read another filter than page 1.
+    high = insert_alerts(db, 3)
+    db.execute("UPDATE alerts SET severity = 'medium' WHERE id = %s", (high[1],))
+    db.execute("UPDATE alerts SET severity = 'critical' WHERE id = %s", (high[2],))
+    first = await client.get("/alerts?severity=medium&severity=high&limit=1")
+    assert [a["id"] for a in await first.json()] == [high[0]]
+    link = first.headers["Link"]
+    assert link.startswith("</alerts?severity=medium&severity=high&limit=1&cursor=")
+    second = await client.get(link[1 : link.index(">")])
+    assert [a["id"] for a in await second.json()] == [high[1]]
+    assert "Link" not in second.headers
+
+
 async def test_a_number_too_long_to_convert_is_a_400(
     client: TestClient[Any, Any], isolated: Isolated
 ) -> None:
