@@ -8,13 +8,14 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from ingest_gateway.errors import query_rejection
 from ingest_gateway.settings import GatewaySettings
@@ -51,6 +52,15 @@ class Cursor:
             return cls(created_at, UUID(body["id"]))
         except (binascii.Error, ValueError, KeyError, TypeError) as exc:
             raise query_rejection("cursor", "not a cursor this API issued", "bad_cursor") from exc
+
+
+def given_once(query: MultiMapping[str], names: Iterable[str]) -> None:
+    """A parameter that takes one value, given twice (merchant=A&merchant=B), is a 400 naming
+    it: one of the two was silently dropped, so the answer was not what was asked for."""
+    for name in names:
+        if len(query.getall(name, ())) > 1:
+            message = "give it once (only severity and status take several values)"
+            raise query_rejection(name, message, "repeated_parameter")
 
 
 def page_limit(raw: str | None, settings: GatewaySettings, default: int | None = None) -> int:
