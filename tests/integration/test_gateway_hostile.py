@@ -175,23 +175,30 @@ async def test_f10_request_methods_do_not_grow_the_metrics(client: TestClient[An
     assert methods == {"other"}
 
 
+async def raw_post(isolated: Isolated, body_timeout: float, headers: str, body: bytes) -> bytes:
+    """An authenticated POST /transactions written byte for byte; the whole answer (the
+    gateway closes the connection after it)."""
+    settings = isolated.settings(GatewaySettings, body_read_timeout_seconds=body_timeout)
+    async with TestServer(create_app(settings, CollectorRegistry())) as server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(
+            f"POST /transactions HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
+            f"Content-Type: application/json\r\n{headers}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)  # read() ends at close
+        writer.close()
+    return answer
+
+
 async def test_f11_a_body_that_stalls_gets_408_and_the_connection_closed(
     isolated: Isolated,
 ) -> None:
-    settings = isolated.settings(GatewaySettings, body_read_timeout_seconds=0.5)
-    server = TestServer(create_app(settings, CollectorRegistry()))
-    async with server:
-        reader, writer = await asyncio.open_connection(server.host, server.port)
-        # Authenticated headers, a promise of 100 bytes, one byte, then nothing (held forever
-        # at 37aed69).
-        writer.write(
-            f"POST /transactions HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
-        )
-        await writer.drain()
-        started = time.monotonic()
-        answer = await asyncio.wait_for(reader.read(), timeout=5)  # read() ends at close
-        writer.close()
+    # Authenticated headers, a promise of 100 bytes, one byte, then nothing (held forever at
+    # 37aed69).
+    started = time.monotonic()
+    answer = await raw_post(isolated, 0.5, "Content-Length: 100", b"{")
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert 0.4 < time.monotonic() - started < 3
     assert b'"error": "request body not received in time"' in answer
@@ -210,19 +217,8 @@ async def test_f11_a_body_that_stalls_gets_408_and_the_connection_closed(
 async def test_a_body_that_cannot_be_read_is_a_4xx_at_once(
     isolated: Isolated, headers: str, body: bytes, status: int, error: str
 ) -> None:
-    settings = isolated.settings(GatewaySettings, body_read_timeout_seconds=5)
-    server = TestServer(create_app(settings, CollectorRegistry()))
-    async with server:
-        reader, writer = await asyncio.open_connection(server.host, server.port)
-        writer.write(
-            f"POST /transactions HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
-            f"Content-Type: application/json\r\n{headers}\r\n\r\n".encode()
-            + body
-        )
-        await writer.drain()
-        started = time.monotonic()
-        answer = await asyncio.wait_for(reader.read(), timeout=10)
-        writer.close()
+    started = time.monotonic()
+    answer = await raw_post(isolated, 5, headers, body)
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
     assert error.encode() in answer
     assert time.monotonic() - started < 2
