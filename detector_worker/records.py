@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from schemas import MalformedJson, Transaction, decode_json
+from schemas.records import parse_transaction_key
 
 DeadLetterReason = Literal[
     "empty_value",
@@ -15,6 +16,10 @@ DeadLetterReason = Literal[
     # The id of a transaction already seen with another body (a producer bug or an attack):
     # the first body stands, the other is never scored.
     "id_conflict",
+    # A key that names another transaction than the value's id: which one is it? Records of
+    # one transaction share a key (and so a partition, in order); a record without a key is
+    # taken by its id.
+    "key_mismatch",
 ]
 
 
@@ -46,12 +51,20 @@ def decode_transaction(record: RawRecord) -> Transaction | DeadLetter:
     except MalformedJson as exc:
         return DeadLetter(record, "malformed_json", str(exc))
     if isinstance(payload, dict) and payload.get("schema_version", 1) != 1:
-        version = str(payload.get("schema_version"))[:32]
-        return DeadLetter(record, "unsupported_version", f"schema_version {version} not supported")
+        # repr: the string "1" is not the number 1, and the message should say which it got.
+        version = repr(payload.get("schema_version"))[:32]
+        return DeadLetter(
+            record, "unsupported_version", f"schema_version {version} not supported (1 is)"
+        )
     try:
-        return Transaction.model_validate(payload)
+        transaction = Transaction.model_validate(payload)
     except ValidationError as exc:
         return DeadLetter(record, "invalid_schema", _summarise(exc))
+    if record.key and parse_transaction_key(record.key) != transaction.id:
+        return DeadLetter(
+            record, "key_mismatch", f"the record key is not the transaction id {transaction.id}"
+        )
+    return transaction
 
 
 def _summarise(error: ValidationError) -> str:

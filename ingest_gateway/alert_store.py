@@ -39,13 +39,17 @@ _SELECT_HISTORY = """
 SELECT id, changed_at, actor, field, from_value, to_value, note
 FROM alert_history WHERE alert_id = %s ORDER BY id
 """
-_LOCK_ALERT: LiteralString = f"""
-SELECT a.status, a.resolution, a.assignee, a.rule, t.category, t.merchant, t.currency,
-       {_VERSION}
+_LOCK_ALERT: LiteralString = """
+SELECT a.status, a.resolution, a.assignee, a.rule, t.category, t.merchant, t.currency
 FROM alerts a JOIN transactions t ON t.id = a.transaction_id
 WHERE a.id = %s
 FOR UPDATE OF a
 """
+# Its own statement, after the lock is held: in READ COMMITTED a statement that waited for a
+# row lock re-reads the locked row but not a subquery, which keeps the snapshot taken before
+# the wait. Counted in the locking statement, the version was the one before the change just
+# committed, so concurrent PATCHes naming the same If-Match all passed (lost updates).
+_CURRENT_VERSION = "SELECT count(*) AS version FROM alert_history WHERE alert_id = %s"
 _UPDATE_ALERT = """
 UPDATE alerts SET status = %s, resolution = %s, assignee = %s, updated_at = now()
 WHERE id = %s
@@ -113,8 +117,9 @@ class AlertStore:
             if not rows:
                 raise AlertNotFound(alert_id)
             locked = rows[0]
-            if not if_match_holds(if_match, etag(locked["version"])):
-                raise PreconditionFailed(etag(locked["version"]))
+            (counted,) = await self._query(conn, "alert_version", _CURRENT_VERSION, (alert_id,))
+            if not if_match_holds(if_match, etag(counted["version"])):
+                raise PreconditionFailed(etag(counted["version"]))
             current = AlertState(locked["status"], locked["resolution"], locked["assignee"])
             after, changes = plan(current, patch)
             if changes:

@@ -12,13 +12,24 @@ from multidict import MultiMapping
 
 from ingest_gateway.context import READ_MODEL, SETTINGS
 from ingest_gateway.errors import query_rejection
-from ingest_gateway.paging import Cursor, page_limit, page_response
+from ingest_gateway.paging import Cursor, given_once, page_limit, page_response
 from ingest_gateway.settings import GatewaySettings
 from schemas import Severity
 from schemas.alert import AlertStatus
 
 SEVERITIES = frozenset(get_args(Severity))
 STATUSES = frozenset(get_args(AlertStatus))
+# Every parameter but severity and status (comma lists, or repeated).
+_SINGLE_VALUED = (
+    "limit",
+    "cursor",
+    "category",
+    "merchant",
+    "since",
+    "until",
+    "assignee",
+    "suppressed",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class AlertQuery:
 
     @classmethod
     def parse(cls, query: MultiMapping[str], settings: GatewaySettings) -> "AlertQuery":
+        given_once(query, _SINGLE_VALUED)
         token = query.get("cursor")
         return cls(
             limit=page_limit(query.get("limit"), settings),

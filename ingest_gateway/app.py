@@ -4,14 +4,15 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from datetime import timedelta
 from functools import partial
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownTopicOrPartitionError
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
-from psycopg_pool import PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest_gateway.alert_routes import get_alert, get_resolutions, patch_alert
 from ingest_gateway.alert_store import AlertStore
@@ -35,11 +36,13 @@ from ingest_gateway.context import (
     SUPPRESSIONS,
     VERDICTS,
 )
+from ingest_gateway.deadlines import answer_within
 from ingest_gateway.idempotency import IdempotencyStore
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.middleware import (
     Handler,
     authenticate,
+    bound_reads,
     idempotency,
     observe,
     rate_limit,
@@ -70,23 +73,41 @@ from shared.migrations import prepare_schema
 from shared.ops_http import metrics_response
 
 log = logging.getLogger(__name__)
+READY_CHECK_SECONDS = 2.0
+KAFKA_START_WAIT_SECONDS = 5.0
 
 
 async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _select_one(pool: AsyncConnectionPool) -> None:
+    async with pool.connection(timeout=READY_CHECK_SECONDS) as conn:
+        await conn.execute("SELECT 1")
+
+
+async def _ask_kafka(producers: RenewableProducer, topic: str) -> None:
+    """A metadata request answered by a broker now, naming the topic. partitions_for() would
+    answer from the producer's cached metadata: "ok" with every broker gone."""
+    if not producers.started:  # still trying since start-up (POSTs get a 503 meanwhile)
+        raise KafkaConnectionError("not connected yet")
+    metadata = await producers.current.client.fetch_all_metadata()
+    if not metadata.partitions_for_topic(topic):
+        raise UnknownTopicOrPartitionError(topic)
+
+
 async def ready(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
-        async with request.app[POOL].connection(timeout=2) as conn:
-            await conn.execute("SELECT 1")
+        # The whole check is bounded, the query too: a database that stops answering held
+        # the probe forever on a connection the pool already had.
+        await answer_within(READY_CHECK_SECONDS, _select_one(request.app[POOL]))
         checks["postgres"] = "ok"
-    except (OperationalError, PoolTimeout) as exc:
+    except (OperationalError, PoolTimeout, TimeoutError) as exc:
         checks["postgres"] = f"unavailable: {type(exc).__name__}"
     try:
         topic = request.app[SETTINGS].topic_transactions
-        await asyncio.wait_for(request.app[PRODUCER].current.partitions_for(topic), 2)
+        await asyncio.wait_for(_ask_kafka(request.app[PRODUCER], topic), READY_CHECK_SECONDS)
         checks["kafka"] = "ok"
     except (KafkaError, TimeoutError) as exc:
         checks["kafka"] = f"unavailable: {type(exc).__name__}"
@@ -103,6 +124,12 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app[SETTINGS]))
 
 
+async def _connect_kafka(app: web.Application) -> None:
+    await app[PRODUCER].start_when_reachable()
+    await app[VERDICTS].start_when_reachable()
+    log.info("connected to Kafka")
+
+
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     await asyncio.to_thread(prepare_schema, settings)
@@ -111,6 +138,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         settings.database_schema,
         max_size=10,
         configure=read_any_stored_timestamp,
+        connection_timeout=settings.database_timeout_seconds,
     )
     app[IDEMPOTENCY] = IdempotencyStore(
         app[POOL],
@@ -122,7 +150,6 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     app[PRODUCER] = RenewableProducer(
         lambda: make_producer(settings.kafka_bootstrap_servers, linger_ms=0)
     )
-    await app[PRODUCER].start()
     app[PUBLISHER] = Publisher(
         app[PRODUCER], settings.topic_transactions, settings.publish_timeout_seconds, app[METRICS]
     )
@@ -133,11 +160,18 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     app[VERDICTS] = VerdictWaiter(
         settings.kafka_bootstrap_servers, settings.topic_verdicts, settings.verdict_wait_seconds
     )
-    await app[VERDICTS].start()
+    # Waited for a while (a gateway that serves from its first request when Kafka is there),
+    # then in the background: without Kafka the gateway still serves reads and /health, and
+    # says what is missing in /ready and in a 503 to each POST, until a broker answers.
+    connecting = asyncio.create_task(_connect_kafka(app), name="connect-kafka")
+    await asyncio.wait({connecting}, timeout=KAFKA_START_WAIT_SECONDS)
     if settings.auth_disabled:
         log.warning("AUTH_DISABLED=true: the data endpoints answer without an API key")
     yield
     # Shutdown: aiohttp has stopped accepting and let in-flight requests finish by now.
+    connecting.cancel()
+    with suppress(asyncio.CancelledError):
+        await connecting
     await app[VERDICTS].stop()
     await app[PRODUCER].stop()  # flushes anything still buffered
     await app[POOL].close()
@@ -154,7 +188,15 @@ def _add_scoped(
 
 def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Application:
     app = web.Application(
-        middlewares=[observe, reject, authenticate, rate_limit, read_body, idempotency],
+        middlewares=[
+            observe,
+            reject,
+            bound_reads,
+            authenticate,
+            rate_limit,
+            read_body,
+            idempotency,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

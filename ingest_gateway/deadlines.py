@@ -12,7 +12,11 @@ deadline still propagates as CancelledError.
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable
 from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Bound:
@@ -86,3 +90,34 @@ class SharedDeadline:
                 bound.task.cancel()
         if queue:  # the next deadline (a block at the head may have ended by then)
             self._timer = loop.call_at(queue[0].deadline, self._expire, loop)
+
+
+# Work given up on by answer_within, still ending its cancellation: held so that it is not
+# garbage-collected half-way.
+_ABANDONED: set["asyncio.Future[Any]"] = set()
+
+
+async def answer_within(seconds: float, work: Awaitable[T]) -> T:
+    """`work`'s result if it ends within `seconds`, else TimeoutError at the bound.
+
+    Past the bound `work` is cancelled but not waited for: psycopg's cancellation of a query
+    the server does not answer takes up to 10 s more (it asks the server to cancel, then
+    closes the connection), and the caller was promised an answer at the bound."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task.done():
+        return task.result()
+    task.cancel()
+    _ABANDONED.add(task)
+    task.add_done_callback(_forget)
+    raise TimeoutError
+
+
+def _forget(task: "asyncio.Future[Any]") -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: its error was the bound's, already answered

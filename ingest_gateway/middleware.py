@@ -1,5 +1,5 @@
-"""Request middlewares, outermost first: observe, reject, authenticate, rate limit, read the
-body, idempotency."""
+"""Request middlewares, outermost first: observe, reject, bound reads, authenticate, rate limit,
+read the body, idempotency."""
 
 import asyncio
 import json
@@ -29,6 +29,7 @@ from ingest_gateway.context import (
     SETTINGS,
     TRANSIENT_ANSWER,
 )
+from ingest_gateway.deadlines import answer_within
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.idempotency import (
     REPLAYED_HEADERS,
@@ -119,6 +120,21 @@ async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 @web.middleware
+async def bound_reads(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every read answers within DATABASE_TIMEOUT_SECONDS: a 503 saying the database did not
+    answer, instead of waiting on a connection to a database that went silent. The open
+    paths read no table (/ready bounds its own check)."""
+    if request.method not in ("GET", "HEAD") or is_open(request.path):
+        return await handler(request)
+    seconds = request.app[SETTINGS].database_timeout_seconds
+    try:
+        return await answer_within(seconds, handler(request))
+    except TimeoutError:
+        log.error("database did not answer", extra={"path": request.path, "seconds": seconds})
+        return error_response(503, f"database did not answer within {seconds:g} s; retry later")
+
+
+@web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if is_open(request.path):
         return await handler(request)
@@ -167,17 +183,30 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read the whole body within BODY_READ_TIMEOUT_SECONDS (handlers then get it from
     aiohttp's cache): a request whose body stalls must not hold its connection forever."""
-    if request.body_exists and request.content.is_eof():
-        # All of it has arrived (nearly every body: it came with the headers): reading it
-        # cannot stall, and a timer per request would cost more than the rest of this.
-        await request.read()
-    elif request.body_exists:
-        try:
+    if not request.body_exists:
+        return await handler(request)
+    if (request.content_length or 0) > request.app[SETTINGS].max_body_bytes:
+        # Said in its headers: no need to wait for a body that would be refused (it was a 408
+        # after BODY_READ_TIMEOUT_SECONDS when the bytes never came).
+        request.app[METRICS].rejected.labels(reason="too_large").inc()
+        return await _answer_and_close(request, 413, "body too large")
+    try:
+        if request.content.is_eof():
+            # All of it has arrived (nearly every body: it came with the headers): reading it
+            # cannot stall, and a timer per request would cost more than the rest of this.
+            await request.read()
+        else:
             async with asyncio.timeout(request.app[SETTINGS].body_read_timeout_seconds):
                 await request.read()
-        except TimeoutError:
-            request.app[METRICS].rejected.labels(reason="body_timeout").inc()
-            return await _answer_and_close(request, 408, "request body not received in time")
+    except TimeoutError:
+        request.app[METRICS].rejected.labels(reason="body_timeout").inc()
+        return await _answer_and_close(request, 408, "request body not received in time")
+    except web.RequestPayloadError:
+        # e.g. a Content-Encoding: gzip body that is not gzip (it answered 500).
+        request.app[METRICS].rejected.labels(reason="unreadable_body").inc()
+        return await _answer_and_close(
+            request, 400, "request body could not be decoded (its Content-Encoding?)"
+        )
     return await handler(request)
 
 

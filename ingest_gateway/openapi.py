@@ -130,8 +130,8 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                     **_ERRORS,
                     "503": _either(
                         "Outcome unknown (Kafka did not acknowledge in time: retry with the"
-                        " same body and Idempotency-Key), or PostgreSQL unavailable before"
-                        " anything was done",
+                        " same body and Idempotency-Key), or PostgreSQL or Kafka unavailable"
+                        " before anything was published",
                         OutcomeUnknown,
                         ErrorBody,
                     ),
@@ -153,8 +153,8 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                     **_BODY_ERRORS,
                     **_ERRORS,
                     "503": _either(
-                        "No item acknowledged (outcome unknown, per item), or PostgreSQL"
-                        " unavailable before anything was done",
+                        "No item acknowledged (outcome unknown, per item), or PostgreSQL or"
+                        " Kafka unavailable before anything was published",
                         BatchResult,
                         ErrorBody,
                     ),
@@ -213,7 +213,9 @@ def _paths(settings: GatewaySettings) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _with_headers(_json(alert_list, "A page of alerts"), PAGE_HEADERS),
-                    "400": _error("Bad query parameter, or an API key not visible ASCII"),
+                    "400": _error(
+                        "Bad query parameter (or one given twice), or an API key not visible ASCII"
+                    ),
                     **_ERRORS,
                 },
             }

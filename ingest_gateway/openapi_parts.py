@@ -48,7 +48,10 @@ _ERRORS = {
     ),
     # Every data route needs a scope (ingest, read, analyst, admin): a key without it gets 403.
     "403": _error("The API key lacks the scope this route needs (named in the error)"),
-    "503": _error("A dependency (Kafka or PostgreSQL) is unavailable"),
+    "503": _error(
+        "A dependency (Kafka or PostgreSQL) is unavailable, or PostgreSQL did not answer a"
+        " read within DATABASE_TIMEOUT_SECONDS"
+    ),
 }
 # The keyset paging of the listings (ingest_gateway.paging).
 PAGE_HEADERS = {

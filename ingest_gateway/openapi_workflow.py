@@ -143,7 +143,10 @@ def _suppression_paths(settings: GatewaySettings) -> dict[str, Any]:
                             _json({"type": "array", "items": _ref(SuppressionOut)}, "Rules"),
                             PAGE_HEADERS,
                         ),
-                        "400": _error("Bad query parameter, or an API key not visible ASCII"),
+                        "400": _error(
+                            "Bad query parameter (or one given twice), or an API key not visible"
+                            " ASCII"
+                        ),
                         **_ERRORS,
                     },
                 },

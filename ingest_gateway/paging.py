@@ -8,13 +8,14 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from ingest_gateway.errors import query_rejection
 from ingest_gateway.settings import GatewaySettings
@@ -42,12 +43,24 @@ class Cursor:
                 raise ValueError("longer than any cursor this API issues")
             # decode_json bounds the nesting: json.loads would recurse on "[[[[...".
             body = decode_json(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            if not isinstance(body["t"], str) or not isinstance(body["id"], str):
+                # UUID(1) is an AttributeError, not a ValueError: it answered 500.
+                raise TypeError("cursor fields are strings")
             created_at = datetime.fromisoformat(body["t"])
             if created_at.tzinfo is None:
                 raise ValueError("naive time")
             return cls(created_at, UUID(body["id"]))
         except (binascii.Error, ValueError, KeyError, TypeError) as exc:
             raise query_rejection("cursor", "not a cursor this API issued", "bad_cursor") from exc
+
+
+def given_once(query: MultiMapping[str], names: Iterable[str]) -> None:
+    """A parameter that takes one value, given twice (merchant=A&merchant=B), is a 400 naming
+    it: one of the two was silently dropped, so the answer was not what was asked for."""
+    for name in names:
+        if len(query.getall(name, ())) > 1:
+            message = "give it once (only severity and status take several values)"
+            raise query_rejection(name, message, "repeated_parameter")
 
 
 def page_limit(raw: str | None, settings: GatewaySettings, default: int | None = None) -> int:
@@ -82,6 +95,8 @@ def page_response(request: web.Request, rows: Sequence[Keyed], limit: int) -> we
     if len(rows) > limit and items:
         token = Cursor(items[-1].created_at, items[-1].id).encode()
         headers["X-Next-Cursor"] = token
-        next_query = {k: v for k, v in request.query.items() if k != "cursor"} | {"cursor": token}
+        # Pairs, not a dict: a repeated filter (severity=high&severity=critical) stays whole.
+        next_query = [(k, v) for k, v in request.query.items() if k != "cursor"]
+        next_query.append(("cursor", token))
         headers["Link"] = f'<{request.url.with_query(next_query).path_qs}>; rel="next"'
     return web.json_response([item.model_dump(mode="json") for item in items], headers=headers)

@@ -54,6 +54,10 @@ class GatewaySettings(AlertTierSettings):
     # after this long. Longer than PUBLISH_TIMEOUT_SECONDS + VERDICT_WAIT_SECONDS, so that a
     # slow request is not done twice (which would still record nothing twice).
     idempotency_claim_timeout_seconds: float = Field(default=60.0, gt=0)
+    # A read (every GET) that PostgreSQL has not answered in this long gets a 503 saying so,
+    # and a connection waited for longer fails the same way: a database that stops answering
+    # (a dead host, a network partition: no error, just silence) held reads forever.
+    database_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0)
     # The level of the one JSON line per request: below LOG_LEVEL (e.g. debug under info),
     # the access log is off.

@@ -7,7 +7,7 @@ from aiohttp import web
 from ingest_gateway.alerts import query_flag
 from ingest_gateway.context import CALLER, SETTINGS, SUPPRESSIONS
 from ingest_gateway.errors import Rejection, error_response
-from ingest_gateway.paging import Cursor, page_limit, page_response
+from ingest_gateway.paging import Cursor, given_once, page_limit, page_response
 from ingest_gateway.suppression_store import NewSuppression
 from ingest_gateway.validation import parse_model, path_uuid, read_json
 from schemas import FieldError
@@ -47,6 +47,7 @@ async def post_suppression(request: web.Request) -> web.Response:
 async def get_suppressions(request: web.Request) -> web.Response:
     """Rules newest first, a page at a time (`limit`, `cursor`), as `GET /alerts` pages."""
     query = request.query
+    given_once(query, ("include_expired", "limit", "cursor"))
     include_expired = bool(query_flag(query.get("include_expired"), "include_expired"))
     settings = request.app[SETTINGS]
     # A whole page by default: the listing returned up to the maximum before it was paged.

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ingest_gateway.context import (
     CALLER,
+    PRODUCER,
     PUBLISHER,
     READ_MODEL,
     REVERSALS,
@@ -99,6 +100,15 @@ def _wants_verdict(request: web.Request) -> bool:
     return wait == "true" and "respond-async" not in request.headers.get("Prefer", "")
 
 
+def _require_kafka(request: web.Request) -> None:
+    """A gateway started while Kafka was away has no producer yet (it keeps trying): a clear
+    503 before anything is sent, not a publish left to time out as "outcome unknown"."""
+    if not request.app[PRODUCER].started:
+        raise Rejection(
+            503, "Kafka unavailable: nothing was published; retry later", "kafka_unavailable"
+        )
+
+
 async def post_transaction(request: web.Request) -> web.Response:
     settings, verdicts = request.app[SETTINGS], request.app[VERDICTS]
     now = datetime.now(UTC)
@@ -106,6 +116,7 @@ async def post_transaction(request: web.Request) -> web.Response:
     txn_id = transaction_id(request[CALLER], key, await request.read())
     txn = parse_transaction(payload, txn_id, now, _max_future(request))
     wait = _wants_verdict(request) and settings.verdict_wait_seconds > 0
+    _require_kafka(request)
     # Register before publishing: a fast verdict must not arrive before anyone listens.
     pending = verdicts.expect(txn.id) if wait else None
     try:
@@ -202,6 +213,8 @@ async def post_batch(request: web.Request) -> web.Response:
             )
             continue
         valid.append((index, txn))
+    if valid:
+        _require_kafka(request)
     published = await request.app[PUBLISHER].publish([txn for _, txn in valid])
     for (index, txn), ok in zip(valid, published, strict=True):
         results.append(

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from schemas import VerdictReceipt
 from schemas.records import transaction_key
-from shared.kafka import topic_partitions
+from shared.kafka import start_with_backoff, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,22 @@ class VerdictWaiter:
         # (deadline, future) of every caller waiting, earliest first.
         self._deadlines: deque[tuple[float, asyncio.Future[VerdictReceipt | None]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
-        )
+        self._consumer = self._new_consumer()
         self._task: asyncio.Task[None] | None = None
+
+    async def start_when_reachable(self) -> None:
+        """start(), retried while no broker answers (see start_with_backoff)."""
+        await start_with_backoff(self.start, self._replace_unstarted)
+
+    async def _replace_unstarted(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._consumer.stop()
+        self._consumer = self._new_consumer()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers, group_id=None, enable_auto_commit=False
+        )
 
     async def start(self) -> None:
         await self._consumer.start()

@@ -48,7 +48,9 @@ def _within_range(value: datetime) -> datetime:
     # Aware datetimes compare as instants, without overflow whatever their offsets.
     if not EARLIEST_INSTANT <= value < END_OF_INSTANTS:
         raise PydanticCustomError("instant_range", "must be {range}", {"range": INSTANT_RANGE})
-    return value
+    # Kept as the instant in UTC: RFC 3339 allows offsets up to ±23:59, PostgreSQL only up to
+    # ±15:59, so a record carrying "+23:59" as stated failed every write of its batch.
+    return value.astimezone(UTC)
 
 
 InputTimestamp = Annotated[

@@ -27,10 +27,12 @@ async def open_pool(
     min_size: int = 1,
     max_size: int = 10,
     configure: Callable[[AsyncConnection[Any]], Awaitable[None]] | None = None,
+    connection_timeout: float = 30.0,
 ) -> AsyncConnectionPool:
     """Open a pool and wait until it holds a working connection (fails fast on bad credentials).
 
-    `configure` runs once on every new connection (also after a reconnect)."""
+    `configure` runs once on every new connection (also after a reconnect); a caller waits
+    up to `connection_timeout` for a connection (then PoolTimeout)."""
     pool = AsyncConnectionPool(
         database_url,
         min_size=min_size,
@@ -38,6 +40,7 @@ async def open_pool(
         kwargs=connection_kwargs(schema),
         configure=configure,
         open=False,
+        timeout=connection_timeout,
         name=f"jalytics-{schema}",
     )
     await pool.open(wait=True, timeout=30)

@@ -2,13 +2,13 @@
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import OutOfOrderSequenceNumber, ProducerFenced, for_code
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced, for_code
 
 from shared.partitioner import default_partition
 from shared.settings import CommonSettings
@@ -121,6 +121,28 @@ def make_producer(
     )
 
 
+async def start_with_backoff(
+    start: Callable[[], Awaitable[None]],
+    reset: Callable[[], Awaitable[None]],
+    max_delay: float = 30.0,
+) -> None:
+    """`start()` until it succeeds, `reset()` and a growing pause after each failure to reach
+    Kafka: for a process that serves meanwhile (the gateway answers reads and /health while
+    Kafka is away at its start, and says so in /ready and its POSTs)."""
+    delay = 1.0
+    while True:
+        try:
+            await start()
+            return
+        except (KafkaError, OSError) as exc:
+            log.warning(
+                "Kafka unreachable; retrying", extra={"error": repr(exc), "retry_in_seconds": delay}
+            )
+        await reset()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+
+
 class RenewableProducer:
     """The worker's producer, replaced by a new one when it can never send again.
 
@@ -137,6 +159,7 @@ class RenewableProducer:
         self._renewing = asyncio.Lock()
         self._background: set[asyncio.Task[bool]] = set()
         self.renewals = 0
+        self.started = False
 
     @property
     def current(self) -> AIOKafkaProducer:
@@ -144,12 +167,27 @@ class RenewableProducer:
 
     async def start(self) -> None:
         await self._producer.start()
+        self.started = True
+
+    async def start_when_reachable(self) -> None:
+        """start(), retried while no broker answers (see start_with_backoff)."""
+        await start_with_backoff(self.start, self._replace_unstarted)
+
+    async def _replace_unstarted(self) -> None:
+        # A producer whose start failed is not started again: a new one is.
+        with suppress(Exception):
+            await self._producer.stop()
+        self._producer = self._factory()
 
     async def stop(self) -> None:
         for task in list(self._background):
             with suppress(Exception):
                 await task
-        await self._producer.stop()  # flushes what is still buffered
+        if self.started:
+            await self._producer.stop()  # flushes what is still buffered
+            return
+        with suppress(Exception):  # never started (Kafka never answered): nothing buffered
+            await self._producer.stop()
 
     def is_broken(self, producer: AIOKafkaProducer, error: BaseException) -> bool:
         """Whether `producer`, which raised `error`, can never send again."""

@@ -102,12 +102,23 @@ def clear_cookie(response: web.StreamResponse, request: web.Request) -> None:
     )
 
 
+async def form_field(request: web.Request, name: str) -> str | None:
+    """A field of a posted form ("" when absent); None when the form cannot be read: bytes
+    that are not its charset, a charset Python does not know, a multipart body (aiohttp
+    raised UnicodeDecodeError, LookupError or ValueError from post(): a 500)."""
+    try:
+        form = await request.post()
+    except (ValueError, LookupError):
+        return None
+    return str(form.get(name, ""))
+
+
 async def presented_csrf_token(request: web.Request) -> str:
     """The token a state change carries: the header (the inbox's scripts), or the form field
     (its plain forms, such as sign-out)."""
     token = request.headers.get(CSRF_HEADER)
     if token is None and request.content_type == "application/x-www-form-urlencoded":
-        token = str((await request.post()).get(CSRF_FIELD, ""))
+        token = await form_field(request, CSRF_FIELD)
     return token or ""
 
 

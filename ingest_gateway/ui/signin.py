@@ -12,7 +12,7 @@ from ingest_gateway.errors import Rejection
 from ingest_gateway.rate_limit import RateLimiter, TokenBucket, retry_after
 from ingest_gateway.ui.keys import SESSION, SESSIONS, SIGN_IN_LIMITER
 from ingest_gateway.ui.render import page
-from ingest_gateway.ui.sessions import COOKIE, clear_cookie, csrf_holds, set_cookie
+from ingest_gateway.ui.sessions import COOKIE, clear_cookie, csrf_holds, form_field, set_cookie
 
 INBOX = "/ui/"
 
@@ -62,8 +62,11 @@ async def sign_in(request: web.Request) -> web.Response:
         response = page(request, "sign_in.html", {"error": error}, 429)
         response.headers["Retry-After"] = retry_after(wait)
         return response
-    form = await request.post()
-    key = str(form.get("api_key", "")).strip()
+    field = await form_field(request, "api_key")
+    if field is None:
+        error = "The form could not be read: send it as UTF-8 application/x-www-form-urlencoded."
+        return page(request, "sign_in.html", {"error": error}, 400)
+    key = field.strip()
     caller = request.app[KEYS].holder(key) if key and _same_origin(request) else None
     if caller is None:
         return page(request, "sign_in.html", {"error": "That is not a valid API key."}, 401)

@@ -5,6 +5,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -177,6 +178,41 @@ async def test_if_match_with_a_stale_version_is_refused_412(
     assert again.status == 200
     star = await patch(client, alert_id, {"note": "any version"}, **{"If-Match": "*"})
     assert star[0] == 200
+
+
+async def test_a_change_committed_while_a_patch_waits_for_the_lock_fails_its_if_match(
+    client: TestClient[Any, Any], db: Any, database_url: str, isolated: Isolated
+) -> None:
+    """Lost update: a PATCH that waited for the row lock counted the version in the snapshot
+    from before the wait, so an If-Match the change just committed had made stale passed."""
+    (alert_id,) = insert_alerts(db, 1)
+    etag = (await client.get(f"/alerts/{alert_id}")).headers["ETag"]
+    options = f"-c search_path={isolated.schema}"
+    async with await psycopg.AsyncConnection.connect(database_url, options=options) as other:
+        # Another analyst's change, holding the row lock while the PATCH arrives.
+        await other.execute("SELECT 1 FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
+        waiting = asyncio.create_task(
+            patch(client, alert_id, {"assignee": "bo"}, **{"If-Match": etag})
+        )
+        await asyncio.sleep(1)  # the PATCH is now blocked on the lock
+        await other.execute("UPDATE alerts SET assignee = 'ana' WHERE id = %s", (alert_id,))
+        await other.execute(
+            "INSERT INTO alert_history (alert_id, actor, field, from_value, to_value)"
+            " VALUES (%s, 'tests', 'assignee', NULL, 'ana')",
+            (alert_id,),
+        )
+        await other.commit()
+        status, _ = await waiting
+    assert status == 412
+    assert db.execute("SELECT assignee FROM alerts WHERE id = %s", (alert_id,)).fetchone() == (
+        "ana",
+    )
+    # Many at once naming one version: exactly one wins.
+    etag = (await client.get(f"/alerts/{alert_id}")).headers["ETag"]
+    results = await asyncio.gather(
+        *(patch(client, alert_id, {"assignee": f"a{i}"}, **{"If-Match": etag}) for i in range(8))
+    )
+    assert sorted(status for status, _ in results) == [200] + [412] * 7
 
 
 async def test_concurrent_changes_each_see_the_other(client: TestClient[Any, Any], db: Any) -> None:

@@ -4,12 +4,12 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -26,7 +26,7 @@ from detector_worker.scoring import ScoringConfig, format_sigma
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, Verdict, encode_model
-from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED
+from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED, transaction_key
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
 from tests.kafka_helpers import DeadProducer, read_all
@@ -84,7 +84,14 @@ RAW = RawRecord("transactions", 0, 0, b"key", b"{}")
 
 
 def as_record(value: bytes, offset: int) -> RawRecord:
-    return RawRecord("transactions", 0, offset, b"key", value)
+    return RawRecord("transactions", 0, offset, key_of(value), value)
+
+
+def key_of(value: bytes) -> bytes:
+    """The key a producer gives: the transaction's id; one fixed key for poison."""
+    with suppress(ValueError, KeyError, TypeError):
+        return transaction_key(UUID(json.loads(value)["id"]))
+    return b"key"
 
 
 def txn(amount: str, category: str = "food") -> Transaction:
@@ -169,6 +176,25 @@ async def test_hostile_strings_are_stored_verbatim(
     assert db.execute("SELECT category FROM transactions").fetchone() == (hostile,)
 
 
+async def test_an_offset_postgresql_cannot_hold_is_stored_as_its_instant(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], db: Any
+) -> None:
+    # RFC 3339 allows offsets up to ±23:59, PostgreSQL only ±15:59: such a record, 202 from
+    # the gateway or written straight to the topic, failed its batch's write, and the
+    # detector exited and replayed the same batch forever.
+    process, _ = pipeline
+    stated = {
+        "transaction_date": "2026-03-01T23:59:00+23:59",
+        "received_at": "2026-03-01T00:00:00-23:59",
+    }
+    record = json.loads(encode_model(txn("10"))) | stated
+    await process.process([as_record(json.dumps(record).encode(), 0)])
+    assert db.execute("SELECT transaction_date, received_at FROM transactions").fetchone() == (
+        datetime(2026, 3, 1, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 23, 59, tzinfo=UTC),
+    )
+
+
 async def test_verdicts_go_to_their_transactions_partition_in_whole_batches(
     pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
 ) -> None:
@@ -177,7 +203,7 @@ async def test_verdicts_go_to_their_transactions_partition_in_whole_batches(
     by_partition = {partition: [txn("100") for _ in range(700)] for partition in (0, 2)}
     await process.process(
         [
-            RawRecord("transactions", partition, offset, b"key", encode_model(t))
+            RawRecord("transactions", partition, offset, transaction_key(t.id), encode_model(t))
             for partition, batch in by_partition.items()
             for offset, t in enumerate(batch)
         ]
@@ -236,11 +262,14 @@ async def test_f5_the_same_id_with_another_body_is_dead_lettered_never_alerted(
     assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
     bootstrap = isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
     dead = await read_all(bootstrap, isolated.topic("dlq"))
-    assert [(dict(r.headers)[DLQ_REASON], r.value) for r in dead] == [
-        (b"id_conflict", encode_model(later)),
-        (b"id_conflict", encode_model(quiet)),
-        (b"id_conflict", encode_model(twin_spike)),
-    ]
+    # Keyed by their ids, the dead letters of two transactions lie in different partitions.
+    assert sorted((dict(r.headers)[DLQ_REASON], r.value) for r in dead) == sorted(
+        [
+            (b"id_conflict", encode_model(later)),
+            (b"id_conflict", encode_model(quiet)),
+            (b"id_conflict", encode_model(twin_spike)),
+        ]
+    )
     assert await read_all(bootstrap, isolated.topic("alerts")) == []
     verdicts = await read_all(bootstrap, isolated.topic("verdicts"))
     assert sorted(json.loads(r.value)["anomaly"] for r in verdicts) == [False, False]

@@ -108,6 +108,8 @@ async def test_bad_fields_are_named_and_nothing_is_published(
             400,
         ),
         (b'{"amount": NaN}', "application/json", 400),
+        # Which amount? Refused (RFC 7493), never the last one silently.
+        (b'{"amount": 1, "amount": 9999}', "application/json", 400),
         (b"amount=1", "application/x-www-form-urlencoded", 415),
         (b"[1, 2]", "application/json", 422),
         (b"{" + b'"a":"' + b"x" * 70_000 + b'"}', "application/json", 413),
@@ -211,6 +213,21 @@ async def test_alerts_are_newest_first_and_pages_follow_the_cursor(
     )
     assert [a["id"] for a in await third.json()] == newest_first[4:]
     assert "X-Next-Cursor" not in third.headers
+
+
+async def test_the_next_link_keeps_a_repeated_filter(client: TestClient[Any, Any], db: Any) -> None:
+    # The Link header was built from a dict: severity=medium&severity=high became
+    # severity=high, and page 2 read another filter than page 1.
+    high = insert_alerts(db, 3)
+    db.execute("UPDATE alerts SET severity = 'medium' WHERE id = %s", (high[1],))
+    db.execute("UPDATE alerts SET severity = 'critical' WHERE id = %s", (high[2],))
+    first = await client.get("/alerts?severity=medium&severity=high&limit=1")
+    assert [a["id"] for a in await first.json()] == [high[0]]
+    link = first.headers["Link"]
+    assert link.startswith("</alerts?severity=medium&severity=high&limit=1&cursor=")
+    second = await client.get(link[1 : link.index(">")])
+    assert [a["id"] for a in await second.json()] == [high[1]]
+    assert "Link" not in second.headers
 
 
 async def test_a_number_too_long_to_convert_is_a_400(

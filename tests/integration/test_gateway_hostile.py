@@ -99,14 +99,41 @@ def cursor_of(raw: str) -> str:
         ({"cursor": cursor_of("[" * 5000)}, "cursor"),
         ({"cursor": cursor_of('{"a":' * 1200)}, "cursor"),
         ({"cursor": "A" * 4000}, "cursor"),
+        # Well-formed JSON with an id that is not a string: UUID() raised AttributeError (500).
+        *(
+            ({"cursor": cursor_of(f'{{"t": "2026-01-01T00:00:00Z", "id": {value}}}')}, "cursor")
+            for value in ("1", "[]", "{}", "-1", "null", "true")
+        ),
+        ({"cursor": cursor_of('{"t": 1, "id": "00000000-0000-0000-0000-000000000000"}')}, "cursor"),
     ],
 )
+@pytest.mark.parametrize("path", ["/alerts", "/suppressions"])
 async def test_f8_hostile_query_parameters_are_a_400_naming_them(
-    client: TestClient[Any, Any], params: dict[str, str], field: str
+    client: TestClient[Any, Any], params: dict[str, str], field: str, path: str
 ) -> None:
-    response = await client.get("/alerts", params=params)
+    response = await client.get(path, params=params)
     assert response.status == 400
     assert field_of(await response.json()) == [field]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("/alerts", "merchant=A&merchant=B", "merchant"),
+        ("/alerts", "limit=1&limit=500", "limit"),
+        ("/alerts", "since=2026-01-01T00:00:00Z&since=2026-02-01T00:00:00Z", "since"),
+        ("/suppressions", "include_expired=true&include_expired=false", "include_expired"),
+    ],
+)
+async def test_a_single_valued_parameter_given_twice_is_a_400_naming_it(
+    client: TestClient[Any, Any], path: str, query: str, field: str
+) -> None:
+    # One of the two values was dropped without a word: merchant=A&merchant=B listed A's only.
+    response = await client.get(f"{path}?{query}")
+    assert response.status == 400
+    assert field_of(await response.json()) == [field]
+    # The filters that take lists still do.
+    assert (await client.get("/alerts?severity=high&severity=critical&status=open")).status == 200
 
 
 @pytest.mark.parametrize(
@@ -148,26 +175,53 @@ async def test_f10_request_methods_do_not_grow_the_metrics(client: TestClient[An
     assert methods == {"other"}
 
 
+async def raw_post(isolated: Isolated, body_timeout: float, headers: str, body: bytes) -> bytes:
+    """An authenticated POST /transactions written byte for byte; the whole answer (the
+    gateway closes the connection after it)."""
+    settings = isolated.settings(GatewaySettings, body_read_timeout_seconds=body_timeout)
+    async with TestServer(create_app(settings, CollectorRegistry())) as server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(
+            f"POST /transactions HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
+            f"Content-Type: application/json\r\n{headers}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)  # read() ends at close
+        writer.close()
+    return answer
+
+
 async def test_f11_a_body_that_stalls_gets_408_and_the_connection_closed(
     isolated: Isolated,
 ) -> None:
-    settings = isolated.settings(GatewaySettings, body_read_timeout_seconds=0.5)
-    server = TestServer(create_app(settings, CollectorRegistry()))
-    async with server:
-        reader, writer = await asyncio.open_connection(server.host, server.port)
-        # Authenticated headers, a promise of 100 bytes, one byte, then nothing (held forever
-        # at 37aed69).
-        writer.write(
-            f"POST /transactions HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
-        )
-        await writer.drain()
-        started = time.monotonic()
-        answer = await asyncio.wait_for(reader.read(), timeout=5)  # read() ends at close
-        writer.close()
+    # Authenticated headers, a promise of 100 bytes, one byte, then nothing (held forever at
+    # 37aed69).
+    started = time.monotonic()
+    answer = await raw_post(isolated, 0.5, "Content-Length: 100", b"{")
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert 0.4 < time.monotonic() - started < 3
     assert b'"error": "request body not received in time"' in answer
+    assert await published(isolated) == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "error"),
+    [
+        # Not gzip at all: aiohttp's RequestPayloadError answered 500.
+        ("Content-Encoding: gzip\r\nContent-Length: 2", b"{}", 400, "could not be decoded"),
+        # A length over MAX_BODY_BYTES, then nothing: a 408 after BODY_READ_TIMEOUT_SECONDS.
+        ("Content-Length: 99999999999", b"{", 413, "body too large"),
+    ],
+)
+async def test_a_body_that_cannot_be_read_is_a_4xx_at_once(
+    isolated: Isolated, headers: str, body: bytes, status: int, error: str
+) -> None:
+    started = time.monotonic()
+    answer = await raw_post(isolated, 5, headers, body)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert error.encode() in answer
+    assert time.monotonic() - started < 2
     assert await published(isolated) == 0
 
 

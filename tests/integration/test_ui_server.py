@@ -155,6 +155,32 @@ async def test_a_state_change_without_the_csrf_token_is_refused(
     assert (await browser.get("/ui/", allow_redirects=False)).status == 303
 
 
+UNREADABLE_FORMS = [
+    (b"api_key=\xff\xfe", "application/x-www-form-urlencoded"),
+    (b"api_key=x", "application/x-www-form-urlencoded; charset=utf-16"),
+    (b"api_key=x", "application/x-www-form-urlencoded; charset=no-such-charset"),
+    (
+        b'--b\r\nContent-Disposition: form-data; name="api_key"\r\n\r\nx\r\n--b--\r\n',
+        "multipart/form-data; boundary=b",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type"), UNREADABLE_FORMS)
+async def test_a_form_that_cannot_be_read_is_a_4xx_saying_so(
+    browser: TestClient[Any, Any], db: Any, body: bytes, content_type: str
+) -> None:
+    # aiohttp's post() raised UnicodeDecodeError, LookupError or ValueError: a 500.
+    headers = {"Content-Type": content_type}
+    answer = await browser.post("/ui/sign-in", data=body, headers=headers)
+    assert answer.status == 400
+    assert "The form could not be read" in await answer.text()
+    await sign_in(browser, SCOPED_KEYS["analyst"])
+    refused = await browser.post("/ui/sign-out", data=body, headers=headers)
+    assert refused.status == 403 and "CSRF" in (await refused.json())["error"]
+    assert db.execute("SELECT count(*) FROM ui_sessions").fetchone()[0] == 1
+
+
 async def test_pages_are_sent_with_a_strict_policy_and_render_data_as_text(
     browser: TestClient[Any, Any], db: Any
 ) -> None:

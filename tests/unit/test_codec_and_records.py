@@ -21,7 +21,7 @@ from schemas.records import (
 
 
 def record(value: bytes | None) -> RawRecord:
-    return RawRecord(topic="transactions", partition=0, offset=7, key=b"k", value=value)
+    return RawRecord(topic="transactions", partition=0, offset=7, key=None, value=value)
 
 
 def valid_body(**changes: object) -> dict[str, object]:
@@ -98,6 +98,18 @@ def test_a_number_too_long_to_convert_is_a_dead_letter_not_a_crash() -> None:
     assert result.reason == "malformed_json"
 
 
+def test_a_repeated_key_is_a_dead_letter_naming_it_never_the_last_value() -> None:
+    # At any depth: the last "amount" won, so a record read as 10.00 by one tool was stored
+    # and scored as 99999.00.
+    raw = json.dumps(valid_body(amount="10.00"))[:-1] + ', "amount": "99999.00"}'
+    result = decode_transaction(record(raw.encode()))
+    assert isinstance(result, DeadLetter)
+    assert (result.reason, result.error) == ("malformed_json", "duplicate key 'amount'")
+    with pytest.raises(MalformedJson, match="duplicate key 'c'"):
+        decode_json('{"a": [{"c": 1, "b": 2, "c": 3}]}')
+    assert decode_json('[{"c": 1}, {"c": 2}]') == [{"c": 1}, {"c": 2}]
+
+
 @pytest.mark.parametrize(("opener", "closer"), [("[", "]"), ('{"a":', "}")])
 def test_nesting_is_refused_only_beyond_the_limit(opener: str, closer: str) -> None:
     def nested(depth: int) -> str:
@@ -137,6 +149,34 @@ def test_transaction_keys_round_trip() -> None:
     assert parse_transaction_key(transaction_key(txn_id)) == txn_id
     for key in (None, b"", b"garbage-1", b"\xff\xfe"):
         assert parse_transaction_key(key) is None
+
+
+@pytest.mark.parametrize("key", [b"k", b"\xff\xfe", b"00000000-0000-0000-0000-000000000000"])
+def test_a_key_naming_another_transaction_is_a_dead_letter(key: bytes) -> None:
+    # Stored under its value's id before, whatever the key said (README: key = id).
+    body = valid_body()
+    keyed = RawRecord("transactions", 0, 7, key, json.dumps(body).encode())
+    result = decode_transaction(keyed)
+    assert isinstance(result, DeadLetter)
+    assert result.reason == "key_mismatch"
+    assert str(body["id"]) in result.error
+
+
+def test_a_record_keyed_by_its_id_or_without_a_key_is_a_transaction() -> None:
+    body = valid_body()
+    value = json.dumps(body).encode()
+    for key in (str(body["id"]).encode(), str(body["id"]).upper().encode(), None, b""):
+        result = decode_transaction(RawRecord("transactions", 0, 7, key, value))
+        assert isinstance(result, Transaction), key
+
+
+def test_a_version_that_is_a_string_says_so() -> None:
+    result = decode_transaction(record(json.dumps(valid_body(schema_version="1")).encode()))
+    assert isinstance(result, DeadLetter)
+    assert (result.reason, result.error) == (
+        "unsupported_version",
+        "schema_version '1' not supported (1 is)",
+    )
 
 
 @pytest.mark.parametrize("field", ["transaction_date", "received_at"])

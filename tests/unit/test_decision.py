@@ -43,7 +43,7 @@ def txn(amount: str, category: str = "food") -> Transaction:
 
 
 def record(value: bytes | None, partition: int = 0, offset: int = 0) -> RawRecord:
-    return RawRecord("transactions", partition, offset, b"key", value)
+    return RawRecord("transactions", partition, offset, None, value)
 
 
 def decided(records: list[RawRecord]) -> BatchDecision:

@@ -112,7 +112,7 @@ def pipeline(
 
 
 def record(value: bytes, partition: int = 0, offset: int = 0) -> RawRecord:
-    return RawRecord("transactions", partition, offset, b"key", value)
+    return RawRecord("transactions", partition, offset, None, value)
 
 
 def txn(amount: str) -> Transaction:
