@@ -81,6 +81,9 @@ def decode_json(raw: bytes | str) -> Any:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         raise MalformedJson(f"body is not UTF-8: {exc.reason}") from exc
+    # A byte-order mark that some editors and Windows tools put first: RFC 8259 lets a
+    # reader ignore it, and "Expecting value at column 1" would not tell the sender why.
+    text = text.removeprefix("\ufeff")
     if _nesting_depth(text) > MAX_NESTING:
         raise MalformedJson(f"JSON nested deeper than {MAX_NESTING} levels")
     try:

@@ -191,3 +191,13 @@ def test_f3_a_record_dated_outside_the_range_is_dead_lettered_naming_the_field(
 def test_f3_the_ends_of_the_range_are_accepted(instant: str) -> None:
     body = valid_body(transaction_date=instant, received_at=instant)
     assert isinstance(decode_transaction(record(json.dumps(body).encode())), Transaction)
+
+
+def test_a_leading_byte_order_mark_is_ignored() -> None:
+    body = valid_body()
+    value = b"\xef\xbb\xbf" + json.dumps(body).encode()
+    assert decode_json(value)["amount"] == body["amount"]
+    assert isinstance(decode_transaction(RawRecord("transactions", 0, 7, None, value)), Transaction)
+    # Only first: a mark anywhere else is still not JSON.
+    with pytest.raises(MalformedJson):
+        decode_json(b'{"a": 1}\xef\xbb\xbf')
