@@ -86,31 +86,41 @@ async def _select_one(pool: AsyncConnectionPool) -> None:
         await conn.execute("SELECT 1")
 
 
-async def _ask_kafka(producers: RenewableProducer, topic: str) -> None:
+async def _ask_kafka(producers: RenewableProducer, verdicts: VerdictWaiter, topic: str) -> None:
     """A metadata request answered by a broker now, naming the topic. partitions_for() would
     answer from the producer's cached metadata: "ok" with every broker gone."""
     if not producers.started:  # still trying since start-up (POSTs get a 503 meanwhile)
         raise KafkaConnectionError("not connected yet")
+    if not verdicts.started:  # POSTs are published, but nobody reads their verdicts yet
+        raise KafkaConnectionError("verdicts not followed yet")
     metadata = await producers.current.client.fetch_all_metadata()
     if not metadata.partitions_for_topic(topic):
         raise UnknownTopicOrPartitionError(topic)
 
 
-async def ready(request: web.Request) -> web.Response:
-    checks: dict[str, str] = {}
+async def _postgres_check(app: web.Application) -> str:
     try:
         # The whole check is bounded, the query too: a database that stops answering held
         # the probe forever on a connection the pool already had.
-        await answer_within(READY_CHECK_SECONDS, _select_one(request.app[POOL]))
-        checks["postgres"] = "ok"
+        await answer_within(READY_CHECK_SECONDS, _select_one(app[POOL]))
+        return "ok"
     except (OperationalError, PoolTimeout, TimeoutError) as exc:
-        checks["postgres"] = f"unavailable: {type(exc).__name__}"
+        return f"unavailable: {type(exc).__name__}"
+
+
+async def _kafka_check(app: web.Application) -> str:
     try:
-        topic = request.app[SETTINGS].topic_transactions
-        await asyncio.wait_for(_ask_kafka(request.app[PRODUCER], topic), READY_CHECK_SECONDS)
-        checks["kafka"] = "ok"
+        topic = app[SETTINGS].topic_transactions
+        await asyncio.wait_for(_ask_kafka(app[PRODUCER], app[VERDICTS], topic), READY_CHECK_SECONDS)
+        return "ok"
     except (KafkaError, TimeoutError) as exc:
-        checks["kafka"] = f"unavailable: {type(exc).__name__}"
+        return f"unavailable: {type(exc).__name__}"
+
+
+async def ready(request: web.Request) -> web.Response:
+    # Side by side, each bounded: both silent (a partitioned host) is still an answer in 2 s.
+    postgres, kafka = await asyncio.gather(_postgres_check(request.app), _kafka_check(request.app))
+    checks = {"postgres": postgres, "kafka": kafka}
     ok = all(value == "ok" for value in checks.values())
     body = {"status": "ok" if ok else "unavailable", "checks": checks}
     return web.json_response(body, status=200 if ok else 503)
@@ -128,6 +138,13 @@ async def _connect_kafka(app: web.Application) -> None:
     await app[PRODUCER].start_when_reachable()
     await app[VERDICTS].start_when_reachable()
     log.info("connected to Kafka")
+
+
+def _log_connect_failure(task: "asyncio.Task[None]") -> None:
+    """A connect that ended in an error start_with_backoff does not retry: said at once (the
+    gateway keeps serving and /ready keeps saying Kafka is unavailable), not at shutdown."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("gave up connecting to Kafka", exc_info=error)
 
 
 async def _dependencies(app: web.Application) -> AsyncIterator[None]:
@@ -164,13 +181,14 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
     # then in the background: without Kafka the gateway still serves reads and /health, and
     # says what is missing in /ready and in a 503 to each POST, until a broker answers.
     connecting = asyncio.create_task(_connect_kafka(app), name="connect-kafka")
+    connecting.add_done_callback(_log_connect_failure)
     await asyncio.wait({connecting}, timeout=KAFKA_START_WAIT_SECONDS)
     if settings.auth_disabled:
         log.warning("AUTH_DISABLED=true: the data endpoints answer without an API key")
     yield
     # Shutdown: aiohttp has stopped accepting and let in-flight requests finish by now.
     connecting.cancel()
-    with suppress(asyncio.CancelledError):
+    with suppress(asyncio.CancelledError, Exception):  # an error was logged when it happened
         await connecting
     await app[VERDICTS].stop()
     await app[PRODUCER].stop()  # flushes anything still buffered
@@ -191,10 +209,12 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Ap
         middlewares=[
             observe,
             reject,
-            bound_reads,
             authenticate,
             rate_limit,
             read_body,
+            # After the body is read: a GET whose body stalls is a 408 (read_body), not a 503
+            # "database did not answer".
+            bound_reads,
             idempotency,
         ],
         client_max_size=settings.max_body_bytes,

@@ -97,8 +97,12 @@ class SharedDeadline:
 _ABANDONED: set["asyncio.Future[Any]"] = set()
 
 
+class Overdue(TimeoutError):
+    """`answer_within`'s bound passed (a TimeoutError that `work` raised itself is not one)."""
+
+
 async def answer_within(seconds: float, work: Awaitable[T]) -> T:
-    """`work`'s result if it ends within `seconds`, else TimeoutError at the bound.
+    """`work`'s result if it ends within `seconds`, else `Overdue` at the bound.
 
     Past the bound `work` is cancelled but not waited for: psycopg's cancellation of a query
     the server does not answer takes up to 10 s more (it asks the server to cancel, then
@@ -114,7 +118,7 @@ async def answer_within(seconds: float, work: Awaitable[T]) -> T:
     task.cancel()
     _ABANDONED.add(task)
     task.add_done_callback(_forget)
-    raise TimeoutError
+    raise Overdue
 
 
 def _forget(task: "asyncio.Future[Any]") -> None:

@@ -29,7 +29,7 @@ from ingest_gateway.context import (
     SETTINGS,
     TRANSIENT_ANSWER,
 )
-from ingest_gateway.deadlines import answer_within
+from ingest_gateway.deadlines import Overdue, answer_within
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.idempotency import (
     REPLAYED_HEADERS,
@@ -129,7 +129,7 @@ async def bound_reads(request: web.Request, handler: Handler) -> web.StreamRespo
     seconds = request.app[SETTINGS].database_timeout_seconds
     try:
         return await answer_within(seconds, handler(request))
-    except TimeoutError:
+    except Overdue:
         log.error("database did not answer", extra={"path": request.path, "seconds": seconds})
         return error_response(503, f"database did not answer within {seconds:g} s; retry later")
 

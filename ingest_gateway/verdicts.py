@@ -46,6 +46,12 @@ class VerdictWaiter:
         self._consumer = self._new_consumer()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def started(self) -> bool:
+        """Following the verdicts topic (until then a waiting caller gets its 202 at the
+        deadline)."""
+        return self._task is not None
+
     async def start_when_reachable(self) -> None:
         """start(), retried while no broker answers (see start_with_backoff)."""
         await start_with_backoff(self.start, self._replace_unstarted)

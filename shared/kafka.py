@@ -134,7 +134,9 @@ async def start_with_backoff(
         try:
             await start()
             return
-        except (KafkaError, OSError) as exc:
+        # LookupError: topic_partitions() found no such topic or no leader yet (the gateway
+        # started before the topics were made, or during a leader election): retried too.
+        except (KafkaError, OSError, LookupError) as exc:
             log.warning(
                 "Kafka unreachable; retrying", extra={"error": repr(exc), "retry_in_seconds": delay}
             )
