@@ -158,19 +158,36 @@ def _in_processes(
         sender.close()
         pipes[receiver] = indices
         processes.append(process)
+    try:
+        return _collect(pipes, done, progress)
+    finally:
+        # One worker failed (or was killed): the others are stopped, not joined at exit
+        # minutes later while the error waits.
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+
+
+def _collect(
+    pipes: dict[Connection, list[int]],
+    done: Any,
+    progress: tqdm,  # type: ignore[type-arg]
+) -> list[tuple[list[int], _Part]]:
     results: list[tuple[list[int], _Part]] = []
     waiting = list(pipes)
     while waiting:
         for ready in wait(waiting, timeout=0.5):
             assert isinstance(ready, Connection)
-            outcome: _Part | str = ready.recv()
+            try:
+                outcome: _Part | str = ready.recv()
+            except EOFError:
+                outcome = "it ended without a result (killed, e.g. out of memory?)"
             if isinstance(outcome, str):
                 raise RuntimeError(f"a replay worker failed:\n{outcome}")
             results.append((pipes[ready], outcome))
             waiting.remove(ready)
         progress.update(done.value - progress.n)
-    for process in processes:
-        process.join()
     return results
 
 

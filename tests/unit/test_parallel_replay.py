@@ -2,14 +2,19 @@
 
 import json
 import math
+import os
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
+from tqdm import tqdm
 
+from benchmarks import parallel_replay
 from benchmarks.backtest import main
 from benchmarks.parallel_replay import scope_groups, shares
 from schemas import Transaction
@@ -105,3 +110,20 @@ def test_workers_print_and_write_what_one_process_does(
     assert "| high |" in one_report and one_alerts.count("\n") > 10
     assert three_report == one_report
     assert three_alerts == one_alerts
+
+
+def _dies_or_waits(sender: Any, transactions: Any, indices: list[int], *_: Any) -> None:
+    if indices == [0]:
+        os._exit(3)  # killed mid-replay: no result, no traceback through the pipe
+    time.sleep(60)
+
+
+def test_a_worker_that_dies_fails_the_replay_at_once_and_stops_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parallel_replay, "_worker", _dies_or_waits)
+    started = time.monotonic()
+    with tqdm(total=2, disable=True) as progress, pytest.raises(RuntimeError, match="ended"):
+        parallel_replay._in_processes([], [[0], [1]], None, None, progress, {})  # type: ignore[arg-type]
+    # Without the clean-up the waiting worker was joined: a minute before the error.
+    assert time.monotonic() - started < 30
