@@ -103,6 +103,10 @@ def _today_level(stats: ScopeStats, level: Trend, window_days: int, fit: TailFit
     window's)."""
     if not fit.recent_trend_days or level.slope == 0:
         return level
+    if not stats.closed_medians and stats.medians.days:
+        # The SQL aggregate does not read each closed day's median: silently the window's
+        # line would be a setting that does nothing.
+        raise ValueError("recent_trend_days needs each closed day's median (replay only)")
     last_closed = window_days - 1 - OPEN_DAYS
     recent = recent_days(stats.closed_medians, last_closed, fit.recent_trend_days)
     return recent_level(level, stats.medians, recent)

@@ -66,7 +66,9 @@ class TailFit:
     # Today's level (and the slope it moves by) bent to the line through the medians of the
     # last this many closed days, where the window shows a trend (0: the whole window's
     # line): a drift that started mid-window bends the line (baseline_worker.stats.
-    # recent_level; docs/accuracy.md, round 7).
+    # recent_level; docs/accuracy.md, round 7). Replay only (benchmarks.tail_choice): the SQL
+    # aggregate reads one row of medians a scope, not each day's, so the baseline worker
+    # refuses it rather than ignore it (not adopted; no environment variable sets it).
     recent_trend_days: int = 0
 
 

@@ -103,3 +103,18 @@ def test_the_replays_rollup_keeps_the_closed_days_medians_one_by_one() -> None:
     assert len(stats.closed_medians) == CLOSED
     assert sum(stats.closed_medians, DayMedians()) == stats.medians
     assert recent_days(stats.closed_medians, CLOSED - 1, RECENT).days == RECENT
+
+
+def test_the_setting_is_refused_where_the_days_medians_are_not_read() -> None:
+    # The SQL aggregate gives the window's medians summed, never day by day: the setting
+    # would silently do nothing in the baseline worker.
+    from baseline_worker.compute import ScopeStats
+    from baseline_worker.recompute import _today_level
+    from baseline_worker.stats import Moments
+    from baseline_worker.tail import TailFit
+
+    days = medians_of([0.02 * d for d in range(CLOSED)], [50] * CLOSED)
+    summed_only = ScopeStats(CAFE, Moments(), medians=sum(days, DayMedians()))
+    with pytest.raises(ValueError, match="replay only"):
+        _today_level(summed_only, Trend(0.02, 14.0), 30, TailFit(recent_trend_days=RECENT))
+    assert _today_level(summed_only, Trend(0.02, 14.0), 30, TailFit()) == Trend(0.02, 14.0)
