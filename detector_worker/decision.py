@@ -9,7 +9,7 @@ from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
-from detector_worker.records import DeadLetter, RawRecord, decode_transaction
+from detector_worker.records import DeadLetter, DeadLetterReason, RawRecord, decode_transaction
 from detector_worker.scoring import ScoringConfig, score
 from schemas import Alert, Transaction, Verdict
 from schemas.transaction import TransactionFields
@@ -99,22 +99,33 @@ def decide(
 def refuse_conflicts(decision: BatchDecision, conflicting: Collection[UUID]) -> BatchDecision:
     """The decision without the transactions whose id is stored already with another body:
     each becomes an `id_conflict` dead letter instead of a verdict (and never an alert)."""
-    if not conflicting:
+    return refuse(decision, "id_conflict", {i: _conflict_message(i) for i in conflicting})
+
+
+def refuse(
+    decision: BatchDecision, reason: DeadLetterReason, errors: Mapping[UUID, str]
+) -> BatchDecision:
+    """The decision without the transactions named in `errors` (id -> message), none of
+    which was stored: each becomes a dead letter for `reason` instead of a verdict (and
+    never an alert)."""
+    if not errors:
         return decision
-    refused = [s for s in decision.scored if s.transaction.id in conflicting]
+    refused = [s for s in decision.scored if s.transaction.id in errors]
     return replace(
         decision,
-        scored=tuple(s for s in decision.scored if s.transaction.id not in conflicting),
-        alerts=tuple(a for a in decision.alerts if a.transaction_id not in conflicting),
+        scored=tuple(s for s in decision.scored if s.transaction.id not in errors),
+        alerts=tuple(a for a in decision.alerts if a.transaction_id not in errors),
         dead_letters=decision.dead_letters
-        + tuple(_conflict(s.source, s.transaction.id) for s in refused),
+        + tuple(DeadLetter(s.source, reason, errors[s.transaction.id]) for s in refused),
     )
 
 
 def _conflict(record: RawRecord, transaction_id: UUID) -> DeadLetter:
-    return DeadLetter(
-        record, "id_conflict", f"transaction {transaction_id} already exists with another body"
-    )
+    return DeadLetter(record, "id_conflict", _conflict_message(transaction_id))
+
+
+def _conflict_message(transaction_id: UUID) -> str:
+    return f"transaction {transaction_id} already exists with another body"
 
 
 def mark_suppressed(decision: BatchDecision, suppressed: Mapping[UUID, UUID]) -> BatchDecision:

@@ -11,10 +11,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from detector_worker.baseline_table import BaselineTable
-from detector_worker.decision import BatchDecision, decide, mark_suppressed, refuse_conflicts
+from detector_worker.decision import (
+    BatchDecision,
+    decide,
+    mark_suppressed,
+    refuse,
+    refuse_conflicts,
+)
 from detector_worker.metrics import DetectorMetrics, observe_many
 from detector_worker.ports import OutgoingRecord, RecordPublisher, VerdictWriter
 from detector_worker.records import DeadLetter, RawRecord
+from detector_worker.refused_rows import persist_isolating_refused
 from detector_worker.retry import PERMANENT, StopCheck, never, retry_transient
 from detector_worker.scoring import ScoringConfig
 from detector_worker.verdict_json import encode_verdict
@@ -77,13 +84,16 @@ class DetectorPipeline:
         return decision
 
     async def _persist(self, decision: BatchDecision) -> BatchDecision:
-        """Write the rows; the transactions whose id is stored with another body come back
-        as dead letters instead, the alerts under a suppression rule marked as stored."""
+        """Write the rows; the transactions whose id is stored with another body, and those
+        PostgreSQL refuses, come back as dead letters instead, the alerts under a
+        suppression rule marked as stored."""
         scored, alerts = decision.scored, decision.alerts
-        persisted = await self._retry("persist", lambda: self._store.persist(scored, alerts))
-        return mark_suppressed(
-            refuse_conflicts(decision, persisted.conflicts), persisted.suppressed
+        persisted = await self._retry(
+            "persist", lambda: persist_isolating_refused(self._store.persist, scored, alerts)
         )
+        decision = refuse_conflicts(decision, persisted.conflicts)
+        decision = refuse(decision, "rejected_by_store", persisted.refused)
+        return mark_suppressed(decision, persisted.suppressed)
 
     async def _publish(self, decision: BatchDecision) -> None:
         outgoing = outgoing_records(decision, self._settings)

@@ -25,11 +25,13 @@ class OutgoingRecord:
 @dataclass(frozen=True, slots=True)
 class Persisted:
     """What a write found: the transaction ids stored already with another body (nothing of
-    theirs was written), and the alerts under a live suppression rule (transaction id ->
-    the rule's id), which were stored marked suppressed."""
+    theirs was written), the alerts under a live suppression rule (transaction id -> the
+    rule's id), which were stored marked suppressed, and the transactions PostgreSQL refused
+    (id -> its message; nothing of theirs was written either)."""
 
     conflicts: set[UUID] = field(default_factory=set)
     suppressed: dict[UUID, UUID] = field(default_factory=dict)
+    refused: dict[UUID, str] = field(default_factory=dict)
 
 
 class VerdictWriter(Protocol):

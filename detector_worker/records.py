@@ -15,6 +15,9 @@ DeadLetterReason = Literal[
     # The id of a transaction already seen with another body (a producer bug or an attack):
     # the first body stands, the other is never scored.
     "id_conflict",
+    # A transaction PostgreSQL refuses to store though it validated (a value its types or
+    # constraints do not hold): the rest of its batch is stored, it is never scored.
+    "rejected_by_store",
 ]
 
 

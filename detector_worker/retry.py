@@ -16,7 +16,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from psycopg import OperationalError
+from psycopg import DataError, IntegrityError, OperationalError
 from psycopg_pool import PoolTimeout
 
 from detector_worker.metrics import DetectorMetrics
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, PoolTimeout, KafkaError, asyncio.TimeoutError)
 # Too large for the producer or the broker: sending it again fails the same way.
 PERMANENT = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+# PostgreSQL refusing the rows themselves (a value its types or constraints do not hold):
+# the same rows fail the same way at every attempt, and an outage never raises these.
+REFUSED_BY_STORE = (DataError, IntegrityError)
 # How often a retrying batch looks whether a stop was asked for.
 _STOP_POLL_SECONDS = 0.2
 _FIRST_DELAY_SECONDS, _MAX_DELAY_SECONDS = 0.2, 10.0

@@ -41,13 +41,21 @@ POISON: list[tuple[bytes | None, str]] = [
     (json.dumps({**GOOD, "id": str(uuid4()), "merchant": "Caf\u0000e"}).encode(), "invalid_schema"),
     ((b"[" * 5000) + (b"]" * 5000), "malformed_json"),
     (b"\xff\xfe\x00garbage", "malformed_json"),
+    # Valid, but refused by PostgreSQL (the constraint the test adds): its whole batch failed
+    # at every replay, and the detector restarted on it for good.
+    (json.dumps({**GOOD, "id": str(uuid4()), "merchant": "Refused"}).encode(), "rejected_by_store"),
 ]
+# A value the schema lets through and PostgreSQL refuses (an offset over ±15:59 was one).
+REFUSING_CONSTRAINT = (
+    "ALTER TABLE transactions ADD CONSTRAINT test_refused CHECK (merchant <> 'Refused')"
+)
 
 
 async def test_poison_goes_to_the_dead_letter_topic_and_the_stream_goes_on(
     isolated: Isolated, db: Any, tmp_path: Path
 ) -> None:
     env = isolated.worker_env("detector") | {"CONSUMER_GROUP": f"faults-{uuid4().hex[:8]}"}
+    db.execute(REFUSING_CONSTRAINT)
     await produce(env, COUNT)
     producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"])
     await producer.start()

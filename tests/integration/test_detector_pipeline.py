@@ -26,7 +26,13 @@ from detector_worker.scoring import ScoringConfig, format_sigma
 from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Baseline, BaselineScope, ScopeKind, Transaction, Verdict, encode_model
-from schemas.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_TRUNCATED, transaction_key
+from schemas.records import (
+    DLQ_MESSAGE,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_TRUNCATED,
+    transaction_key,
+)
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
 from tests.kafka_helpers import DeadProducer, read_all
@@ -193,6 +199,53 @@ async def test_an_offset_postgresql_cannot_hold_is_stored_as_its_instant(
         datetime(2026, 3, 1, 0, 0, tzinfo=UTC),
         datetime(2026, 3, 1, 23, 59, tzinfo=UTC),
     )
+
+
+# Constraints no valid transaction breaks today, added in the test's schema only: the stand-in
+# for a value the schema lets through and PostgreSQL refuses (an offset over ±15:59 was one).
+REFUSING_CONSTRAINTS = """
+ALTER TABLE transactions
+    ADD CONSTRAINT test_refused CHECK (merchant <> 'Refused'),
+    ADD CONSTRAINT test_digits CHECK (
+        CASE WHEN merchant LIKE 'Digits %' THEN substr(merchant, 8)::integer >= 0 ELSE true END
+    )
+"""
+
+
+def at(merchant: str, amount: str) -> Transaction:
+    return txn(amount).model_copy(update={"merchant": merchant})
+
+
+async def test_rows_postgresql_refuses_are_dead_lettered_and_the_rest_is_stored(
+    pipeline: tuple[DetectorPipeline, DetectorMetrics], isolated: Isolated, db: Any
+) -> None:
+    # Such a row failed its whole batch's write at every replay: the detector exited and
+    # replayed it forever, and its partitions' stream stood still.
+    db.execute(REFUSING_CONSTRAINTS)
+    process, metrics = pipeline
+    good, spike = txn("101"), txn("160.01")
+    check, data = at("Refused", "102"), at("Digits x", "900")  # `data` would be critical
+    alerted = [good, check, spike, data, txn("103")]
+    await process.process([as_record(encode_model(t), i) for i, t in enumerate(alerted)])
+    quiet = [txn("104"), at("Refused", "105")]  # no alert: the one-statement path too
+    await process.process([as_record(encode_model(t), 5 + i) for i, t in enumerate(quiet)])
+
+    stored = {row[0] for row in db.execute("SELECT id FROM transactions").fetchall()}
+    kept = [alerted[0], alerted[2], alerted[4], quiet[0]]
+    assert stored == {t.id for t in kept}
+    assert db.execute("SELECT transaction_id FROM alerts").fetchall() == [(spike.id,)]
+    bootstrap = isolated.env["KAFKA_BOOTSTRAP_SERVERS"]
+    dead = await read_all(bootstrap, isolated.topic("dlq"))
+    assert sorted(r.value for r in dead) == sorted(encode_model(t) for t in (check, data, quiet[1]))
+    assert {dict(r.headers)[DLQ_REASON] for r in dead} == {b"rejected_by_store"}
+    messages = {dict(r.headers)[DLQ_MESSAGE].decode() for r in dead}
+    assert any("(23514)" in m and "test_refused" in m for m in messages)  # check_violation
+    assert any("(22P02)" in m and "integer" in m for m in messages)  # invalid_text_representation
+    alerts = await read_all(bootstrap, isolated.topic("alerts"))
+    assert [json.loads(r.value)["transaction_id"] for r in alerts] == [str(spike.id)]
+    verdicts = await read_all(bootstrap, isolated.topic("verdicts"))
+    assert {json.loads(r.value)["transaction_id"] for r in verdicts} == {str(t.id) for t in kept}
+    assert metrics.dead_letters.labels(reason="rejected_by_store")._value.get() == 3
 
 
 async def test_verdicts_go_to_their_transactions_partition_in_whole_batches(

@@ -4,7 +4,7 @@ lets anything else out (so the batch is never committed) and counts only what is
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -13,6 +13,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
 from psycopg import OperationalError
+from psycopg.errors import CheckViolation
 
 from benchmarks.support import settings_from
 from detector_worker.baseline_table import BaselineTable
@@ -44,16 +45,23 @@ class Effects:
 class FakeStore:
     """Keeps the first body of each id, as the table's primary key does."""
 
-    def __init__(self, effects: Effects, failures: Sequence[Exception] = ()) -> None:
+    def __init__(
+        self, effects: Effects, failures: Sequence[Exception] = (), refuse: Collection[UUID] = ()
+    ) -> None:
         self.effects = effects
         self.failures = list(failures)
         self.rows: dict[UUID, Transaction] = {}
+        # Ids PostgreSQL would refuse (a constraint): the whole write fails, nothing stored.
+        self.refuse = set(refuse)
 
     async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> Persisted:
         if self.failures:
             self.effects.log.append("persist failed")
             await hang_if(self.failures[0])
             raise self.failures.pop(0)
+        if any(s.transaction.id in self.refuse for s in batch):
+            self.effects.log.append("persist refused")
+            raise CheckViolation("new row violates check constraint")
         self.effects.log.append("persisted")
         new = [s for s in batch if s.transaction.id not in self.rows]
         conflicts = {
@@ -96,13 +104,14 @@ def pipeline(
     store_failures: Sequence[Exception] = (),
     publish_failures: Sequence[Exception] = (),
     stop: StopCheck = never,
+    refuse: Collection[UUID] = (),
 ) -> tuple[DetectorPipeline, DetectorMetrics]:
     metrics = DetectorMetrics.create(CollectorRegistry())
     built = DetectorPipeline(
         SETTINGS,
         SETTINGS.scoring_config(),
         food_table(),
-        FakeStore(effects, store_failures),
+        FakeStore(effects, store_failures, refuse),
         FakePublisher(effects, publish_failures),
         metrics,
         lambda: NOW,
@@ -194,6 +203,36 @@ async def test_f5_a_stored_id_with_another_body_is_dead_lettered_never_alerted()
     topics = [(r.topic, dict(r.headers or []).get(DLQ_REASON)) for r in effects.sent]
     assert topics == [(SETTINGS.topic_verdicts, None), (SETTINGS.topic_dlq, b"id_conflict")]
     assert metrics.dead_letters.labels(reason="id_conflict")._value.get() == 1
+
+
+async def test_a_row_postgresql_refuses_is_dead_lettered_and_the_rest_stored() -> None:
+    effects = Effects()
+    normal, spike, refused = txn("101"), txn("10000"), txn("20000")
+    process, metrics = pipeline(effects, refuse={refused.id})
+    batch = [normal, refused, spike]
+    await process.process([record(encode_model(t), offset=i) for i, t in enumerate(batch)])
+    # Refused whole, then in halves: [normal] stored, [refused, spike] refused, then each.
+    assert effects.log == [
+        "persist refused",
+        "persisted",
+        "persist refused",
+        "persist refused",
+        "persisted",
+        "published",
+    ]
+    assert [s.transaction for s in effects.stored] == [normal, spike]
+    assert [a.transaction_id for a in effects.alerts] == [spike.id]
+    sent = [(r.topic, r.key, dict(r.headers or []).get(DLQ_REASON)) for r in effects.sent]
+    assert sent == [
+        (SETTINGS.topic_dlq, None, b"rejected_by_store"),
+        (SETTINGS.topic_alerts, transaction_key(spike.id), None),
+        (SETTINGS.topic_verdicts, transaction_key(normal.id), None),
+        (SETTINGS.topic_verdicts, transaction_key(spike.id), None),
+    ]
+    assert effects.sent[0].value == encode_model(refused)
+    assert dict(effects.sent[0].headers or [])[DLQ_SOURCE_OFFSET] == b"1"
+    assert metrics.dead_letters.labels(reason="rejected_by_store")._value.get() == 1
+    assert counted(metrics) == 2
 
 
 class Hanging(Exception):
