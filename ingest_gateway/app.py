@@ -202,6 +202,9 @@ def _add_scoped(
     which)."""
     route = app.router.add_route(method, path, handler)
     app[ROUTE_SCOPES][route] = scope
+    if method == "GET":
+        # HEAD as aiohttp's add_get gives it (headers, no body): monitors and caches ask it.
+        app[ROUTE_SCOPES][app.router.add_route("HEAD", path, handler)] = scope
 
 
 def create_app(settings: GatewaySettings, registry: CollectorRegistry) -> web.Application:

@@ -246,3 +246,17 @@ async def test_a_field_the_gateway_sets_is_refused_in_a_body_naming_it(
     )
     assert (await batch.json())["results"][0]["status"] == 422
     assert await published(isolated) == 0
+
+
+async def test_head_answers_every_read_as_its_get_without_a_body(
+    client: TestClient[Any, Any],
+) -> None:
+    # A monitor's HEAD /alerts was a 405 (only the open probes had HEAD).
+    for path in ("/alerts", "/suppressions", "/alerts/resolutions"):
+        got, head = await client.get(path), await client.head(path)
+        assert (head.status, head.headers["Content-Type"]) == (
+            got.status,
+            got.headers["Content-Type"],
+        ), path
+        assert await head.read() == b""
+    assert (await client.head("/alerts", headers={"Authorization": "Bearer nope"})).status == 401
