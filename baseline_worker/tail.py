@@ -7,7 +7,8 @@ Pareto distribution (GPD) is fitted to the amounts above a high threshold: by th
 Pickands-Balkema-de Haan theorem the excesses over a high threshold of almost any
 distribution are GPD (peaks over threshold; Siffer et al., KDD 2017, use the same for
 streams). The shape is estimated by probability-weighted moments (Hosking & Wallis 1987) or,
-as a setting, by Zhang & Stephens' posterior mean (2009; docs/accuracy.md, round 8), shrunk
+where they read a heavy tail, by Zhang & Stephens' posterior mean (2009; docs/accuracy.md,
+round 8), shrunk
 toward a prior by the number of excesses (a small scope's shape estimate is mostly noise),
 and clamped at 0: a negative shape has a finite end point, past which every amount
 would get probability 0 (a price that inflates slowly would then alert forever).
@@ -56,8 +57,10 @@ class TailFit:
     shape_margin: float = 0.75
     # The shape's estimator (docs/accuracy.md, round 8): probability-weighted moments are
     # biased light and noisy past a shape of ~0.5 (their variance is infinite there), where
-    # the heaviest power laws are.
-    shape_estimator: ShapeEstimator = "pwm"
+    # the heaviest power laws are; Zhang & Stephens' posterior is not, but on light tails it
+    # cost recall in the replay. "hybrid": PWM where it reads under `hybrid_above` (most
+    # scopes, and the cheaper), Zhang & Stephens' on the heavy tails.
+    shape_estimator: ShapeEstimator = "hybrid"
     hybrid_above: float = 0.25
     # A level that moved over the window (a trend) widens the window's histogram: every
     # day's amounts sit at that day's level. Narrow its log-spread back by the share the
