@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baseline_worker.histogram import histogram
+from baseline_worker.settings import BaselineSettings
 from baseline_worker.tail import ShapeEstimator, TailFit, fit_tail
 
 
@@ -64,3 +65,13 @@ def test_every_estimator_fits_a_finite_tail_on_any_amounts(
         return
     assert 0.0 <= model.shape <= 0.9
     assert math.isfinite(model.scale) and model.scale > 0
+
+
+def test_the_baseline_worker_fits_with_the_replay_s_estimator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Production's default is the one the replay chose (TailFit's), and the variable sets it."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@localhost/db")
+    assert BaselineSettings().baseline_shape_estimator == TailFit().shape_estimator == "hybrid"
+    monkeypatch.setenv("BASELINE_SHAPE_ESTIMATOR", "pwm")
+    assert BaselineSettings().baseline_shape_estimator == "pwm"
