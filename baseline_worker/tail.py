@@ -8,9 +8,8 @@ Pickands-Balkema-de Haan theorem the excesses over a high threshold of almost an
 distribution are GPD (peaks over threshold; Siffer et al., KDD 2017, use the same for
 streams). The shape is estimated by probability-weighted moments (Hosking & Wallis 1987) or,
 where they read a heavy tail, by Zhang & Stephens' posterior mean (2009; docs/accuracy.md,
-round 8), shrunk
-toward a prior by the number of excesses (a small scope's shape estimate is mostly noise),
-and clamped at 0: a negative shape has a finite end point, past which every amount
+round 8), shrunk toward a prior by the number of excesses (a small scope's shape estimate is
+mostly noise), and clamped at 0: a negative shape has a finite end point, past which every amount
 would get probability 0 (a price that inflates slowly would then alert forever).
 """
 
@@ -223,35 +222,41 @@ def _zhang_shape(excesses: _Excesses) -> float | None:
     exists, and what PSIS (Vehtari et al. 2024) fits its tails with; the excesses are grouped
     by bin, so the cost is m (at most 40) times the bins above the threshold, not the
     samples."""
-    k = excesses.count
-    values = excesses.values
+    k, values = excesses.count, excesses.values
     if k < 3 or values[-1][0] <= values[0][0]:
-        return None
-    largest = values[-1][0]
-    quartile = _excess_at_rank(values, int(k / 4 + 0.5))
-    if quartile <= 0 or largest <= 0:
         return None
     xs = [x for x, _ in values]
     counts = [c for _, c in values]
+    theta = _posterior_theta(xs, counts, _excess_at_rank(values, int(k / 4 + 0.5)), k)
+    if theta is None:
+        return None
+    estimate = _mean_log1p(theta, xs, counts, k)
+    return estimate if math.isfinite(estimate) else None
+
+
+def _posterior_theta(xs: list[float], counts: list[int], quartile: float, k: int) -> float | None:
+    """The posterior mean of theta over Zhang & Stephens' grid (their prior: dense near
+    -1 / largest excess, the heaviest shapes, with a scale of 3 first quartiles)."""
+    largest = xs[-1]
+    if quartile <= 0 or largest <= 0:
+        return None
     # Zhang's m = 20 + sqrt(k), at most 40: past k = 400 more points move the estimate by
     # under 1e-4 (scratch check, k up to 5,000) and cost a logarithm per bin each.
     m = 20 + min(math.isqrt(k), _ZHANG_MAX_EXTRA_POINTS)
     log_likelihoods, thetas = [], []
     for j in range(1, m + 1):
-        # Zhang's b = -theta: a grid that is dense near 1 / largest (the heaviest shapes).
-        b = 1 / largest + (1 - math.sqrt(m / (j - 0.5))) / (_ZHANG_PRIOR_SCALE * quartile)
-        shape = _mean_log1p(-b, xs, counts, k)
-        if b == 0 or shape == 0 or -b / shape <= 0:
+        theta = -1 / largest - (1 - math.sqrt(m / (j - 0.5))) / (_ZHANG_PRIOR_SCALE * quartile)
+        shape = _mean_log1p(theta, xs, counts, k)
+        if theta == 0 or shape == 0 or theta / shape <= 0:
             continue
-        log_likelihoods.append(k * (math.log(-b / shape) - shape - 1))
-        thetas.append(b)
+        log_likelihoods.append(k * (math.log(theta / shape) - shape - 1))
+        thetas.append(theta)
     if not thetas:
         return None
     top = max(log_likelihoods)
-    weights = [math.exp(ll - top) for ll in log_likelihoods]
-    b = sum(map(mul, weights, thetas)) / sum(weights)
-    estimate = _mean_log1p(-b, xs, counts, k)
-    return estimate if math.isfinite(estimate) else None
+    weights = [math.exp(ll - top) for ll in log_likelihoods]  # their softmax: the posterior
+    weighted: float = sum(map(mul, weights, thetas))
+    return weighted / sum(weights)
 
 
 def _mean_log1p(theta: float, xs: list[float], counts: list[int], k: int) -> float:
