@@ -131,6 +131,7 @@ class BaselineService:
                 hour_levels=s.baseline_hour_levels,
                 weekday_levels=s.baseline_weekday_levels,
                 trend_through=s.baseline_trend_through,
+                shape_estimator=s.baseline_shape_estimator,
             ),
         )
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from baseline_worker.stats import TrendThrough
+from baseline_worker.tail import ShapeEstimator
 from shared.settings import CommonSettings
 
 
@@ -28,6 +29,10 @@ class BaselineSettings(CommonSettings):
     # whichever stands more standard errors out (TailFit.trend_through; docs/accuracy.md,
     # round 6).
     baseline_trend_through: TrendThrough = "sharper"
+    # The GPD shape of the tail past the knots: probability-weighted moments ("pwm", round 7's),
+    # Zhang & Stephens' posterior mean ("zhang"), or PWM where it reads a shape under 0.25
+    # and Zhang & Stephens' above (TailFit.shape_estimator; docs/accuracy.md, round 8).
+    baseline_shape_estimator: ShapeEstimator = "hybrid"
     # How often a standby instance tries to take over the leadership lock.
     standby_poll_seconds: float = Field(default=2, gt=0)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts

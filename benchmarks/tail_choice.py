@@ -21,9 +21,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from baseline_worker.tail import TailFit
+from baseline_worker.tail import ShapeEstimator, TailFit
 from benchmarks.accuracy import _jsonable, _table, fmt
 from benchmarks.evaluate import ScoredRecord, by_family, leave_one_family_out
 from benchmarks.family_accuracy import figures, nominal_tiers, verdict_score
@@ -153,12 +153,23 @@ def recent_trend() -> list[Candidate]:
     ]
 
 
+def shape_estimator() -> list[Candidate]:
+    """The GPD shape by probability-weighted moments (round 7's defaults), by Zhang &
+    Stephens' posterior where PWM reads 0.25 or more ("hybrid"), and by Zhang & Stephens'
+    everywhere (docs/accuracy.md, round 8: PWM reads the heaviest power laws too light)."""
+    return [
+        Candidate(f"shape by {estimator}", TailFit(shape_estimator=estimator), ScoringConfig())
+        for estimator in get_args(ShapeEstimator)
+    ]
+
+
 GRIDS: dict[str, Callable[[], list[Candidate]]] = {
     "round2": grid,
     "round4": round4,
     "weekdays": weekdays,
     "median_trend": median_trend,
     "recent_trend": recent_trend,
+    "shape_estimator": shape_estimator,
 }
 JSON_OF = {
     "round2": Path("benchmarks/results/tail_choice.json"),
@@ -166,6 +177,7 @@ JSON_OF = {
     "weekdays": Path("benchmarks/results/weekday_levels.json"),
     "median_trend": Path("benchmarks/results/median_trend.json"),
     "recent_trend": Path("benchmarks/results/recent_trend.json"),
+    "shape_estimator": Path("benchmarks/results/shape_estimator.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 # The family streams by name; () is the eight of issue 12 (world.DEFAULT_FAMILIES).
