@@ -104,7 +104,9 @@ async def _postgres_check(app: web.Application) -> str:
         # the probe forever on a connection the pool already had.
         await answer_within(READY_CHECK_SECONDS, _select_one(app[POOL]))
         return "ok"
-    except (OperationalError, PoolTimeout, TimeoutError) as exc:
+    except TimeoutError:  # answer_within's Overdue included: the probe says what it is
+        return "unavailable: TimeoutError"
+    except (OperationalError, PoolTimeout) as exc:
         return f"unavailable: {type(exc).__name__}"
 
 
