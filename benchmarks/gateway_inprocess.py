@@ -160,11 +160,13 @@ async def _connected(path: str, log_level: str) -> tuple[Any, _Transport]:
 
     class Producers:
         current = Producer()
+        started = True  # as a gateway connected to Kafka (POSTs check it first)
 
         def renew_soon(self, *_: object) -> None:
             return None
 
     producers: Any = Producers()
+    app[context.PRODUCER] = producers
     app[context.PUBLISHER] = Publisher(producers, "transactions", 30.0, app[context.METRICS])
     app[context.VERDICTS] = waiter
     runner = GatewayRunner(app, access_log=None)
