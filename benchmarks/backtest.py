@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from operator import attrgetter
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID, uuid4
 
-from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import ConfigDict, Field, ValidationError, create_model
 from tqdm import tqdm
 
 from benchmarks.evaluate import (
@@ -61,7 +61,6 @@ from schemas import Transaction, Verdict
 
 TRUE = frozenset({"1", "true", "t", "yes", "y"})
 SEVERITIES = ("medium", "high", "critical")
-_NO_OFFSET = timedelta(0)
 _FIELDS = ("id", "amount", "currency", "category", "merchant", "transaction_date")
 
 
@@ -86,15 +85,6 @@ class _Line(Transaction):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     id: UUID = Field(default_factory=uuid4)
-
-    @field_validator("transaction_date")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        """The same instant with Python's own UTC where the offset is zero: pydantic's UTC
-        (its `TzInfo`) costs about 1 µs in every `astimezone` and comparison, and the
-        replay makes several per row (the rollup's day and hour, the recompute's clock, the
-        scorer's hour)."""
-        return value.replace(tzinfo=UTC) if value.utcoffset() == _NO_OFFSET else value
 
 
 def _line_model(label: str | None, oracle: str | None) -> type[_Line]:

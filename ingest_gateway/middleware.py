@@ -1,5 +1,5 @@
-"""Request middlewares, outermost first: observe, reject, bound reads, authenticate, rate limit,
-read the body, idempotency."""
+"""Request middlewares, outermost first: observe, reject, authenticate, rate limit, read the
+body, bound reads, idempotency."""
 
 import asyncio
 import json
@@ -112,6 +112,11 @@ async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
         # A dependency is down: say so (503) rather than failing as a server error.
         log.error("database unavailable", extra={"error": repr(exc), "path": request.path})
         return error_response(503, "database unavailable; retry later")
+    except Overdue:
+        # A bounded database call (a read, a session's lookup) passed its bound.
+        seconds = request.app[SETTINGS].database_timeout_seconds
+        log.error("database did not answer", extra={"path": request.path, "seconds": seconds})
+        return error_response(503, f"database did not answer within {seconds:g} s; retry later")
     except web.HTTPException as exc:
         if exc.status >= 500:
             raise
@@ -126,12 +131,7 @@ async def bound_reads(request: web.Request, handler: Handler) -> web.StreamRespo
     paths read no table (/ready bounds its own check)."""
     if request.method not in ("GET", "HEAD") or is_open(request.path):
         return await handler(request)
-    seconds = request.app[SETTINGS].database_timeout_seconds
-    try:
-        return await answer_within(seconds, handler(request))
-    except Overdue:
-        log.error("database did not answer", extra={"path": request.path, "seconds": seconds})
-        return error_response(503, f"database did not answer within {seconds:g} s; retry later")
+    return await answer_within(request.app[SETTINGS].database_timeout_seconds, handler(request))
 
 
 @web.middleware

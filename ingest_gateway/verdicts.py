@@ -49,8 +49,8 @@ class VerdictWaiter:
     @property
     def started(self) -> bool:
         """Following the verdicts topic (until then a waiting caller gets its 202 at the
-        deadline)."""
-        return self._task is not None
+        deadline); False again if the reader stopped (a /ready that says so)."""
+        return self._task is not None and not self._task.done()
 
     async def start_when_reachable(self) -> None:
         """start(), retried while no broker answers (see start_with_backoff)."""
@@ -76,6 +76,7 @@ class VerdictWaiter:
         for tp in partitions:
             await self._consumer.position(tp)
         self._task = asyncio.create_task(self._run(), name="verdict-waiter")
+        self._task.add_done_callback(_log_end)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -141,3 +142,10 @@ class VerdictWaiter:
             return
         del self._waiting[key]
         future.set_result(verdict)
+
+
+def _log_end(task: "asyncio.Task[None]") -> None:
+    """The reader ends only when stopped: anything else is said at once (and /ready says the
+    verdicts are no longer followed)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("the verdict reader stopped", exc_info=error)

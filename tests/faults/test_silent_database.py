@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from ingest_gateway.app import create_app
 from ingest_gateway.settings import GatewaySettings
-from tests.conftest import AUTH_HEADERS, Isolated
+from tests.conftest import AUTH_HEADERS, SCOPED_KEYS, Isolated
 
 pytestmark = pytest.mark.faults
 
@@ -134,3 +134,25 @@ async def test_reads_from_a_silent_database_are_a_503_in_time_and_recover(
         assert time.monotonic() < deadline, "reads did not come back"
         await asyncio.sleep(0.5)
     assert (await client.get("/ready")).status == 200
+
+
+async def test_a_signed_in_page_on_a_silent_database_is_a_503_in_time(
+    isolated: Isolated, relay: SilenceableRelay
+) -> None:
+    """A browser's request carries a session cookie, not a key: the session's lookup is a read
+    too (it was not bounded, and the inbox waited forever)."""
+    url, _ = through(isolated.worker_urls["gateway"], relay.port)
+    settings = isolated.settings(
+        GatewaySettings, database_url=url, database_timeout_seconds=TIMEOUT
+    )
+    async with TestClient(TestServer(create_app(settings, CollectorRegistry()))) as browser:
+        signed_in = await browser.post(
+            "/ui/sign-in", data={"api_key": SCOPED_KEYS["analyst"]}, allow_redirects=False
+        )
+        assert signed_in.status == 303
+        assert (await browser.get("/ui/inbox/updates")).status == 200
+        relay.silence()
+        status, body, seconds = await timed_get(browser, "/ui/inbox/updates")
+        relay.speak()
+    assert (status, body["error"]) == (503, "database did not answer within 1 s; retry later")
+    assert seconds < TIMEOUT + 1.5

@@ -46,3 +46,19 @@ async def test_a_verdict_is_not_taken_for_another_transactions() -> None:
     waiter._resolve(transaction_key(waiting), b"{not json")
     waiter._resolve(transaction_key(other), mislabelled.model_dump_json().encode())
     assert await waiter.wait(future) is None
+
+
+class _FailingConsumer:
+    async def getmany(self, **_: object) -> dict[object, list[object]]:
+        raise RuntimeError("the reader broke")
+
+
+async def test_a_reader_that_stopped_is_not_started() -> None:
+    waiter = VerdictWaiter("127.0.0.1:1", "verdicts", 0.1)
+    waiter._consumer = _FailingConsumer()
+    waiter._task = asyncio.create_task(waiter._run())
+    assert waiter.started
+    await asyncio.sleep(0)
+    await asyncio.wait({waiter._task})
+    assert isinstance(waiter._task.exception(), RuntimeError)
+    assert not waiter.started  # /ready says the verdicts are not followed
