@@ -1,0 +1,64 @@
+"""PostgreSQL going silent while the gateway writes (the alert workflow's PATCH, creating and
+ending suppressions): each write answers 503 within DATABASE_TIMEOUT_SECONDS, commits
+nothing, and writes work again once the database answers. They waited forever.
+
+The gateway and its relay are test_silent_database's fixtures."""
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import Isolated
+from tests.faults.test_silent_database import TIMEOUT, SilenceableRelay, client, relay
+from tests.integration.test_gateway import insert_alerts
+
+pytestmark = pytest.mark.faults
+__all__ = ["client", "relay"]  # fixtures, used by name
+
+RULE = {"category": "food", "reason": "a promotion", "duration_hours": 2}
+
+
+async def timed(
+    client: TestClient[Any, Any], method: str, path: str, body: object = None
+) -> tuple[int, float]:
+    started = time.monotonic()
+    response = await client.request(method, path, json=body)
+    await response.read()
+    return response.status, time.monotonic() - started
+
+
+async def test_writes_to_a_silent_database_are_a_503_in_time_and_recover(
+    client: TestClient[Any, Any], relay: SilenceableRelay, isolated: Isolated, db: Any
+) -> None:
+    (alert_id,) = insert_alerts(db, 1)
+    created = await client.post("/suppressions", json=RULE)
+    assert created.status == 201
+    rule_id = (await created.json())["id"]
+    writes = [
+        ("PATCH", f"/alerts/{alert_id}", {"status": "acknowledged", "note": "on it"}),
+        ("POST", "/suppressions", RULE),
+        ("DELETE", f"/suppressions/{rule_id}", None),
+    ]
+    relay.silence()
+    # More at once than the pool has connections: each waits on a silent one or on the pool.
+    async with asyncio.timeout(TIMEOUT + 5):  # they waited for good
+        answers = await asyncio.gather(*(timed(client, *write) for write in writes * 4))
+    for status, seconds in answers:
+        assert status == 503
+        assert seconds < TIMEOUT + 1.0
+    relay.speak()
+
+    deadline = time.monotonic() + 30
+    while (await client.get("/suppressions")).status != 200:
+        assert time.monotonic() < deadline, "the gateway did not come back"
+        await asyncio.sleep(0.5)
+    # Nothing of the silent writes was committed (no more than their BEGIN was sent, and
+    # the connections carrying them were closed).
+    assert db.execute("SELECT count(*) FROM suppressions").fetchone() == (1,)
+    assert db.execute("SELECT status FROM alerts").fetchone() == ("open",)
+    for method, path, body in writes:
+        response = await client.request(method, path, json=body)
+        assert response.status in (200, 201), await response.text()
