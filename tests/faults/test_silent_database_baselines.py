@@ -1,6 +1,7 @@
 """PostgreSQL going silent while the baseline worker recomputes: the recompute fails at the
 bound (counted, nothing published) instead of waiting forever, and the next one succeeds
-once the database answers again; a leader whose lock session goes silent stands by.
+once the database answers again; a leader whose lock session goes silent stands by, and a
+silent insert counter reads as unknown.
 
 The silence is test_silent_database's relay; Kafka is the shared broker."""
 
@@ -100,17 +101,26 @@ async def test_a_recompute_on_a_silent_database_fails_in_time_then_recovers(
     assert len(records) == 2  # the failed recompute published nothing
 
 
-async def test_a_leader_whose_lock_session_goes_silent_stands_by(
-    service: BaselineService, relay: SilenceableRelay, settings: BaselineSettings
+async def test_the_leadership_check_and_the_insert_counter_give_up_in_time(
+    service: BaselineService,
+    pool: AsyncConnectionPool,
+    relay: SilenceableRelay,
+    settings: BaselineSettings,
 ) -> None:
+    """A leader whose lock session goes silent stands by; a silent insert counter is unknown
+    (the schedule falls back to the interval)."""
     lock = LeaderLock(settings.database_url, leader_lock_key(settings.database_schema))
     await lock.acquire(poll_seconds=0.1)
+    assert await service._inserted_rows(pool) == 0
     try:
         relay.silence()
-        # The bound, then psycopg's cancellation of the check (up to 10 s on silence).
+        # The bound, then psycopg's cancellation of the statement (up to 10 s on silence).
         async with asyncio.timeout(TIMEOUT + 12):
-            with pytest.raises(LeadershipLost):
-                await service._confirm(lock)
+            confirmed, counted = await asyncio.gather(
+                service._confirm(lock), service._inserted_rows(pool), return_exceptions=True
+            )
+        assert isinstance(confirmed, LeadershipLost)
+        assert counted is None
     finally:
         relay.speak()
         await lock.release()
