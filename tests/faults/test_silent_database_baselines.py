@@ -21,25 +21,21 @@ from baseline_worker.settings import BaselineSettings
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
-from tests.faults.test_silent_database import SilenceableRelay, through
+from tests.faults.silent_relay import Relayed, relay, relayed
+from tests.faults.test_silent_database import SilenceableRelay
 from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.faults
+__all__ = ["relay", "relayed"]  # fixtures, used by name
+WORKER = "baseline"  # whose login the relay reaches
 
 TIMEOUT = 1.0
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
 @pytest.fixture
-async def relay(isolated: Isolated) -> AsyncIterator[SilenceableRelay]:
-    _, target = through(isolated.worker_urls["baseline"], 0)
-    async with SilenceableRelay(target) as running:
-        yield running
-
-
-@pytest.fixture
-def settings(isolated: Isolated, relay: SilenceableRelay) -> BaselineSettings:
-    url, _ = through(isolated.worker_urls["baseline"], relay.port)
+def settings(isolated: Isolated, relayed: Relayed) -> BaselineSettings:
+    url = relayed[1]
     return isolated.settings(BaselineSettings, database_url=url, baseline_window_days=30)
 
 

@@ -30,33 +30,29 @@ from schemas import Transaction, encode_model
 from schemas.records import transaction_key
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
-from tests.faults.test_silent_database import SilenceableRelay, through
+from tests.faults.silent_relay import Relayed, relay, relayed
+from tests.faults.test_silent_database import SilenceableRelay
 from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.faults
+__all__ = ["relay", "relayed"]  # fixtures, used by name
+WORKER = "detector"  # whose login the relay reaches
 
 TIMEOUT = 1.0
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-async def relay(isolated: Isolated) -> AsyncIterator[SilenceableRelay]:
-    _, target = through(isolated.worker_urls["detector"], 0)
-    async with SilenceableRelay(target) as running:
-        yield running
-
-
 @pytest.fixture(params=["one statement", "copy"])
 async def pipeline(
+    relayed: Relayed,
     isolated: Isolated,
-    relay: SilenceableRelay,
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics]]:
     """A pipeline writing through the relay, for both ways a batch is written."""
     if request.param == "copy":
         monkeypatch.setattr(store, "SMALL_BATCH", 0)
-    url, _ = through(isolated.worker_urls["detector"], relay.port)
+    url = relayed[1]
     settings = isolated.settings(DetectorSettings, database_url=url)
     metrics = DetectorMetrics.create(CollectorRegistry())
     pool = await open_store_pool(url, settings.database_schema, write_timeout=TIMEOUT)
