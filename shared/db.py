@@ -158,8 +158,9 @@ async def fetch_dicts(
     query: LiteralString,
     params: Sequence[object] | Mapping[str, object],
 ) -> list[dict[str, Any]]:
-    """One statement in its own transaction, its rows as dicts, timed as `name`."""
-    async with pool.connection() as conn:
+    """One statement in its own transaction, its rows as dicts, timed as `name`; within the
+    pool's timeout, the wait for a connection included (`bounded_connection`)."""
+    async with bounded_connection(pool) as conn:
         return await query_dicts(conn, histogram, name, query, params)
 
 

@@ -1,5 +1,5 @@
 """PostgreSQL going silent while the gateway writes (the alert workflow's PATCH, creating and
-ending suppressions): each write answers 503 within DATABASE_TIMEOUT_SECONDS, commits
+ending suppressions, reversals): each write answers 503 within DATABASE_TIMEOUT_SECONDS, commits
 nothing, and writes work again once the database answers. They waited forever.
 
 The gateway and its relay are test_silent_database's fixtures."""
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from ingest_gateway.context import POOL
 from tests.conftest import Isolated
 from tests.faults.test_silent_database import TIMEOUT, SilenceableRelay, client, relay
 from tests.integration.test_gateway import insert_alerts
@@ -21,11 +22,16 @@ __all__ = ["client", "relay"]  # fixtures, used by name
 RULE = {"category": "food", "reason": "a promotion", "duration_hours": 2}
 
 
+def key_for(path: str) -> dict[str, str]:
+    """A reversal needs an Idempotency-Key (the same at every attempt)."""
+    return {"Idempotency-Key": "reverse-once"} if path.endswith("/reversal") else {}
+
+
 async def timed(
     client: TestClient[Any, Any], method: str, path: str, body: object = None
 ) -> tuple[int, float]:
     started = time.monotonic()
-    response = await client.request(method, path, json=body)
+    response = await client.request(method, path, json=body, headers=key_for(path))
     await response.read()
     return response.status, time.monotonic() - started
 
@@ -34,6 +40,7 @@ async def test_writes_to_a_silent_database_are_a_503_in_time_and_recover(
     client: TestClient[Any, Any], relay: SilenceableRelay, isolated: Isolated, db: Any
 ) -> None:
     (alert_id,) = insert_alerts(db, 1)
+    (transaction_id,) = db.execute("SELECT transaction_id FROM alerts").fetchone()
     created = await client.post("/suppressions", json=RULE)
     assert created.status == 201
     rule_id = (await created.json())["id"]
@@ -41,11 +48,19 @@ async def test_writes_to_a_silent_database_are_a_503_in_time_and_recover(
         ("PATCH", f"/alerts/{alert_id}", {"status": "acknowledged", "note": "on it"}),
         ("POST", "/suppressions", RULE),
         ("DELETE", f"/suppressions/{rule_id}", None),
+        ("POST", f"/transactions/{transaction_id}/reversal", {"reason": "refunded"}),
     ]
+    # A connection in the pool for each write alone below (the pool grows on demand).
+    pool = client.app[POOL]
+    async with asyncio.timeout(10):
+        while pool.get_stats()["pool_size"] < len(writes):
+            await asyncio.gather(*(client.get("/suppressions") for _ in range(2 * len(writes))))
     relay.silence()
-    # More at once than the pool has connections: each waits on a silent one or on the pool.
-    async with asyncio.timeout(TIMEOUT + 5):  # they waited for good
-        answers = await asyncio.gather(*(timed(client, *write) for write in writes * 4))
+    async with asyncio.timeout(4 * TIMEOUT + 5):  # they waited for good
+        # One at a time, each on a silent connection of the pool; then more at once than the
+        # pool has connections: each waits on a silent one or on the pool.
+        answers = [await timed(client, *write) for write in writes]
+        answers += await asyncio.gather(*(timed(client, *write) for write in writes * 4))
     for status, seconds in answers:
         assert status == 503
         assert seconds < TIMEOUT + 1.0
@@ -59,6 +74,7 @@ async def test_writes_to_a_silent_database_are_a_503_in_time_and_recover(
     # the connections carrying them were closed).
     assert db.execute("SELECT count(*) FROM suppressions").fetchone() == (1,)
     assert db.execute("SELECT status FROM alerts").fetchone() == ("open",)
+    assert db.execute("SELECT count(*) FROM reversals").fetchone() == (0,)
     for method, path, body in writes:
-        response = await client.request(method, path, json=body)
+        response = await client.request(method, path, json=body, headers=key_for(path))
         assert response.status in (200, 201), await response.text()
