@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
+import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -28,6 +29,7 @@ from detector_worker.settings import DetectorSettings
 from detector_worker.store import VerdictStore, open_store_pool
 from schemas import Transaction, encode_model
 from schemas.records import transaction_key
+from shared.db import DatabaseSilent
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
 from tests.faults.silent_relay import Relayed, relay, relayed
@@ -126,3 +128,23 @@ async def test_a_write_to_a_silent_database_is_retried_then_stored_once(
     assert sorted(json.loads(r.value)["transaction_id"] for r in verdicts) == sorted(ids)
     assert await read_all(bootstrap, isolated.topic("dlq")) == []
     assert metrics.dead_letters.labels(reason="rejected_by_store")._value.get() == 0
+
+
+async def test_a_new_connection_whose_database_goes_silent_is_given_up(
+    relayed: Relayed, isolated: Isolated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's hook that gives a new connection its staging table: on a database that
+    went silent right after accepting the connection it held one of the pool's few
+    connecting workers for good."""
+    relay, url = relayed
+    monkeypatch.setattr(store, "_PREPARE_SECONDS", TIMEOUT)
+    conn = await psycopg.AsyncConnection.connect(url, options=f"-c search_path={isolated.schema}")
+    try:
+        relay.silence()
+        started = time.monotonic()
+        async with asyncio.timeout(TIMEOUT + 5):  # it waited for good
+            with pytest.raises(DatabaseSilent):
+                await store._prepare_connection(conn)
+        assert time.monotonic() - started < TIMEOUT + 1
+    finally:
+        await conn.close()
