@@ -1,6 +1,7 @@
 """PostgreSQL going silent while the gateway writes (the alert workflow's PATCH, creating and
-ending suppressions, reversals): each write answers 503 within DATABASE_TIMEOUT_SECONDS, commits
-nothing, and writes work again once the database answers. They waited forever.
+ending suppressions, reversals, webhooks, claiming an Idempotency-Key): each write answers 503
+within DATABASE_TIMEOUT_SECONDS, commits nothing, and writes work again once the database
+answers. They waited forever.
 
 The gateway and its relay are test_silent_database's fixtures."""
 
@@ -14,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from ingest_gateway.context import POOL
 from tests.conftest import Isolated
 from tests.faults.test_silent_database import TIMEOUT, SilenceableRelay, client, relay
-from tests.integration.test_gateway import insert_alerts
+from tests.integration.test_gateway import VALID, insert_alerts
 
 pytestmark = pytest.mark.faults
 __all__ = ["client", "relay"]  # fixtures, used by name
@@ -23,8 +24,11 @@ RULE = {"category": "food", "reason": "a promotion", "duration_hours": 2}
 
 
 def key_for(path: str) -> dict[str, str]:
-    """A reversal needs an Idempotency-Key (the same at every attempt)."""
-    return {"Idempotency-Key": "reverse-once"} if path.endswith("/reversal") else {}
+    """An Idempotency-Key for the POSTs that take one (a reversal needs it): claiming it is
+    a write too. One key a path, the same at every attempt."""
+    if path.startswith("/transactions"):
+        return {"Idempotency-Key": f"once-{path.count('/')}"}
+    return {}
 
 
 async def timed(
@@ -49,6 +53,8 @@ async def test_writes_to_a_silent_database_are_a_503_in_time_and_recover(
         ("POST", "/suppressions", RULE),
         ("DELETE", f"/suppressions/{rule_id}", None),
         ("POST", f"/transactions/{transaction_id}/reversal", {"reason": "refunded"}),
+        ("POST", "/transactions", VALID),
+        ("POST", "/webhooks", {"url": "https://93.184.216.34/hooks/jalytics"}),
     ]
     # A connection in the pool for each write alone below (the pool grows on demand).
     pool = client.app[POOL]
@@ -74,7 +80,8 @@ async def test_writes_to_a_silent_database_are_a_503_in_time_and_recover(
     # the connections carrying them were closed).
     assert db.execute("SELECT count(*) FROM suppressions").fetchone() == (1,)
     assert db.execute("SELECT status FROM alerts").fetchone() == ("open",)
-    assert db.execute("SELECT count(*) FROM reversals").fetchone() == (0,)
+    for table in ("reversals", "idempotency_keys", "webhook_subscriptions"):
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
     for method, path, body in writes:
         response = await client.request(method, path, json=body, headers=key_for(path))
-        assert response.status in (200, 201), await response.text()
+        assert response.status in (200, 201, 202), await response.text()
