@@ -4,6 +4,8 @@ Order matters for consistency: history rows are committed first (so every publis
 auditable), then every record is published and acknowledged, and only then does
 `baselines_current` move on. A crash in between repeats work on the next run (the topic
 is compacted, a repeated record or tombstone is harmless) but never loses a tombstone.
+Each of the three units of work on PostgreSQL ends within the pool's timeout: on a database
+gone silent the recompute fails (DatabaseSilent, an OperationalError) instead of waiting.
 """
 
 import asyncio
@@ -33,7 +35,7 @@ from baseline_worker.stats import (
 )
 from baseline_worker.tail import TailFit, TailLevels, fit_tail, narrowed
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
-from shared.db import columns, timed
+from shared.db import bounded_connection, columns, timed
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +194,12 @@ class Recomputer:
         """Every scope's baseline, its published document (`encode_model`), and the scopes
         published last time; the history rows committed."""
         async with (
-            self._pool.connection() as conn,
+            bounded_connection(self._pool) as conn,
             conn.transaction(),
             timed(self._metrics.db_query_duration, "advance_baseline_window"),
         ):
             await advance_window(conn, now, self._window_days)
-        async with self._pool.connection() as conn, conn.transaction():
+        async with bounded_connection(self._pool) as conn, conn.transaction():
             async with timed(self._metrics.db_query_duration, "aggregate_baselines"):
                 await conn.execute(_AGGREGATE_WORK_MEM)
                 stats = await aggregate(conn, now, self._window_days)
@@ -254,7 +256,7 @@ class Recomputer:
         self, baselines: Sequence[Baseline], vanished: Sequence[BaselineScope]
     ) -> None:
         async with (
-            self._pool.connection() as conn,
+            bounded_connection(self._pool) as conn,
             conn.transaction(),
             timed(self._metrics.db_query_duration, "update_baselines_current"),
         ):

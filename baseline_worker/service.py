@@ -27,12 +27,24 @@ from shared.ops_http import start_ops_server
 
 log = logging.getLogger(__name__)
 
+# How long one unit of work on PostgreSQL may go unanswered (a recompute's step, a read of
+# the insert counter, the leadership check) before it is given up: a database gone silent
+# held the worker forever. A recompute takes about a second on 10 M rows
+# (benchmarks/results/recompute.json); a bound the work outgrew would fail every recompute,
+# so it is wide.
+DATABASE_TIMEOUT_SECONDS = 120.0
+
 
 class BaselineService:
     def __init__(
-        self, settings: BaselineSettings, registry: CollectorRegistry, clock: Clock = utc_now
+        self,
+        settings: BaselineSettings,
+        registry: CollectorRegistry,
+        clock: Clock = utc_now,
+        database_timeout_seconds: float = DATABASE_TIMEOUT_SECONDS,
     ) -> None:
         self.settings = settings
+        self.database_timeout_seconds = database_timeout_seconds
         self.registry = registry
         self.metrics = BaselineMetrics.create(registry)
         self.clock = clock
@@ -47,7 +59,12 @@ class BaselineService:
         ops = await start_ops_server(self.registry, self.health, s.metrics_host, s.metrics_port)
         await asyncio.to_thread(prepare_schema, s)
         await ensure_topics(s.kafka_bootstrap_servers, project_topics(s))
-        pool = await open_pool(s.database_url, s.database_schema, max_size=2)
+        pool = await open_pool(
+            s.database_url,
+            s.database_schema,
+            max_size=2,
+            connection_timeout=self.database_timeout_seconds,
+        )
         try:
             async with LeaderLock(s.database_url, leader_lock_key(s.database_schema)) as lock:
                 await self._lead(lock, pool, once=once)
@@ -78,7 +95,7 @@ class BaselineService:
                 while not self.stopping.is_set():
                     # Confirmed leader first: only then may a dead producer be replaced (a new
                     # one with our transactional id fences whoever else holds it).
-                    await lock.confirm()
+                    await self._confirm(lock)
                     if not await self._recompute_then_wait(pool, producers, once=once):
                         return
             except LeadershipLost as exc:
@@ -102,7 +119,8 @@ class BaselineService:
         """One recompute, then wait until the next is due (baseline_worker/cadence.py);
         False when there is to be no next one."""
         cadence = self.cadence()
-        before = await inserted_rows(pool) if cadence.watches_growth else None
+        read = partial(self._inserted_rows, pool)
+        before = await read() if cadence.watches_growth else None
         started = time.monotonic()
         result = await self.recompute_once(pool, producers)
         if once:
@@ -110,7 +128,6 @@ class BaselineService:
         cadence = cadence.after(time.monotonic() - started)
         # A failed recompute is retried at the interval, not as soon as rows arrive.
         since = None if result is None else before
-        read = partial(inserted_rows, pool)
         reason = await wait_until_due(cadence, self.stopping, read, since, _window_rows(result))
         if reason != "stop":
             self.metrics.recompute_triggers.labels(reason=reason).inc()
@@ -161,6 +178,26 @@ class BaselineService:
             },
         )
         return result
+
+    async def _confirm(self, lock: LeaderLock) -> None:
+        """The lock's session is alive, or LeadershipLost: also when it does not answer in
+        time (a leader that cannot show it holds the lock stands by). The cancelled check
+        takes psycopg's cancellation, up to 10 s more, on a silent connection."""
+        try:
+            async with asyncio.timeout(self.database_timeout_seconds):
+                await lock.confirm()
+        except TimeoutError as exc:  # _lead then releases the lock's session
+            raise LeadershipLost("the leadership check did not answer in time") from exc
+
+    async def _inserted_rows(self, pool: AsyncConnectionPool) -> int | None:
+        """The insert counter (baseline_worker/cadence.py), None when it does not answer in
+        time either: the schedule then falls back to the interval."""
+        try:
+            async with asyncio.timeout(self.database_timeout_seconds):
+                return await inserted_rows(pool)
+        except TimeoutError:
+            log.warning("insert counter did not answer in time")
+            return None
 
     def _set_leader(self, leader: bool) -> None:
         self.is_leader = leader

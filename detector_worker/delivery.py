@@ -100,9 +100,16 @@ class InlineConsumerThread(AIOKafkaConsumerThread):
         super().__init__(consumer, thread_loop=kwargs.get("loop") or consumer.loop, **kwargs)
 
     async def start(self) -> None:
-        """As a service of the app's loop (no thread, no method queue)."""
+        """As a service of the app's loop (no thread, no method queue). A start that fails
+        (the broker unreachable, or the start cancelled) shuts down at once, as the thread
+        does (mode's `ServiceThread._serve`): the aiokafka consumer it made, and its client's
+        connections, are closed whether or not a stop follows."""
         self._thread_started.set()
-        await Service.start(self)
+        try:
+            await Service.start(self)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         """What the thread would do on its way out, in this loop: stop the consumer (Faust's

@@ -168,7 +168,9 @@ class DetectorRuntime:
         )
         await asyncio.to_thread(prepare_schema, s)
         await ensure_topics(s.kafka_bootstrap_servers, project_topics(s))
-        self._pool = pool = await open_store_pool(s.database_url, s.database_schema)
+        self._pool = pool = await open_store_pool(
+            s.database_url, s.database_schema, write_timeout=s.database_timeout_seconds
+        )
         # No linger: a batch's verdicts go out as whole record batches already, and lingering
         # would only add its 5 ms to every verdict's and alert's latency.
         producer = RenewableProducer(lambda: make_producer(s.kafka_bootstrap_servers, linger_ms=0))

@@ -22,6 +22,11 @@ class DetectorSettings(AlertTierSettings):
     # an idle detector scores a record after this, not after the whole window above.
     batch_quiet_seconds: float = Field(default=0.002, gt=0, le=10)
     baseline_catchup_timeout_seconds: float = Field(default=60, gt=0)
+    # How long one batch's write may wait on PostgreSQL (a connection, then every statement
+    # to the commit) before the connection is cut and the batch retried as in an outage: a
+    # database gone silent (no error, no answer) held the detector forever. A batch writes
+    # in milliseconds; a bound the writes outgrow would retry them forever, so keep it wide.
+    database_timeout_seconds: float = Field(default=30, gt=0, le=600)
     session_timeout_seconds: float = Field(default=10, ge=6, le=300)
 
     anomaly_method: Method = DEFAULTS.method

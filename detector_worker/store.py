@@ -5,6 +5,7 @@ write wins, nothing is doubled. A record whose id is stored already with another
 reported back, and its alert is not written.
 """
 
+import asyncio
 import json
 import math
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from detector_worker.decision import BODY_FIELDS, Scored
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.ports import Persisted
 from schemas import Alert
-from shared.db import columns, open_pool, timed
+from shared.db import bounded_connection, columns, cut_at, open_pool, timed
 
 # A batch is streamed with binary COPY into a per-connection temporary table, then moved
 # with one INSERT ... SELECT: COPY is the cheapest way into PostgreSQL (far less client CPU than
@@ -191,15 +192,30 @@ def _json_text(value: object) -> str:
     return str(value)  # Decimal, UUID
 
 
+# A new connection's staging table is made within this: a database that went silent right
+# after accepting the connection must not hold one of the pool's few connecting workers.
+_PREPARE_SECONDS = 10.0
+
+
 async def _prepare_connection(conn: AsyncConnection[Any]) -> None:
     """Give a new pool connection its staging table (the pool's `configure` hook)."""
-    await conn.execute(CREATE_STAGING)
-    await conn.commit()
+    with cut_at(conn, asyncio.get_running_loop().time() + _PREPARE_SECONDS, _PREPARE_SECONDS):
+        await conn.execute(CREATE_STAGING)
+        await conn.commit()
 
 
-async def open_store_pool(database_url: str, schema: str, max_size: int = 4) -> AsyncConnectionPool:
-    """The pool a VerdictStore needs: every connection has the staging table."""
-    return await open_pool(database_url, schema, max_size=max_size, configure=_prepare_connection)
+async def open_store_pool(
+    database_url: str, schema: str, max_size: int = 4, write_timeout: float = 30.0
+) -> AsyncConnectionPool:
+    """The pool a VerdictStore needs: every connection has the staging table. A batch's write
+    (the wait for a connection included) is given up after `write_timeout` seconds."""
+    return await open_pool(
+        database_url,
+        schema,
+        max_size=max_size,
+        configure=_prepare_connection,
+        connection_timeout=write_timeout,
+    )
 
 
 class VerdictStore:
@@ -210,10 +226,12 @@ class VerdictStore:
     async def persist(self, batch: Sequence[Scored], alerts: Sequence[Alert]) -> Persisted:
         """Write a batch in one transaction, the transactions and then the alerts (marked
         suppressed under a live rule). The ids stored already with another body come back,
-        and their alerts are left out."""
+        and their alerts are left out. A write the database does not answer within the pool's
+        timeout raises DatabaseSilent (an OperationalError: retried as any outage), its
+        connection cut and discarded; whatever it committed, the retry finds and keeps."""
         if not alerts and len(batch) <= SMALL_BATCH:
             return await self._insert_alone(batch)
-        async with self._pool.connection() as conn, conn.transaction():
+        async with bounded_connection(self._pool) as conn, conn.transaction():
             conflicts = await self._copy_transactions(conn, batch)
             return await self._with_alerts(conn, conflicts, alerts)
 
@@ -221,7 +239,7 @@ class VerdictStore:
         """The transactions in one statement, committed on its own; the conflicts looked for
         (a read) only when some row was not inserted."""
         rows = _json_rows(batch)
-        async with self._pool.connection() as conn:
+        async with bounded_connection(self._pool) as conn:
             await conn.set_autocommit(True)
             try:
                 async with (

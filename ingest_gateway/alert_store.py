@@ -3,7 +3,10 @@
 A PATCH locks the alert's row (SELECT ... FOR UPDATE), checks the version an If-Match names,
 updates the row, appends its history and creates the suppression it asks for, in one
 transaction; the answer is read in that transaction too, so it shows exactly what was
-committed.
+committed. Each unit of work, the wait for a connection included, ends within the pool's
+timeout (DATABASE_TIMEOUT_SECONDS): past it, on a database gone silent, its connection is cut
+and the caller gets an OperationalError (a 503): a COMMIT already on its way may or may not
+have taken effect, as on any lost connection, and If-Match makes a retried PATCH safe.
 """
 
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ from ingest_gateway.read_model import SELECT_TRANSACTION, with_probability
 from ingest_gateway.suppression_store import NewSuppression, insert_suppression
 from ingest_gateway.workflow import AlertState, Change, etag, if_match_holds, plan
 from schemas.workflow import AlertDetail, AlertPatch, ResolutionGroup
-from shared.db import columns, query_dicts
+from shared.db import bounded_connection, columns, query_dicts
 
 _VERSION = "(SELECT count(*) FROM alert_history h WHERE h.alert_id = a.id) AS version"
 _SELECT_ALERT: LiteralString = f"""
@@ -99,11 +102,11 @@ class AlertStore:
         self._metrics = metrics
 
     async def detail(self, alert_id: UUID) -> AlertDetail | None:
-        async with self._pool.connection() as conn:
+        async with bounded_connection(self._pool) as conn:
             return await self._read(conn, alert_id)
 
     async def resolutions(self) -> list[ResolutionGroup]:
-        async with self._pool.connection() as conn:
+        async with bounded_connection(self._pool) as conn:
             rows = await self._query(conn, "count_resolutions", _RESOLUTIONS, ())
         return [ResolutionGroup.model_validate(row) for row in rows]
 
@@ -112,7 +115,7 @@ class AlertStore:
     ) -> Applied:
         """Apply `patch` as `actor`. Raises AlertNotFound, PreconditionFailed, or
         workflow.TransitionRefused; nothing is written then."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with bounded_connection(self._pool) as conn, conn.transaction():
             rows = await self._query(conn, "lock_alert", _LOCK_ALERT, (alert_id,))
             if not rows:
                 raise AlertNotFound(alert_id)

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from shared.db import bounded_connection
+
 # Headers of a kept answer that its replays repeat.
 REPLAYED_HEADERS = ("Idempotency-Key", "X-Transaction-Id")
 
@@ -83,7 +85,7 @@ class IdempotencyStore:
     async def claim(
         self, api_key: str, key: str, method_path: str, fingerprint: str, now: datetime
     ) -> Outcome:
-        async with self._pool.connection() as conn:
+        async with bounded_connection(self._pool) as conn:
             await conn.execute(_EXPIRE, (api_key, key, now - self._ttl))
             await conn.execute(
                 _DROP_ABANDONED,
@@ -107,9 +109,9 @@ class IdempotencyStore:
     async def store(
         self, api_key: str, key: str, status: int, body: Any, headers: dict[str, str]
     ) -> None:
-        async with self._pool.connection() as conn:
+        async with bounded_connection(self._pool) as conn:
             await conn.execute(_STORE, (status, Jsonb(body), Jsonb(headers), api_key, key))
 
     async def release(self, api_key: str, key: str) -> None:
-        async with self._pool.connection() as conn:
+        async with bounded_connection(self._pool) as conn:
             await conn.execute(_RELEASE, (api_key, key))

@@ -1,5 +1,7 @@
 """Suppression rules in PostgreSQL: created, listed, expired; never deleted (the audit trail
-keeps every rule, and the alerts it marked point at it)."""
+keeps every rule, and the alerts it marked point at it). Each statement, the wait for a
+connection included, ends within the pool's timeout (DATABASE_TIMEOUT_SECONDS; see
+shared.db.bounded_connection)."""
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -15,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from ingest_gateway.metrics import GatewayMetrics
 from ingest_gateway.paging import Cursor
 from schemas.workflow import SuppressionIn, SuppressionOut, SuppressionWindow
-from shared.db import query_dicts
+from shared.db import bounded_connection, query_dicts
 
 _COLUMNS = """
 id, category, merchant, currency, min_amount::text AS min_amount,
@@ -113,7 +115,7 @@ class SuppressionStore:
         self._histogram = metrics.db_query_duration
 
     async def create(self, rule: NewSuppression) -> SuppressionOut:
-        async with self._pool.connection() as conn:
+        async with bounded_connection(self._pool) as conn:
             return await insert_suppression(conn, rule, self._histogram)
 
     async def listing(
@@ -137,5 +139,5 @@ class SuppressionStore:
     async def _query(
         self, name: str, query: LiteralString, params: Mapping[str, object]
     ) -> list[dict[str, Any]]:
-        async with self._pool.connection() as conn:
+        async with bounded_connection(self._pool) as conn:
             return await query_dicts(conn, self._histogram, name, query, params)

@@ -1,15 +1,21 @@
-"""PostgreSQL plumbing: a connection pool bound to the configured schema, and query timing."""
+"""PostgreSQL plumbing: a connection pool bound to the configured schema, units of work
+bounded in time, and query timing."""
 
+import asyncio
+import math
+import os
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import datetime
 from typing import Any, LiteralString
 
 from prometheus_client import Histogram
-from psycopg import AsyncConnection, DataError
+from psycopg import AsyncConnection, DataError, Error, OperationalError
 from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg_pool import AsyncConnectionPool
@@ -18,6 +24,14 @@ from psycopg_pool import AsyncConnectionPool
 def connection_kwargs(schema: str) -> dict[str, object]:
     # Every connection resolves table names in the configured schema only.
     return {"options": f"-c search_path={schema}", "autocommit": False}
+
+
+def _connect_bound(database_url: str, seconds: float) -> dict[str, object]:
+    """libpq's connect_timeout (whole seconds, 2 at least) unless the URL sets its own: a
+    connection attempt to a silent server otherwise waits psycopg's default 130 s."""
+    if "connect_timeout" in conninfo_to_dict(database_url):
+        return {}
+    return {"connect_timeout": max(2, math.ceil(seconds))}
 
 
 async def open_pool(
@@ -32,12 +46,13 @@ async def open_pool(
     """Open a pool and wait until it holds a working connection (fails fast on bad credentials).
 
     `configure` runs once on every new connection (also after a reconnect); a caller waits
-    up to `connection_timeout` for a connection (then PoolTimeout)."""
+    up to `connection_timeout` for a connection (then PoolTimeout), and a unit of work in
+    `bounded_connection` is given as long, waiting included."""
     pool = AsyncConnectionPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
-        kwargs=connection_kwargs(schema),
+        kwargs=connection_kwargs(schema) | _connect_bound(database_url, connection_timeout),
         configure=configure,
         open=False,
         timeout=connection_timeout,
@@ -45,6 +60,65 @@ async def open_pool(
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+class DatabaseSilent(OperationalError):
+    """A unit of work in `bounded_connection` outlived its bound: its connection was cut."""
+
+
+@asynccontextmanager
+async def bounded_connection(
+    pool: AsyncConnectionPool, seconds: float | None = None
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """A pool connection for a unit of work that ends within `seconds` (the pool's timeout
+    by default), the wait for the connection included.
+
+    A database gone silent (a dead host, a partition, a proxy that keeps the socket open)
+    answers nothing, and no server-side statement_timeout reaches the client; keepalives and
+    tcp_user_timeout see nothing wrong while a middlebox acknowledges. Cancelling the task
+    makes psycopg ask the server to cancel, 10 s more (psycopg issue 1371). So at the bound
+    the connection's socket is shut down: the statement in flight fails at once with an
+    OperationalError, raised as DatabaseSilent, and the pool discards the connection."""
+    bound = pool.timeout if seconds is None else seconds
+    deadline = asyncio.get_running_loop().time() + bound
+    async with pool.connection(timeout=bound) as conn:
+        with cut_at(conn, deadline, bound):
+            yield conn
+
+
+@contextmanager
+def cut_at(conn: AsyncConnection[Any], deadline: float, bound: float) -> Iterator[None]:
+    """Shut `conn`'s socket down at `deadline` (loop time) unless the block has ended; an
+    OperationalError after the cut is raised as DatabaseSilent, naming `bound`."""
+    cut = _Cut(conn)
+    timer = asyncio.get_running_loop().call_at(deadline, cut)
+    try:
+        yield
+    except OperationalError as exc:
+        if cut.done:
+            raise DatabaseSilent(f"database did not answer within {bound:g} s") from exc
+        raise
+    finally:
+        timer.cancel()
+
+
+class _Cut:
+    """Shuts a connection's socket down (both ways) when called: what waits on it wakes up
+    to a closed connection, which libpq reports as an error."""
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self._conn = conn
+        self.done = False
+
+    def __call__(self) -> None:
+        self.done = True
+        # A duplicate of libpq's descriptor, closed here; the shutdown is the socket's. A
+        # connection closed already has nothing left to cut.
+        with (
+            suppress(OSError, Error),
+            socket.socket(fileno=os.dup(self._conn.pgconn.socket)) as sock,
+        ):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class OutOfRangeAsTextLoader(Loader):
@@ -84,8 +158,9 @@ async def fetch_dicts(
     query: LiteralString,
     params: Sequence[object] | Mapping[str, object],
 ) -> list[dict[str, Any]]:
-    """One statement in its own transaction, its rows as dicts, timed as `name`."""
-    async with pool.connection() as conn:
+    """One statement in its own transaction, its rows as dicts, timed as `name`; within the
+    pool's timeout, the wait for a connection included (`bounded_connection`)."""
+    async with bounded_connection(pool) as conn:
         return await query_dicts(conn, histogram, name, query, params)
 
 

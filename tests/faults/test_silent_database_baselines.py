@@ -1,0 +1,122 @@
+"""PostgreSQL going silent while the baseline worker recomputes: the recompute fails at the
+bound (counted, nothing published) instead of waiting forever, and the next one succeeds
+once the database answers again; a leader whose lock session goes silent stands by, and a
+silent insert counter reads as unknown.
+
+The silence is test_silent_database's relay; Kafka is the shared broker."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from baseline_worker.leadership import LeaderLock, LeadershipLost, leader_lock_key
+from baseline_worker.service import BaselineService
+from baseline_worker.settings import BaselineSettings
+from shared.db import open_pool
+from shared.kafka import RenewableProducer, make_producer
+from tests.conftest import Isolated
+from tests.faults.silent_relay import Relayed, relay, relayed
+from tests.faults.test_silent_database import SilenceableRelay
+from tests.kafka_helpers import read_all
+
+pytestmark = pytest.mark.faults
+__all__ = ["relay", "relayed"]  # fixtures, used by name
+WORKER = "baseline"  # whose login the relay reaches
+
+TIMEOUT = 1.0
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(isolated: Isolated, relayed: Relayed) -> BaselineSettings:
+    url = relayed[1]
+    return isolated.settings(BaselineSettings, database_url=url, baseline_window_days=30)
+
+
+@pytest.fixture
+def service(settings: BaselineSettings) -> BaselineService:
+    return BaselineService(
+        settings, CollectorRegistry(), clock=lambda: NOW, database_timeout_seconds=TIMEOUT
+    )
+
+
+@pytest.fixture
+async def pool(settings: BaselineSettings) -> AsyncIterator[AsyncConnectionPool]:
+    opened = await open_pool(
+        settings.database_url, settings.database_schema, connection_timeout=TIMEOUT
+    )
+    yield opened
+    await opened.close()
+
+
+def insert_food(db: Any) -> None:
+    db.execute(
+        "INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,"
+        " anomaly, scored_at) VALUES (gen_random_uuid(), 10, 'USD', 'food', 'Cafe', %s,"
+        " false, %s)",
+        (NOW - timedelta(days=1), NOW),
+    )
+
+
+async def test_a_recompute_on_a_silent_database_fails_in_time_then_recovers(
+    service: BaselineService,
+    pool: AsyncConnectionPool,
+    relay: SilenceableRelay,
+    settings: BaselineSettings,
+    db: Any,
+) -> None:
+    insert_food(db)
+    producers = RenewableProducer(
+        lambda: make_producer(
+            settings.kafka_bootstrap_servers, transactional_id=service.transactional_id()
+        )
+    )
+    await producers.start()
+    try:
+        relay.silence()
+        started = time.monotonic()
+        async with asyncio.timeout(TIMEOUT + 5):  # it waited for good
+            assert await service.recompute_once(pool, producers) is None
+        assert time.monotonic() - started < TIMEOUT + 1
+        assert service.metrics.recompute_failures._value.get() == 1
+        relay.speak()
+        result = await service.recompute_once(pool, producers)
+    finally:
+        await producers.stop()
+    assert result is not None and [b.scope.label() for b in result.published] == [
+        "category:food:USD",
+        "merchant:Cafe:USD",
+    ]
+    records = await read_all(settings.kafka_bootstrap_servers, settings.topic_baselines)
+    assert len(records) == 2  # the failed recompute published nothing
+
+
+async def test_the_leadership_check_and_the_insert_counter_give_up_in_time(
+    service: BaselineService,
+    pool: AsyncConnectionPool,
+    relay: SilenceableRelay,
+    settings: BaselineSettings,
+) -> None:
+    """A leader whose lock session goes silent stands by; a silent insert counter is unknown
+    (the schedule falls back to the interval)."""
+    lock = LeaderLock(settings.database_url, leader_lock_key(settings.database_schema))
+    await lock.acquire(poll_seconds=0.1)
+    assert await service._inserted_rows(pool) == 0
+    try:
+        relay.silence()
+        # The bound, then psycopg's cancellation of the statement (up to 10 s on silence).
+        async with asyncio.timeout(TIMEOUT + 12):
+            confirmed, counted = await asyncio.gather(
+                service._confirm(lock), service._inserted_rows(pool), return_exceptions=True
+            )
+        assert isinstance(confirmed, LeadershipLost)
+        assert counted is None
+    finally:
+        relay.speak()
+        await lock.release()
