@@ -8,7 +8,8 @@ about 100 µs a record (docs/performance.md, "Faust per record").
 
 Here the consumer puts each fetch's records, as Faust `Message`s, into one `RecordInbox` in a
 single step, and the agent takes them out in bulk (detector_worker/batching.py). What Faust
-does for the group stays Faust's: the consumer, its fetcher thread, rebalances, seeks, the
+does for the group stays Faust's: the consumer (run on the agent's loop, not in a thread:
+`InlineConsumerThread`), rebalances, seeks, the
 flow control that stops delivery during a rebalance (the inbox is a flow-controlled queue,
 emptied when partitions are revoked, as Faust's own stream buffers are), the read offsets
 and gaps, and the commits: a message's offset is committed only once the agent acks it,

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
+from shared.db import bounded_connection
+
 COOKIE = "jalytics_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -53,7 +55,9 @@ class SessionStore:
             secrets.token_urlsafe(32),
             Session(key_name, secrets.token_urlsafe(32)),
         )
-        async with self._pool.connection() as conn:
+        # Writes bounded as the other stores' (a silent database: a 503, not a hang); the
+        # lookup (find) is a read, bounded by its caller as every read is.
+        async with bounded_connection(self._pool) as conn:
             await conn.execute("DELETE FROM ui_sessions WHERE expires_at <= %s", (now,))
             await conn.execute(
                 _INSERT,
@@ -70,7 +74,7 @@ class SessionStore:
 
     async def close(self, session_id: str) -> None:
         if _SESSION_ID.fullmatch(session_id):
-            async with self._pool.connection() as conn:
+            async with bounded_connection(self._pool) as conn:
                 await conn.execute(
                     "DELETE FROM ui_sessions WHERE id_sha256 = %s", (_digest(session_id),)
                 )

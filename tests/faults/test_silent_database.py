@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from ingest_gateway.app import create_app
+from ingest_gateway.context import POOL
 from ingest_gateway.settings import GatewaySettings
 from tests.conftest import AUTH_HEADERS, SCOPED_KEYS, Isolated
 
@@ -140,19 +141,29 @@ async def test_a_signed_in_page_on_a_silent_database_is_a_503_in_time(
     isolated: Isolated, relay: SilenceableRelay
 ) -> None:
     """A browser's request carries a session cookie, not a key: the session's lookup is a read
-    too (it was not bounded, and the inbox waited forever)."""
+    too, and signing in writes one; neither was bounded (the inbox waited forever)."""
     url, _ = through(isolated.worker_urls["gateway"], relay.port)
     settings = isolated.settings(
         GatewaySettings, database_url=url, database_timeout_seconds=TIMEOUT
     )
-    async with TestClient(TestServer(create_app(settings, CollectorRegistry()))) as browser:
+    app = create_app(settings, CollectorRegistry())
+    async with TestClient(TestServer(app)) as browser:
         signed_in = await browser.post(
             "/ui/sign-in", data={"api_key": SCOPED_KEYS["analyst"]}, allow_redirects=False
         )
         assert signed_in.status == 303
-        assert (await browser.get("/ui/inbox/updates")).status == 200
+        # Idle connections in the pool, each to be silent below (the pool grows on demand).
+        async with asyncio.timeout(10):
+            while app[POOL].get_stats()["pool_size"] < 3:
+                await asyncio.gather(*(browser.get("/ui/inbox/updates") for _ in range(6)))
         relay.silence()
-        status, body, seconds = await timed_get(browser, "/ui/inbox/updates")
+        async with asyncio.timeout(2 * TIMEOUT + 5):  # they waited for good
+            started = time.monotonic()
+            again = await browser.post("/ui/sign-in", data={"api_key": SCOPED_KEYS["analyst"]})
+            sign_in_seconds = time.monotonic() - started
+            status, body, seconds = await timed_get(browser, "/ui/inbox/updates")
         relay.speak()
+    assert again.status == 503
+    assert sign_in_seconds < TIMEOUT + 1.5
     assert (status, body["error"]) == (503, "database did not answer within 1 s; retry later")
     assert seconds < TIMEOUT + 1.5
