@@ -119,7 +119,10 @@ WITH incoming AS (
     SELECT id, transaction_id, severity, rule, alert_message, z_score, baseline_id, created_at,
            suppression_id IS NOT NULL, suppression_id
     FROM matched
-    ON CONFLICT (transaction_id) DO NOTHING
+    -- Every unique index an arbiter: an alert's id is derived from its transaction's, so two
+    -- detectors storing the same alert at once (a rebalance) meet on both; with one target
+    -- the loser's insert could fail on the other (a unique violation: dead-lettered).
+    ON CONFLICT DO NOTHING
 )
 -- The flag as stored: this statement's own rows are not visible to it (one snapshot), so an
 -- alert found here is one an earlier attempt stored, and its flag stands.
