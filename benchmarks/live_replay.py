@@ -65,6 +65,7 @@ BATCH = 250  # within the gateway's BATCH_MAX_ITEMS (500) and MAX_BODY_BYTES (64
 _FIELDS = set(TransactionFields.model_fields)
 _LAST_SUCCESS = re.compile(r"^baseline_last_success_timestamp_seconds\S* (\S+)$", re.M)
 _RECOMPUTES = re.compile(r"^baseline_recompute_duration_seconds_count\S* (\S+)$", re.M)
+_RECOMPUTE_SECONDS = re.compile(r"^baseline_recompute_duration_seconds_sum\S* (\S+)$", re.M)
 # The figures side by side, in this order.
 REPORTED = (
     "high+.precision",
@@ -189,6 +190,11 @@ def last_recompute(metrics_url: str) -> float:
 def recomputes(metrics_url: str) -> float:
     """How many recomputes the baseline worker has completed."""
     return _metric(metrics_url, _RECOMPUTES)
+
+
+def recompute_seconds(metrics_url: str) -> float:
+    """The time the baseline worker's completed recomputes took, in all."""
+    return _metric(metrics_url, _RECOMPUTE_SECONDS)
 
 
 def false_alerts(
@@ -318,11 +324,15 @@ def run_live(stream: Sequence[StreamItem], scored_from: datetime, procedure: Pro
                     timings["baselines_ready_seconds"] = time.monotonic() - started
                 baseline.assert_running()
                 started_at, done_before = time.time(), recomputes(metrics_url)
+                took_before = recompute_seconds(metrics_url)
                 timings["evaluated_started_unix"] = started_at
                 eval_ids, answered = await post_one_by_one(session, url, evaluated, concurrency)
                 timings["evaluated_post_seconds"] = time.time() - started_at
                 # Baselines that saw part of the evaluated week (baseline_worker/cadence.py).
-                timings["recomputes_while_evaluated"] = recomputes(metrics_url) - done_before
+                done = recomputes(metrics_url) - done_before
+                timings["recomputes_while_evaluated"] = done
+                took = recompute_seconds(metrics_url) - took_before
+                timings["recompute_seconds_mean_while_evaluated"] = took / max(1.0, done)
                 return history_ids, eval_ids, answered
 
         watcher.start()
