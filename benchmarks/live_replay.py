@@ -10,8 +10,12 @@ gateway, a detector and a baseline worker as processes, at their defaults but fo
 limits, on an isolated schema and topics of the running Kafka and PostgreSQL. It posts the
 history over `POST /transactions/batch`, waits until the baseline worker has recomputed over
 all of it, then posts the evaluated days one transaction at a time on `POST /transactions`
-(the synchronous verdict path) with `--concurrency` requests in flight, in time order. Every
-verdict is read back from the `verdicts` topic. The same figures (high+ precision, recall and
+(the synchronous verdict path) with `--concurrency` requests in flight, in time order. An
+outside evaluator may do neither: `--history-via single` posts the history one transaction
+at a time on `POST /transactions` too, `--no-wait` posts the evaluated days right after the
+history. Every verdict is read back from the `verdicts` topic, and what the evaluated ones
+rested on is counted (rule, scope, the share of the history their baseline had seen:
+benchmarks/live_basis.py). The same figures (high+ precision, recall and
 false alerts per 10k; recall at matched false-alert rates as a share of the oracle's) are
 then computed for the live verdicts and for `benchmarks.family_accuracy`'s event-time replay
 of the same stream with the same dates.
@@ -31,12 +35,13 @@ import json
 import math
 import re
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,8 +52,9 @@ from aiokafka import AIOKafkaConsumer
 
 from benchmarks.evaluate import ScoredRecord
 from benchmarks.family_accuracy import ALL, config_replay, per_family
-from benchmarks.harness import free_port, isolated, persisted, running, wait_until
+from benchmarks.harness import connect, free_port, isolated, persisted, running, wait_until
 from benchmarks.ingest import gateway_env
+from benchmarks.live_basis import StoredTimeline, stored_timings, verdict_basis
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
 from benchmarks.world import WorldConfig
 from detector_worker.scoring import ScoringConfig
@@ -59,6 +65,7 @@ BATCH = 250  # within the gateway's BATCH_MAX_ITEMS (500) and MAX_BODY_BYTES (64
 _FIELDS = set(TransactionFields.model_fields)
 _LAST_SUCCESS = re.compile(r"^baseline_last_success_timestamp_seconds\S* (\S+)$", re.M)
 _RECOMPUTES = re.compile(r"^baseline_recompute_duration_seconds_count\S* (\S+)$", re.M)
+_RECOMPUTE_SECONDS = re.compile(r"^baseline_recompute_duration_seconds_sum\S* (\S+)$", re.M)
 # The figures side by side, in this order.
 REPORTED = (
     "high+.precision",
@@ -118,11 +125,11 @@ async def post_history(
     return ids
 
 
-async def post_evaluated(
+async def post_one_by_one(
     session: aiohttp.ClientSession, url: str, items: Sequence[StreamItem], concurrency: int
 ) -> tuple[dict[int, UUID], int]:
-    """Every evaluated item on the verdict path, in time order, `concurrency` in flight;
-    the gateway's id of each, and how many were answered 201 with their verdict."""
+    """Every item on the verdict path (`POST /transactions`), in time order, `concurrency`
+    in flight; the gateway's id of each, and how many were answered 201 with their verdict."""
     ids: dict[int, UUID] = {}
     answered = 0
     queue: asyncio.Queue[StreamItem] = asyncio.Queue()
@@ -185,6 +192,11 @@ def recomputes(metrics_url: str) -> float:
     return _metric(metrics_url, _RECOMPUTES)
 
 
+def recompute_seconds(metrics_url: str) -> float:
+    """The time the baseline worker's completed recomputes took, in all."""
+    return _metric(metrics_url, _RECOMPUTE_SECONDS)
+
+
 def false_alerts(
     items: Sequence[StreamItem], ids: dict[int, UUID], verdicts: dict[UUID, Verdict]
 ) -> list[dict[str, Any]]:
@@ -229,17 +241,47 @@ def live_records(
 
 
 @dataclass(frozen=True)
+class Procedure:
+    """How the stream is posted: the history over `POST /transactions/batch` ("batch") or
+    one transaction at a time over `POST /transactions` ("single"); `wait`: whether the
+    evaluated days wait until the baseline worker has recomputed over the stored history
+    (an outside evaluator may post them back to back)."""
+
+    history_via: str = "batch"
+    wait: bool = True
+    concurrency: int = 32
+
+    def label(self) -> str:
+        return f"history {self.history_via}, {'wait' if self.wait else 'no wait'}"
+
+
+@dataclass(frozen=True)
 class Live:
     records: list[ScoredRecord]
     timings: dict[str, float]
     false_alerts: list[dict[str, Any]]
+    basis: dict[str, Any]
 
 
-def run_live(stream: Sequence[StreamItem], scored_from: datetime, concurrency: int) -> Live:
+def watch_stored(
+    env: dict[str, str], scored_from: datetime, timeline: StoredTimeline, stop: threading.Event
+) -> None:
+    """Sample how many history rows are stored, every 0.25 s until `stop` is set."""
+    query = "SELECT count(*) FROM transactions WHERE transaction_date < %s"
+    with connect(env) as conn:
+        while not stop.is_set():
+            row = conn.execute(query, (scored_from,)).fetchone()
+            timeline.add(time.time(), int(row[0]) if row else 0)
+            stop.wait(0.25)
+
+
+def run_live(stream: Sequence[StreamItem], scored_from: datetime, procedure: Procedure) -> Live:
     """The stream through a live gateway, detector and baseline worker."""
     history = [i for i in stream if i.transaction.transaction_date < scored_from]
     evaluated = [i for i in stream if i.transaction.transaction_date >= scored_from]
     timings: dict[str, float] = {}
+    timeline, stop_watching = StoredTimeline(), threading.Event()
+    concurrency = procedure.concurrency
     with isolated(6) as env, ExitStack() as stack:
         key, port, baseline_port, detector_port = (
             "live-replay-key",
@@ -260,33 +302,56 @@ def run_live(stream: Sequence[StreamItem], scored_from: datetime, concurrency: i
         url = f"http://127.0.0.1:{port}"
         gateway.wait_healthy(f"{url}/ready")
         metrics_url = f"http://127.0.0.1:{baseline_port}/metrics"
+        watcher = threading.Thread(
+            target=watch_stored, args=(env, scored_from, timeline, stop_watching), daemon=True
+        )
 
         async def post() -> tuple[dict[int, UUID], dict[int, UUID], int]:
             headers = {"Authorization": f"Bearer {key}"}
             connector = aiohttp.TCPConnector(limit=concurrency + 8)
             async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
                 started = time.monotonic()
-                history_ids = await post_history(session, url, history)
+                if procedure.history_via == "single":
+                    history_ids, answered = await post_one_by_one(
+                        session, url, history, concurrency
+                    )
+                    timings["history_answered_201_share"] = answered / max(1, len(history))
+                else:
+                    history_ids = await post_history(session, url, history)
                 timings["history_post_seconds"] = time.monotonic() - started
-                await asyncio.to_thread(_wait_for_baselines, env, len(history), metrics_url)
-                timings["baselines_ready_seconds"] = time.monotonic() - started
+                if procedure.wait:
+                    await asyncio.to_thread(_wait_for_baselines, env, len(history), metrics_url)
+                    timings["baselines_ready_seconds"] = time.monotonic() - started
                 baseline.assert_running()
-                started, done_before = time.monotonic(), recomputes(metrics_url)
-                eval_ids, answered = await post_evaluated(session, url, evaluated, concurrency)
-                timings["evaluated_post_seconds"] = time.monotonic() - started
+                started_at, done_before = time.time(), recomputes(metrics_url)
+                took_before = recompute_seconds(metrics_url)
+                timings["evaluated_started_unix"] = started_at
+                eval_ids, answered = await post_one_by_one(session, url, evaluated, concurrency)
+                timings["evaluated_post_seconds"] = time.time() - started_at
                 # Baselines that saw part of the evaluated week (baseline_worker/cadence.py).
-                timings["recomputes_while_evaluated"] = recomputes(metrics_url) - done_before
+                done = recomputes(metrics_url) - done_before
+                timings["recomputes_while_evaluated"] = done
+                took = recompute_seconds(metrics_url) - took_before
+                timings["recompute_seconds_mean_while_evaluated"] = took / max(1.0, done)
                 return history_ids, eval_ids, answered
 
-        _, eval_ids, answered = asyncio.run(post())
-        timings["answered_201_share"] = answered / max(1, len(evaluated))
-        verdicts = asyncio.run(
-            read_verdicts(env["KAFKA_BOOTSTRAP_SERVERS"], env["TOPIC_VERDICTS"], len(stream))
-        )
+        watcher.start()
+        try:
+            _, eval_ids, answered = asyncio.run(post())
+            timings["answered_201_share"] = answered / max(1, len(evaluated))
+            verdicts = asyncio.run(
+                read_verdicts(env["KAFKA_BOOTSTRAP_SERVERS"], env["TOPIC_VERDICTS"], len(stream))
+            )
+        finally:
+            stop_watching.set()
+            watcher.join()
+        timings |= stored_timings(timeline, len(history), timings["evaluated_started_unix"])
+        evaluated_verdicts = [verdicts[eval_ids[id(item)]] for item in evaluated]
         return Live(
             live_records(evaluated, eval_ids, verdicts),
             timings,
             false_alerts(evaluated, eval_ids, verdicts),
+            verdict_basis(evaluated_verdicts, timeline, len(history)),
         )
 
 
@@ -327,6 +392,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--volume", type=float, default=1.0, help="x ~3,000 transactions a day")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--history-via",
+        choices=("batch", "single"),
+        default="batch",
+        help="the history over POST /transactions/batch or one at a time on POST /transactions",
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="post the evaluated days right after the history, without waiting for baselines",
+    )
     parser.add_argument("--end-day", choices=("yesterday", "today"), default="yesterday")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/live_replay.json"))
     args = parser.parse_args(argv)
@@ -341,7 +417,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     scored_from = config.scored_from() + offset
     print(f"{len(stream)} transactions, evaluated from {scored_from:%Y-%m-%d}", file=sys.stderr)
 
-    live = run_live(stream, scored_from, args.concurrency)
+    procedure = Procedure(args.history_via, not args.no_wait, args.concurrency)
+    live = run_live(stream, scored_from, procedure)
     replayed = replayed_records(stream, scored_from)
     tables = {"live": per_family(live.records), "replay": per_family(replayed)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -350,7 +427,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             {
                 "seed": args.seed,
                 "volume": args.volume,
+                "procedure": asdict(procedure),
                 "timings": live.timings,
+                "verdict_basis": live.basis,
                 **tables,
                 "live_false_alerts": live.false_alerts,
                 "medium+_false_alerts_by_size": {
@@ -360,7 +439,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             }
         )
     )
+    print(procedure.label())
     print(json.dumps(live.timings))
+    print(json.dumps(live.basis))
     print(markdown(tables))
 
 
