@@ -27,13 +27,6 @@ from shared.ops_http import start_ops_server
 
 log = logging.getLogger(__name__)
 
-# How long one unit of work on PostgreSQL may go unanswered (a recompute's step, a read of
-# the insert counter, the leadership check) before it is given up: a database gone silent
-# held the worker forever. A recompute takes about a second on 10 M rows
-# (benchmarks/results/recompute.json); a bound the work outgrew would fail every recompute,
-# so it is wide.
-DATABASE_TIMEOUT_SECONDS = 120.0
-
 
 class BaselineService:
     def __init__(
@@ -41,10 +34,15 @@ class BaselineService:
         settings: BaselineSettings,
         registry: CollectorRegistry,
         clock: Clock = utc_now,
-        database_timeout_seconds: float = DATABASE_TIMEOUT_SECONDS,
+        database_timeout_seconds: float | None = None,
     ) -> None:
         self.settings = settings
-        self.database_timeout_seconds = database_timeout_seconds
+        # DATABASE_TIMEOUT_SECONDS unless a test asks for another bound.
+        self.database_timeout_seconds = (
+            settings.database_timeout_seconds
+            if database_timeout_seconds is None
+            else database_timeout_seconds
+        )
         self.registry = registry
         self.metrics = BaselineMetrics.create(registry)
         self.clock = clock

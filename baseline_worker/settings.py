@@ -33,6 +33,11 @@ class BaselineSettings(CommonSettings):
     # Zhang & Stephens' posterior mean ("zhang"), or PWM where it reads a shape under 0.25
     # and Zhang & Stephens' above (TailFit.shape_estimator; docs/accuracy.md, round 8).
     baseline_shape_estimator: ShapeEstimator = "hybrid"
+    # How long one unit of work on PostgreSQL may go unanswered (a recompute's step, a read
+    # of the insert counter, the leadership check) before it is given up as an outage: wide,
+    # since a recompute over 10 M rows takes about a second and a bound the work outgrew
+    # would fail every recompute (baseline_worker/service.py).
+    database_timeout_seconds: float = Field(default=120, gt=0, le=3600)
     # How often a standby instance tries to take over the leadership lock.
     standby_poll_seconds: float = Field(default=2, gt=0)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
