@@ -167,11 +167,15 @@ def round9() -> list[Candidate]:
     """Where the GPD's threshold sits (docs/accuracy.md, round 9): round 8's defaults (the
     top 5 %, at least 20 excesses), then at least 100 excesses (a medium scope's 45 excesses
     read a 1-in-5,000 amount from a shape whose noise the margin does not cover), then the
-    top 10 % on every scope."""
+    top 10 % on every scope, then the top 10 % only where PWM at the top 5 % reads a heavy
+    tail (the hybrid's switch: the tails whose largest excess weighs most)."""
     return [
         Candidate("round 8 defaults", TailFit(), ScoringConfig()),
         Candidate("threshold >= 100 excesses", TailFit(min_excesses=100), ScoringConfig()),
         Candidate("threshold at the top 10 %", TailFit(tail_share=0.10), ScoringConfig()),
+        Candidate(
+            "top 10 % where the tail reads heavy", TailFit(heavy_tail_share=0.10), ScoringConfig()
+        ),
     ]
 
 
