@@ -42,7 +42,8 @@ ShapeEstimator = Literal["pwm", "zhang", "hybrid"]
 class TailFit:
     """How a tail is fitted (chosen by the accuracy benchmark, docs/accuracy.md)."""
 
-    # Share of the samples above the GPD threshold, and the fewest excesses to fit on.
+    # Share of the samples above the GPD threshold, and the fewest excesses to fit on (the
+    # top 10 % and at least 100 were replayed in round 9, docs/accuracy.md: not adopted).
     tail_share: float = 0.05
     min_excesses: int = 20
     # The share above the threshold where the tail reads heavy (PWM at `tail_share` reads
