@@ -20,7 +20,7 @@ from benchmarks.evaluate import by_family, missed_by_method
 from benchmarks.family_accuracy import verdict_score
 from benchmarks.replay import replay
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
-from benchmarks.world import DEFAULT_FAMILIES, FAMILIES, WorldConfig
+from benchmarks.world import DEFAULT_FAMILIES, FAMILIES, WorldConfig, build_world
 from detector_worker.scoring import ScoringConfig
 from schemas import Verdict
 
@@ -62,6 +62,56 @@ def describe(entry: Scored) -> str:
     )
 
 
+def tail_part(entry: Scored) -> str:
+    """Where the judging tail read the amount: its empirical knots or the GPD past them
+    (the amount over the scope's level, as `detector_worker.tail.survival` reads it)."""
+    baseline = entry.verdict.baseline
+    if baseline is None or baseline.tail is None:
+        return "no tail"
+    tail = baseline.tail
+    past = float(entry.item.transaction.amount) / tail.level_ratio > tail.amounts[-1]
+    return "GPD" if past else "knots"
+
+
+def tail_detail(entry: Scored, truths: dict[tuple[int, str], str]) -> str:
+    """The judging tail's fit (excesses k, shape read, where the amount fell) and the
+    merchant's true amount family, for a false alert."""
+    baseline = entry.verdict.baseline
+    truth = truths.get((entry.seed, entry.item.transaction.merchant), "?")
+    if baseline is None or baseline.tail is None:
+        return f"no tail; truth {truth}"
+    tail = baseline.tail
+    k = round(tail.exceedance * baseline.count)
+    return (
+        f"k={k} shape {tail.shape:.2f} last knot {tail.amounts[-1]:.0f} "
+        f"(share {tail.survival[-1]:.1e}) {tail_part(entry)}; truth {truth}"
+    )
+
+
+def false_alert_report(entries: Sequence[Scored], truths: dict[tuple[int, str], str]) -> str:
+    """Every high-tier and critical false alert with its fit, then counts by family, merchant
+    size, the scope that judged and the part of the tail; `p_true < 1/5,000` counts the
+    alerts the true distribution itself puts at high or above (the nominal share)."""
+    alerts = [
+        e for e in entries if not e.item.is_anomaly and e.verdict.severity in ("high", "critical")
+    ]
+    lines = [f"high+ false alerts: {len(alerts)}"]
+    lines += [f"  {e.item.family}: {describe(e)}; {tail_detail(e, truths)}" for e in alerts]
+    groups = Counter((e.item.family, str(e.item.size), _judged_by(e), tail_part(e)) for e in alerts)
+    lines.append("by (family, size, judged by, part of the tail):")
+    lines += [f"  {key}: {n}" for key, n in sorted(groups.items())]
+    nominal = Counter(e.item.family for e in alerts if e.item.p_true < 1 / 5000)
+    lines.append("of them with p_true < 1/5,000: " + str(dict(nominal)))
+    normal = Counter((e.item.family, _judged_by(e)) for e in entries if not e.item.is_anomaly)
+    lines.append("normal transactions by (family, judged by): " + str(dict(normal)))
+    return "\n".join(lines)
+
+
+def truths_of(seeds: Sequence[int], world: WorldConfig) -> dict[tuple[int, str], str]:
+    """Each merchant's true amount family (its parameters), by seed and name."""
+    return {(seed, m.name): repr(m.family) for seed in seeds for m in build_world(seed, world)}
+
+
 def _judged_by(entry: Scored) -> str:
     baseline = entry.verdict.baseline
     return "none" if baseline is None else baseline.scope.kind.value
@@ -98,10 +148,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=sorted(FAMILIES)
     )
+    parser.add_argument(
+        "--false-alerts",
+        action="store_true",
+        help="only the high+ false alerts, each with its tail's fit and the true family",
+    )
     args = parser.parse_args(argv)
     world = WorldConfig(volume=args.volume, families=tuple(args.families))
     config = StreamConfig(world=world)
-    print(report(scored(args.seeds, config), args.rate))
+    entries = scored(args.seeds, config)
+    if args.false_alerts:
+        print(false_alert_report(entries, truths_of(args.seeds, world)))
+    else:
+        print(report(entries, args.rate))
 
 
 if __name__ == "__main__":
