@@ -217,7 +217,9 @@ def _shape_estimate(excesses: _Excesses, fit: TailFit) -> float | None:
     pwm = _pwm_shape(excesses)
     if fit.shape_estimator == "pwm" or pwm is None or pwm < fit.hybrid_above:
         return pwm
-    return _zhang_shape(excesses)
+    # Where Zhang & Stephens have no estimate, PWM's heavy reading beats none (the prior).
+    zhang = _zhang_shape(excesses)
+    return pwm if zhang is None else zhang
 
 
 def _pwm_shape(excesses: _Excesses) -> float | None:

@@ -48,6 +48,17 @@ def test_hybrid_keeps_pwm_on_a_light_tail() -> None:
     assert raw_shape(amounts, "hybrid") == raw_shape(amounts, "pwm") < 0.25
 
 
+def test_hybrid_keeps_pwm_s_heavy_reading_where_zhang_has_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PWM reads a heavy tail and Zhang & Stephens give no estimate (a degenerate grid): the
+    hybrid keeps PWM's shape, not the prior's (it fell back to the prior, with no excesses)."""
+    rng = random.Random(5)
+    amounts = lomax(rng, 1.5, 4000)
+    monkeypatch.setattr("baseline_worker.tail._zhang_shape", lambda _: None)
+    assert raw_shape(amounts, "hybrid") == raw_shape(amounts, "pwm") >= 0.25
+
+
 amounts_strategy = st.lists(
     st.floats(min_value=0.01, max_value=1e9, allow_nan=False, allow_infinity=False),
     min_size=2,
