@@ -94,10 +94,15 @@ async def topic_partitions(
                 if entry["topic"] == topic and entry["error_code"] == 0 and entry["partitions"]:
                     return sorted(p["partition"] for p in entry["partitions"])
             if asyncio.get_running_loop().time() > deadline:
-                raise LookupError(f"topic {topic} does not exist (or has no leader)")
+                raise TopicUnavailable(f"topic {topic} does not exist (or has no leader)")
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+class TopicUnavailable(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """A topic that does not exist, or has no leader, after the wait (a KafkaError, so that it
+    is retried as Kafka being away, and a KeyError of a bug is not)."""
 
 
 def make_producer(
@@ -134,9 +139,9 @@ async def start_with_backoff(
         try:
             await start()
             return
-        # LookupError: topic_partitions() found no such topic or no leader yet (the gateway
-        # started before the topics were made, or during a leader election): retried too.
-        except (KafkaError, OSError, LookupError) as exc:
+        # TopicUnavailable (a KafkaError): topic_partitions() found no such topic or no leader
+        # yet (the gateway started before the topics were made, or during a leader election).
+        except (KafkaError, OSError) as exc:
             log.warning(
                 "Kafka unreachable; retrying", extra={"error": repr(exc), "retry_in_seconds": delay}
             )
