@@ -8,7 +8,7 @@ refuses whatever the retries) and anything else go to the caller at once.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka.errors import (
     KafkaError,
@@ -31,6 +31,8 @@ PERMANENT = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeEr
 REFUSED_BY_STORE = (DataError, IntegrityError)
 # How often a retrying batch looks whether a stop was asked for.
 _STOP_POLL_SECONDS = 0.2
+# How long a stop waits for the attempt in flight to end its cancellation.
+_CANCEL_GRACE_SECONDS = 0.5
 _FIRST_DELAY_SECONDS, _MAX_DELAY_SECONDS = 0.2, 10.0
 
 T = TypeVar("T")
@@ -96,4 +98,21 @@ async def _unless_stopped(attempt: Awaitable[T], stop_requested: StopCheck) -> T
     finally:
         if not task.done():
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            # Its cancellation may wait on a database gone silent (psycopg asks the server to
+            # cancel: up to 10 s). A stop waits a moment, not that: the batch is not durable
+            # either way, and the process leaves (app.exit_for).
+            await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
+            if not task.done():
+                _ABANDONED.add(task)
+                task.add_done_callback(_forget)
+
+
+# Attempts a stop gave up on, still ending their cancellation: held so that they are not
+# garbage-collected half-way.
+_ABANDONED: set["asyncio.Future[Any]"] = set()
+
+
+def _forget(task: "asyncio.Future[Any]") -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: it was given up on, and says nothing more

@@ -239,13 +239,28 @@ class Hanging(Exception):
     """Put in a fake's failures: that attempt never ends (a statement waiting on a lock)."""
 
 
+class SlowToCancel(Hanging):
+    """Hangs, and takes seconds to end once cancelled: psycopg asking a database gone silent
+    to cancel the statement in flight (up to 10 s)."""
+
+
 async def hang_if(failure: Exception) -> None:
+    if isinstance(failure, SlowToCancel):
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(5)
+            raise
     if isinstance(failure, Hanging):
         await asyncio.Event().wait()
 
 
 async def test_f12_a_stop_while_retrying_leaves_the_batch_unacknowledged() -> None:
-    for failures in ([OperationalError("down")] * 100, [OperationalError("down"), Hanging()]):
+    for failures in (
+        [OperationalError("down")] * 100,
+        [OperationalError("down"), Hanging()],
+        [OperationalError("down"), SlowToCancel()],  # the stop does not wait for it
+    ):
         effects, stop = Effects(), asyncio.Event()
         process, metrics = pipeline(effects, store_failures=failures, stop=stop.is_set)
         batch = asyncio.create_task(process.process([record(encode_model(txn("101")))]))
