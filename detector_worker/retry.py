@@ -8,7 +8,7 @@ refuses whatever the retries) and anything else go to the caller at once.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiokafka.errors import (
     KafkaError,
@@ -20,6 +20,7 @@ from psycopg import DataError, IntegrityError, OperationalError
 from psycopg_pool import PoolTimeout
 
 from detector_worker.metrics import DetectorMetrics
+from shared.tasks import hold_until_done
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +103,4 @@ async def _unless_stopped(attempt: Awaitable[T], stop_requested: StopCheck) -> T
             # cancel: up to 10 s). A stop waits a moment, not that: the batch is not durable
             # either way, and the process leaves (app.exit_for).
             await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
-            if not task.done():
-                _ABANDONED.add(task)
-                task.add_done_callback(_forget)
-
-
-# Attempts a stop gave up on, still ending their cancellation: held so that they are not
-# garbage-collected half-way.
-_ABANDONED: set["asyncio.Future[Any]"] = set()
-
-
-def _forget(task: "asyncio.Future[Any]") -> None:
-    _ABANDONED.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: it was given up on, and says nothing more
+            hold_until_done(task)

@@ -14,7 +14,9 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from shared.tasks import hold_until_done
 
 T = TypeVar("T")
 
@@ -92,11 +94,6 @@ class SharedDeadline:
             self._timer = loop.call_at(queue[0].deadline, self._expire, loop)
 
 
-# Work given up on by answer_within, still ending its cancellation: held so that it is not
-# garbage-collected half-way.
-_ABANDONED: set["asyncio.Future[Any]"] = set()
-
-
 class Overdue(TimeoutError):
     """`answer_within`'s bound passed (a TimeoutError that `work` raised itself is not one)."""
 
@@ -116,12 +113,5 @@ async def answer_within(seconds: float, work: Awaitable[T]) -> T:
     if task.done():
         return task.result()
     task.cancel()
-    _ABANDONED.add(task)
-    task.add_done_callback(_forget)
+    hold_until_done(task)
     raise Overdue
-
-
-def _forget(task: "asyncio.Future[Any]") -> None:
-    _ABANDONED.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: its error was the bound's, already answered
