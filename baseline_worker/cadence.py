@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 from psycopg import OperationalError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from shared.db import bounded_connection
+
 log = logging.getLogger(__name__)
 
 INSERTED_SQL = """
@@ -74,9 +76,10 @@ class Cadence:
 
 async def inserted_rows(pool: AsyncConnectionPool) -> int | None:
     """Rows inserted into `transactions` so far (cumulative; None when unreadable: the
-    schedule then falls back to the interval)."""
+    schedule then falls back to the interval). Bounded by the pool's timeout: a database gone
+    silent is unreadable too (shared.db.bounded_connection)."""
     try:
-        async with pool.connection() as conn:
+        async with bounded_connection(pool) as conn:
             row = await (await conn.execute(INSERTED_SQL)).fetchone()
     except (OperationalError, PoolTimeout) as exc:
         log.warning("insert counter unreadable", extra={"error": repr(exc)})

@@ -117,7 +117,7 @@ class BaselineService:
         """One recompute, then wait until the next is due (baseline_worker/cadence.py);
         False when there is to be no next one."""
         cadence = self.cadence()
-        read = partial(self._inserted_rows, pool)
+        read = partial(inserted_rows, pool)
         before = await read() if cadence.watches_growth else None
         started = time.monotonic()
         result = await self.recompute_once(pool, producers)
@@ -186,16 +186,6 @@ class BaselineService:
                 await lock.confirm()
         except TimeoutError as exc:  # _lead then releases the lock's session
             raise LeadershipLost("the leadership check did not answer in time") from exc
-
-    async def _inserted_rows(self, pool: AsyncConnectionPool) -> int | None:
-        """The insert counter (baseline_worker/cadence.py), None when it does not answer in
-        time either: the schedule then falls back to the interval."""
-        try:
-            async with asyncio.timeout(self.database_timeout_seconds):
-                return await inserted_rows(pool)
-        except TimeoutError:
-            log.warning("insert counter did not answer in time")
-            return None
 
     def _set_leader(self, leader: bool) -> None:
         self.is_leader = leader

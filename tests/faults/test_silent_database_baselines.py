@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from baseline_worker.cadence import inserted_rows
 from baseline_worker.leadership import LeaderLock, LeadershipLost, leader_lock_key
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
@@ -107,13 +108,13 @@ async def test_the_leadership_check_and_the_insert_counter_give_up_in_time(
     (the schedule falls back to the interval)."""
     lock = LeaderLock(settings.database_url, leader_lock_key(settings.database_schema))
     await lock.acquire(poll_seconds=0.1)
-    assert await service._inserted_rows(pool) == 0
+    assert await inserted_rows(pool) == 0
     try:
         relay.silence()
         # The bound, then psycopg's cancellation of the statement (up to 10 s on silence).
         async with asyncio.timeout(TIMEOUT + 12):
             confirmed, counted = await asyncio.gather(
-                service._confirm(lock), service._inserted_rows(pool), return_exceptions=True
+                service._confirm(lock), inserted_rows(pool), return_exceptions=True
             )
         assert isinstance(confirmed, LeadershipLost)
         assert counted is None
