@@ -64,7 +64,9 @@ class BaselineService:
             connection_timeout=self.database_timeout_seconds,
         )
         try:
-            async with LeaderLock(s.database_url, leader_lock_key(s.database_schema)) as lock:
+            async with LeaderLock(
+                s.database_url, leader_lock_key(s.database_schema), self.database_timeout_seconds
+            ) as lock:
                 await self._lead(lock, pool, once=once)
         finally:
             await pool.close()
@@ -93,7 +95,7 @@ class BaselineService:
                 while not self.stopping.is_set():
                     # Confirmed leader first: only then may a dead producer be replaced (a new
                     # one with our transactional id fences whoever else holds it).
-                    await self._confirm(lock)
+                    await lock.confirm()
                     if not await self._recompute_then_wait(pool, producers, once=once):
                         return
             except LeadershipLost as exc:
@@ -176,16 +178,6 @@ class BaselineService:
             },
         )
         return result
-
-    async def _confirm(self, lock: LeaderLock) -> None:
-        """The lock's session is alive, or LeadershipLost: also when it does not answer in
-        time (a leader that cannot show it holds the lock stands by). The cancelled check
-        takes psycopg's cancellation, up to 10 s more, on a silent connection."""
-        try:
-            async with asyncio.timeout(self.database_timeout_seconds):
-                await lock.confirm()
-        except TimeoutError as exc:  # _lead then releases the lock's session
-            raise LeadershipLost("the leadership check did not answer in time") from exc
 
     def _set_leader(self, leader: bool) -> None:
         self.is_leader = leader

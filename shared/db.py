@@ -26,7 +26,7 @@ def connection_kwargs(schema: str) -> dict[str, object]:
     return {"options": f"-c search_path={schema}", "autocommit": False}
 
 
-def _connect_bound(database_url: str, seconds: float) -> dict[str, object]:
+def connect_bound(database_url: str, seconds: float) -> dict[str, Any]:
     """libpq's connect_timeout (whole seconds, 2 at least) unless the URL sets its own: a
     connection attempt to a silent server otherwise waits psycopg's default 130 s."""
     if "connect_timeout" in conninfo_to_dict(database_url):
@@ -52,7 +52,7 @@ async def open_pool(
         database_url,
         min_size=min_size,
         max_size=max_size,
-        kwargs=connection_kwargs(schema) | _connect_bound(database_url, connection_timeout),
+        kwargs=connection_kwargs(schema) | connect_bound(database_url, connection_timeout),
         configure=configure,
         open=False,
         timeout=connection_timeout,

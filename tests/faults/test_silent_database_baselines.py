@@ -99,25 +99,56 @@ async def test_a_recompute_on_a_silent_database_fails_in_time_then_recovers(
 
 
 async def test_the_leadership_check_and_the_insert_counter_give_up_in_time(
-    service: BaselineService,
-    pool: AsyncConnectionPool,
-    relay: SilenceableRelay,
-    settings: BaselineSettings,
+    pool: AsyncConnectionPool, relay: SilenceableRelay, settings: BaselineSettings
 ) -> None:
     """A leader whose lock session goes silent stands by; a silent insert counter is unknown
-    (the schedule falls back to the interval)."""
-    lock = LeaderLock(settings.database_url, leader_lock_key(settings.database_schema))
+    (the schedule falls back to the interval). Both within the bound: the session is cut,
+    not cancelled (psycopg's cancellation of a statement waits up to 10 s more on silence)."""
+    lock = LeaderLock(settings.database_url, leader_lock_key(settings.database_schema), TIMEOUT)
     await lock.acquire(poll_seconds=0.1)
     assert await inserted_rows(pool) == 0
     try:
         relay.silence()
-        # The bound, then psycopg's cancellation of the statement (up to 10 s on silence).
+        started = time.monotonic()
         async with asyncio.timeout(TIMEOUT + 12):
             confirmed, counted = await asyncio.gather(
-                service._confirm(lock), inserted_rows(pool), return_exceptions=True
+                lock.confirm(), inserted_rows(pool), return_exceptions=True
             )
+        assert time.monotonic() - started < TIMEOUT + 2
         assert isinstance(confirmed, LeadershipLost)
         assert counted is None
     finally:
         relay.speak()
         await lock.release()
+
+
+async def test_a_standby_on_a_silent_session_tries_again_at_the_bound(
+    isolated: Isolated,
+    relay: SilenceableRelay,
+    settings: BaselineSettings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A standby's lock attempt on a session gone silent (a dead host behind a middlebox
+    that keeps acknowledging) gives up at the bound and is tried again on a new session,
+    instead of waiting on the dead one for good and never taking over."""
+    key = leader_lock_key(settings.database_schema)
+    leader = LeaderLock(isolated.worker_urls[WORKER], key, TIMEOUT)  # not through the relay
+    standby = LeaderLock(settings.database_url, key, TIMEOUT)
+    await leader.acquire(poll_seconds=0.1)
+    attempt = asyncio.create_task(standby.acquire(poll_seconds=0.2))
+    try:
+        await asyncio.sleep(0.5)  # polling on its open session, refused
+        assert not attempt.done()
+        relay.silence()
+        async with asyncio.timeout(TIMEOUT + 5):
+            while "leader lock unavailable" not in caplog.text:  # noqa: ASYNC110 (a log line)
+                await asyncio.sleep(0.05)
+        relay.speak()
+        await leader.release()
+        async with asyncio.timeout(10):
+            await attempt  # the standby takes over once the database answers
+    finally:
+        relay.speak()
+        attempt.cancel()
+        await leader.release()
+        await standby.release()
