@@ -199,14 +199,20 @@ class Recomputer:
             timed(self._metrics.db_query_duration, "advance_baseline_window"),
         ):
             await advance_window(conn, now, self._window_days)
+        async with (
+            bounded_connection(self._pool) as conn,
+            conn.transaction(),
+            timed(self._metrics.db_query_duration, "aggregate_baselines"),
+        ):
+            await conn.execute(_AGGREGATE_WORK_MEM)
+            stats = await aggregate(conn, now, self._window_days)
+        # The fits are this worker's CPU (~0.1 ms a scope), not the database's answer: outside
+        # its bound, or many scopes would read as a database that did not answer.
+        baselines, unusable = _finite_only(
+            [to_baseline(s, self._window_days, now, self._fit) for s in stats]
+        )
+        documents = [encode_model(b) for b in baselines]
         async with bounded_connection(self._pool) as conn, conn.transaction():
-            async with timed(self._metrics.db_query_duration, "aggregate_baselines"):
-                await conn.execute(_AGGREGATE_WORK_MEM)
-                stats = await aggregate(conn, now, self._window_days)
-            baselines, unusable = _finite_only(
-                [to_baseline(s, self._window_days, now, self._fit) for s in stats]
-            )
-            documents = [encode_model(b) for b in baselines]
             async with timed(self._metrics.db_query_duration, "insert_baseline_history"):
                 await conn.execute(_INSERT_HISTORY, (_json_array(documents),))
             async with timed(self._metrics.db_query_duration, "select_baselines_current"):

@@ -9,15 +9,20 @@ answering (its process or the database went away) is taken over by the same requ
 so doing it again records nothing twice.
 """
 
+import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from psycopg import OperationalError
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shared.db import bounded_connection
+
+log = logging.getLogger(__name__)
 
 # Headers of a kept answer that its replays repeat.
 REPLAYED_HEADERS = ("Idempotency-Key", "X-Transaction-Id")
@@ -81,6 +86,7 @@ class IdempotencyStore:
         self._pool = pool
         self._ttl = ttl
         self._claim_timeout = claim_timeout
+        self._releasing: set[asyncio.Task[None]] = set()
 
     async def claim(
         self, api_key: str, key: str, method_path: str, fingerprint: str, now: datetime
@@ -115,3 +121,17 @@ class IdempotencyStore:
     async def release(self, api_key: str, key: str) -> None:
         async with bounded_connection(self._pool) as conn:
             await conn.execute(_RELEASE, (api_key, key))
+
+    def release_soon(self, api_key: str, key: str) -> None:
+        """Release in the background, for a request the database failed: its 503 goes out
+        now instead of after a second bound spent on the same database, and the key is free
+        again as soon as the database answers (or, without it, after the claim timeout)."""
+        task = asyncio.create_task(self._release_quietly(api_key, key))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release_quietly(self, api_key: str, key: str) -> None:
+        try:
+            await self.release(api_key, key)
+        except (OperationalError, PoolTimeout) as exc:
+            log.warning("idempotency claim not released", extra={"error": repr(exc)})

@@ -29,7 +29,7 @@ from ingest_gateway.context import (
     SETTINGS,
     TRANSIENT_ANSWER,
 )
-from ingest_gateway.deadlines import Overdue, answer_within
+from ingest_gateway.deadlines import Overdue
 from ingest_gateway.errors import Rejection, error_response
 from ingest_gateway.idempotency import (
     REPLAYED_HEADERS,
@@ -40,6 +40,7 @@ from ingest_gateway.idempotency import (
     request_fingerprint,
 )
 from ingest_gateway.rate_limit import retry_after
+from ingest_gateway.read_bound import read_within_bound
 from ingest_gateway.ui.security import SIGN_IN, UI_PREFIX, is_public_ui
 from ingest_gateway.ui.signin import session_caller
 from schemas import IDEMPOTENCY_KEY_PATTERN, FieldError
@@ -131,7 +132,7 @@ async def bound_reads(request: web.Request, handler: Handler) -> web.StreamRespo
     paths read no table (/ready bounds its own check)."""
     if request.method not in ("GET", "HEAD") or is_open(request.path):
         return await handler(request)
-    return await answer_within(request.app[SETTINGS].database_timeout_seconds, handler(request))
+    return await read_within_bound(request, handler(request))
 
 
 @web.middleware
@@ -246,6 +247,9 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     assert isinstance(outcome, Claimed)
     try:
         response = await handler(request)
+    except (OperationalError, PoolTimeout):
+        store.release_soon(caller, key)  # the 503 now, not after a second wait on the database
+        raise
     except BaseException:
         # Without the database the claim frees itself after the claim timeout instead.
         with suppress(OperationalError, PoolTimeout):

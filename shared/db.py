@@ -21,9 +21,15 @@ from psycopg.types.datetime import TimestamptzLoader
 from psycopg_pool import AsyncConnectionPool
 
 
-def connection_kwargs(schema: str) -> dict[str, object]:
-    # Every connection resolves table names in the configured schema only.
-    return {"options": f"-c search_path={schema}", "autocommit": False}
+def connection_kwargs(schema: str, bound: float) -> dict[str, object]:
+    """Every connection resolves table names in the configured schema only, and the server
+    ends a session left idle in its transaction for twice the bound of a unit of work: only
+    a client that was cut off (`bounded_connection`) leaves one, and its row locks would
+    otherwise be held until the server's TCP keepalives notice, ~2 h by default, blocking
+    the retry of the very write that was cut."""
+    abandoned_ms = max(1_000, math.ceil(2_000 * bound))
+    options = f"-c search_path={schema} -c idle_in_transaction_session_timeout={abandoned_ms}"
+    return {"options": options, "autocommit": False}
 
 
 def connect_bound(database_url: str, seconds: float) -> dict[str, Any]:
@@ -52,7 +58,8 @@ async def open_pool(
         database_url,
         min_size=min_size,
         max_size=max_size,
-        kwargs=connection_kwargs(schema) | connect_bound(database_url, connection_timeout),
+        kwargs=connection_kwargs(schema, connection_timeout)
+        | connect_bound(database_url, connection_timeout),
         configure=configure,
         open=False,
         timeout=connection_timeout,
@@ -78,22 +85,37 @@ async def bounded_connection(
     tcp_user_timeout see nothing wrong while a middlebox acknowledges. Cancelling the task
     makes psycopg ask the server to cancel, 10 s more (psycopg issue 1371). So at the bound
     the connection's socket is shut down: the statement in flight fails at once with an
-    OperationalError, raised as DatabaseSilent, and the pool discards the connection."""
+    OperationalError, raised as DatabaseSilent, and the pool discards the connection. The
+    unit's transaction ends (COMMIT, or ROLLBACK on an error) inside the bound."""
     bound = pool.timeout if seconds is None else seconds
     deadline = asyncio.get_running_loop().time() + bound
     async with pool.connection(timeout=bound) as conn:
-        with cut_at(conn, deadline, bound):
-            yield conn
+        with cut_at(conn, deadline, bound) as cut:
+            try:
+                yield conn
+                # Ended here, inside the bound: the pool's own COMMIT (or ROLLBACK) on the
+                # way out is past the cut and would wait on a silent server for good. On a
+                # connection left idle (a `transaction()` block, autocommit) it is a no-op.
+                await conn.commit()
+            except BaseException:
+                if not conn.closed:
+                    with suppress(Error):
+                        await conn.rollback()
+                raise
+            finally:
+                if cut.done and not conn.closed:
+                    # Cut as its last answer arrived: the unit succeeded, its socket did not.
+                    await conn.close()
 
 
 @contextmanager
-def cut_at(conn: AsyncConnection[Any], deadline: float, bound: float) -> Iterator[None]:
+def cut_at(conn: AsyncConnection[Any], deadline: float, bound: float) -> Iterator["_Cut"]:
     """Shut `conn`'s socket down at `deadline` (loop time) unless the block has ended; an
     OperationalError after the cut is raised as DatabaseSilent, naming `bound`."""
     cut = _Cut(conn)
     timer = asyncio.get_running_loop().call_at(deadline, cut)
     try:
-        yield
+        yield cut
     except OperationalError as exc:
         if cut.done:
             raise DatabaseSilent(f"database did not answer within {bound:g} s") from exc

@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ingest_gateway.auth import Caller
-from ingest_gateway.context import KEYS, SETTINGS
-from ingest_gateway.deadlines import answer_within
+from ingest_gateway.context import KEYS
 from ingest_gateway.errors import Rejection
 from ingest_gateway.rate_limit import RateLimiter, TokenBucket, retry_after
+from ingest_gateway.read_bound import read_within_bound
 from ingest_gateway.ui.keys import SESSION, SESSIONS, SIGN_IN_LIMITER
 from ingest_gateway.ui.render import page
 from ingest_gateway.ui.sessions import COOKIE, clear_cookie, csrf_holds, form_field, set_cookie
@@ -26,9 +26,8 @@ async def session_caller(request: web.Request) -> Caller | None:
     if not session_id or SESSIONS not in request.app:
         return None
     # Bounded as every read is: a database gone silent answers a 503 (`reject`), not never.
-    seconds = request.app[SETTINGS].database_timeout_seconds
-    session = await answer_within(
-        seconds, request.app[SESSIONS].find(session_id, datetime.now(UTC))
+    session = await read_within_bound(
+        request, request.app[SESSIONS].find(session_id, datetime.now(UTC))
     )
     caller = request.app[KEYS].named(session.key_name) if session else None
     if session is None or caller is None or not caller.may("analyst"):
