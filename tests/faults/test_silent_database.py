@@ -60,8 +60,12 @@ class SilenceableRelay:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         self._writers += [writer, upstream_writer]
         await asyncio.gather(
-            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
+            self._upstream(reader, upstream_writer), self._pipe(upstream_reader, writer)
         )
+
+    async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """What the client sends (a subclass may watch it)."""
+        await self._pipe(reader, writer)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with suppress(OSError):

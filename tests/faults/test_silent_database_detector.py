@@ -18,6 +18,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
 
 from detector_worker import store
 from detector_worker.baseline_table import BaselineTable
@@ -61,21 +62,27 @@ async def pipeline(
     producer = RenewableProducer(lambda: make_producer(settings.kafka_bootstrap_servers))
     await producer.start()
     try:
-        yield (
-            DetectorPipeline(
-                settings,
-                settings.scoring_config(),
-                BaselineTable(),
-                VerdictStore(pool, metrics),
-                KafkaPublisher(producer),
-                metrics,
-                lambda: NOW,
-            ),
-            metrics,
-        )
+        yield detector_pipeline(settings, pool, producer, metrics), metrics
     finally:
         await producer.stop()
         await pool.close()
+
+
+def detector_pipeline(
+    settings: DetectorSettings,
+    pool: AsyncConnectionPool,
+    producer: RenewableProducer,
+    metrics: DetectorMetrics,
+) -> DetectorPipeline:
+    return DetectorPipeline(
+        settings,
+        settings.scoring_config(),
+        BaselineTable(),
+        VerdictStore(pool, metrics),
+        KafkaPublisher(producer),
+        metrics,
+        lambda: NOW,
+    )
 
 
 def transaction() -> Transaction:

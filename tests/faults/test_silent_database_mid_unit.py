@@ -13,29 +13,31 @@ from contextlib import suppress
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from baseline_worker.cadence import inserted_rows
 from detector_worker import store
-from detector_worker.baseline_table import BaselineTable
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
-from detector_worker.publisher import KafkaPublisher
 from detector_worker.settings import DetectorSettings
-from detector_worker.store import VerdictStore, open_store_pool
-from ingest_gateway.app import create_app
+from detector_worker.store import open_store_pool
 from ingest_gateway.metrics import GatewayMetrics
-from ingest_gateway.settings import GatewaySettings
 from shared.db import bounded_connection, fetch_dicts, open_pool
 from shared.kafka import RenewableProducer, make_producer
-from tests.conftest import AUTH_HEADERS, Isolated
-from tests.faults.test_silent_database import SilenceableRelay, through
-from tests.faults.test_silent_database_detector import NOW, record, retries, transaction
+from tests.conftest import Isolated
+from tests.faults.test_silent_database import SilenceableRelay, client, through
+from tests.faults.test_silent_database_detector import (
+    detector_pipeline,
+    record,
+    retries,
+    transaction,
+)
 from tests.integration.test_gateway import VALID, insert_alerts
 
 pytestmark = pytest.mark.faults
+__all__ = ["client"]  # a fixture, used by name
 
 TIMEOUT = 1.0
 
@@ -45,13 +47,6 @@ class SilentAt(SilenceableRelay):
 
     pattern = b"COMMIT"
     armed = False
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self._writers += [writer, upstream_writer]
-        await asyncio.gather(
-            self._upstream(reader, upstream_writer), self._pipe(upstream_reader, writer)
-        )
 
     async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with suppress(OSError):
@@ -109,23 +104,13 @@ async def relayed_url(
 
 
 @pytest.fixture
-async def gateway_relay(isolated: Isolated) -> AsyncIterator[tuple[SilentAt, TestClient[Any, Any]]]:
-    relay, url = await relayed_url(isolated, "gateway", SilentAt)
-    assert isinstance(relay, SilentAt)
-    settings = isolated.settings(
-        GatewaySettings,
-        database_url=url,
-        database_timeout_seconds=TIMEOUT,
-        rate_limit_rps=1000,
-        rate_limit_burst=1000,
-    )
-    try:
-        app = create_app(settings, CollectorRegistry())
-        async with TestClient(TestServer(app), headers=AUTH_HEADERS) as client:
-            yield relay, client
-    finally:
-        relay.speak()
-        await relay.__aexit__()
+async def relay(isolated: Isolated) -> AsyncIterator[SilentAt]:
+    """The relay test_silent_database's `client` fixture reaches the gateway's login by."""
+    _, target = through(isolated.worker_urls["gateway"], 0)
+    async with SilentAt(target) as running:
+        assert isinstance(running, SilentAt)
+        yield running
+        running.speak()
 
 
 @pytest.mark.parametrize(
@@ -136,12 +121,12 @@ async def gateway_relay(isolated: Isolated) -> AsyncIterator[tuple[SilentAt, Tes
     ],
 )
 async def test_a_write_whose_commit_meets_silence_answers_503_in_time(
-    gateway_relay: tuple[SilentAt, TestClient[Any, Any]],
+    relay: SilentAt,
+    client: TestClient[Any, Any],
     path: str,
     body: dict[str, Any],
     headers: dict[str, str],
 ) -> None:
-    relay, client = gateway_relay
     relay.armed = True
     started = time.monotonic()
     async with asyncio.timeout(TIMEOUT + 8):  # it waited on the COMMIT for good
@@ -151,11 +136,10 @@ async def test_a_write_whose_commit_meets_silence_answers_503_in_time(
 
 
 async def test_a_keyed_write_cut_after_its_claim_answers_within_one_bound(
-    gateway_relay: tuple[SilentAt, TestClient[Any, Any]], db: Any
+    relay: SilentAt, client: TestClient[Any, Any], db: Any
 ) -> None:
     """The write is cut at the bound; the claim is released in the background, not with a
     second bound spent on the same silent database before the 503."""
-    relay, client = gateway_relay
     insert_alerts(db, 1)
     (transaction_id,) = db.execute("SELECT transaction_id FROM alerts").fetchone()
     relay.pattern, relay.armed = b"INSERT INTO reversals", True
@@ -236,17 +220,8 @@ async def orphaning_pipeline(
     )
     producer = RenewableProducer(lambda: make_producer(settings.kafka_bootstrap_servers))
     await producer.start()
-    pipeline = DetectorPipeline(
-        settings,
-        settings.scoring_config(),
-        BaselineTable(),
-        VerdictStore(pool, metrics),
-        KafkaPublisher(producer),
-        metrics,
-        lambda: NOW,
-    )
     try:
-        yield pipeline, metrics, relay
+        yield detector_pipeline(settings, pool, producer, metrics), metrics, relay
     finally:
         await producer.stop()
         await pool.close()
