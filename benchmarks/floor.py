@@ -20,7 +20,7 @@ variant at every concurrency, the variants' order reversed every other round; th
 request of each process (HTTP process, consumer or detector, the broker, the variant's
 PostgreSQL backends) from /proc over each run.
 
-    .venv/bin/python -m benchmarks.floor --rounds 4 --seconds 6
+    .venv/bin/python -m benchmarks.floor --rounds 4 --seconds 5  # ~8 min
     .venv/bin/python -m benchmarks.floor serve --mode roundtrip ...  # a floor process alone
 """
 
@@ -47,7 +47,15 @@ from psycopg import sql
 from benchmarks.harness import Worker, connect, free_port, isolated, wait_until
 from benchmarks.machine import describe_machine, git_state, load_average
 from benchmarks.support import delete_topics
-from benchmarks.verdict_path import Target, backends, jalytics, listening_pids, measured, wrk
+from benchmarks.verdict_path import (
+    Target,
+    backends,
+    jalytics,
+    listening_pids,
+    measured,
+    reference,
+    wrk,
+)
 from shared.kafka import TopicSpec, ensure_topics, make_producer, topic_partitions
 
 _ACCEPTED = b'{"status":"accepted"}'
@@ -62,6 +70,7 @@ VARIANTS = {
     "roundtrip-1s": "",
     "jalytics-202": "?wait=false",
     "jalytics-201": "",
+    "go-original": "",  # only with --reference: another service taking the same body
 }
 FLOOR_MODES = ("bare", "produce", "roundtrip")
 # floor variant -> (its HTTP server's mode, the consumer's seconds between offset commits:
@@ -289,14 +298,18 @@ def _drop_topics(bootstrap: str, names: list[str]) -> None:
         asyncio.run(delete_topics(bootstrap, names))
 
 
-def run(rounds: int, concurrencies: list[int], seconds: float) -> dict[str, Any]:
+def run(
+    rounds: int, concurrencies: list[int], seconds: float, reference: Target | None = None
+) -> dict[str, Any]:
     """Every run, and the rows the floor's consumers wrote (each round trip's durable write:
     at least one per 201 the floor answered)."""
     runs: list[dict[str, Any]] = []
     with isolated(_PARTITIONS) as env, variants(env) as targets:
+        if reference is not None:
+            targets[reference.name] = reference
         for name, target in targets.items():  # warm-up: connections, group joins, pools
             wrk(f"{target.url}/transactions{VARIANTS[name]}", target.key, 16, 3)
-        names = list(VARIANTS)
+        names = [name for name in VARIANTS if name in targets]
         for number in range(rounds):
             for connections in concurrencies:
                 for name in names if number % 2 == 0 else names[::-1]:
@@ -383,6 +396,26 @@ def paired_gaps(runs: Sequence[dict[str, Any]], ours: str, floor: str) -> dict[i
     return {c: {p: spread(v) for p, v in gaps.items()} for c, gaps in found.items()}
 
 
+# The variants read against the reference, when there is one.
+_AGAINST = ("roundtrip-1s", "roundtrip", "jalytics-201", "produce", "jalytics-202")
+
+
+def paired_ratios(runs: Sequence[dict[str, Any]], variant: str, other: str) -> dict[int, Any]:
+    """Per concurrency, `variant` over `other` within each round: req/s, p99 and total CPU
+    per request, then summed up over rounds."""
+    found: dict[int, dict[str, list[float]]] = {}
+    by_key = {(r["variant"], r["c"], r["round"]): r for r in runs}
+    for (name, connections, number), mine in by_key.items():
+        theirs = by_key.get((other, connections, number))
+        if name != variant or theirs is None:
+            continue
+        ratios = found.setdefault(connections, {"per_second": [], "p99_ms": [], "cpu": []})
+        ratios["per_second"].append(mine["per_second"] / theirs["per_second"])
+        ratios["p99_ms"].append(mine["p99_ms"] / theirs["p99_ms"])
+        ratios["cpu"].append(total_cpu(mine) / total_cpu(theirs))
+    return {c: {k: spread(v) for k, v in ratios.items()} for c, ratios in found.items()}
+
+
 def _cell(value: dict[str, float], digits: int) -> str:
     return f"{value['median']:,.{digits}f} [{value['min']:,.{digits}f}-{value['max']:,.{digits}f}]"
 
@@ -396,7 +429,8 @@ def tables(runs: Sequence[dict[str, Any]]) -> str:
     for row in sorted(summarize(runs), key=lambda r: (r["c"], list(VARIANTS).index(r["variant"]))):
         cpu = row["cpu_ms"]
         worker = cpu.get("detector") or cpu.get("consumer")
-        cells = [cpu.get("gateway"), worker, cpu.get("broker"), cpu.get("postgresql")]
+        server = cpu.get("gateway") or cpu.get("service")  # the reference's one process
+        cells = [server, worker, cpu.get("broker"), cpu.get("postgresql")]
         lines.append(
             f"| {row['variant']} | {row['c']} | {row['n']} | {_cell(row['per_second'], 0)} | "
             f"{_cell(row['p50_ms'], 1)} | {_cell(row['p99_ms'], 1)} | "
@@ -417,7 +451,20 @@ def tables(runs: Sequence[dict[str, Any]]) -> str:
                 + " | ".join(_cell(c, 0) if c else "" for c in cells)
                 + " |"
             )
+    lines += _ratio_lines(runs)
     return "\n".join(lines)
+
+
+def _ratio_lines(runs: Sequence[dict[str, Any]]) -> list[str]:
+    if not any(r["variant"] == "go-original" for r in runs):
+        return []
+    lines = ["", "| over go-original, per round | C | req/s | p99 | total CPU per request |"]
+    lines.append("|---|---:|---:|---:|---:|")
+    for variant in _AGAINST:
+        for connections, ratio in sorted(paired_ratios(runs, variant, "go-original").items()):
+            cells = (_cell(ratio[k], 2) for k in ("per_second", "p99_ms", "cpu"))
+            lines.append(f"| {variant} | {connections} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # --- the command line ---------------------------------------------------------------------
@@ -460,12 +507,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64, 256])
-    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/floor.json"))
+    parser.add_argument("--reference", help="URL of another service taking the same body")
+    parser.add_argument("--reference-pid", type=int, nargs="*", default=[])
+    parser.add_argument("--reference-pg", help="DSN of the reference's PostgreSQL")
     args = parser.parse_args()
+    other = None
+    if args.reference:
+        other = reference(args.reference, args.reference_pid, args.reference_pg)
+        other.name = "go-original"
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = load_average()
-    found = run(args.rounds, args.concurrency, args.seconds)
+    found = run(args.rounds, args.concurrency, args.seconds, other)
     runs = found["runs"]
     report = {
         "floor_rows": found["floor_rows"],
@@ -478,6 +532,7 @@ def main() -> None:
         "runs": runs,
         "summary": summarize(runs),
         "gaps_us": {f"{o} - {f}": paired_gaps(runs, o, f) for o, f in PAIRS},
+        "ratios_to_reference": {v: paired_ratios(runs, v, "go-original") for v in _AGAINST},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

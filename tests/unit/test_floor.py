@@ -4,7 +4,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from benchmarks.floor import batch_rows, paired_gaps, summarize, tables
+from benchmarks.floor import batch_rows, paired_gaps, paired_ratios, summarize, tables
 
 
 def _run(variant: str, c: int, number: int, rate: float, **cpu: float) -> dict[str, Any]:
@@ -90,6 +90,22 @@ def test_the_table_has_a_row_per_variant_and_concurrency() -> None:
 
     assert "| bare | 16 | 1 | 12,000 [12,000-12,000] |" in text
     assert "| jalytics-201 - roundtrip | 16 | 200 [200-200] | 100 [100-100] |" in text
+
+
+def test_ratios_to_the_reference_are_taken_within_each_round() -> None:
+    runs = [
+        _run("jalytics-201", 64, 0, 1000, gateway=0.5, detector=0.3),
+        _run("go-original", 64, 0, 2000, service=0.3, postgresql=0.1),
+        _run("jalytics-201", 64, 1, 1500, gateway=0.5, detector=0.3),
+        _run("go-original", 64, 1, 1000, service=0.3, postgresql=0.1),
+    ]
+
+    ratio = paired_ratios(runs, "jalytics-201", "go-original")[64]
+
+    # 0.5 and 1.5: the median of the rounds' ratios, not the ratio of the medians (1.0)
+    assert ratio["per_second"] == {"median": 1.0, "min": 0.5, "max": 1.5}
+    assert ratio["cpu"]["median"] == pytest.approx(2.0)
+    assert "| jalytics-201 | 64 | 1.00 [0.50-1.50] |" in tables(runs)
 
 
 class _Record(NamedTuple):
