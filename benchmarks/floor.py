@@ -56,6 +56,9 @@ from benchmarks.verdict_path import (
     reference,
     wrk,
 )
+from benchmarks.verdict_path import (
+    _line as run_line,
+)
 from shared.kafka import TopicSpec, ensure_topics, make_producer, topic_partitions
 
 _ACCEPTED = b'{"status":"accepted"}'
@@ -315,19 +318,11 @@ def run(
                 for name in names if number % 2 == 0 else names[::-1]:
                     found = measured(targets[name], VARIANTS[name], connections, seconds)
                     runs.append({"variant": name, "c": connections, "round": number} | found)
-                    print(_line(runs[-1]), flush=True)
+                    label = {"target": f"round {number}", "path": name}
+                    print(run_line(runs[-1] | label), flush=True)
         with connect(env) as conn:
             row = conn.execute("SELECT count(*) FROM floor_rows").fetchone()
     return {"runs": runs, "floor_rows": int(row[0]) if row else 0}
-
-
-def _line(run: dict[str, Any]) -> str:
-    cpu = " ".join(f"{k} {v:.3f}" for k, v in run["cpu_ms_per_request"].items())
-    return (
-        f"round {run['round']} c={run['c']} {run['variant']}: {run['per_second']:,.0f} req/s "
-        f"p50 {run['p50_ms']:.1f} p99 {run['p99_ms']:.1f} ms non2xx {run['non2xx']} "
-        f"errors {run['errors']}; CPU ms/request: {cpu}"
-    )
 
 
 # --- the summary (pure) -------------------------------------------------------------------
@@ -378,16 +373,23 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _pairs(
+    runs: Sequence[dict[str, Any]], mine: str, theirs: str
+) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """(concurrency, the run of `mine`, the run of `theirs`) for each round that has both."""
+    by_key = {(r["variant"], r["c"], r["round"]): r for r in runs}
+    for (name, connections, number), run_of_mine in by_key.items():
+        other = by_key.get((theirs, connections, number))
+        if name == mine and other is not None:
+            yield connections, run_of_mine, other
+
+
 def paired_gaps(runs: Sequence[dict[str, Any]], ours: str, floor: str) -> dict[int, dict[str, Any]]:
     """Per concurrency, our CPU per request minus the floor's, in µs, process by process and
     in total, taken within each round (the two runs minutes apart at most) and then summed up
     over rounds. A process the floor has not got counts 0 there: all of ours is above it."""
     found: dict[int, dict[str, list[float]]] = {}
-    by_key = {(r["variant"], r["c"], r["round"]): r for r in runs}
-    for (variant, connections, number), mine in by_key.items():
-        other = by_key.get((floor, connections, number))
-        if variant != ours or other is None:
-            continue
+    for connections, mine, other in _pairs(runs, ours, floor):
         gaps = found.setdefault(connections, {})
         for process, value in mine["cpu_ms_per_request"].items():
             base = other["cpu_ms_per_request"].get(COUNTERPARTS.get(process, process), 0.0)
@@ -404,11 +406,7 @@ def paired_ratios(runs: Sequence[dict[str, Any]], variant: str, other: str) -> d
     """Per concurrency, `variant` over `other` within each round: req/s, p99 and total CPU
     per request, then summed up over rounds."""
     found: dict[int, dict[str, list[float]]] = {}
-    by_key = {(r["variant"], r["c"], r["round"]): r for r in runs}
-    for (name, connections, number), mine in by_key.items():
-        theirs = by_key.get((other, connections, number))
-        if name != variant or theirs is None:
-            continue
+    for connections, mine, theirs in _pairs(runs, variant, other):
         ratios = found.setdefault(connections, {"per_second": [], "p99_ms": [], "cpu": []})
         ratios["per_second"].append(mine["per_second"] / theirs["per_second"])
         ratios["p99_ms"].append(mine["p99_ms"] / theirs["p99_ms"])
