@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # How late past its deadline a waiter may be answered: the timer serves every deadline due
 # within it at once.
 _SLACK = 0.01
+# Before a failed reader is replaced: an error that repeats is not retried in a tight loop.
+_RESTART_PAUSE = 1.0
 
 
 class VerdictWaiter:
@@ -44,13 +46,15 @@ class VerdictWaiter:
         self._deadlines: deque[tuple[float, asyncio.Future[VerdictReceipt | None]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._consumer = self._new_consumer()
+        self._following = False
         self._task: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
         """Following the verdicts topic (until then a waiting caller gets its 202 at the
-        deadline); False again if the reader stopped (a /ready that says so)."""
-        return self._task is not None and not self._task.done()
+        deadline); False while a reader that failed is being replaced (a /ready that says
+        so)."""
+        return self._following and self._task is not None and not self._task.done()
 
     async def start_when_reachable(self) -> None:
         """start(), retried while no broker answers (see start_with_backoff)."""
@@ -67,6 +71,11 @@ class VerdictWaiter:
         )
 
     async def start(self) -> None:
+        await self._follow_from_end()
+        self._task = asyncio.create_task(self._run(), name="verdict-waiter")
+        self._task.add_done_callback(_log_end)
+
+    async def _follow_from_end(self) -> None:
         await self._consumer.start()
         ids = await topic_partitions(self._bootstrap_servers, self._topic)
         partitions = [TopicPartition(self._topic, p) for p in ids]
@@ -75,8 +84,7 @@ class VerdictWaiter:
         # Resolve the end offsets now, so verdicts produced from here on are all seen.
         for tp in partitions:
             await self._consumer.position(tp)
-        self._task = asyncio.create_task(self._run(), name="verdict-waiter")
-        self._task.add_done_callback(_log_end)
+        self._following = True
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -119,6 +127,21 @@ class VerdictWaiter:
             self._set_timer(loop)
 
     async def _run(self) -> None:
+        """Read verdicts until stopped. A reader that fails (an error aiokafka does not
+        recover from by itself) is replaced by a new consumer from the topic's end, so the
+        gateway does not stay without verdicts until someone restarts it; callers waiting
+        meanwhile get their 202 at their deadline."""
+        while True:
+            try:
+                await self._read()
+            except Exception:
+                self._following = False
+                log.exception("the verdict reader failed; following the verdicts again")
+                await asyncio.sleep(_RESTART_PAUSE)
+                await self._replace_unstarted()
+                await start_with_backoff(self._follow_from_end, self._replace_unstarted)
+
+    async def _read(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=5000)
             for records in batches.values():
@@ -145,7 +168,7 @@ class VerdictWaiter:
 
 
 def _log_end(task: "asyncio.Task[None]") -> None:
-    """The reader ends only when stopped: anything else is said at once (and /ready says the
-    verdicts are no longer followed)."""
+    """The reader ends only when stopped (a failure of its own is followed by a new reader):
+    anything else is said at once (and /ready says the verdicts are no longer followed)."""
     if not task.cancelled() and (error := task.exception()) is not None:
         log.error("the verdict reader stopped", exc_info=error)

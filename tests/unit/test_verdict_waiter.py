@@ -4,8 +4,12 @@ one timer, and each gets its verdict, or None once its own time is up, never ear
 import asyncio
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from uuid import uuid4
 
+import pytest
+
+from ingest_gateway import verdicts
 from ingest_gateway.verdicts import VerdictWaiter
 from schemas import Verdict, VerdictReceipt
 from schemas.records import transaction_key
@@ -53,12 +57,51 @@ class _FailingConsumer:
         raise RuntimeError("the reader broke")
 
 
-async def test_a_reader_that_stopped_is_not_started() -> None:
-    waiter = VerdictWaiter("127.0.0.1:1", "verdicts", 0.1)
+class _OneVerdictConsumer:
+    """Hands over one record, then nothing."""
+
+    def __init__(self, key: bytes, value: bytes) -> None:
+        self._records: list[object] = [SimpleNamespace(key=key, value=value)]
+
+    async def getmany(self, **_: object) -> dict[object, list[object]]:
+        records, self._records = self._records, []
+        if not records:
+            await asyncio.sleep(0.01)
+        return {"partition": records}
+
+
+async def test_a_reader_that_failed_is_replaced_and_says_so_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader that fails is replaced by a new one from the topic's end (it stayed dead,
+    and the gateway without verdicts, until restarted); /ready says not started meanwhile."""
+    monkeypatch.setattr(verdicts, "_RESTART_PAUSE", 0.05)
+    waiter = VerdictWaiter("127.0.0.1:1", "verdicts", 2.0)
+    txn = uuid4()
+    verdict = Verdict(transaction_id=txn, anomaly=False, scored_at=NOW)
+    replaced = asyncio.Event()
+
+    async def follow_again() -> None:
+        assert not waiter.started  # failed, not yet following again
+        waiter._consumer = _OneVerdictConsumer(
+            transaction_key(txn), verdict.model_dump_json().encode()
+        )
+        waiter._following = True
+        replaced.set()
+
+    async def nothing() -> None:
+        pass
+
     waiter._consumer = _FailingConsumer()
+    waiter._following = True
+    monkeypatch.setattr(waiter, "_follow_from_end", follow_again)
+    monkeypatch.setattr(waiter, "_replace_unstarted", nothing)
+    future = waiter.expect(txn)
     waiter._task = asyncio.create_task(waiter._run())
-    assert waiter.started
-    await asyncio.sleep(0)
-    await asyncio.wait({waiter._task})
-    assert isinstance(waiter._task.exception(), RuntimeError)
-    assert not waiter.started  # /ready says the verdicts are not followed
+    try:
+        assert await waiter.wait(future) == VerdictReceipt.model_validate(verdict.model_dump())
+        assert replaced.is_set() and waiter.started
+    finally:
+        waiter._task.cancel()
+        await asyncio.wait({waiter._task})
+    assert not waiter.started  # stopped
