@@ -1,6 +1,9 @@
 """Fixtures of the fault suite: services of the test's own, so that a test can stop them."""
 
+import os
+import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,25 @@ class PrivateKafka(PrivateService):
         ports = {"KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port())}
         super().__init__("kafka.sh", state_dir, ports)
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.state_dir = state_dir
+
+    def broker_pid(self) -> int:
+        pid = int((self.state_dir / "kafka" / "kafka.pid").read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert b"kafka.Kafka" in cmdline, f"pid {pid} is not the test's broker"
+        return pid
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The broker's JVM stopped (SIGSTOP) for the block, resumed (SIGCONT) after it, also
+        when the block failed: its connections stay open and no byte is answered, as with a
+        GC pause, a frozen VM or a partition."""
+        pid = self.broker_pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
 
 @pytest.fixture
