@@ -1,7 +1,10 @@
 """Fixtures of the fault suite: services of the test's own, so that a test can stop them."""
 
+import asyncio
 import os
 import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +46,18 @@ class PrivateKafka(PrivateService):
 def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafka]:
     with PrivateKafka(tmp_path_factory.mktemp("kafka-state")) as kafka:
         yield kafka
+
+
+async def sigterm_and_time(process: "subprocess.Popen[bytes]") -> tuple[int | None, float]:
+    """SIGTERM to a worker: its exit code (None if it was still there after a minute) and
+    how long it took to exit."""
+    asked = time.monotonic()
+    process.terminate()
+    try:
+        code: int | None = await asyncio.to_thread(process.wait, 60)
+    except subprocess.TimeoutExpired:
+        code = None
+    return code, time.monotonic() - asked
 
 
 class PrivatePostgres(PrivateService):

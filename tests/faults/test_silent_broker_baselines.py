@@ -8,7 +8,6 @@ while frozen: it exits 0 within the bound instead of waiting for the broker."""
 
 import asyncio
 import json
-import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,7 +19,7 @@ from benchmarks.support import settings_from
 from shared.kafka import ensure_topics, project_topics
 from shared.settings import CommonSettings
 from tests.conftest import Isolated
-from tests.faults.conftest import PrivateKafka
+from tests.faults.conftest import PrivateKafka, sigterm_and_time
 from tests.faults.test_baseline_failover import MERCHANTS, baseline_worker, role, seed_transactions
 from tests.faults.test_baseline_sigterm import published
 from tests.kafka_helpers import read_all
@@ -88,13 +87,7 @@ async def test_sigterm_while_the_broker_is_frozen_exits_within_the_bound(
     try:
         with private_kafka.frozen():
             await asyncio.sleep(2)  # a recompute publishing into the silence
-            asked = time.monotonic()
-            worker.process.terminate()
-            try:
-                exit_code: int | None = await asyncio.to_thread(worker.process.wait, 60)
-            except subprocess.TimeoutExpired:
-                exit_code = None
-            stopped_in = time.monotonic() - asked
+            exit_code, stopped_in = await sigterm_and_time(worker.process)
     finally:
         worker.stop()
     print(f"\nSIGTERM with the broker frozen: exit {exit_code} after {stopped_in:.1f}s")

@@ -9,7 +9,6 @@ the detector exits within the shutdown bound, its batch not committed, and the n
 stores what is left once."""
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from benchmarks.throughput import produce
 from shared.kafka import ensure_topics, project_topics
 from shared.settings import CommonSettings
 from tests.conftest import Isolated
-from tests.faults.conftest import PrivateKafka
+from tests.faults.conftest import PrivateKafka, sigterm_and_time
 from tests.faults.test_detector_crashes import (
     COUNT,
     check_nothing_lost_or_doubled,
@@ -90,13 +89,7 @@ async def test_sigterm_while_the_broker_is_frozen_exits_within_the_bound(
     try:
         with private_kafka.frozen():
             await asyncio.sleep(1)  # the batch in hand (if any) waits on the broker
-            asked = time.monotonic()
-            detector.process.terminate()
-            try:
-                exit_code: int | None = await asyncio.to_thread(detector.process.wait, 60)
-            except subprocess.TimeoutExpired:
-                exit_code = None
-            stopped_in = time.monotonic() - asked
+            exit_code, stopped_in = await sigterm_and_time(detector.process)
     finally:
         detector.stop()
     print(f"\nSIGTERM with the broker frozen: exit {exit_code} after {stopped_in:.1f}s")

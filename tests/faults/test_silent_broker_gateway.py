@@ -23,7 +23,7 @@ from benchmarks.support import settings_from
 from shared.kafka import ensure_topics, project_topics
 from shared.settings import CommonSettings
 from tests.conftest import AUTH_HEADERS, Isolated
-from tests.faults.conftest import PrivateKafka
+from tests.faults.conftest import PrivateKafka, sigterm_and_time
 from tests.faults.test_detector_crashes import start_detector
 from tests.integration.test_gateway import VALID
 from tests.kafka_helpers import read_all
@@ -90,20 +90,25 @@ def acknowledged_and_unknown(
     return acked, unknown
 
 
-async def test_a_frozen_broker_gets_bounded_503s_and_the_gateway_recovers(
-    isolated: Isolated, private_kafka: PrivateKafka, tmp_path: Path
-) -> None:
-    bootstrap = private_kafka.bootstrap
+async def gateway_on(isolated: Isolated, kafka: PrivateKafka) -> tuple[dict[str, str], str]:
+    """The environment of a gateway on the private broker (its topics made), and its URL."""
     env = isolated.env | {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
         "PORT": str(free_port()),
         "RATE_LIMIT_RPS": "1000",
         "RATE_LIMIT_BURST": "1000",
         "PUBLISH_TIMEOUT_SECONDS": str(PUBLISH_TIMEOUT),
         "VERDICT_WAIT_SECONDS": str(VERDICT_WAIT),
     }
-    await ensure_topics(bootstrap, project_topics(settings_from(CommonSettings, env)))
-    url = f"http://127.0.0.1:{env['PORT']}"
+    await ensure_topics(kafka.bootstrap, project_topics(settings_from(CommonSettings, env)))
+    return env, f"http://127.0.0.1:{env['PORT']}"
+
+
+async def test_a_frozen_broker_gets_bounded_503s_and_the_gateway_recovers(
+    isolated: Isolated, private_kafka: PrivateKafka, tmp_path: Path
+) -> None:
+    bootstrap = private_kafka.bootstrap
+    env, url = await gateway_on(isolated, private_kafka)
     detector_env = isolated.worker_env("detector") | {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CONSUMER_GROUP": f"silent-{uuid4().hex[:8]}",
@@ -174,14 +179,7 @@ SIGTERM_BOUND = PUBLISH_TIMEOUT + 5.0 + 3.0
 async def test_sigterm_while_the_broker_is_frozen_answers_in_flight_and_exits(
     isolated: Isolated, private_kafka: PrivateKafka, tmp_path: Path
 ) -> None:
-    bootstrap = private_kafka.bootstrap
-    env = isolated.env | {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "PORT": str(free_port()),
-        "PUBLISH_TIMEOUT_SECONDS": str(PUBLISH_TIMEOUT),
-    }
-    await ensure_topics(bootstrap, project_topics(settings_from(CommonSettings, env)))
-    url = f"http://127.0.0.1:{env['PORT']}"
+    env, url = await gateway_on(isolated, private_kafka)
     timeout = aiohttp.ClientTimeout(total=120)
     with running("ingest_gateway", env, tmp_path / "gateway.log") as gateway:
         gateway.wait_healthy(f"{url}/health")
@@ -194,13 +192,7 @@ async def test_sigterm_while_the_broker_is_frozen_answers_in_flight_and_exits(
                     asked.call("no wait", "POST", "/transactions?wait=false", VALID)
                 )
                 await asyncio.sleep(0.5)
-                stopping = time.monotonic()
-                gateway.process.terminate()
-                try:
-                    code: int | None = await asyncio.to_thread(gateway.process.wait, 60)
-                except Exception:
-                    code = None
-                stopped_in = time.monotonic() - stopping
+                code, stopped_in = await sigterm_and_time(gateway.process)
                 await in_flight
     print(f"\nSIGTERM with the broker frozen: exit {code} after {stopped_in:.1f}s")
     assert code == 0, gateway.log_tail()

@@ -7,7 +7,6 @@ itself and delivers every alert, the ones published after the resume too. SIGTER
 frozen: it exits 0 within the bound instead of waiting for the broker to answer again."""
 
 import asyncio
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +20,7 @@ from ingest_gateway.webhooks.matching import event_id
 from shared.kafka import ensure_topics, project_topics
 from shared.settings import CommonSettings
 from tests.conftest import Isolated
-from tests.faults.conftest import PrivateKafka
+from tests.faults.conftest import PrivateKafka, sigterm_and_time
 from tests.faults.test_notifier_faults import healthy, report, start_notifier
 from tests.processes import Worker
 from tests.webhook_helpers import Receiver, dead_letters, eventually, make_alert, publish_alerts
@@ -105,13 +104,7 @@ async def test_sigterm_while_the_broker_is_frozen_exits_within_the_bound(
                 await asyncio.sleep(1)  # their offsets committed
             with private_kafka.frozen():
                 await asyncio.sleep(3)  # in flight: delivered by now, its commit waiting
-                asked = time.monotonic()
-                notifier.process.terminate()
-                try:
-                    code: int | None = await asyncio.to_thread(notifier.process.wait, 60)
-                except subprocess.TimeoutExpired:
-                    code = None
-                stopped_in = time.monotonic() - asked
+                code, stopped_in = await sigterm_and_time(notifier.process)
         finally:
             notifier.stop()
     finally:
