@@ -24,8 +24,15 @@ from shared.db import open_pool
 from shared.kafka import RenewableProducer, ensure_topics, make_producer, project_topics
 from shared.migrations import prepare_schema
 from shared.ops_http import start_ops_server
+from shared.tasks import hold_until_done
 
 log = logging.getLogger(__name__)
+
+# How long a stop waits for the recompute in hand to finish. Past it the recompute waits on a
+# dependency gone silent (a frozen broker never acknowledges its Kafka transaction, which then
+# is never committed: nothing of it is seen) and is given up, so that the process exits within
+# a supervisor's grace (30 s) instead of being killed.
+STOP_GRACE_SECONDS = 15.0
 
 
 class BaselineService:
@@ -122,7 +129,7 @@ class BaselineService:
         read = partial(inserted_rows, pool)
         before = await read() if cadence.watches_growth else None
         started = time.monotonic()
-        result = await self.recompute_once(pool, producers)
+        result = await self._recompute_in_hand(pool, producers)
         if once:
             return False
         cadence = cadence.after(time.monotonic() - started)
@@ -132,6 +139,31 @@ class BaselineService:
         if reason != "stop":
             self.metrics.recompute_triggers.labels(reason=reason).inc()
         return reason != "stop"
+
+    async def _recompute_in_hand(
+        self, pool: AsyncConnectionPool, producers: RenewableProducer
+    ) -> RecomputeResult | None:
+        """recompute_once, finished also when a stop comes meanwhile, unless it is still not
+        done STOP_GRACE_SECONDS after the stop (then given up: None)."""
+        task = asyncio.ensure_future(self.recompute_once(pool, producers))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        finally:
+            stop.cancel()
+            abandoned = not task.done()
+            if abandoned:  # its cancellation may wait on the silent broker: not waited for
+                task.cancel()
+                hold_until_done(task)
+        if abandoned:
+            log.error(
+                "the recompute in hand did not finish after the stop; given up",
+                extra={"seconds": STOP_GRACE_SECONDS},
+            )
+            return None
+        return task.result()
 
     async def recompute_once(
         self, pool: AsyncConnectionPool, producers: RenewableProducer

@@ -17,6 +17,7 @@ after its batch is durable.
 """
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -27,6 +28,11 @@ from faust.types import TP, ConsumerT, Message
 from mode import Service, ServiceT
 from mode.utils.futures import maybe_async
 from mode.utils.queues import FlowControlQueue
+
+log = logging.getLogger(__name__)
+
+# How long a stop waits for the consumer to close (see InlineConsumerThread.stop).
+CONSUMER_STOP_SECONDS = 3.0
 
 
 class RecordInbox:
@@ -114,12 +120,28 @@ class InlineConsumerThread(AIOKafkaConsumerThread):
 
     async def stop(self) -> None:
         """What the thread would do on its way out, in this loop: stop the consumer (Faust's
-        `on_thread_stop`), then the service's children, tasks and exit stacks."""
+        `on_thread_stop`), then the service's children, tasks and exit stacks.
+
+        Bounded: aiokafka's stop lets the group coordination finish and asks the broker to
+        leave the group, each waiting up to the request timeout (Faust's 90 s), so with a
+        broker gone silent (frozen, partitioned) a SIGTERM waited for it to answer again.
+        Past the bound the consumer is left as it is: the process is leaving, and the group
+        coordinator drops the member after its session timeout (its uncommitted records
+        are replayed by the next owner)."""
         if self._started.is_set() and not self._stopped.is_set():
             self._stopped.set()
-            await self.on_stop()
-            await self._shutdown_thread()
-            await self.on_shutdown()
+            try:
+                await asyncio.wait_for(self._close(), CONSUMER_STOP_SECONDS)
+            except TimeoutError:
+                log.warning(
+                    "the Kafka consumer did not stop in time; leaving it",
+                    extra={"seconds": CONSUMER_STOP_SECONDS},
+                )
+
+    async def _close(self) -> None:
+        await self.on_stop()
+        await self._shutdown_thread()
+        await self.on_shutdown()
 
     async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await maybe_async(fun(*args, **kwargs))

@@ -16,6 +16,8 @@ from shared.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+# How long a producer's stop may wait for the broker to acknowledge what is buffered.
+STOP_FLUSH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -186,12 +188,24 @@ class RenewableProducer:
             await self._producer.stop()
         self._producer = self._factory()
 
-    async def stop(self) -> None:
+    async def stop(self, flush_seconds: float = STOP_FLUSH_SECONDS) -> None:
+        """Flush what is still buffered and close, within `flush_seconds`: aiokafka's stop
+        waits until the broker acknowledged every record, so a broker gone silent (frozen,
+        partitioned) held a SIGTERM for as long as it stayed so. Past the bound the records
+        left are not delivered by this process (a caller that sent them was told the outcome
+        is unknown, or did not commit what they were for) and its connections are dropped
+        as it exits."""
         for task in list(self._background):
             with suppress(Exception):
                 await task
         if self.started:
-            await self._producer.stop()  # flushes what is still buffered
+            try:
+                await asyncio.wait_for(self._producer.stop(), flush_seconds)
+            except TimeoutError:
+                log.error(
+                    "Kafka did not acknowledge the buffered records in time; stopping without",
+                    extra={"seconds": flush_seconds},
+                )
             return
         with suppress(Exception):  # never started (Kafka never answered): nothing buffered
             await self._producer.stop()

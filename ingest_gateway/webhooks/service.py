@@ -32,6 +32,10 @@ from shared.ops_http import start_ops_server
 
 log = logging.getLogger(__name__)
 
+# How long a commit, and the consumer's stop, may wait for a broker that does not answer.
+COMMIT_TIMEOUT_SECONDS = 5.0
+CONSUMER_STOP_SECONDS = 3.0
+
 
 class _ForgetRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, service: "NotifierService") -> None:
@@ -141,8 +145,10 @@ class NotifierService:
         if not offsets:
             return
         try:
-            await self.consumer.commit(offsets)
-        except KafkaError as exc:
+            # Bounded: aiokafka retries a commit the broker does not answer for as long as
+            # it does not, and the loop (and a SIGTERM) would wait with it.
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
+        except (KafkaError, TimeoutError) as exc:
             # Those records are delivered again after a restart or rebalance (event ids are
             # stable): at least once, never lost.
             log.warning("offset commit failed", extra={"error": repr(exc)})
@@ -157,9 +163,13 @@ class NotifierService:
         log.info("notifier stopping", extra={"unfinished": self.dispatcher.tracker.in_flight()})
 
     async def _stop_consumer(self) -> None:
+        """Bounded: aiokafka's stop asks the broker to leave the group and waits up to its
+        request timeout (40 s) for the answer, so a broker gone silent (frozen,
+        partitioned) held a SIGTERM past a supervisor's grace. Past the bound the group
+        coordinator drops the member after its session timeout anyway."""
         try:
-            await self.consumer.stop()
-        except KafkaError as exc:
+            await asyncio.wait_for(self.consumer.stop(), CONSUMER_STOP_SECONDS)
+        except (KafkaError, TimeoutError) as exc:
             log.warning("consumer did not stop cleanly", extra={"error": repr(exc)})
 
     def _health(self) -> dict[str, object]:
