@@ -9,12 +9,13 @@ leader stands by and a standby reconnects instead of waiting on it for good.
 
 import asyncio
 import logging
+import math
 import zlib
 from typing import LiteralString, Self
 
 from psycopg import AsyncConnection, OperationalError
 
-from shared.db import connect_bound, cut_at
+from shared.db import DatabaseSilent, abandoned_session_options, connect_bound, cut_at
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,24 @@ class LeadershipLost(Exception):
 
 
 class LeaderLock:
-    def __init__(self, database_url: str, key: int, timeout_seconds: float = 120) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        key: int,
+        timeout_seconds: float = 120,
+        idle_seconds: float | None = None,
+    ) -> None:
+        """`timeout_seconds` bounds each statement; `idle_seconds`, when given, is how long
+        the server keeps the lock's session while it says nothing (longer than the leader
+        ever waits between two `confirm`s): a session its instance lost for good (a flow a
+        middlebox dropped while it acknowledges the server's keepalives) would otherwise
+        keep the lock, and nobody would lead."""
         self._database_url = database_url
         self._key = key
         self._timeout_seconds = timeout_seconds
+        self._options = abandoned_session_options(timeout_seconds)
+        if idle_seconds is not None:
+            self._options += f" -c idle_session_timeout={math.ceil(idle_seconds * 1_000)}"
         self._conn: AsyncConnection | None = None
 
     async def acquire(self, poll_seconds: float) -> None:
@@ -65,10 +80,13 @@ class LeaderLock:
             self._conn = await AsyncConnection.connect(
                 self._database_url,
                 autocommit=True,
+                options=self._options,
                 **connect_bound(self._database_url, self._timeout_seconds),
             )
-        with cut_at(self._conn, deadline, self._timeout_seconds):
+        with cut_at(self._conn, deadline, self._timeout_seconds) as cut:
             row = await (await self._conn.execute(query, params)).fetchone()
+        if cut.done:  # cut as the answer came: the session, and any lock of it, is gone
+            raise DatabaseSilent(f"database did not answer within {self._timeout_seconds:g} s")
         return row is not None and bool(row[0])
 
     async def release(self) -> None:

@@ -72,12 +72,21 @@ class BaselineService:
         )
         try:
             async with LeaderLock(
-                s.database_url, leader_lock_key(s.database_schema), self.database_timeout_seconds
+                s.database_url,
+                leader_lock_key(s.database_schema),
+                self.database_timeout_seconds,
+                idle_seconds=self.longest_silence_of_a_leader(),
             ) as lock:
                 await self._lead(lock, pool, once=once)
         finally:
             await pool.close()
             await ops.cleanup()
+
+    def longest_silence_of_a_leader(self) -> float:
+        """The longest a leader's lock session goes without a statement: a recompute (its
+        database steps bounded, its publish waiting at most about as long) and the wait for
+        the next one, after which it confirms the lock again."""
+        return self.settings.recompute_interval_seconds + 5 * self.database_timeout_seconds
 
     def transactional_id(self) -> str:
         """Shared by every instance of one deployment: a new leader's producer fences the

@@ -21,7 +21,7 @@ from detector_worker.decision import BODY_FIELDS, Scored
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.ports import Persisted
 from schemas import Alert
-from shared.db import bounded_connection, columns, cut_at, open_pool, timed
+from shared.db import DatabaseSilent, bounded_connection, columns, cut_at, open_pool, timed
 
 # A batch is streamed with binary COPY into a per-connection temporary table, then moved
 # with one INSERT ... SELECT: COPY is the cheapest way into PostgreSQL (far less client CPU than
@@ -202,9 +202,12 @@ _PREPARE_SECONDS = 10.0
 
 async def _prepare_connection(conn: AsyncConnection[Any]) -> None:
     """Give a new pool connection its staging table (the pool's `configure` hook)."""
-    with cut_at(conn, asyncio.get_running_loop().time() + _PREPARE_SECONDS, _PREPARE_SECONDS):
+    deadline = asyncio.get_running_loop().time() + _PREPARE_SECONDS
+    with cut_at(conn, deadline, _PREPARE_SECONDS) as cut:
         await conn.execute(CREATE_STAGING)
         await conn.commit()
+    if cut.done:  # cut as the answer came: the pool must not keep this connection
+        raise DatabaseSilent(f"database did not answer within {_PREPARE_SECONDS:g} s")
 
 
 async def open_store_pool(

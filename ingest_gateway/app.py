@@ -194,6 +194,7 @@ async def _dependencies(app: web.Application) -> AsyncIterator[None]:
         await connecting
     await app[VERDICTS].stop()
     await app[PRODUCER].stop()  # flushes anything still buffered
+    await app[IDEMPOTENCY].drain(settings.database_timeout_seconds)
     await app[POOL].close()
 
 

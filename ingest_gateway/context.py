@@ -40,10 +40,9 @@ ROUTE_SCOPES = web.AppKey("route_scopes", dict[web.AbstractRoute, Scope])
 # Set by the authentication middleware: the name of the caller's API key, and the caller.
 CALLER = web.RequestKey("caller", str)
 PRINCIPAL = web.RequestKey("principal", Caller)
-# When the request's reads must have answered by (loop time): set by its first bounded read,
-# so that all of them together (a session's lookup, then the page's) answer within
-# DATABASE_TIMEOUT_SECONDS (`read_within_bound`).
-READ_DEADLINE = web.RequestKey("read_deadline", float)
+# The seconds the request's reads have left: all of them together (a session's lookup, then
+# the page's) answer within DATABASE_TIMEOUT_SECONDS (`read_within_bound`).
+READ_BUDGET = web.RequestKey("read_budget", float)
 # Set by a handler whose 2xx answer holds a transient part (a batch item answered 503): such an
 # answer is not kept for Idempotency-Key replays.
 TRANSIENT_ANSWER = web.RequestKey("transient_answer", bool)

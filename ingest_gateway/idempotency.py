@@ -130,6 +130,12 @@ class IdempotencyStore:
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
+    async def drain(self, seconds: float) -> None:
+        """Wait (at most `seconds`) for the releases still in the background, before the
+        pool closes under them: a key left claimed waits out the claim timeout."""
+        if self._releasing:
+            await asyncio.wait(self._releasing, timeout=seconds)
+
     async def _release_quietly(self, api_key: str, key: str) -> None:
         try:
             await self.release(api_key, key)

@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 # How late past its deadline a waiter may be answered: the timer serves every deadline due
 # within it at once.
 _SLACK = 0.01
-# Before a failed reader is replaced: an error that repeats is not retried in a tight loop.
-_RESTART_PAUSE = 1.0
+# Before a failed reader is replaced: 1 s, doubled up to 30 s while each new reader fails
+# within a minute (an error that repeats is not retried, nor logged, every second).
+_RESTART_PAUSE, _MAX_RESTART_PAUSE, _HEALTHY_SECONDS = 1.0, 30.0, 60.0
 
 
 class VerdictWaiter:
@@ -131,13 +132,21 @@ class VerdictWaiter:
         recover from by itself) is replaced by a new consumer from the topic's end, so the
         gateway does not stay without verdicts until someone restarts it; callers waiting
         meanwhile get their 202 at their deadline."""
+        loop, pause = asyncio.get_running_loop(), _RESTART_PAUSE
         while True:
+            started = loop.time()
             try:
                 await self._read()
             except Exception:
                 self._following = False
-                log.exception("the verdict reader failed; following the verdicts again")
-                await asyncio.sleep(_RESTART_PAUSE)
+                log.exception(
+                    "the verdict reader failed; following the verdicts again",
+                    extra={"retry_in_seconds": pause},
+                )
+                # A failure that repeats at once is retried less and less often.
+                pause = _RESTART_PAUSE if loop.time() - started > _HEALTHY_SECONDS else pause
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _MAX_RESTART_PAUSE)
                 await self._replace_unstarted()
                 await start_with_backoff(self._follow_from_end, self._replace_unstarted)
 

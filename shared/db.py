@@ -22,14 +22,30 @@ from psycopg_pool import AsyncConnectionPool
 
 
 def connection_kwargs(schema: str, bound: float) -> dict[str, object]:
-    """Every connection resolves table names in the configured schema only, and the server
-    ends a session left idle in its transaction for twice the bound of a unit of work: only
-    a client that was cut off (`bounded_connection`) leaves one, and its row locks would
-    otherwise be held until the server's TCP keepalives notice, ~2 h by default, blocking
-    the retry of the very write that was cut."""
-    abandoned_ms = max(1_000, math.ceil(2_000 * bound))
-    options = f"-c search_path={schema} -c idle_in_transaction_session_timeout={abandoned_ms}"
+    # Every connection resolves table names in the configured schema only.
+    options = f"-c search_path={schema} {abandoned_session_options(bound)}"
     return {"options": options, "autocommit": False}
+
+
+def abandoned_session_options(bound: float) -> str:
+    """Server settings that end a session its client has abandoned, for a client whose units
+    of work last at most `bound` seconds. A client cut off (`bounded_connection`) leaves its
+    session behind, and the server otherwise holds it, with its locks, until its own TCP
+    keepalives notice, ~2 h by default (blocking the retry of the very write that was cut):
+    - a session idle in its transaction for twice the bound is ended;
+    - the server probes an idle connection after a quarter of the bound and drops a peer
+      that answers 3 probes no more (a dead host, a dropped flow), and drops one that leaves
+      its data unacknowledged for the bound;
+    - a running statement checks its client every half bound, and ends if it is gone."""
+    abandoned_ms = max(1_000, math.ceil(2_000 * bound))
+    check_ms = max(1_000, math.ceil(500 * bound))
+    idle_s, interval_s = max(1, math.ceil(bound / 4)), max(1, math.ceil(bound / 8))
+    return (
+        f"-c idle_in_transaction_session_timeout={abandoned_ms}"
+        f" -c tcp_keepalives_idle={idle_s} -c tcp_keepalives_interval={interval_s}"
+        f" -c tcp_keepalives_count=3 -c tcp_user_timeout={max(1_000, math.ceil(1_000 * bound))}"
+        f" -c client_connection_check_interval={check_ms}"
+    )
 
 
 def connect_bound(database_url: str, seconds: float) -> dict[str, Any]:

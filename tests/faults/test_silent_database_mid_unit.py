@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from baseline_worker.cadence import inserted_rows
+from baseline_worker.leadership import LeaderLock, LeadershipLost, leader_lock_key
 from detector_worker import store
 from detector_worker.metrics import DetectorMetrics
 from detector_worker.pipeline import DetectorPipeline
@@ -59,10 +60,11 @@ class SilentAt(SilenceableRelay):
         writer.close()
 
 
-class OneSilentAtCommit(SilenceableRelay):
-    """The first connection to send a COMMIT once armed goes silent, alone (a flow a NAT or
+class OneSilentAt(SilenceableRelay):
+    """The first connection to send `pattern` once armed goes silent, alone (a flow a NAT or
     a load balancer dropped); every other connection keeps working."""
 
+    pattern = b"COMMIT"
     armed = False
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -85,7 +87,7 @@ class OneSilentAtCommit(SilenceableRelay):
     ) -> None:
         with suppress(OSError):
             while data := await reader.read(65536):
-                if watch and self.armed and b"COMMIT" in data:
+                if watch and self.armed and self.pattern in data:
                     self.armed = False
                     speaking.clear()
                 await speaking.wait()
@@ -209,10 +211,10 @@ async def test_a_connection_cut_as_its_last_answer_came_is_not_reused(
 @pytest.fixture
 async def orphaning_pipeline(
     isolated: Isolated, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics, OneSilentAtCommit]]:
+) -> AsyncIterator[tuple[DetectorPipeline, DetectorMetrics, OneSilentAt]]:
     monkeypatch.setattr(store, "SMALL_BATCH", 0)  # the COPY path: a transaction, a COMMIT
-    relay, url = await relayed_url(isolated, "detector", OneSilentAtCommit)
-    assert isinstance(relay, OneSilentAtCommit)
+    relay, url = await relayed_url(isolated, "detector", OneSilentAt)
+    assert isinstance(relay, OneSilentAt)
     settings = isolated.settings(DetectorSettings, database_url=url)
     metrics = DetectorMetrics.create(CollectorRegistry())
     pool: AsyncConnectionPool = await open_store_pool(
@@ -229,7 +231,7 @@ async def orphaning_pipeline(
 
 
 async def test_a_write_cut_at_its_commit_does_not_block_its_retry_for_hours(
-    orphaning_pipeline: tuple[DetectorPipeline, DetectorMetrics, OneSilentAtCommit], db: Any
+    orphaning_pipeline: tuple[DetectorPipeline, DetectorMetrics, OneSilentAt], db: Any
 ) -> None:
     """The cut write's server session stays idle in its transaction, holding the batch's
     rows; the retry inserts the same ids and waited on it until the server's keepalives
@@ -242,3 +244,27 @@ async def test_a_write_cut_at_its_commit_does_not_block_its_retry_for_hours(
         await processing
     assert retries(metrics) >= 1  # the first attempt was cut
     assert db.execute("SELECT count(*) FROM transactions").fetchone() == (5,)
+
+
+async def test_a_lock_session_its_leader_lost_does_not_keep_the_lock(isolated: Isolated) -> None:
+    """The leader's lock session goes silent (its flow dropped by a middlebox that still
+    acknowledges the server): the leader stands by, and the session it left behind on the
+    server must not keep the lock, or nobody leads (~2 h with the server's keepalives
+    acknowledged by the middlebox: for good)."""
+    relay, url = await relayed_url(isolated, "baseline", OneSilentAt)
+    assert isinstance(relay, OneSilentAt)
+    relay.pattern = b"SELECT true"  # the leader's check
+    key = leader_lock_key(isolated.schema)
+    leader = LeaderLock(url, key, TIMEOUT, idle_seconds=3)
+    other = LeaderLock(isolated.worker_urls["baseline"], key, TIMEOUT, idle_seconds=3)
+    try:
+        await leader.acquire(poll_seconds=0.1)
+        relay.armed = True
+        with pytest.raises(LeadershipLost):
+            await leader.confirm()
+        async with asyncio.timeout(15):
+            await other.acquire(poll_seconds=0.5)
+    finally:
+        await leader.release()
+        await other.release()
+        await relay.__aexit__()
