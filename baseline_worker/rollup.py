@@ -27,12 +27,31 @@ from baseline_worker.stats import (
     day_log_median,
 )
 from schemas import BaselineScope, ScopeKind, Severity, Transaction
+from schemas.verdict import Rule
 
 _LEFT_OUT: frozenset[Severity] = frozenset(("high", "critical"))
+# Where a row judged high or critical by the `tail` rule starts to stay out: None, every such
+# row (the edge is then the alert's own). A z-equivalent past the high tier would let a tail's
+# own rare normal amounts feed it (docs/accuracy.md, "Round 10"); the other rules' high rows
+# (a fixed price's jump, the seed's z-scores) stay out whatever their z.
+TAIL_EXCLUSION_Z: float | None = None
 
 
-def feeds_baseline(severity: Severity | None) -> bool:
-    return severity not in _LEFT_OUT
+def feeds_baseline(
+    severity: Severity | None,
+    rule: Rule | None = None,
+    z_score: float | None = None,
+    tail_exclusion_z: float | None = TAIL_EXCLUSION_Z,
+) -> bool:
+    """Whether a row judged `severity` by `rule` at `z_score` feeds the baselines."""
+    if severity not in _LEFT_OUT:
+        return True
+    return (
+        tail_exclusion_z is not None
+        and rule == "tail"
+        and z_score is not None
+        and z_score < tail_exclusion_z
+    )
 
 
 def scopes_of(txn: Transaction) -> tuple[BaselineScope, BaselineScope]:
