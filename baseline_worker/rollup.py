@@ -3,9 +3,12 @@
 Every transaction except those judged `high` or `critical`, so that an outlier never widens
 (or fattens the tail of) the baseline it is judged against. `medium` rows stay in: leaving
 them out too trimmed the top of every distribution, and the next baseline then flagged more
-(docs/accuracy.md). The SQL trigger (ops/migrations/005, 007) says the same as
-`WHERE severity IS NULL OR severity = 'medium'`; tests/integration/test_baselines.py checks
-that the two agree on the same rows.
+(docs/accuracy.md). The SQL trigger (ops/migrations/005, 007, 015) and the closed days' hours
+(016) say the same as `WHERE severity IS NULL OR severity = 'medium'`;
+tests/integration/test_baselines.py checks that the two agree on the same rows (each with
+its rule and z-equivalent, so that an edge on one side only fails it). A separate edge for
+the `tail` rule's high rows (`tail_exclusion_z`) is a replay setting: round 10 measured it
+and production keeps every high row out (`TAIL_EXCLUSION_Z = None`).
 """
 
 import math
