@@ -3,9 +3,12 @@
 Every transaction except those judged `high` or `critical`, so that an outlier never widens
 (or fattens the tail of) the baseline it is judged against. `medium` rows stay in: leaving
 them out too trimmed the top of every distribution, and the next baseline then flagged more
-(docs/accuracy.md). The SQL trigger (ops/migrations/005, 007) says the same as
-`WHERE severity IS NULL OR severity = 'medium'`; tests/integration/test_baselines.py checks
-that the two agree on the same rows.
+(docs/accuracy.md). The SQL trigger (ops/migrations/005, 007, 015) and the closed days' hours
+(016) say the same as `WHERE severity IS NULL OR severity = 'medium'`;
+tests/integration/test_baselines.py checks that the two agree on the same rows (each with
+its rule and z-equivalent, so that an edge on one side only fails it). A separate edge for
+the `tail` rule's high rows (`tail_exclusion_z`) is a replay setting: round 10 measured it
+and production keeps every high row out (`TAIL_EXCLUSION_Z = None`).
 """
 
 import math
@@ -27,12 +30,31 @@ from baseline_worker.stats import (
     day_log_median,
 )
 from schemas import BaselineScope, ScopeKind, Severity, Transaction
+from schemas.verdict import Rule
 
 _LEFT_OUT: frozenset[Severity] = frozenset(("high", "critical"))
+# Where a row judged high or critical by the `tail` rule starts to stay out: None, every such
+# row (the edge is then the alert's own). A z-equivalent past the high tier would let a tail's
+# own rare normal amounts feed it (docs/accuracy.md, "Round 10"); the other rules' high rows
+# (a fixed price's jump, the seed's z-scores) stay out whatever their z.
+TAIL_EXCLUSION_Z: float | None = None
 
 
-def feeds_baseline(severity: Severity | None) -> bool:
-    return severity not in _LEFT_OUT
+def feeds_baseline(
+    severity: Severity | None,
+    rule: Rule | None = None,
+    z_score: float | None = None,
+    tail_exclusion_z: float | None = TAIL_EXCLUSION_Z,
+) -> bool:
+    """Whether a row judged `severity` by `rule` at `z_score` feeds the baselines."""
+    if severity not in _LEFT_OUT:
+        return True
+    return (
+        tail_exclusion_z is not None
+        and rule == "tail"
+        and z_score is not None
+        and z_score < tail_exclusion_z
+    )
 
 
 def scopes_of(txn: Transaction) -> tuple[BaselineScope, BaselineScope]:

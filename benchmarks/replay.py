@@ -34,7 +34,18 @@ RollupPolicy = Callable[[Verdict], bool]
 
 
 def production_policy(verdict: Verdict) -> bool:
-    return feeds_baseline(verdict.severity)
+    return feeds_baseline(verdict.severity, verdict.rule, verdict.z_score)
+
+
+@dataclass(frozen=True)
+class ExclusionEdge:
+    """Production's rule with another edge for the `tail` rule's high rows (None: every high
+    row stays out): a replay setting, picklable, so that a grid's workers can take it."""
+
+    tail_z: float | None
+
+    def __call__(self, verdict: Verdict) -> bool:
+        return feeds_baseline(verdict.severity, verdict.rule, verdict.z_score, self.tail_z)
 
 
 @dataclass(frozen=True)

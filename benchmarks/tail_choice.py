@@ -27,7 +27,7 @@ from baseline_worker.tail import ShapeEstimator, TailFit
 from benchmarks.accuracy import _jsonable, _table, fmt
 from benchmarks.evaluate import ScoredRecord, by_family, leave_one_family_out
 from benchmarks.family_accuracy import figures, nominal_tiers, verdict_score
-from benchmarks.replay import replay
+from benchmarks.replay import ExclusionEdge, RollupPolicy, production_policy, replay
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
 from benchmarks.world import HOLDOUT_FAMILIES, ROUND4_HOLDOUTS, WEEKDAY_HOLDOUTS, WorldConfig
 from detector_worker.scoring import ScoringConfig
@@ -41,6 +41,8 @@ class Candidate:
     name: str
     fit: TailFit
     scoring: ScoringConfig
+    # Which scored rows feed the replay's rollup (production's rule unless a grid says).
+    keeps: RollupPolicy = production_policy
 
 
 def grid() -> list[Candidate]:
@@ -86,7 +88,10 @@ def scored(
     records: list[ScoredRecord] = []
     for stream, scored_from in streams:
         verdicts = replay(
-            (item.transaction for item in stream), candidate.scoring, fit=candidate.fit
+            (item.transaction for item in stream),
+            candidate.scoring,
+            fit=candidate.fit,
+            keeps=candidate.keeps,
         )
         for item, (_, verdict) in zip(stream, verdicts, strict=True):
             if item.transaction.transaction_date >= scored_from:
@@ -179,6 +184,23 @@ def round9() -> list[Candidate]:
     ]
 
 
+# Round 10's edges: the high tier's own (1 in 5,000: today's rule), 1 in ~20,000, 1 in
+# 100,000, the critical tier's (1 in 1,000,000).
+EXCLUSION_EDGES = (3.54, 3.9, 4.26, 4.75)
+
+
+def exclusion() -> list[Candidate]:
+    """Where a row the `tail` rule judged high stops feeding the baselines (docs/accuracy.md,
+    round 10): at z 3.54, the high tier's edge (every high row out, as today), or only past a
+    rarer edge, so that a large scope's window keeps its own normal amounts past 1 in 5,000
+    (round 9: kept out, the GPD reads the tail lighter and moves the alert's edge down). The
+    other rules' high rows (a fixed price's jump) stay out on every candidate."""
+    return [
+        Candidate(f"tail rows out from z {z:g}", TailFit(), ScoringConfig(), ExclusionEdge(z))
+        for z in EXCLUSION_EDGES
+    ]
+
+
 GRIDS: dict[str, Callable[[], list[Candidate]]] = {
     "round2": grid,
     "round4": round4,
@@ -187,6 +209,7 @@ GRIDS: dict[str, Callable[[], list[Candidate]]] = {
     "recent_trend": recent_trend,
     "shape_estimator": shape_estimator,
     "round9": round9,
+    "exclusion": exclusion,
 }
 JSON_OF = {
     "round2": Path("benchmarks/results/tail_choice.json"),
@@ -196,6 +219,7 @@ JSON_OF = {
     "recent_trend": Path("benchmarks/results/recent_trend.json"),
     "shape_estimator": Path("benchmarks/results/shape_estimator.json"),
     "round9": Path("benchmarks/results/round9.json"),
+    "exclusion": Path("benchmarks/results/round10_exclusion.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 # The family streams by name; () is the eight of issue 12 (world.DEFAULT_FAMILIES).
@@ -408,7 +432,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "volume": args.volume,
                     "grid": args.grid,
                     "candidates": {
-                        c.name: {"fit": asdict(c.fit), "scoring": asdict(c.scoring)}
+                        c.name: {
+                            "fit": asdict(c.fit),
+                            "scoring": asdict(c.scoring),
+                            "keeps": getattr(c.keeps, "__name__", repr(c.keeps)),
+                        }
                         for c in candidates
                     },
                     "results": results,

@@ -27,6 +27,7 @@ from baseline_worker.stats import trend
 from baseline_worker.tail import TailFit
 from detector_worker.baseline_table import BaselineTable
 from schemas import Baseline, BaselineScope, Severity, TailModel, Transaction
+from schemas.verdict import Rule
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
 from tests.conftest import Isolated
@@ -63,11 +64,13 @@ def insert(
     days_ago: float,
     severity: str | None = None,
     currency: str = "USD",
+    rule: Rule | None = None,
+    z_score: float | None = None,
 ) -> None:
     db.execute(
         "INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,"
-        " anomaly, severity, scored_at) VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s,"
-        " now())",
+        " anomaly, severity, rule, z_score, scored_at) VALUES (gen_random_uuid(), %s, %s, %s,"
+        " %s, %s, %s, %s, %s, %s, now())",
         (
             amount,
             currency,
@@ -76,6 +79,8 @@ def insert(
             NOW - timedelta(days=days_ago),
             severity is not None,
             severity,
+            rule,
+            z_score,
         ),
     )
 
@@ -226,9 +231,10 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     arrived for days that entered it), and after late rows arrived for its closed days with
     the window where it was (a backfill: ops/migrations/017). Replays (the accuracy
     benchmark, `jalytics-backtest`) rest on this."""
-    rng = random.Random(5)
+    rng, judge = random.Random(5), random.Random(6)
     memory = MemoryRollup(window_days=30)
     seasonal = weekly = trended = 0
+    judged: list[Row] = []
     later = NOW + timedelta(days=3)
     for now, oldest, newest in ((NOW, 40, 0), (later, 40, -3), (later, 25, 5)):
         for i in range(250):
@@ -244,12 +250,21 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
                 amount = Decimal("1.00")
             if i % 50 == 0:
                 amount = rng.choice([Decimal("0.01"), Decimal("9.99"), Decimal("99999999.99")])
-            row = random_row(rng, amount.max(Decimal("0.01")), days_ago)
+            row = random_row(rng, amount.max(Decimal("0.01")), days_ago, judge)
             insert(
-                db, str(row.amount), "food", row.merchant, row.days_ago, row.severity, row.currency
+                db,
+                str(row.amount),
+                "food",
+                row.merchant,
+                row.days_ago,
+                row.severity,
+                row.currency,
+                row.rule,
+                row.z_score,
             )
-            if feeds_baseline(row.severity):
+            if feeds_baseline(row.severity, row.rule, row.z_score):
                 memory.add(row.transaction())
+            judged.append(row)
         published = {b.scope: b for b in (await recomputer.run(now)).published}
         assert_same_baselines(published, memory.window(now), now)
         by_hour, by_weekday, by_median = await assert_same_hours(
@@ -263,6 +278,13 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     assert seasonal > 0
     assert weekly > 0
     assert trended > 0
+    # Rows the tail rule judged high at z-equivalents on both sides of every exclusion edge
+    # the replay tried (docs/accuracy.md, round 10), and other rules' high rows, were
+    # compared: a rule that one side applies and the other not fails above.
+    high = [row for row in judged if row.severity in ("high", "critical")]
+    tail_high = [row.z_score or 0.0 for row in high if row.rule == "tail"]
+    assert min(tail_high) < 3.9 and max(tail_high) > 4.75
+    assert any(row.rule != "tail" for row in high)
 
 
 async def test_a_history_loaded_after_a_recompute_has_its_tail_at_the_next(
@@ -301,6 +323,8 @@ class Row:
     currency: str
     severity: Severity | None
     days_ago: float
+    rule: Rule | None = None
+    z_score: float | None = None
 
     def transaction(self) -> Transaction:
         return Transaction(
@@ -313,15 +337,20 @@ class Row:
         )
 
 
-def random_row(rng: random.Random, amount: Decimal, days_ago: float) -> Row:
+def random_row(rng: random.Random, amount: Decimal, days_ago: float, judge: random.Random) -> Row:
+    """A row judged as the detector would (drawn from `judge`, so that `rng` draws the rows
+    it always drew): its rule and z-equivalent in its tier's range, so that `feeds_baseline`
+    with an exclusion edge for the tail rule (`TAIL_EXCLUSION_Z`) meets rows on both sides."""
     severities: list[Severity | None] = [*[None] * 8, "medium", "high", "critical"]
-    return Row(
-        amount,
-        rng.choice(["Cafe", "Bar"]),
-        rng.choice(["USD", "EUR"]),
-        rng.choice(severities),
-        days_ago,
-    )
+    merchant, currency = rng.choice(["Cafe", "Bar"]), rng.choice(["USD", "EUR"])
+    severity = rng.choice(severities)
+    rules: list[Rule | None] = ["tail", "tail", "low_variance", "log_zscore", None]
+    rule = None if severity is None else judge.choice(rules)
+    z_by_severity = {None: (0.0, 2.88), "medium": (2.88, 3.54), "high": (3.54, 4.75)}
+    low, high = z_by_severity.get(severity, (4.75, 7.0))
+    without_z = rule in ("low_variance", None) and judge.random() < 0.5  # the seed's rule
+    z = None if without_z else judge.uniform(low, high)
+    return Row(amount, merchant, currency, severity, days_ago, rule, z)
 
 
 async def assert_same_hours(

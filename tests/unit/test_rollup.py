@@ -31,6 +31,23 @@ def test_only_high_and_critical_stay_out_of_baselines() -> None:
     assert not feeds_baseline("high") and not feeds_baseline("critical")
 
 
+def test_an_exclusion_edge_lets_the_tail_rules_high_rows_under_it_feed() -> None:
+    edge = 4.26
+    assert feeds_baseline("high", "tail", 3.6, tail_exclusion_z=edge)
+    assert not feeds_baseline("high", "tail", edge, tail_exclusion_z=edge)  # inclusive, as tiers
+    assert not feeds_baseline("critical", "tail", 5.0, tail_exclusion_z=edge)
+    # No edge: the alert's own (every high row out, whatever its z).
+    assert not feeds_baseline("high", "tail", 3.6, tail_exclusion_z=None)
+
+
+def test_other_rules_high_rows_stay_out_whatever_their_z() -> None:
+    # A fixed price's jump must never be learned; the seed's z-scores keep the seed's rule.
+    for rule in ("low_variance", "zscore", "log_zscore", None):
+        assert not feeds_baseline("high", rule, 3.6, tail_exclusion_z=4.26)
+    assert not feeds_baseline("high", "low_variance", None, tail_exclusion_z=4.26)
+    assert not feeds_baseline("high", "tail", None, tail_exclusion_z=4.26)
+
+
 def test_rollup_sums_whole_utc_days_of_the_window() -> None:
     rollup = MemoryRollup(window_days=3)
     for day, amount in ((0, "1000"), (1, "10"), (2, "20")):
