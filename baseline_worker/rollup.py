@@ -13,13 +13,21 @@ and production keeps every high row out (`TAIL_EXCLUSION_Z = None`).
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from functools import lru_cache
 
-from baseline_worker.compute import OPEN_DAYS, ScopeStats, window_days
-from baseline_worker.histogram import bin_of_log
+from baseline_worker.compute import (
+    OPEN_DAYS,
+    PRICE_RECURRENCES,
+    RecurringPrice,
+    ScopeStats,
+    window_days,
+    with_recurring_prices,
+)
+from baseline_worker.histogram import bin_of, bin_of_log
 from baseline_worker.stats import (
     HOURS,
     DayMedians,
@@ -55,6 +63,12 @@ def feeds_baseline(
         and z_score is not None
         and z_score < tail_exclusion_z
     )
+
+
+def kept_as_price(severity: Severity | None, rule: Rule | None) -> bool:
+    """Whether a row kept out of the baselines may yet count as a price of its scope, should
+    its amount recur (`compute.with_recurring_prices`; ops/migrations/020's WHERE)."""
+    return rule == "low_variance" and severity in _LEFT_OUT
 
 
 def scopes_of(txn: Transaction) -> tuple[BaselineScope, BaselineScope]:
@@ -220,6 +234,10 @@ class MemoryRollup:
     def __init__(self, window_days: int) -> None:
         self._window = window_days
         self._days: defaultdict[date, dict[BaselineScope, _Day]] = defaultdict(dict)
+        # The rows `kept_as_price` names, per day and scope: their amounts.
+        self._kept: defaultdict[date, defaultdict[BaselineScope, Counter[Decimal]]] = defaultdict(
+            lambda: defaultdict(Counter)
+        )
         # The window's closed days summed, for the day it was made for: a replay runs in
         # time order, so only today changes between two recomputes of the same day.
         self._closed: tuple[date, dict[BaselineScope, _DayScope]] | None = None
@@ -241,6 +259,30 @@ class MemoryRollup:
                 entry = rows[scope] = entry.copy()
             entry.add(scaled, log_amount, bin_index, at.hour)
 
+    def keep_out(self, txn: Transaction) -> None:
+        """A row kept out of the baselines that may yet count as a price (`kept_as_price`)."""
+        kept = self._kept[txn.transaction_date.astimezone(UTC).date()]
+        for scope in scopes_of(txn):
+            kept[scope][txn.amount] += 1
+
+    def _recurring(self, first: date, last: date) -> dict[BaselineScope, list[RecurringPrice]]:
+        """What ops/migrations/020's `baseline_recurring_kept_prices` reads over the window."""
+        sums: defaultdict[tuple[BaselineScope, Decimal], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for day, scopes in self._kept.items():
+            if first <= day <= last:
+                index = (day - first).days
+                for scope, amounts in scopes.items():
+                    for amount, count in amounts.items():
+                        found = sums[scope, amount]
+                        found[0] += count
+                        found[1] += count * index
+                        found[2] += count * index * index
+        recurring: dict[BaselineScope, list[RecurringPrice]] = {}
+        for (scope, amount), (count, days, days_sq) in sums.items():
+            if count >= PRICE_RECURRENCES:
+                recurring.setdefault(scope, []).append(RecurringPrice(amount, count, days, days_sq))
+        return recurring
+
     def window(self, now: datetime) -> "RollupWindow":
         """What a recompute at `now` aggregates (baseline_worker.compute.aggregate)."""
         first, today = window_days(now, self._window)
@@ -258,16 +300,23 @@ class MemoryRollup:
         partial = dict(self._days.get(today, {}))
         for entry in partial.values():
             entry.shared = True
-        return RollupWindow(self._closed[1], partial, (today - first).days)
+        return RollupWindow(
+            self._closed[1], partial, (today - first).days, self._recurring(first, today)
+        )
 
 
 class RollupWindow:
     """One recompute's view of the rollup; each scope is summed when first asked for."""
 
     def __init__(
-        self, closed: dict[BaselineScope, _DayScope], today: dict[BaselineScope, _Day], index: int
+        self,
+        closed: dict[BaselineScope, _DayScope],
+        today: dict[BaselineScope, _Day],
+        index: int,
+        recurring: Mapping[BaselineScope, list[RecurringPrice]] | None = None,
     ) -> None:
         self._closed, self._today, self._today_index = closed, today, index
+        self._recurring = recurring or {}
         self._partial: dict[BaselineScope, _DayScope] = {}
 
     def scopes(self) -> set[BaselineScope]:
@@ -293,13 +342,22 @@ class RollupWindow:
         moments, weights, hours, weekdays, medians = sums
         if not moments.count:
             return None
-        bins = self.bins(scope) if with_bins else Counter[int]()
+        bins = self._fed_bins(scope) if with_bins else Counter[int]()
         days = () if closed is None else tuple(closed.closed_medians)
-        return ScopeStats(scope, moments, bins, weights, hours, weekdays, medians, days)
+        stats = ScopeStats(scope, moments, bins, weights, hours, weekdays, medians, days)
+        if prices := self._recurring.get(scope):
+            stats = with_recurring_prices(stats, prices)
+        return stats
 
     def bins(self, scope: BaselineScope) -> Counter[int]:
         """The scope's window histogram alone (what `stats` adds to a scope's moments): a
         replay that already holds the moments reads it only when it refits the tail."""
+        bins = self._fed_bins(scope)
+        for price in self._recurring.get(scope, ()):
+            bins[bin_of(price.amount)] += price.count
+        return bins
+
+    def _fed_bins(self, scope: BaselineScope) -> Counter[int]:
         bins: Counter[int] = Counter()
         if (closed := self._closed.get(scope)) is not None:
             bins.update(closed.bins)

@@ -5,7 +5,9 @@ baselines come from production's own pieces: the rollup's arithmetic
 (`baseline_worker.rollup.MemoryRollup`, what the SQL trigger keeps, checked against it by
 tests/integration/test_baselines.py), the window of `baseline_worker.compute.window_days`,
 and the baseline worker's `to_baseline` (moments and the fitted tail). Rows judged high or
-critical never feed the rollup (`baseline_worker.rollup.feeds_baseline`).
+critical never feed the rollup (`baseline_worker.rollup.feeds_baseline`), but those the
+fixed-price rule kept out count in again where their amount recurs
+(`baseline_worker.compute.with_recurring_prices`).
 
 Production recomputes every `RECOMPUTE_INTERVAL_SECONDS` (60 s) of wall-clock time, or sooner
 after a burst of rows (`RECOMPUTE_GROWTH_SHARE`); a replay recomputes at every
@@ -21,7 +23,13 @@ from typing import Any
 
 from baseline_worker.compute import ScopeStats
 from baseline_worker.recompute import DEFAULT_FIT, scope_tail, with_tail
-from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline, scope_of
+from baseline_worker.rollup import (
+    MemoryRollup,
+    RollupWindow,
+    feeds_baseline,
+    kept_as_price,
+    scope_of,
+)
 from baseline_worker.tail import TailFit
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.scoring import ScoringConfig, score
@@ -139,4 +147,6 @@ def replay(
         verdict = score(txn, baselines, config, at)
         if keeps(verdict):
             rollup.add(txn)
+        elif kept_as_price(verdict.severity, verdict.rule):
+            rollup.keep_out(txn)
         yield txn, verdict

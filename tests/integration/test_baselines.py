@@ -16,11 +16,11 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from psycopg import AsyncConnection
 
-from baseline_worker.compute import ScopeStats, aggregate
+from baseline_worker.compute import ScopeStats, aggregate, window_days
 from baseline_worker.leadership import LeaderLock, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer, scope_tail, to_baseline
-from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
+from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline, kept_as_price
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
 from baseline_worker.stats import trend
@@ -233,7 +233,7 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     benchmark, `jalytics-backtest`) rest on this."""
     rng, judge = random.Random(5), random.Random(6)
     memory = MemoryRollup(window_days=30)
-    seasonal = weekly = trended = 0
+    seasonal = weekly = trended = recurring = 0
     judged: list[Row] = []
     later = NOW + timedelta(days=3)
     for now, oldest, newest in ((NOW, 40, 0), (later, 40, -3), (later, 25, 5)):
@@ -264,9 +264,22 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
             )
             if feeds_baseline(row.severity, row.rule, row.z_score):
                 memory.add(row.transaction())
+            elif kept_as_price(row.severity, row.rule):
+                memory.keep_out(row.transaction())
             judged.append(row)
+            if i % 20 == 3:  # a fixed price's second price, kept out, recurring
+                insert(db, "59.98", "food", "Cafe", row.days_ago, "high", "USD", "low_variance")
+                memory.keep_out(
+                    Row(
+                        Decimal("59.98"), "Cafe", "USD", "high", row.days_ago, "low_variance"
+                    ).transaction()
+                )
         published = {b.scope: b for b in (await recomputer.run(now)).published}
         assert_same_baselines(published, memory.window(now), now)
+        first_day, last_day = window_days(now, 30)
+        recurring += db.execute(
+            "SELECT count(*) FROM baseline_recurring_kept_prices(%s, %s)", (first_day, last_day)
+        ).fetchone()[0]
         by_hour, by_weekday, by_median = await assert_same_hours(
             database_url, isolated.schema, memory.window(now), now
         )
@@ -278,6 +291,7 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     assert seasonal > 0
     assert weekly > 0
     assert trended > 0
+    assert recurring > 0  # kept-out amounts that recur were counted back on both sides
     # Rows the tail rule judged high at z-equivalents on both sides of every exclusion edge
     # the replay tried (docs/accuracy.md, round 10), and other rules' high rows, were
     # compared: a rule that one side applies and the other not fails above.

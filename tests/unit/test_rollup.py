@@ -1,12 +1,15 @@
 """The rollup's arithmetic in memory (what the SQL trigger keeps), as replays use it."""
 
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
+import pytest
+
 from baseline_worker.compute import stale_scopes
 from baseline_worker.histogram import bin_of
-from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline
+from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline, kept_as_price
 from schemas import BaselineScope, ScopeKind, Transaction
 
 DAY0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -100,3 +103,45 @@ def test_stale_scopes_are_those_whose_histogram_count_differs_from_their_moments
         ("merchant", "d", "USD"),
     ]
     assert stale_scopes({}, {}) == []
+
+
+def test_only_the_fixed_price_rules_high_rows_may_count_as_a_price() -> None:
+    assert kept_as_price("high", "low_variance") and kept_as_price("critical", "low_variance")
+    assert not kept_as_price("medium", "low_variance") and not kept_as_price(None, None)
+    assert not kept_as_price("high", "tail") and not kept_as_price("high", "zscore")
+
+
+def test_a_kept_out_amount_that_recurs_counts_as_if_it_had_fed() -> None:
+    """A fixed price's second price, kept out at each charge, recurs: the window is what it
+    would be had those rows fed it (moments, day weights, histogram), in every scope. An
+    amount kept out once (a jump) stays out."""
+    fed, kept = MemoryRollup(window_days=30), MemoryRollup(window_days=30)
+    for day in range(10):
+        at = DAY0 + timedelta(days=day, hours=9)
+        for rollup in (fed, kept):
+            rollup.add(txn("29.99", at))
+        if day % 3 == 0:
+            fed.add(txn("59.98", at))
+            kept.keep_out(txn("59.98", at))
+    kept.keep_out(txn("412.77", DAY0 + timedelta(days=4)))  # a jump: once
+    now = DAY0 + timedelta(days=10)
+    for scope in (FOOD, CAFE):
+        as_fed, as_kept = fed.window(now).stats(scope), kept.window(now).stats(scope)
+        assert as_fed is not None and as_kept is not None
+        a, b = as_kept.moments, as_fed.moments
+        assert (a.count, a.total, a.total_sq) == (b.count, b.total, b.total_sq)  # exact
+        # ln(amount) summed in another order: equal but for the last bits.
+        assert (a.log_total, a.log_total_sq) == pytest.approx((b.log_total, b.log_total_sq))
+        assert astuple(as_kept.day_weights) == pytest.approx(astuple(as_fed.day_weights))
+        assert as_kept.bins == as_fed.bins == kept.window(now).bins(scope)
+        assert bin_of(Decimal("412.77")) not in as_kept.bins
+
+
+def test_a_kept_out_amount_seen_once_in_the_window_is_not_a_price() -> None:
+    rollup = MemoryRollup(window_days=3)
+    rollup.add(txn("29.99", DAY0))
+    rollup.keep_out(txn("59.98", DAY0))  # leaves the window below
+    rollup.add(txn("29.99", DAY0 + timedelta(days=5)))
+    rollup.keep_out(txn("59.98", DAY0 + timedelta(days=5)))
+    window = rollup.window(DAY0 + timedelta(days=5, hours=1))
+    assert count_and_mean(window, CAFE) == (1, 29.99)
