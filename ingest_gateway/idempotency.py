@@ -31,7 +31,7 @@ _CLAIM = """
 INSERT INTO idempotency_keys (api_key, key, method_path, request_hash)
 VALUES (%s, %s, %s, %s)
 ON CONFLICT (api_key, key) DO NOTHING
-RETURNING 1
+RETURNING created_at
 """
 _LOOKUP = """
 SELECT method_path, request_hash, status, response, headers
@@ -44,11 +44,17 @@ DELETE FROM idempotency_keys
 WHERE api_key = %s AND key = %s AND status IS NULL AND created_at < %s
   AND method_path = %s AND request_hash = %s
 """
+# Both only on the claim they were given (its `created_at`): a request that ran past the
+# claim timeout, whose key a retry has claimed since, must not answer for, or free, the
+# retry's claim.
 _STORE = """
 UPDATE idempotency_keys SET status = %s, response = %s, headers = %s
-WHERE api_key = %s AND key = %s
+WHERE api_key = %s AND key = %s AND created_at = %s
 """
-_RELEASE = "DELETE FROM idempotency_keys WHERE api_key = %s AND key = %s AND status IS NULL"
+_RELEASE = """
+DELETE FROM idempotency_keys
+WHERE api_key = %s AND key = %s AND status IS NULL AND created_at = %s
+"""
 
 
 def request_fingerprint(method_path: str, body: bytes) -> str:
@@ -63,7 +69,10 @@ def is_kept(status: int) -> bool:
 
 @dataclass(frozen=True)
 class Claimed:
-    """The key is ours: do the work, then `store` (or `release` on failure)."""
+    """The key is ours: do the work, then `store` (or `release` on failure). `since` (when
+    it was claimed) names this claim among the key's: `store` and `release` touch only it."""
+
+    since: datetime
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,7 @@ class IdempotencyStore:
                 await conn.execute(_CLAIM, (api_key, key, method_path, fingerprint))
             ).fetchone()
             if claimed is not None:
-                return Claimed()
+                return Claimed(claimed[0])
             row = await (await conn.execute(_LOOKUP, (api_key, key))).fetchone()
         if row is None:  # expired and deleted between the two statements: try once more
             return await self.claim(api_key, key, method_path, fingerprint, now)
@@ -113,20 +122,28 @@ class IdempotencyStore:
         return Replay(status, response, headers or {})
 
     async def store(
-        self, api_key: str, key: str, status: int, body: Any, headers: dict[str, str]
+        self,
+        api_key: str,
+        key: str,
+        claim: Claimed,
+        status: int,
+        body: Any,
+        headers: dict[str, str],
     ) -> None:
         async with bounded_connection(self._pool) as conn:
-            await conn.execute(_STORE, (status, Jsonb(body), Jsonb(headers), api_key, key))
+            await conn.execute(
+                _STORE, (status, Jsonb(body), Jsonb(headers), api_key, key, claim.since)
+            )
 
-    async def release(self, api_key: str, key: str) -> None:
+    async def release(self, api_key: str, key: str, claim: Claimed) -> None:
         async with bounded_connection(self._pool) as conn:
-            await conn.execute(_RELEASE, (api_key, key))
+            await conn.execute(_RELEASE, (api_key, key, claim.since))
 
-    def release_soon(self, api_key: str, key: str) -> None:
+    def release_soon(self, api_key: str, key: str, claim: Claimed) -> None:
         """Release in the background, for a request the database failed: its 503 goes out
         now instead of after a second bound spent on the same database, and the key is free
         again as soon as the database answers (or, without it, after the claim timeout)."""
-        task = asyncio.create_task(self._release_quietly(api_key, key))
+        task = asyncio.create_task(self._release_quietly(api_key, key, claim))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
@@ -136,8 +153,8 @@ class IdempotencyStore:
         if self._releasing:
             await asyncio.wait(self._releasing, timeout=seconds)
 
-    async def _release_quietly(self, api_key: str, key: str) -> None:
+    async def _release_quietly(self, api_key: str, key: str, claim: Claimed) -> None:
         try:
-            await self.release(api_key, key)
+            await self.release(api_key, key, claim)
         except (OperationalError, PoolTimeout) as exc:
             log.warning("idempotency claim not released", extra={"error": repr(exc)})

@@ -248,18 +248,21 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         response = await handler(request)
     except (OperationalError, PoolTimeout):
-        store.release_soon(caller, key)  # the 503 now, not after a second wait on the database
+        # The 503 now, not after a second wait on the database.
+        store.release_soon(caller, key, outcome)
         raise
     except BaseException:
         # Without the database the claim frees itself after the claim timeout instead.
         with suppress(OperationalError, PoolTimeout):
-            await store.release(caller, key)
+            await store.release(caller, key, outcome)
         raise
-    await _keep_or_release(request, key, response)
+    await _keep_or_release(request, key, outcome, response)
     return response
 
 
-async def _keep_or_release(request: web.Request, key: str, response: web.StreamResponse) -> None:
+async def _keep_or_release(
+    request: web.Request, key: str, claim: Claimed, response: web.StreamResponse
+) -> None:
     """Keep a final answer for replays; release the key after a transient one.
 
     The work is done and the answer true: if the database fails now, the answer still goes
@@ -273,13 +276,13 @@ async def _keep_or_release(request: web.Request, key: str, response: web.StreamR
     )
     try:
         if not kept:
-            await store.release(caller, key)
+            await store.release(caller, key, claim)
             return
         assert isinstance(response, web.Response)
         headers = {
             name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers
         }
         body = request.get(REPLAY_BODY) or json.loads(response.body)  # type: ignore[arg-type]
-        await store.store(caller, key, response.status, body, headers)
+        await store.store(caller, key, claim, response.status, body, headers)
     except (OperationalError, PoolTimeout) as exc:
         log.error("idempotency answer not kept", extra={"error": repr(exc), "path": request.path})

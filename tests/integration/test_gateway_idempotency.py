@@ -4,7 +4,7 @@ F4, F6, F7), on the real broker and database."""
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -46,7 +46,8 @@ async def claim_and_die(
     or PostgreSQL gone before the answer was kept): the key "in progress", no answer."""
     fingerprint = request_fingerprint(method_path, body)
     store = client.app[IDEMPOTENCY]
-    assert await store.claim(CALLER, key, method_path, fingerprint, datetime.now(UTC)) == Claimed()
+    claimed = await store.claim(CALLER, key, method_path, fingerprint, datetime.now(UTC))
+    assert isinstance(claimed, Claimed)
 
 
 async def test_f4_a_key_reused_after_its_ttl_with_a_new_body_is_a_new_transaction(
@@ -138,3 +139,31 @@ async def test_f7_a_not_scored_yet_404_is_not_replayed_under_the_key(
     retry = await client.post(path, json={"reason": "refund"}, headers=key)
     assert retry.status == 201, await retry.text()
     assert "Idempotent-Replayed" not in retry.headers
+
+
+async def test_a_request_that_outlived_its_claim_neither_frees_nor_answers_for_the_next(
+    client: TestClient[Any, Any], db: Any
+) -> None:
+    """A request still working past the claim timeout, whose key a retry has claimed since,
+    ends: its release (a transient answer) or its stored answer must not touch the retry's
+    claim (a third request would run beside the retry, or replay an answer the retry never
+    gave)."""
+    store, key, method_path = client.app[IDEMPOTENCY], f"slow-{uuid4()}", "POST /transactions"
+    fingerprint = request_fingerprint(method_path, b"{}")
+    first = await store.claim(CALLER, key, method_path, fingerprint, datetime.now(UTC))
+    later = datetime.now(UTC) + timedelta(seconds=2 * CLAIM_TIMEOUT)
+    retry = await store.claim(CALLER, key, method_path, fingerprint, later)
+    assert isinstance(first, Claimed) and isinstance(retry, Claimed)
+    assert retry.since != first.since  # the first's claim was taken over
+
+    await store.release(CALLER, key, first)
+    await store.store(CALLER, key, first, 201, {"from": "the first"}, {})
+    row = db.execute(
+        "SELECT status, created_at FROM idempotency_keys WHERE key = %s", (key,)
+    ).fetchone()
+    assert row == (None, retry.since)  # the retry's claim, untouched
+
+    await store.release(CALLER, key, retry)
+    assert db.execute(
+        "SELECT count(*) FROM idempotency_keys WHERE key = %s", (key,)
+    ).fetchone() == (0,)
