@@ -27,6 +27,10 @@ EXIT_UNEXPECTED = 70
 # Exit code of a stop asked for while a batch was being retried: a normal stop, though the
 # batch is left uncommitted (it is replayed by the next owner of its partitions).
 EXIT_STOPPED = 0
+# A stop still going this long after SIGTERM waits on a dependency gone silent: the process
+# leaves anyway (DetectorApp.leave_when_stop_overdue), well before a supervisor's SIGKILL at
+# 30 s (supervisord's stopwaitsecs, compose's stop_grace_period).
+STOP_DEADLINE_SECONDS = 15.0
 # At most this many transaction ids (record keys) in the log line of a failed batch.
 _LOGGED_IDS = 20
 
@@ -70,6 +74,7 @@ def batch_context(records: Sequence[RawRecord]) -> dict[str, object]:
 
 def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust.App:
     app = _faust_app(settings)
+    app.leave_when_stop_overdue(STOP_DEADLINE_SECONDS, _leave_overdue_stop)
     runtime = DetectorRuntime(settings, registry, stop_requested=lambda: app.should_stop)
     source = app.topic(
         settings.topic_transactions,
@@ -120,6 +125,15 @@ def create_app(settings: DetectorSettings, registry: CollectorRegistry) -> faust
 
 def raw_records(messages: list[Message]) -> list[RawRecord]:
     return [RawRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
+
+
+def _leave_overdue_stop() -> NoReturn:
+    log.error(
+        "stop overdue (a dependency does not answer); leaving without committing",
+        extra={"seconds": STOP_DEADLINE_SECONDS},
+    )
+    logging.shutdown()
+    os._exit(EXIT_STOPPED)
 
 
 def exit_for(records: Sequence[RawRecord], error: BaseException) -> NoReturn:

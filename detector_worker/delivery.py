@@ -272,6 +272,20 @@ class DetectorApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._inbox: RecordInbox | None = None
+        self._overdue_stop: tuple[float, Callable[[], None]] | None = None
+
+    def leave_when_stop_overdue(self, seconds: float, leave: Callable[[], None]) -> None:
+        """Call `leave` (which must not return) if a stop has not ended `seconds` after it
+        began: a stop that waits on a dependency gone silent (a frozen broker holds Faust's
+        offset commit in its stop, or a batch's first publish) would otherwise wait for it
+        to answer again, past the supervisor's SIGKILL. Nothing is lost: the batch in hand
+        was not committed, and the next owner of its partitions replays it."""
+        self._overdue_stop = (seconds, leave)
+
+    async def on_stop(self) -> None:
+        if self._overdue_stop is not None:
+            asyncio.get_running_loop().call_later(*self._overdue_stop)
+        await super().on_stop()
 
     def inbox(self, topic: str, max_fetches: int = 4) -> RecordInbox:
         self._inbox = RecordInbox(self, topic, max_fetches)

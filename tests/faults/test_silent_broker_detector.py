@@ -36,7 +36,9 @@ SESSION_TIMEOUT_SECONDS = 10
 # SIGTERM to exit with the broker frozen. Idle: the consumer's close is given up after
 # delivery.CONSUMER_STOP_SECONDS (it waited for the broker to answer again, for good). With a
 # batch in hand: its publish fails at the producer's request timeout (15 s), then the stop
-# ends the retrying at once (as test_detector_sigterm_while_retrying).
+# ends the retrying at once (as test_detector_sigterm_while_retrying); or aiokafka retries
+# the produce, Faust's stop waits on its offset commit, and the stop is overdue at
+# app.STOP_DEADLINE_SECONDS (15 s): the process leaves (it waited for the broker, once).
 IDLE_SHUTDOWN_BOUND = 10.0
 BUSY_SHUTDOWN_BOUND = 15.0 + 5.0
 
