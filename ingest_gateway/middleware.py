@@ -1,7 +1,6 @@
 """Request middlewares, outermost first: observe, reject, authenticate, rate limit, read the
 body, bound reads, idempotency."""
 
-import asyncio
 import json
 import logging
 import re
@@ -16,6 +15,7 @@ from psycopg_pool import PoolTimeout
 
 from ingest_gateway.access_log import log_request
 from ingest_gateway.auth import MalformedCredential
+from ingest_gateway.body import UnreadableBody, answer_and_close, read_whole_body
 from ingest_gateway.context import (
     ACCESS_LOG_LEVEL,
     CALLER,
@@ -102,6 +102,8 @@ async def reject(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Rejection as exc:
         request.app[METRICS].rejected.labels(reason=exc.reason).inc()
         return error_response(exc.status, exc.error, exc.detail)
+    except UnreadableBody as exc:
+        return await answer_and_close(request, exc)
     except web.HTTPRequestEntityTooLarge:
         request.app[METRICS].rejected.labels(reason="too_large").inc()
         return error_response(413, "body too large")
@@ -182,44 +184,10 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 
 @web.middleware
 async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read the whole body within BODY_READ_TIMEOUT_SECONDS (handlers then get it from
-    aiohttp's cache): a request whose body stalls must not hold its connection forever."""
-    if not request.body_exists:
-        return await handler(request)
-    if (request.content_length or 0) > request.app[SETTINGS].max_body_bytes:
-        # Said in its headers: no need to wait for a body that would be refused (it was a 408
-        # after BODY_READ_TIMEOUT_SECONDS when the bytes never came).
-        request.app[METRICS].rejected.labels(reason="too_large").inc()
-        return await _answer_and_close(request, 413, "body too large")
-    try:
-        if request.content.is_eof():
-            # All of it has arrived (nearly every body: it came with the headers): reading it
-            # cannot stall, and a timer per request would cost more than the rest of this.
-            await request.read()
-        else:
-            async with asyncio.timeout(request.app[SETTINGS].body_read_timeout_seconds):
-                await request.read()
-    except TimeoutError:
-        request.app[METRICS].rejected.labels(reason="body_timeout").inc()
-        return await _answer_and_close(request, 408, "request body not received in time")
-    except web.RequestPayloadError:
-        # e.g. a Content-Encoding: gzip body that is not gzip (it answered 500).
-        request.app[METRICS].rejected.labels(reason="unreadable_body").inc()
-        return await _answer_and_close(
-            request, 400, "request body could not be decoded (its Content-Encoding?)"
-        )
+    """Read the whole body before the handler (it then comes from aiohttp's cache), within
+    BODY_READ_TIMEOUT_SECONDS: an UnreadableBody is answered by `reject`."""
+    await read_whole_body(request)
     return await handler(request)
-
-
-async def _answer_and_close(request: web.Request, status: int, error: str) -> web.Response:
-    """Send the answer, then close at once: aiohttp would otherwise linger up to 10 s more,
-    waiting for the rest of a body that is not coming."""
-    response = error_response(status, error)
-    response.force_close()
-    await response.prepare(request)
-    await response.write_eof()
-    request.protocol.force_close()  # the answer is flushed before the socket closes
-    return response
 
 
 @web.middleware

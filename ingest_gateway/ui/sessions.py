@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
+from ingest_gateway.body import read_whole_body
 from shared.db import bounded_connection
 
 COOKIE = "jalytics_session"
@@ -122,6 +123,9 @@ async def presented_csrf_token(request: web.Request) -> str:
     (its plain forms, such as sign-out)."""
     token = request.headers.get(CSRF_HEADER)
     if token is None and request.content_type == "application/x-www-form-urlencoded":
+        # Read here, before the middleware that reads every body: bounded the same way, or a
+        # session holder's form that stalls would hold its connection forever.
+        await read_whole_body(request)
         token = await form_field(request, CSRF_FIELD)
     return token or ""
 

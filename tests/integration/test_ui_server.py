@@ -1,8 +1,10 @@
 """The analyst inbox's server side on the real database: sessions, CSRF, headers, escaping,
 assets. (tests/e2e/test_ui_browser.py drives the same pages in Chromium.)"""
 
+import asyncio
 import hashlib
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -211,3 +213,30 @@ async def test_assets_have_hashed_names_and_cache_headers(browser: TestClient[An
     again = await browser.get(css, headers={"If-None-Match": response.headers["ETag"]})
     assert again.status == 304
     assert (await browser.get("/ui/static/app.css")).status == 404
+
+
+async def test_a_session_holders_form_that_stalls_gets_408_and_the_connection_closed(
+    isolated: Isolated,
+) -> None:
+    # The CSRF check reads a form's token before the middleware that bounds every body read:
+    # with a valid session, a form body promised and never sent held its connection forever.
+    settings = isolated.settings(
+        GatewaySettings, rate_limit_rps=1000, rate_limit_burst=1000, body_read_timeout_seconds=0.5
+    )
+    async with TestClient(TestServer(create_app(settings, CollectorRegistry()))) as client:
+        signed_in = await sign_in(client, SCOPED_KEYS["analyst"])
+        session_id = signed_in.cookies["jalytics_session"].value
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(
+            "POST /ui/sign-out HTTP/1.1\r\nHost: x\r\n"
+            f"Cookie: jalytics_session={session_id}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+            "csrf_token=".encode()
+        )
+        await writer.drain()
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)  # read() ends at close
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b"request body not received in time" in answer
+    assert time.monotonic() - started < 3
