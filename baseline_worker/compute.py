@@ -234,6 +234,16 @@ async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> Non
     await conn.execute(ADVANCE_SQL, _window(now, days))
 
 
+async def budget_closed_days(conn: AsyncConnection, seconds: float) -> None:
+    """How long, in the transaction under way, one statement may go on computing closed
+    days' hours and medians before it leaves the rest to the next recompute (one day at
+    least; ops/migrations/021): a backlog of every closed day at 10 M stored rows outlived the
+    bound, was cut and rolled back, and no baseline was ever published again."""
+    await conn.execute(
+        "SELECT set_config('jalytics.closed_days_budget', %s, true)", (f"{seconds:g} seconds",)
+    )
+
+
 async def _weekdays(conn: AsyncConnection, first_day: date) -> dict[ScopeKey, WeekdayLevels]:
     """One row a scope; the samples' days counted from the window's first day, as the trend
     counts them (`DayWeights`)."""

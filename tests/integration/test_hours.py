@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from baseline_worker.compute import advance_window
+from baseline_worker.compute import advance_window, budget_closed_days
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import Recomputer
 from baseline_worker.settings import BaselineSettings
@@ -69,8 +69,12 @@ async def baseline_pool(isolated: Isolated) -> AsyncIterator[AsyncConnectionPool
     await pool.close()
 
 
-async def advance(pool: AsyncConnectionPool, now: datetime) -> None:
+async def advance(
+    pool: AsyncConnectionPool, now: datetime, budget_seconds: float | None = None
+) -> None:
     async with pool.connection() as conn, conn.transaction():
+        if budget_seconds is not None:
+            await budget_closed_days(conn, budget_seconds)
         await advance_window(conn, now, DAYS)
 
 
@@ -173,6 +177,60 @@ async def test_the_backfill_of_an_empty_table_is_idempotent(
     db.execute("UPDATE baseline_window SET first_day = NULL, last_day = NULL")
     await advance(baseline_pool, NOW)
     assert stored(db) == filled
+
+
+def closed_days_state(db: Any) -> list[tuple[Any, ...]]:
+    """The hours (`stored`), the weekdays and the days' medians the window's closed days make."""
+    weekdays: list[tuple[Any, ...]] = db.execute(
+        "SELECT * FROM baseline_window_weekdays ORDER BY scope_kind, scope_name, currency"
+    ).fetchall()
+    medians = db.execute(
+        "SELECT * FROM baseline_rollup_medians ORDER BY scope_kind, scope_name, currency, day"
+    ).fetchall()
+    summed = db.execute(
+        "SELECT * FROM baseline_window_medians ORDER BY scope_kind, scope_name, currency"
+    ).fetchall()
+    return [*stored(db), *weekdays, *medians, *summed]
+
+
+def pending(db: Any) -> bool:
+    return bool(db.execute("SELECT days_pending FROM baseline_window").fetchone()[0])
+
+
+async def test_a_backlog_of_closed_days_is_worked_through_a_day_at_a_time_within_the_budget(
+    db: Any, baseline_pool: AsyncConnectionPool
+) -> None:
+    # A budget spent at once: each move computes one closed day's hours and median (newest
+    # first) and leaves the rest pending, instead of all of them in one unit of work that a
+    # large table made outlive the bound (then cut, rolled back and retried for ever).
+    for when, amount, severity in ROWS:
+        insert(db, when, amount, severity)
+    done: list[list[Any]] = []
+    for _ in range(3):
+        await advance(baseline_pool, NOW, budget_seconds=0)
+        days = db.execute("SELECT DISTINCT day FROM baseline_rollup_hours ORDER BY day DESC")
+        done.append([d for (d,) in days.fetchall()])
+    closed = [NOW.date() - timedelta(days=n) for n in (2, 3, 4)]  # 03-08, 03-07, 03-06
+    assert done == [closed[:1], closed[:2], closed]
+    medians = db.execute("SELECT DISTINCT day FROM baseline_rollup_medians ORDER BY day DESC")
+    assert [d for (d,) in medians.fetchall()] == closed
+    assert not pending(db)
+    # Whole and exact: what one unbudgeted move computes from nothing.
+    budgeted = closed_days_state(db)
+    db.execute(
+        "TRUNCATE baseline_rollup_hours, baseline_window_hour_sums, baseline_window_hours,"
+        " baseline_window_weekdays, baseline_rollup_medians, baseline_window_medians"
+    )
+    db.execute("UPDATE baseline_window SET first_day = NULL, last_day = NULL")
+    await advance(baseline_pool, NOW)
+    assert not pending(db)
+    assert closed_days_state(db) == budgeted
+    # Nothing pending and the window where it was: a move does nothing (no lock, no work).
+    db.execute("UPDATE baseline_rollup_hours SET log_totals = '{100}'")
+    await advance(baseline_pool, NOW + timedelta(hours=1), budget_seconds=0)
+    assert {tuple(t) for (t,) in db.execute("SELECT log_totals FROM baseline_rollup_hours")} == {
+        (100.0,)
+    }
 
 
 # Every 7 minutes for 24 days before NOW: evenings (16-23 UTC) four times dearer.
