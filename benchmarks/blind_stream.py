@@ -19,7 +19,7 @@ import itertools
 import json
 import math
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +32,7 @@ DAYS = 45
 TRANSACTIONS = 135_000
 ANOMALY_SHARE = 0.004
 WARMUP_DAYS = 38.0
+WINDOW_DAYS = 30  # the backtest's default baseline window (benchmarks.replay), for --explain
 TINY = 1e-12  # true_p beyond a bounded support (a fixed price, a full tank): "impossible"
 # Spike sizes (times the merchant's mean at that moment): (share, low, high), log-uniform.
 SPIKE_MIX = ((0.2, 3.0, 5.0), (0.4, 5.0, 10.0), (0.4, 10.0, 20.0))
@@ -431,6 +432,8 @@ def _flat_level(rng: Rng) -> Level:
     return Level()
 
 
+# Each: name, merchants, share of traffic, amount shape, price level, weekday and hour
+# volume profiles, brand names.
 CATEGORIES = (
     Category(
         "grocery",
@@ -744,7 +747,8 @@ P_EDGES = (0, 1e-9, 1e-6, 1e-4, 1e-2, 1.01)
 
 
 def load_stream(path: Path, warmup_days: float = WARMUP_DAYS) -> list[dict[str, Any]]:
-    """The stream's rows in time order, each with `seen` (the merchant's rows before it) and
+    """The stream's rows in time order, each with `seen` (the merchant's rows before it),
+    `window` (those of the last WINDOW_DAYS, the replay's default baseline window) and
     `counted` (inside the evaluated days: from the first row + warmup_days, as the
     backtest counts)."""
     rows = [json.loads(line) for line in path.open() if line.strip()]
@@ -753,22 +757,41 @@ def load_stream(path: Path, warmup_days: float = WARMUP_DAYS) -> list[dict[str, 
     rows.sort(key=lambda row: row["when"])
     counted_from = rows[0]["when"] + timedelta(days=warmup_days)
     seen: Counter[str] = Counter()
+    recent: dict[str, deque[datetime]] = defaultdict(deque)
     for row in rows:
-        row["seen"] = seen[row["merchant"]]
+        window = recent[row["merchant"]]
+        while window and window[0] < row["when"] - timedelta(days=WINDOW_DAYS):
+            window.popleft()
+        row["seen"], row["window"] = seen[row["merchant"]], len(window)
         row["counted"] = row["when"] >= counted_from
         seen[row["merchant"]] += 1
+        window.append(row["when"])
     return rows
 
 
-def explain(alerts: Path, stream: Path, warmup_days: float = WARMUP_DAYS) -> str:
+def explain(
+    pairs: Sequence[tuple[Path, Path]],
+    warmup_days: float = WARMUP_DAYS,
+    exclude: Sequence[str] = (),
+) -> str:
     """Markdown: per method, high+ false alerts and missed anomalies by shape, samples
-    seen, amount against typical, true_p, and the merchants that account for most."""
-    rows = [row for row in load_stream(stream, warmup_days) if row["counted"]]
+    seen, amount against typical, true_p, and the merchants that account for most. Several
+    (alerts, stream) pairs (seeds) are pooled; merchants are then named stream:merchant.
+    `exclude`: merchants (as named in the streams) left out of every figure."""
+    rows: list[dict[str, Any]] = []
     verdicts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for line in alerts.open():
-        alert = json.loads(line)
-        verdicts[alert["method"]][alert["transaction"]["id"]] = alert["verdict"]
-    out = [f"# Breakdown of {alerts} against {stream} ({len(rows):,} evaluated rows)"]
+    for alerts, stream in pairs:
+        for row in load_stream(stream, warmup_days):
+            if row["counted"] and row["merchant"] not in exclude:
+                prefix = f"{stream.stem}:" if len(pairs) > 1 else ""
+                rows.append(row | {"merchant": prefix + row["merchant"]})
+        for line in alerts.open():
+            alert = json.loads(line)
+            verdicts[alert["method"]][alert["transaction"]["id"]] = alert["verdict"]
+    names = ", ".join(f"{alerts} on {stream}" for alerts, stream in pairs)
+    out = [f"# Breakdown of {names} ({len(rows):,} evaluated rows)"]
+    if exclude:
+        out.append(f"\nLeft out: {', '.join(exclude)}.")
     for method, said in verdicts.items():
         ids = {key for key, verdict in said.items() if verdict["severity"] in HIGH_PLUS}
         false = [row for row in rows if row["id"] in ids and not row["is_fraud"]]
@@ -868,19 +891,59 @@ def _clear_misses(rows: Sequence[dict[str, Any]], said: dict[str, dict[str, Any]
         "",
         f"{len(rows)} of them clear (true_p <= {CLEAR:g}):",
         "",
-        "| merchant | shape | kind | rows seen | amount | typical | true_p | detector's tail p "
-        "| detector said |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| merchant | shape | kind | rows seen | in window (n) | amount | typical | true_p | "
+        "detector's tail p | its p x n | detector said |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in sorted(rows, key=lambda row: (row["shape"], row["merchant"])):
         verdict = said.get(row["id"])
         estimated = verdict.get("tail_probability") if verdict else None
+        shown = (
+            ("-", "-")
+            if estimated is None
+            else (f"{estimated:.2g}", f"{estimated * row['window']:.2f}")
+        )
         lines.append(
             f"| {row['merchant']} | {row['shape']} | {row['anomaly_kind']} | {row['seen']} | "
-            f"{row['amount']} | {row['typical']:.2f} | {row['true_p']:.2g} | "
-            f"{'-' if estimated is None else f'{estimated:.2g}'} | {_said(verdict)} |"
+            f"{row['window']} | {row['amount']} | {row['typical']:.2f} | {row['true_p']:.2g} | "
+            f"{shown[0]} | {shown[1]} | {_said(verdict)} |"
         )
     return lines
+
+
+def results_table(paths: Sequence[Path]) -> str:
+    """Markdown: high+ precision, recall and false alerts per 10k of each method in each
+    backtest --json file, and their mean over the files (seeds)."""
+    figures = {path: json.loads(path.read_text()) for path in paths}
+    lines = [
+        "| method | file | high+ precision | high+ recall | high+ false / 10k | "
+        "recall at 2 / 5 / 13 per 10k |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for method in next(iter(figures.values())):
+        rows = [(path.stem, entry[method]) for path, entry in figures.items()]
+        for name, entry in rows:
+            high, at = entry["high+"], entry["recall_at"]
+            lines.append(
+                f"| {method} | {name} | {high['precision']:.2f} | {high['recall']:.2f} | "
+                f"{high['false_alerts_per_10k']:.1f} | "
+                + " / ".join(f"{at[k]:.2f}" for k in ("2", "5", "13"))
+                + " |"
+            )
+        mean = {
+            key: sum(entry["high+"][key] for _, entry in rows) / len(rows)
+            for key in ("precision", "recall", "false_alerts_per_10k")
+        }
+        at_mean = [
+            sum(entry["recall_at"][k] for _, entry in rows) / len(rows) for k in ("2", "5", "13")
+        ]
+        lines.append(
+            f"| **{method}** | **mean** | **{mean['precision']:.2f}** | **{mean['recall']:.2f}** | "
+            f"**{mean['false_alerts_per_10k']:.1f}** | "
+            + " / ".join(f"{v:.2f}" for v in at_mean)
+            + " |"
+        )
+    return "\n".join(lines)
 
 
 # --- command line -------------------------------------------------------------------------
@@ -913,15 +976,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--explain",
-        nargs=2,
+        nargs="+",
         type=Path,
-        metavar=("ALERTS", "STREAM"),
-        help="break down a backtest's --alerts file against its stream",
+        metavar="ALERTS STREAM",
+        help="break down a backtest's --alerts file against its stream (pairs: pooled)",
+    )
+    parser.add_argument(
+        "--table", nargs="+", type=Path, metavar="JSON", help="tabulate backtest --json files"
+    )
+    parser.add_argument(
+        "--exclude", nargs="+", default=[], metavar="MERCHANT", help="with --explain: leave out"
     )
     parser.add_argument("--warmup-days", type=float, default=WARMUP_DAYS)
     args = parser.parse_args(argv)
+    if args.table:
+        print(results_table(args.table))
+        return
     if args.explain:
-        print(explain(args.explain[0], args.explain[1], args.warmup_days))
+        if len(args.explain) % 2:
+            parser.error("--explain takes pairs: ALERTS STREAM [ALERTS STREAM ...]")
+        pairs = list(zip(args.explain[::2], args.explain[1::2], strict=True))
+        print(explain(pairs, args.warmup_days, args.exclude))
         return
     if args.out is None:
         parser.error("--out is required (or --explain)")

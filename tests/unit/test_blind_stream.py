@@ -14,6 +14,7 @@ from benchmarks.blind_stream import (
     Continuous,
     Discrete,
     beta_sf,
+    explain,
     gamma_q,
     generate,
     main,
@@ -119,3 +120,28 @@ def test_cli_writes_jsonl(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 3000
     assert {"id", "amount", "currency", "category", "merchant", "transaction_date"} <= set(lines[0])
+
+
+def test_explain_counts_false_alerts_and_misses(tmp_path: Path) -> None:
+    stream = tmp_path / "s.jsonl"
+    main(["--seed", "4", "--out", str(stream), "--transactions", "20000", "--end", "2026-06-30"])
+    rows = [json.loads(line) for line in stream.read_text().splitlines()]
+    late = [r for r in rows if r["transaction_date"] >= "2026-06-25"]  # evaluated days
+    normal = next(r for r in late if not r["is_fraud"])
+    anomalies = [r for r in late if r["is_fraud"]]
+    alerts = tmp_path / "alerts.jsonl"
+    verdict = {"severity": "high", "rule": "tail", "tail_probability": 1e-5}
+    alerts.write_text(
+        "\n".join(
+            json.dumps({"method": "tail", "transaction": {"id": r["id"]}, "verdict": verdict})
+            for r in [normal, anomalies[0]]
+        )
+        + "\n"
+    )
+    text = explain([(alerts, stream)])
+    assert "### 1 high+ false alerts" in text
+    total = next(line for line in text.splitlines() if line.startswith("| all |"))
+    cells = [cell.strip() for cell in total.split("|")[1:-1]]
+    assert cells[2] == "1"  # high+ false
+    assert cells[5] == "1"  # caught
+    assert f"### {int(cells[4]) - 1} missed anomalies" in text
