@@ -27,6 +27,18 @@ window that ends today. A live replay in fast time therefore scores the evaluate
 against baselines a few seconds (a fraction of an event day) behind and a trend read for
 today. This benchmark measures what that costs, which no event-time figure can show
 (`benchmarks.frozen_replay` reproduces the live timing without the processes).
+
+    .venv/bin/python -m benchmarks.live_replay --file blind.jsonl --oracle-column true_p \
+        --out benchmarks/results/blind_live_s1.json
+
+`--file` replays someone else's labelled stream instead, in `jalytics-backtest`'s format
+(JSON lines or CSV: amount, category, merchant, transaction_date with a time zone, optional
+currency and id; the label in `--label-column`, the oracle's true tail probability in
+`--oracle-column` if the file has one): moved by whole days so that its last day is
+yesterday, its last `--evaluated-days` (UTC days) evaluated, the rest posted as history, the
+same procedure as above. Only the live figures are computed (the file carries no families:
+rows are grouped by category; `jalytics-backtest` gives the event-time replay of a file);
+without an oracle column the figures against the oracle are left out.
 """
 
 import argparse
@@ -50,8 +62,10 @@ from uuid import UUID
 import aiohttp
 from aiokafka import AIOKafkaConsumer
 
+from benchmarks.backtest import read_rows
 from benchmarks.evaluate import ScoredRecord
 from benchmarks.family_accuracy import ALL, config_replay, per_family
+from benchmarks.generator import AnomalyKind
 from benchmarks.harness import connect, free_port, isolated, persisted, running, wait_until
 from benchmarks.ingest import gateway_env
 from benchmarks.live_basis import StoredTimeline, stored_timings, verdict_basis
@@ -80,7 +94,7 @@ REPORTED = (
 def shift_days(stream: Sequence[StreamItem], last_day: date) -> list[StreamItem]:
     """The stream moved by whole days so that its last day is `last_day`; the hours and
     weekdays' order are kept (a whole-week move keeps the weekdays too when it can)."""
-    end = max(item.transaction.transaction_date for item in stream).date()
+    end = max(item.transaction.transaction_date for item in stream).astimezone(UTC).date()
     days = (last_day - end).days
     return [
         replace(
@@ -93,6 +107,31 @@ def shift_days(stream: Sequence[StreamItem], last_day: date) -> list[StreamItem]
         )
         for item in stream
     ]
+
+
+def file_stream(path: Path, label: str, oracle: str | None) -> tuple[list[StreamItem], int]:
+    """The file's valid rows in time order as stream items, and how many rows were refused.
+    A labelled row has no kind in a file: it is counted as a spike. Its category stands in
+    for the family the figures are grouped by."""
+    loaded = read_rows(path, label, oracle)
+    items = [
+        StreamItem(
+            transaction=row.transaction,
+            anomaly=AnomalyKind.SPIKE if row.label else None,
+            family=row.transaction.category,
+            p_true=row.p_true,
+        )
+        for row in loaded.rows
+    ]
+    return items, sum(loaded.rejected.values())
+
+
+def _without_oracle(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The figures that do not need the oracle's p_true (NaN when the file has none)."""
+    return {
+        family: {k: v for k, v in flat.items() if "oracle@" not in k}
+        for family, flat in table.items()
+    }
 
 
 def body_of(item: StreamItem) -> dict[str, Any]:
@@ -221,6 +260,26 @@ def false_alerts(
     return found
 
 
+def anomaly_verdicts(
+    items: Sequence[StreamItem], ids: dict[int, UUID], verdicts: dict[UUID, Verdict]
+) -> list[dict[str, Any]]:
+    """Every labelled anomaly with its live verdict (caught or not): to compare, by the
+    posted id, with another system's verdicts on the same stream."""
+    return [
+        {
+            "id": str(item.transaction.id),
+            "merchant": item.transaction.merchant,
+            "category": item.transaction.category,
+            "amount": str(item.transaction.amount),
+            "at": item.transaction.transaction_date.isoformat(),
+            "p_true": item.p_true,
+            "verdict": verdicts[ids[id(item)]].model_dump(mode="json", exclude={"transaction_id"}),
+        }
+        for item in items
+        if item.is_anomaly
+    ]
+
+
 def false_alerts_by_size(records: Sequence[ScoredRecord]) -> dict[str, int]:
     """Normal transactions judged medium or above, by their merchant's size (a late
     merchant appears in the evaluated days)."""
@@ -261,6 +320,7 @@ class Live:
     timings: dict[str, float]
     false_alerts: list[dict[str, Any]]
     basis: dict[str, Any]
+    anomalies: list[dict[str, Any]]
 
 
 def watch_stored(
@@ -352,6 +412,7 @@ def run_live(stream: Sequence[StreamItem], scored_from: datetime, procedure: Pro
             timings,
             false_alerts(evaluated, eval_ids, verdicts),
             verdict_basis(evaluated_verdicts, timeline, len(history)),
+            anomaly_verdicts(evaluated, eval_ids, verdicts),
         )
 
 
@@ -372,22 +433,38 @@ def replayed_records(stream: Sequence[StreamItem], scored_from: datetime) -> lis
     return [record_of(item, sev, score) for item, sev, score in replay(stream, scored_from)]
 
 
-def markdown(tables: dict[str, dict[str, dict[str, float]]]) -> str:
+# The figures of a file's replay, in this order (the oracle's only when the file has one).
+FILE_REPORTED = (
+    "high+.precision",
+    "high+.recall",
+    "high+.false_alerts_per_10k",
+    "medium+.false_alerts_per_10k",
+    *(f"{name}@{rate}" for rate in (2, 5, 13) for name in ("recall", "oracle")),
+)
+
+
+def markdown(
+    tables: dict[str, dict[str, dict[str, float]]], reported: Sequence[str] = REPORTED
+) -> str:
+    """One row per family: live / replay, or live alone when there is no replay."""
+    live, replayed = tables["live"], tables.get("replay")
+    suffix = " live / replay" if replayed is not None else ""
     lines = [
-        "| family | " + " | ".join(f"{name} live / replay" for name in REPORTED) + " |",
-        "|---|" + "---:|" * len(REPORTED),
+        "| family | " + " | ".join(f"{name}{suffix}" for name in reported) + " |",
+        "|---|" + "---:|" * len(reported),
     ]
-    live, replayed = tables["live"], tables["replay"]
     for family in sorted(live, key=lambda f: (f == ALL, f)):
-        cells = [
-            f"{live[family].get(name, math.nan):.2f} / {replayed[family].get(name, math.nan):.2f}"
-            for name in REPORTED
-        ]
+        cells = [f"{live[family].get(name, math.nan):.2f}" for name in reported]
+        if replayed is not None:
+            cells = [
+                f"{cell} / {replayed[family].get(name, math.nan):.2f}"
+                for cell, name in zip(cells, reported, strict=True)
+            ]
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--volume", type=float, default=1.0, help="x ~3,000 transactions a day")
@@ -405,44 +482,69 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--end-day", choices=("yesterday", "today"), default="yesterday")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/live_replay.json"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--file", type=Path, help="replay this labelled file (jsonl or csv)")
+    parser.add_argument("--label-column", default="is_fraud", help="with --file")
+    parser.add_argument("--oracle-column", help="with --file: the true tail probability")
+    parser.add_argument("--evaluated-days", type=int, default=7, help="with --file")
+    return parser.parse_args(argv)
 
+
+def generated(args: argparse.Namespace, now: datetime) -> tuple[list[StreamItem], datetime]:
+    """The seed's stream moved to end on `--end-day`, and where its evaluated days begin."""
     config = StreamConfig(world=WorldConfig(volume=args.volume))
-    now = datetime.now(UTC)
     last_day = now.date() - timedelta(days=1 if args.end_day == "yesterday" else 0)
     stream = shift_days(generate_stream(args.seed, config), last_day)
+    offset = last_day - (config.world.start + timedelta(days=config.world.days - 1))
+    return stream, config.scored_from() + offset
+
+
+def from_file(args: argparse.Namespace, now: datetime) -> tuple[list[StreamItem], datetime]:
+    """The file's rows moved to end yesterday (UTC), and where its last days begin."""
+    items, refused = file_stream(args.file, args.label_column, args.oracle_column)
+    print(f"{args.file}: {len(items)} rows, {refused} refused", file=sys.stderr)
+    last_day = now.date() - timedelta(days=1)
+    first = last_day - timedelta(days=args.evaluated_days - 1)
+    return shift_days(items, last_day), datetime(first.year, first.month, first.day, tzinfo=UTC)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    now = datetime.now(UTC)
+    stream, scored_from = (from_file if args.file else generated)(args, now)
     # Nothing later than now: the gateway refuses dates in the future.
     stream = [item for item in stream if item.transaction.transaction_date <= now]
-    offset = last_day - (config.world.start + timedelta(days=config.world.days - 1))
-    scored_from = config.scored_from() + offset
     print(f"{len(stream)} transactions, evaluated from {scored_from:%Y-%m-%d}", file=sys.stderr)
 
     procedure = Procedure(args.history_via, not args.no_wait, args.concurrency)
     live = run_live(stream, scored_from, procedure)
-    replayed = replayed_records(stream, scored_from)
-    tables = {"live": per_family(live.records), "replay": per_family(replayed)}
+    tables = {"live": per_family(live.records)}
+    by_size = {"live": false_alerts_by_size(live.records)}
+    if args.file is None:
+        replayed = replayed_records(stream, scored_from)
+        tables["replay"] = per_family(replayed)
+        by_size["replay"] = false_alerts_by_size(replayed)
+    elif args.oracle_column is None:
+        tables["live"] = _without_oracle(tables["live"])
+    source = {"file": str(args.file)} if args.file else {"seed": args.seed, "volume": args.volume}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
-                "seed": args.seed,
-                "volume": args.volume,
+                **source,
                 "procedure": asdict(procedure),
                 "timings": live.timings,
                 "verdict_basis": live.basis,
                 **tables,
                 "live_false_alerts": live.false_alerts,
-                "medium+_false_alerts_by_size": {
-                    "live": false_alerts_by_size(live.records),
-                    "replay": false_alerts_by_size(replayed),
-                },
+                "live_anomalies": live.anomalies,
+                "medium+_false_alerts_by_size": by_size,
             }
         )
     )
     print(procedure.label())
     print(json.dumps(live.timings))
     print(json.dumps(live.basis))
-    print(markdown(tables))
+    print(markdown(tables, FILE_REPORTED if args.file else REPORTED))
 
 
 if __name__ == "__main__":
