@@ -17,14 +17,14 @@ import json
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from prometheus_client import CollectorRegistry
-from psycopg import sql
+from psycopg import OperationalError, sql
 
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.recompute import DEFAULT_FIT, Recomputer
@@ -143,6 +143,65 @@ async def measure_recomputes(
     finally:
         await producer.stop()
         await pool.close()
+
+
+# What the window's closed days make once a day (ops/migrations/016-019): emptied, with the
+# window never moved, every closed day is stale at once, as on a first start on a loaded table.
+_CLOSED_DAYS_TABLES = (
+    "baseline_window_bins",
+    "baseline_rollup_hours",
+    "baseline_window_hour_sums",
+    "baseline_window_hours",
+    "baseline_window_weekdays",
+    "baseline_rollup_medians",
+    "baseline_window_medians",
+)
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    wall: float
+    published: int | None  # None: the recompute failed (e.g. cut at its bound)
+    error: str | None
+    days_pending: bool
+
+
+async def measure_backlog(
+    url: str, bootstrap: str, now: datetime, schema: str, bound: float, most: int
+) -> list[CatchUp]:
+    """Recomputes from a backlog of every closed day until none is pending (or `most`), the
+    pool's bound (DATABASE_TIMEOUT_SECONDS) at `bound`: each one's time and outcome."""
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as conn:
+        conn.execute(f"TRUNCATE {', '.join(_CLOSED_DAYS_TABLES)}")
+        conn.execute("UPDATE baseline_window SET first_day = NULL, last_day = NULL")
+    topic = f"{schema}-baselines"
+    await ensure_topics(bootstrap, [TopicSpec(topic, 3, 1, {"cleanup.policy": "compact"})])
+    pool = await open_pool(url, schema, min_size=1, max_size=2, connection_timeout=bound)
+    producer = make_producer(bootstrap, transactional_id=f"{schema}-baselines")
+    await producer.start()
+    rounds: list[CatchUp] = []
+    try:
+        recomputer = Recomputer(
+            pool, producer, topic, 30, BaselineMetrics.create(CollectorRegistry()), DEFAULT_FIT
+        )
+        for _ in range(most):
+            started = time.perf_counter()
+            try:
+                published, error = len((await recomputer.run(now)).published), None
+            except OperationalError as exc:
+                published, error = None, repr(exc)
+            wall = time.perf_counter() - started
+            async with pool.connection() as conn:
+                pending = await conn.execute("SELECT days_pending FROM baseline_window")
+                row = await pending.fetchone()
+            rounds.append(CatchUp(wall, published, error, bool(row and row[0])))
+            print(f"  {rounds[-1]}")
+            if published is not None and not rounds[-1].days_pending:
+                break
+    finally:
+        await producer.stop()
+        await pool.close()
+    return rounds
 
 
 def _cpu(pids: list[int]) -> float | None:
@@ -269,7 +328,17 @@ def main() -> None:
         action="store_true",
         help="keep the scratch schema, and time it again if it holds the rows already",
     )
+    parser.add_argument(
+        "--backlog",
+        type=float,
+        metavar="BOUND",
+        help="on a kept schema: recomputes from a backlog of every closed day, the database"
+        " bound at BOUND seconds, until none is pending (ops/migrations/021)",
+    )
     args = parser.parse_args()
+    if args.backlog is not None:
+        backlog(args)
+        return
     results = measure_sizes(args.rows, args.rounds, args.schema, args.keep)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
@@ -283,6 +352,23 @@ def main() -> None:
             indent=2,
         )
     )
+    print(f"written {args.json}")
+
+
+def backlog(args: argparse.Namespace) -> None:
+    url, bootstrap = os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    now = _kept(url, args.schema, max(args.rows))
+    if now is None:
+        raise SystemExit(f"--backlog needs a kept schema holding {max(args.rows):,} rows (--keep)")
+    apply_migrations(url, args.schema)  # a schema kept from before a migration gets it
+    rounds = asyncio.run(measure_backlog(url, bootstrap, now, args.schema, args.backlog, 40))
+    result = {
+        "rows": max(args.rows),
+        "bound_seconds": args.backlog,
+        "rounds": [asdict(r) for r in rounds],
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
     print(f"written {args.json}")
 
 
