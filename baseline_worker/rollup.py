@@ -67,8 +67,9 @@ def feeds_baseline(
 
 def kept_as_price(severity: Severity | None, rule: Rule | None) -> bool:
     """Whether a row kept out of the baselines may yet count as a price of its scope, should
-    its amount recur (`compute.with_recurring_prices`; ops/migrations/020's WHERE)."""
-    return rule == "low_variance" and severity in _LEFT_OUT
+    its amount recur (`compute.with_recurring_prices`; ops/migrations/022's WHERE): any
+    rule's, since the top of a tail can be a price too (a toll's 4x vehicle class)."""
+    return severity in _LEFT_OUT
 
 
 def scopes_of(txn: Transaction) -> tuple[BaselineScope, BaselineScope]:

@@ -274,6 +274,13 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
                         Decimal("59.98"), "Cafe", "USD", "high", row.days_ago, "low_variance"
                     ).transaction()
                 )
+            if i % 25 == 7:  # a price at the top of a tail (a toll's 4x class), kept out
+                insert(db, "21.20", "food", "Deli", row.days_ago, "high", "USD", "tail", 4.4)
+                memory.keep_out(
+                    Row(
+                        Decimal("21.20"), "Deli", "USD", "high", row.days_ago, "tail", 4.4
+                    ).transaction()
+                )
         published = {b.scope: b for b in (await recomputer.run(now)).published}
         assert_same_baselines(published, memory.window(now), now)
         first_day, last_day = window_days(now, 30)

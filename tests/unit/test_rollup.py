@@ -105,10 +105,11 @@ def test_stale_scopes_are_those_whose_histogram_count_differs_from_their_moments
     assert stale_scopes({}, {}) == []
 
 
-def test_only_the_fixed_price_rules_high_rows_may_count_as_a_price() -> None:
+def test_every_rules_high_rows_may_count_as_a_price() -> None:
     assert kept_as_price("high", "low_variance") and kept_as_price("critical", "low_variance")
+    assert kept_as_price("high", "tail") and kept_as_price("critical", "zscore")
     assert not kept_as_price("medium", "low_variance") and not kept_as_price(None, None)
-    assert not kept_as_price("high", "tail") and not kept_as_price("high", "zscore")
+    assert not kept_as_price("medium", "tail")
 
 
 def test_a_kept_out_amount_that_recurs_counts_as_if_it_had_fed() -> None:
