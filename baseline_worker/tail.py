@@ -16,7 +16,7 @@ would get probability 0 (a price that inflates slowly would then alert forever).
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate, repeat
 from operator import mul, neg
 from typing import Literal
@@ -28,6 +28,10 @@ from schemas import TailModel
 # Knots kept: each one at least this factor rarer than the previous one.
 _KNOT_RATIO = 1.5
 _MAX_SHAPE = 0.9
+# Samples set aside by the outlier screen (`TailFit.outlier_share`): at least a few, so that
+# two or three spikes in a small scope do not hide each other, and at most a few more, as the
+# tail fitted without them reads lighter the more of its top it lacks.
+_FEWEST_ASIDE, _MOST_ASIDE = 3, 10
 # Zhang & Stephens' prior on theta: its scale is this many times the excesses' first quartile.
 _ZHANG_PRIOR_SCALE = 3.0
 _ZHANG_MAX_EXTRA_POINTS = 20
@@ -93,6 +97,13 @@ class TailFit:
     # aggregate reads one row of medians a scope, not each day's, so the baseline worker
     # refuses it rather than ignore it (not adopted; no environment variable sets it).
     recent_trend_days: int = 0
+    # Outliers left in the window (a history loaded faster than it could be judged, a spike
+    # judged medium while its merchant was young) make the fitted tail heavy, and hide the
+    # next spike: the window's top `outlier_share` of samples (one at least) are set aside,
+    # the tail is fitted on the rest, and those that tail puts so far out that n samples
+    # would reach them less than `outlier_alpha` of the time leave the fit (0: no screen).
+    outlier_share: float = 0.004
+    outlier_alpha: float = 0.001
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,8 @@ def fit_tail(
 ) -> TailModel | None:
     """The tail of a scope's window, or None when it has fewer than 2 distinct bins; with
     `levels`, so that the model is built (and validated) once."""
+    if fit.outlier_share > 0:
+        bins = screened(bins, fit)
     keys, counts = _ascending(bins)
     if len(keys) < 2:
         return None
@@ -149,6 +162,59 @@ def fit_tail(
         hour_ratios=levels.hour_ratios,
         weekday_ratios=levels.weekday_ratios,
     )
+
+
+def screened(bins: Mapping[int, int], fit: TailFit) -> Mapping[int, int]:
+    """The histogram without its outliers (`TailFit.outlier_share`): of the top samples set
+    aside, those past the first one that the tail fitted without them puts beyond
+    `outlier_alpha` / n (the chance that any of n samples from that tail reaches it). A
+    sample still within the fitted tail's empirical knots is never one."""
+    keys, counts = _ascending(bins)
+    n = sum(counts)
+    aside = min(
+        max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE),
+        _MOST_ASIDE,
+        n - 2 * fit.min_excesses,
+    )
+    if aside < 1 or len(keys) < 3:
+        return bins
+    rest, top = _set_aside(keys, counts, aside)
+    unscreened = replace(fit, outlier_share=0.0)
+    model = fit_tail(rest, unscreened)
+    if model is None:
+        return bins
+    for at, b in enumerate(top):
+        x = bin_bounds(b)[0]
+        if x > model.amounts[-1] and _survival_past(model, x) * n < fit.outlier_alpha:
+            kept = dict(rest)
+            for back in top[:at]:
+                kept[back] = kept.get(back, 0) + 1
+            return kept
+    return bins
+
+
+def _set_aside(keys: list[int], counts: list[int], aside: int) -> tuple[dict[int, int], list[int]]:
+    """The histogram without its top `aside` samples, and their bins, ascending."""
+    rest = dict(zip(keys, counts, strict=True))
+    top: list[int] = []
+    for b in reversed(keys):
+        take = min(rest[b], aside - len(top))
+        top.extend([b] * take)
+        rest[b] -= take
+        if not rest[b]:
+            del rest[b]
+        if len(top) == aside:
+            break
+    top.reverse()
+    return rest, top
+
+
+def _survival_past(model: TailModel, x: float) -> float:
+    """P(amount >= x) past the model's last knot: its generalized Pareto tail."""
+    excess = max(x - model.threshold, 0.0) / model.scale
+    if model.shape < 1e-9:
+        return model.exceedance * math.exp(-excess)
+    return model.exceedance * math.exp(-math.log1p(model.shape * excess) / model.shape)
 
 
 def narrowed(bins: Mapping[int, int], log_mean: float, spread: float) -> dict[int, int]:

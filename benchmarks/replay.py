@@ -57,6 +57,21 @@ class ExclusionEdge:
 
 
 @dataclass(frozen=True)
+class HeavyTailEdge:
+    """Production's rule, but a `tail` high row of a scope whose fitted shape reads at least
+    `heavy_shape` feeds up to `tail_z`: the edge only where the censoring costs calibration
+    (heavy tails), not where it keeps small spikes out of a light tail (round 12)."""
+
+    heavy_shape: float
+    tail_z: float
+
+    def __call__(self, verdict: Verdict) -> bool:
+        tail = verdict.baseline.tail if verdict.baseline else None
+        edge = self.tail_z if tail is not None and tail.shape >= self.heavy_shape else None
+        return feeds_baseline(verdict.severity, verdict.rule, verdict.z_score, edge)
+
+
+@dataclass(frozen=True)
 class _Fitted:
     day: date
     count: int

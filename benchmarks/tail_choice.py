@@ -27,7 +27,13 @@ from baseline_worker.tail import ShapeEstimator, TailFit
 from benchmarks.accuracy import _jsonable, _table, fmt
 from benchmarks.evaluate import ScoredRecord, by_family, leave_one_family_out
 from benchmarks.family_accuracy import figures, nominal_tiers, verdict_score
-from benchmarks.replay import ExclusionEdge, RollupPolicy, production_policy, replay
+from benchmarks.replay import (
+    ExclusionEdge,
+    HeavyTailEdge,
+    RollupPolicy,
+    production_policy,
+    replay,
+)
 from benchmarks.streams import StreamConfig, StreamItem, generate_stream, record_of
 from benchmarks.world import HOLDOUT_FAMILIES, ROUND4_HOLDOUTS, WEEKDAY_HOLDOUTS, WorldConfig
 from detector_worker.scoring import ScoringConfig
@@ -201,6 +207,40 @@ def exclusion() -> list[Candidate]:
     ]
 
 
+def heavy_edge() -> list[Candidate]:
+    """Round 10's rarer edge only where the scope's fitted tail reads heavy (round 12): the
+    false alerts the edge removed were the heavy tails', the recall it cost the light ones'."""
+    return [
+        Candidate("tail rows out from z 3.54", TailFit(), ScoringConfig(), ExclusionEdge(3.54)),
+        *(
+            Candidate(
+                f"heavy (shape >= {shape:g}) rows out from z {z:g}",
+                TailFit(),
+                ScoringConfig(),
+                HeavyTailEdge(shape, z),
+            )
+            for shape, z in ((0.15, 4.26), (0.25, 4.26), (0.35, 4.26), (0.25, 3.9))
+        ),
+    ]
+
+
+def outlier_screen() -> list[Candidate]:
+    """The tail fitted on the window without its outliers (round 12): a history loaded faster
+    than it could be judged, or a spike judged medium while its merchant was young, left in
+    the window, makes the tail heavy and hides the next spike."""
+    return [
+        Candidate("no outlier screen", TailFit(outlier_share=0.0), ScoringConfig()),
+        *(
+            Candidate(
+                f"outliers screened at alpha {alpha:g}",
+                TailFit(outlier_share=0.004, outlier_alpha=alpha),
+                ScoringConfig(),
+            )
+            for alpha in (0.001, 0.01)
+        ),
+    ]
+
+
 GRIDS: dict[str, Callable[[], list[Candidate]]] = {
     "round2": grid,
     "round4": round4,
@@ -210,6 +250,8 @@ GRIDS: dict[str, Callable[[], list[Candidate]]] = {
     "shape_estimator": shape_estimator,
     "round9": round9,
     "exclusion": exclusion,
+    "heavy_edge": heavy_edge,
+    "outlier_screen": outlier_screen,
 }
 JSON_OF = {
     "round2": Path("benchmarks/results/tail_choice.json"),
@@ -220,6 +262,8 @@ JSON_OF = {
     "shape_estimator": Path("benchmarks/results/shape_estimator.json"),
     "round9": Path("benchmarks/results/round9.json"),
     "exclusion": Path("benchmarks/results/round10_exclusion.json"),
+    "heavy_edge": Path("benchmarks/results/round12_heavy_edge.json"),
+    "outlier_screen": Path("benchmarks/results/round12_outlier_screen.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 # The family streams by name; () is the eight of issue 12 (world.DEFAULT_FAMILIES).
