@@ -262,8 +262,8 @@ JSON_OF = {
     "shape_estimator": Path("benchmarks/results/shape_estimator.json"),
     "round9": Path("benchmarks/results/round9.json"),
     "exclusion": Path("benchmarks/results/round10_exclusion.json"),
-    "heavy_edge": Path("benchmarks/results/round12_heavy_edge.json"),
-    "outlier_screen": Path("benchmarks/results/round12_outlier_screen.json"),
+    "heavy_edge": Path("benchmarks/results/round12_heavy_edge_seeds7-14.json"),
+    "outlier_screen": Path("benchmarks/results/round12_outlier_screen_seeds7-14.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 # The family streams by name; () is the eight of issue 12 (world.DEFAULT_FAMILIES).
