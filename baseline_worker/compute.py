@@ -154,24 +154,34 @@ class ScopeStats:
     closed_medians: tuple[DayMedians, ...] = ()
 
 
-# The amounts the fixed-price rule kept out that recur in a scope's window (ops/migrations/020).
+# The amounts kept out that recur in a scope's window (ops/migrations/020, 022).
 RECURRING_PRICES_SQL = """
 SELECT scope_kind, scope_name, currency, amount, sample_count, day_total, day_sq_total
 FROM baseline_recurring_kept_prices(%(first_day)s, %(last_day)s)
 """
-# How often an amount kept out by the fixed-price rule must come in a window to be a price.
+# How often an amount kept out must come in a window, on two days at least, to be a price.
 PRICE_RECURRENCES = 2
 
 
 @dataclass(frozen=True)
 class RecurringPrice:
-    """An amount the fixed-price rule judged high or critical (so kept out) `count` times in
-    a scope's window, on days (counted from the window's first) summing to `day_total`."""
+    """An amount judged high or critical (so kept out) `count` times in a scope's window, on
+    days (counted from the window's first) summing to `day_total`."""
 
     amount: Decimal
     count: int
     day_total: int
     day_sq_total: int
+
+
+def recurs_as_price(price: RecurringPrice) -> bool:
+    """Whether a kept-out amount counts back as a price: `PRICE_RECURRENCES` times or more,
+    and not all on one day (their days' variance is 0 exactly when they are): a burst of one
+    amount within a day is no price (ops/migrations/022's HAVING)."""
+    return (
+        price.count >= PRICE_RECURRENCES
+        and price.count * price.day_sq_total != price.day_total * price.day_total
+    )
 
 
 def with_recurring_prices(stats: ScopeStats, prices: Iterable[RecurringPrice]) -> ScopeStats:

@@ -21,9 +21,9 @@ from functools import lru_cache
 
 from baseline_worker.compute import (
     OPEN_DAYS,
-    PRICE_RECURRENCES,
     RecurringPrice,
     ScopeStats,
+    recurs_as_price,
     window_days,
     with_recurring_prices,
 )
@@ -267,7 +267,8 @@ class MemoryRollup:
             kept[scope][txn.amount] += 1
 
     def _recurring(self, first: date, last: date) -> dict[BaselineScope, list[RecurringPrice]]:
-        """What ops/migrations/020's `baseline_recurring_kept_prices` reads over the window."""
+        """What ops/migrations/022's `baseline_recurring_kept_prices` reads over the window
+        (no alert is ever resolved here: the replays have no analysts)."""
         sums: defaultdict[tuple[BaselineScope, Decimal], list[int]] = defaultdict(lambda: [0, 0, 0])
         for day, scopes in self._kept.items():
             if first <= day <= last:
@@ -280,8 +281,8 @@ class MemoryRollup:
                         found[2] += count * index * index
         recurring: dict[BaselineScope, list[RecurringPrice]] = {}
         for (scope, amount), (count, days, days_sq) in sums.items():
-            if count >= PRICE_RECURRENCES:
-                recurring.setdefault(scope, []).append(RecurringPrice(amount, count, days, days_sq))
+            if recurs_as_price(price := RecurringPrice(amount, count, days, days_sq)):
+                recurring.setdefault(scope, []).append(price)
         return recurring
 
     def window(self, now: datetime) -> "RollupWindow":

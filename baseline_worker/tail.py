@@ -32,6 +32,8 @@ _MAX_SHAPE = 0.9
 # two or three spikes in a small scope do not hide each other, and at most a few more, as the
 # tail fitted without them reads lighter the more of its top it lacks.
 _FEWEST_ASIDE, _MOST_ASIDE = 3, 10
+# A bin holding this many samples is a price, never an outlier (`screened`).
+_PRICE_SAMPLES = 2
 # Zhang & Stephens' prior on theta: its scale is this many times the excesses' first quartile.
 _ZHANG_PRIOR_SCALE = 3.0
 _ZHANG_MAX_EXTRA_POINTS = 20
@@ -168,7 +170,10 @@ def screened(bins: Mapping[int, int], fit: TailFit) -> Mapping[int, int]:
     """The histogram without its outliers (`TailFit.outlier_share`): of the top samples set
     aside, those past the first one that the tail fitted without them puts beyond
     `outlier_alpha` / n (the chance that any of n samples from that tail reaches it). A
-    sample still within the fitted tail's empirical knots is never one."""
+    sample still within the fitted tail's empirical knots is never one, nor one whose bin
+    holds `_PRICE_SAMPLES` or more: an amount that recurs is a price, which a kept-out price
+    counted back in (`compute.with_recurring_prices`) must stay, or it would be judged high,
+    kept out and counted back again at every charge."""
     keys, counts = _ascending(bins)
     n = sum(counts)
     aside = min(
@@ -187,7 +192,7 @@ def screened(bins: Mapping[int, int], fit: TailFit) -> Mapping[int, int]:
         x = bin_bounds(b)[0]
         if x > model.amounts[-1] and _survival_past(model, x) * n < fit.outlier_alpha:
             kept = dict(rest)
-            for back in top[:at]:
+            for back in top[:at] + [p for p in top[at:] if bins[p] >= _PRICE_SAMPLES]:
                 kept[back] = kept.get(back, 0) + 1
             return kept
     return bins

@@ -37,6 +37,10 @@ async def read_whole_body(request: web.Request) -> None:
                 await request.read()
     except TimeoutError:
         raise UnreadableBody(408, "request body not received in time", "body_timeout") from None
+    except web.HTTPRequestEntityTooLarge:
+        # A chunked body (no length said) that grew past MAX_BODY_BYTES: closed like the rest,
+        # or aiohttp would read on for up to 10 s.
+        raise UnreadableBody(413, "body too large", "too_large") from None
     except web.RequestPayloadError:
         # e.g. a Content-Encoding: gzip body that is not gzip (it answered 500).
         raise UnreadableBody(

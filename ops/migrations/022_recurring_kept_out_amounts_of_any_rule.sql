@@ -9,6 +9,10 @@
 -- above it is read as extreme. Judged high, such a price was kept out, so it stayed extreme
 -- at every charge: 204 of the 211 high+ false alerts over three seeds. A price charged twice
 -- is a price; a spike, a random amount, almost never recurs to the cent.
+--
+-- Two guards against teaching the baseline a fraud that repeats one amount (a review's find):
+-- the amount must recur on two UTC days at least (a burst within a day is not a price), and
+-- a row whose alert an analyst resolved as `confirmed_fraud` never counts.
 
 DROP INDEX transactions_kept_out_prices_idx;
 CREATE INDEX transactions_kept_out_idx ON transactions (transaction_date)
@@ -30,8 +34,15 @@ LANGUAGE sql STABLE AS $$
     WHERE t.severity IN ('high', 'critical')
       AND t.transaction_date >= (first_day::timestamp AT TIME ZONE 'UTC')
       AND t.transaction_date < ((last_day + 1)::timestamp AT TIME ZONE 'UTC')
+      AND NOT EXISTS (
+          SELECT 1 FROM alerts AS a
+          WHERE a.transaction_id = t.id AND a.resolution = 'confirmed_fraud'
+      )
     GROUP BY kept.scope_kind, kept.scope_name, t.currency, t.amount
+    -- Twice or more, and not all on one day (n * sum(d^2) = sum(d)^2 exactly when they are):
+    -- baseline_worker.compute.recurs_as_price.
     HAVING count(*) >= 2
+       AND count(*) * sum(kept.day * kept.day) <> sum(kept.day) * sum(kept.day)
 $$;
 
 -- As the owner, with a pinned search_path (see 006 for why; CREATE OR REPLACE reset what 020

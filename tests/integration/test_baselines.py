@@ -462,3 +462,48 @@ def assert_same_tail(from_sql: TailModel | None, from_python: TailModel | None) 
             assert value == pytest.approx(python_fields[name], rel=1e-9), name
         else:
             assert value == python_fields[name], name
+
+
+def test_a_kept_out_amount_counts_back_only_on_two_days_and_never_as_confirmed_fraud(
+    db: Any,
+) -> None:
+    """ops/migrations/022's guards against learning a fraud that repeats one amount: a burst
+    within one UTC day is not a price, nor a row an analyst resolved as confirmed fraud."""
+
+    def kept_out(merchant: str, days_ago: float, confirmed: bool = False) -> None:
+        row = db.execute(
+            "INSERT INTO transactions (id, amount, currency, category, merchant,"
+            " transaction_date, anomaly, severity, rule, z_score, scored_at) VALUES"
+            " (gen_random_uuid(), 499.99, 'USD', 'food', %s, %s, true, 'high', 'tail', 4.1,"
+            " now()) RETURNING id",
+            (merchant, NOW - timedelta(days=days_ago)),
+        ).fetchone()
+        if confirmed:
+            db.execute(
+                "INSERT INTO alerts (id, transaction_id, severity, rule, alert_message,"
+                " baseline_id, status, resolution) VALUES (gen_random_uuid(), %s, 'high',"
+                " 'tail', 'm', gen_random_uuid(), 'resolved', 'confirmed_fraud')",
+                (row[0],),
+            )
+
+    for hours in (1, 2, 3):  # one burst, on one day
+        kept_out("Burst", 3 + hours / 24)
+    for days_ago, confirmed in ((2, False), (5, True), (8, True)):  # one left unconfirmed
+        kept_out("Confirmed", days_ago, confirmed)
+    for days_ago in (2, 5):  # a price, on two days
+        kept_out("Price", days_ago)
+    first_day, last_day = window_days(NOW, 30)
+    found = db.execute(
+        "SELECT scope_name, sample_count FROM baseline_recurring_kept_prices(%s, %s)"
+        " WHERE scope_kind = 'merchant'",
+        (first_day, last_day),
+    ).fetchall()
+    assert found == [("Price", 2)]
+    # The category holds all eight: the burst's three are on one day, but with the price's
+    # two days among them the amount recurs on three days (the confirmed two stay out).
+    (category,) = db.execute(
+        "SELECT sample_count FROM baseline_recurring_kept_prices(%s, %s)"
+        " WHERE scope_kind = 'category'",
+        (first_day, last_day),
+    ).fetchone()
+    assert category == 6

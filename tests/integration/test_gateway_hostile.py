@@ -212,6 +212,9 @@ async def test_f11_a_body_that_stalls_gets_408_and_the_connection_closed(
         ("Content-Encoding: gzip\r\nContent-Length: 2", b"{}", 400, "could not be decoded"),
         # A length over MAX_BODY_BYTES, then nothing: a 408 after BODY_READ_TIMEOUT_SECONDS.
         ("Content-Length: 99999999999", b"{", 413, "body too large"),
+        # No length said: a chunk past MAX_BODY_BYTES (64 KiB), and the rest never sent. The
+        # 413 came, but aiohttp held the connection open up to 10 s more.
+        ("Transfer-Encoding: chunked", b"20000\r\n" + b"x" * 0x20000, 413, "body too large"),
     ],
 )
 async def test_a_body_that_cannot_be_read_is_a_4xx_at_once(

@@ -225,12 +225,17 @@ async def test_a_backlog_of_closed_days_is_worked_through_a_day_at_a_time_within
     await advance(baseline_pool, NOW)
     assert not pending(db)
     assert closed_days_state(db) == budgeted
-    # Nothing pending and the window where it was: a move does nothing (no lock, no work).
-    db.execute("UPDATE baseline_rollup_hours SET log_totals = '{100}'")
+    # Nothing pending and the window where it was: a move does nothing (no lock, no work),
+    # though a day is stale (its hours gone); once pending, the next move computes it again.
+    db.execute("DELETE FROM baseline_rollup_hours WHERE day = %s", (closed[1],))
     await advance(baseline_pool, NOW + timedelta(hours=1), budget_seconds=0)
-    assert {tuple(t) for (t,) in db.execute("SELECT log_totals FROM baseline_rollup_hours")} == {
-        (100.0,)
-    }
+    days = db.execute("SELECT DISTINCT day FROM baseline_rollup_hours ORDER BY day DESC")
+    assert [d for (d,) in days.fetchall()] == [closed[0], closed[2]]
+    db.execute("UPDATE baseline_window SET days_pending = true")
+    await advance(baseline_pool, NOW + timedelta(hours=1), budget_seconds=0)
+    days = db.execute("SELECT DISTINCT day FROM baseline_rollup_hours ORDER BY day DESC")
+    assert [d for (d,) in days.fetchall()] == closed
+    assert not pending(db)
 
 
 # Every 7 minutes for 24 days before NOW: evenings (16-23 UTC) four times dearer.

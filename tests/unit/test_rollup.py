@@ -138,6 +138,17 @@ def test_a_kept_out_amount_that_recurs_counts_as_if_it_had_fed() -> None:
         assert bin_of(Decimal("412.77")) not in as_kept.bins
 
 
+def test_a_kept_out_amount_repeated_within_one_day_is_not_a_price() -> None:
+    rollup = MemoryRollup(window_days=30)
+    rollup.add(txn("29.99", DAY0))
+    for minutes in (1, 2, 3):  # a burst: one amount, one day
+        rollup.keep_out(txn("499.99", DAY0 + timedelta(days=1, minutes=minutes)))
+    window = rollup.window(DAY0 + timedelta(days=2))
+    assert count_and_mean(window, CAFE) == (1, 29.99)
+    rollup.keep_out(txn("499.99", DAY0 + timedelta(days=2)))  # and on a second day
+    assert count_and_mean(rollup.window(DAY0 + timedelta(days=3)), CAFE)[0] == 5
+
+
 def test_a_kept_out_amount_seen_once_in_the_window_is_not_a_price() -> None:
     rollup = MemoryRollup(window_days=3)
     rollup.add(txn("29.99", DAY0))

@@ -73,3 +73,14 @@ def test_the_screen_only_ever_takes_the_top_samples(bins: dict[int, int]) -> Non
         assert min(gone) >= max(kept)
         assert sum(gone.values()) <= 10
     assert math.isfinite(sum(kept.values()))
+
+
+def test_a_price_that_recurs_far_above_the_body_is_never_screened() -> None:
+    # A prepaid merchant's $100.00 top-up among ~$17 ones, counted back after two charges
+    # (ops/migrations/022): screened out, it would be judged high, kept out and counted back
+    # at every charge.
+    rng = random.Random(6)
+    body = [round(rng.gammavariate(4, 4.25), 2) + 0.01 for _ in range(2000)]
+    for copies in (2, 3, 5):
+        bins = histogram([*body, *[100.0] * copies])
+        assert screened(bins, SCREEN)[bin_of(100.0)] == copies
