@@ -8,7 +8,7 @@ from typing import Any
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import OutOfOrderSequenceNumber
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from schemas import Transaction, encode_model
 from schemas.records import transaction_key
@@ -54,7 +54,9 @@ async def read_topic(
 async def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[ConsumerRecord]:
     """Every committed record currently in the topic (read until each partition's end;
     transaction markers take offsets too, so counting records would not do)."""
-    partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+    partitions = [
+        TopicPartition(topic, p) for p in await _partitions_when_ready(bootstrap, topic, timeout)
+    ]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
     )
@@ -110,3 +112,14 @@ class DeadProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyp
 
     async def send_batch(self, *args: Any, **kwargs: Any) -> Any:
         raise OutOfOrderSequenceNumber()
+
+
+async def _partitions_when_ready(bootstrap: str, topic: str, timeout: float) -> list[int]:
+    """The topic's partitions, asked again while the broker cannot say: one just thawed from
+    SIGSTOP answered a metadata request without brokers (NodeNotReadyError, node None)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return await topic_partitions(bootstrap, topic)
+            except KafkaError:
+                await asyncio.sleep(0.5)
