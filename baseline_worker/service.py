@@ -190,6 +190,7 @@ class BaselineService:
                 weekday_levels=s.baseline_weekday_levels,
                 trend_through=s.baseline_trend_through,
                 shape_estimator=s.baseline_shape_estimator,
+                price_top=s.baseline_price_top,
             ),
         )
         started = time.perf_counter()

@@ -33,6 +33,11 @@ class BaselineSettings(CommonSettings):
     # Zhang & Stephens' posterior mean ("zhang"), or PWM where it reads a shape under 0.25
     # and Zhang & Stephens' above (TailFit.shape_estimator; docs/accuracy.md, round 8).
     baseline_shape_estimator: ShapeEstimator = "hybrid"
+    # Past a window's top price (its highest bin holding 10 samples, with no more than a
+    # few above it: a toll's truck class, a plan, a full tank) an amount reads as the
+    # fixed-price rule reads a new price, not by a GPD fitted to a few prices
+    # (TailFit.price_top; docs/accuracy.md, round 13). False: the GPD everywhere.
+    baseline_price_top: bool = True
     # How long one unit of work on PostgreSQL may go unanswered (a recompute's step, a read
     # of the insert counter, the leadership check) before it is given up as an outage: wide,
     # since a recompute over 10 M rows takes about a second and a bound the work outgrew

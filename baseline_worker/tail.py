@@ -29,9 +29,8 @@ from schemas import TailModel
 _KNOT_RATIO = 1.5
 _MAX_SHAPE = 0.9
 # Samples set aside by the outlier screen (`TailFit.outlier_share`): at least a few, so that
-# two or three spikes in a small scope do not hide each other, and at most a few more, as the
-# tail fitted without them reads lighter the more of its top it lacks.
-_FEWEST_ASIDE, _MOST_ASIDE = 3, 10
+# two or three spikes in a small scope do not hide each other (at most `outlier_most`).
+_FEWEST_ASIDE = 3
 # A bin holding this many samples is a price, never an outlier (`screened`).
 _PRICE_SAMPLES = 2
 # Zhang & Stephens' prior on theta: its scale is this many times the excesses' first quartile.
@@ -106,6 +105,16 @@ class TailFit:
     # would reach them less than `outlier_alpha` of the time leave the fit (0: no screen).
     outlier_share: float = 0.004
     outlier_alpha: float = 0.001
+    outlier_most: int = 10
+    # Where the window's top bin holds `knot_min_count` samples or more, the top is a price
+    # (a toll's truck class, a plan, a full tank), and the excesses below it are a few
+    # prices: a GPD fitted to them reads a heavy shape one bin wide, so an amount twice the
+    # top price read as 1 in 1,500 (docs/accuracy.md, round 13). Past such a top the tail is
+    # the fixed-price rule's (detector_worker.scoring.stable_probability): any amount above
+    # it as rare as 1 in n + 1 (no sample of n was), and a step d above the price as
+    # (1 + d / price_change_scale) ** -2 of that: prices mostly move by a few percent.
+    price_top: bool = True
+    price_change_scale: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,8 @@ def fit_tail(
 ) -> TailModel | None:
     """The tail of a scope's window, or None when it has fewer than 2 distinct bins; with
     `levels`, so that the model is built (and validated) once."""
+    if fit.price_top and (priced := _price_top(bins, fit, levels)) is not None:
+        return priced
     if fit.outlier_share > 0:
         bins = screened(bins, fit)
     keys, counts = _ascending(bins)
@@ -166,6 +177,69 @@ def fit_tail(
     )
 
 
+def _price_top(bins: Mapping[int, int], fit: TailFit, levels: TailLevels) -> TailModel | None:
+    """The tail past a top price (`TailFit.price_top`), or None where the window's top is
+    no price: its highest bin holding `knot_min_count` samples, above which lie no more
+    samples than the outlier screen would set aside (a spike or two judged medium)."""
+    keys, counts = _ascending(bins)
+    n, above = sum(counts), 0
+    few = min(max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE), fit.outlier_most)
+    for top in range(len(keys) - 1, -1, -1):
+        if counts[top] >= fit.knot_min_count:
+            break
+        above += counts[top]
+        if above > few:
+            return None
+    else:
+        return None
+    if top == len(keys) - 1 == 0:
+        return None  # one price and nothing else: no tail (the fixed-price rule's scope)
+    at_or_above = list(accumulate(reversed(counts[: top + 1]), initial=above))[1:]
+    at_or_above.reverse()
+    amounts, survival = _knots(keys[: top + 1], at_or_above, fit.knot_min_count)
+    return _past_a_price(amounts, survival, keys[top], n, above, fit, levels)
+
+
+def _past_a_price(
+    amounts: list[float],
+    survival: list[float],
+    top: int,
+    n: int,
+    above: int,
+    fit: TailFit,
+    levels: TailLevels,
+) -> TailModel:
+    """The tail past a top price: the knots up to the price; the price's own share up to
+    where a level below 1 reads the price itself (at its lowest hour and weekday); from
+    the next bin on as rare as the `above` samples past the price make it, (above + 1) /
+    (n + 1) (Laplace's rule of succession); and then a GPD of shape 1/2, whose survival
+    (1 + 0.5 y / scale) ** -2 is the fixed-price rule's (1 + d / change) ** -2 for a scale
+    of half `price_change_scale` times the price. The levels stay: a price list's hours,
+    weekdays and trend mostly move the mix of its prices (more $100 gift cards on a
+    Saturday), but the same levels carry an inflation that moves every price (dropping
+    them cost more on the blind stream than it gained: docs/accuracy.md, round 13)."""
+    lowest = levels.level_ratio
+    lowest *= min(levels.hour_ratios or [1.0]) * min(levels.weekday_ratios or [1.0])
+    edge = bin_bounds(top)[1]
+    past = (above + 1) / (n + 1)
+    if lowest < 1:
+        amounts, survival = [*amounts, edge / lowest], [*survival, survival[-1]]
+        edge *= GAMMA / lowest
+    return TailModel(
+        amounts=[*amounts[-63:], edge],
+        survival=[*survival[-63:], past],
+        threshold=edge,
+        exceedance=past,
+        shape=0.5,
+        scale=0.5 * fit.price_change_scale * edge,
+        bin_ratio=GAMMA,
+        level_ratio=levels.level_ratio,
+        level_slope=levels.level_slope,
+        hour_ratios=levels.hour_ratios,
+        weekday_ratios=levels.weekday_ratios,
+    )
+
+
 def screened(bins: Mapping[int, int], fit: TailFit) -> Mapping[int, int]:
     """The histogram without its outliers (`TailFit.outlier_share`): of the top samples set
     aside, those past the first one that the tail fitted without them puts beyond
@@ -178,7 +252,7 @@ def screened(bins: Mapping[int, int], fit: TailFit) -> Mapping[int, int]:
     n = sum(counts)
     aside = min(
         max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE),
-        _MOST_ASIDE,
+        fit.outlier_most,
         n - 2 * fit.min_excesses,
     )
     if aside < 1 or len(keys) < 3:

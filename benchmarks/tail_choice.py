@@ -241,6 +241,26 @@ def outlier_screen() -> list[Candidate]:
     ]
 
 
+def price_top() -> list[Candidate]:
+    """Round 13: past a window's top price (its highest bin holding `knot_min_count`
+    samples, with no more than a few samples above it), the fixed-price rule's reading
+    instead of a GPD fitted to a few prices (`TailFit.price_top`); then the outlier screen
+    made bolder on top of it: a less strict alpha, and more samples set aside (a merchant
+    whose anomalies were judged medium holds a dozen of them in its window)."""
+    price = TailFit(price_top=True)
+    bolder = replace(price, outlier_alpha=0.05)
+    return [
+        Candidate("round 12 defaults", TailFit(price_top=False), ScoringConfig()),
+        Candidate("price top", price, ScoringConfig()),
+        Candidate("price top, screen alpha 0.05", bolder, ScoringConfig()),
+        Candidate(
+            "price top, screen alpha 0.05, 1 % aside",
+            replace(bolder, outlier_share=0.01, outlier_most=30),
+            ScoringConfig(),
+        ),
+    ]
+
+
 GRIDS: dict[str, Callable[[], list[Candidate]]] = {
     "round2": grid,
     "round4": round4,
@@ -252,6 +272,7 @@ GRIDS: dict[str, Callable[[], list[Candidate]]] = {
     "exclusion": exclusion,
     "heavy_edge": heavy_edge,
     "outlier_screen": outlier_screen,
+    "price_top": price_top,
 }
 JSON_OF = {
     "round2": Path("benchmarks/results/tail_choice.json"),
@@ -264,6 +285,7 @@ JSON_OF = {
     "exclusion": Path("benchmarks/results/round10_exclusion.json"),
     "heavy_edge": Path("benchmarks/results/round12_heavy_edge_seeds7-14.json"),
     "outlier_screen": Path("benchmarks/results/round12_outlier_screen_seeds7-14.json"),
+    "price_top": Path("benchmarks/results/round13_price_top_seeds7-14.json"),
 }
 _STREAMS: list[tuple[list[StreamItem], datetime]] = []
 # The family streams by name; () is the eight of issue 12 (world.DEFAULT_FAMILIES).

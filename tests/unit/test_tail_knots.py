@@ -11,7 +11,9 @@ EVEN = {0: 5, 1: 5, 2: 5, 3: 5}
 
 
 def knots(bins: dict[int, int], min_count: int) -> list[tuple[float, float]]:
-    model = fit_tail(bins, TailFit(knot_min_count=min_count))
+    # (a top bin of `min_count` samples is a price, past which the tail is the price's:
+    # tests/unit/test_tail_price_top.py)
+    model = fit_tail(bins, TailFit(knot_min_count=min_count, price_top=False))
     assert model is not None
     return list(zip(model.amounts, model.survival, strict=True))
 
@@ -39,9 +41,10 @@ def test_empty_bins_are_left_out() -> None:
     [TailLevels(), TailLevels(1.25, 0.01, [1.1] * 24, [0.9] * 7), TailLevels(0.8, -0.02)],
 )
 def test_the_levels_given_at_the_fit_are_the_fitted_model_with_them(levels: TailLevels) -> None:
+    # (past a top price the levels move a knot: tests/unit/test_tail_price_top.py)
     bins = {b: 1 + (b * 7) % 11 for b in range(150, 260)}
-    plain = fit_tail(bins, TailFit())
-    with_levels = fit_tail(bins, TailFit(), levels)
+    plain = fit_tail(bins, TailFit(price_top=False))
+    with_levels = fit_tail(bins, TailFit(price_top=False), levels)
     assert plain is not None
     expected = plain.model_copy(
         update={

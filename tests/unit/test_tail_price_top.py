@@ -1,0 +1,153 @@
+"""Past a window's top price (`TailFit.price_top`): a scope whose top bin holds a price (a
+toll's truck class, a plan, a full tank) reads an amount above it by the fixed-price rule,
+not by a GPD fitted to a few prices."""
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+from itertools import pairwise
+from uuid import uuid4
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from baseline_worker.histogram import bin_of, histogram
+from baseline_worker.tail import NO_LEVELS, TailFit, TailLevels, fit_tail
+from detector_worker.held_baseline import HeldBaseline
+from detector_worker.scoring import ScoringConfig, stable_probability
+from detector_worker.tail import HeldTail, survival
+from schemas import ScopeKind
+from schemas.rarity import z_equivalent
+
+PRICE_TOP = TailFit(price_top=True)
+NO_PRICE_TOP = TailFit(price_top=False)
+HIGH = ScoringConfig().tiers.high
+
+
+def tolls() -> list[float]:
+    # A bridge's three vehicle classes over a month (the blind stream's Bay Bridge Toll #1).
+    return [5.10] * 721 + [12.75] * 117 + [20.40] * 43
+
+
+def read(fit: TailFit, window: list[float], amount: float, levels: TailLevels = NO_LEVELS) -> float:
+    model = fit_tail(histogram(window), fit, levels)
+    assert model is not None
+    return survival(HeldTail.of(model), amount)
+
+
+def test_an_amount_far_above_a_price_list_is_high() -> None:
+    # 52.69 at a bridge whose top class is 20.40: the GPD fitted to the excesses (two
+    # prices, one bin wide) read 1 in 1,600, not even high.
+    assert z_equivalent(read(NO_PRICE_TOP, tolls(), 52.69)) < HIGH
+    assert z_equivalent(read(PRICE_TOP, tolls(), 52.69)) >= HIGH
+
+
+def test_past_the_top_price_reads_as_the_fixed_price_rule() -> None:
+    window = tolls()
+    n = len(window)
+    for amount in (24.0, 30.6, 52.69, 204.0):
+        held = ScoringConfig()
+        # The fixed-price rule at the top price, seen n times: (1 + d / 0.1) ** -2 / (n + 1)
+        # is its min(1, (0.1 / d) ** 2) / (n + 1) without the corner at d = 0.1.
+        fixed = stable_probability(amount, _price(20.40, n), held)
+        p = read(PRICE_TOP, window, amount)
+        assert fixed / 4 <= p <= fixed * 1.5, (amount, p, fixed)
+
+
+def test_the_prices_themselves_read_their_share() -> None:
+    window = tolls()
+    n = len(window)
+    assert read(PRICE_TOP, window, 20.40) == 43 / n
+    assert read(PRICE_TOP, window, 12.75) == 160 / n
+    # The next bin up is past every sample: 1 in n + 1 (Laplace).
+    assert read(PRICE_TOP, window, 20.40 * 1.02) == pytest.approx(1 / (n + 1), rel=1e-12)
+
+
+def test_a_level_below_one_does_not_put_the_top_price_past_itself() -> None:
+    # A gift-card seller whose mix fell (fewer $100 cards this week): its level 0.957 reads
+    # a $100 card as 104.5, which would be past the top, as rare as 1 in n.
+    window = [10.0] * 280 + [25.0] * 160 + [50.0] * 100 + [100.0] * 440
+    hours = [1.0] * 24
+    hours[3] = 0.9
+    levels = TailLevels(level_ratio=0.957, hour_ratios=hours)
+    model = fit_tail(histogram(window), PRICE_TOP, levels)
+    assert model is not None
+    held = HeldTail.of(model)
+    for hour in (3, 12):
+        assert survival(held, 100.0, hour) == 440 / len(window)
+    assert z_equivalent(survival(held, 250.0, 12)) >= HIGH
+
+
+def test_a_continuous_scope_is_fitted_as_before() -> None:
+    rng = random.Random(7)
+    window = [round(rng.gammavariate(2.5, 20), 2) + 0.01 for _ in range(3000)]
+    assert fit_tail(histogram(window), PRICE_TOP) == fit_tail(histogram(window), NO_PRICE_TOP)
+
+
+def test_a_top_bin_with_fewer_samples_than_a_knot_is_no_price() -> None:
+    window = [5.10] * 680 + [12.75] * 150 + [20.40] * 9
+    assert fit_tail(histogram(window), PRICE_TOP) == fit_tail(histogram(window), NO_PRICE_TOP)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(1.0, 2000.0), st.integers(10, 400)), min_size=2, max_size=8),
+    st.floats(0.5, 1.5),
+)
+def test_past_a_price_the_survival_only_falls(
+    prices: list[tuple[float, int]], level: float
+) -> None:
+    window = [price for price, count in prices for _ in range(count)]
+    bins = histogram(window)
+    if bins[max(bins)] < PRICE_TOP.knot_min_count or len(bins) < 2:
+        return
+    model = fit_tail(bins, PRICE_TOP, TailLevels(level_ratio=level))
+    assert model is not None and len(model.amounts) <= 64
+    held = HeldTail.of(model)
+    top = max(price for price, _ in prices)
+    amounts = [top * 1.01**i for i in range(-20, 200)]
+    readings = [survival(held, a) for a in amounts]
+    # (log-log interpolation between two equal knots may round up by an ulp)
+    assert all(b <= a * (1 + 1e-12) for a, b in pairwise(readings))
+    assert readings[-1] < 1 / (len(window) + 1)
+    assert bin_of(top) == max(bins)
+
+
+def _price(price: float, count: int) -> HeldBaseline:
+    """A fixed price seen `count` times, as the detector holds it."""
+    return HeldBaseline(
+        uuid4(),
+        (ScopeKind.MERCHANT, "m", "USD"),
+        count,
+        price,
+        0.0,
+        None,
+        None,
+        None,
+        30,
+        datetime(2026, 12, 1, tzinfo=UTC),
+    )
+
+
+def test_the_price_top_is_a_setting() -> None:
+    assert replace(PRICE_TOP, price_top=False) == NO_PRICE_TOP
+
+
+def test_a_spike_or_two_above_the_top_price_leave_it_a_price() -> None:
+    # A car park charging 3 a started hour up to 24, with two spikes judged medium left in
+    # its window: the top is still a price, past which the spikes count (3 / (n + 1)).
+    window = [3.0] * 395 + [6.0] * 230 + [9.0] * 146 + [12.0] * 88 + [15.0] * 64
+    window += [18.0] * 30 + [21.0] * 18 + [24.0] * 11 + [29.27, 43.49]
+    n = len(window)
+    model = fit_tail(histogram(window), PRICE_TOP)
+    assert model is not None
+    assert model.exceedance == 3 / (n + 1)
+    assert read(PRICE_TOP, window, 24.0) == pytest.approx(13 / n, rel=1e-12)
+    assert z_equivalent(read(PRICE_TOP, window, 61.39)) >= HIGH
+    assert z_equivalent(read(NO_PRICE_TOP, window, 61.39)) < HIGH
+
+
+def test_many_samples_above_the_highest_full_bin_are_no_price() -> None:
+    window = [5.10] * 721 + [12.75] * 117 + [20.40] * 43 + [25.0 + i for i in range(12)]
+    assert fit_tail(histogram(window), PRICE_TOP) == fit_tail(histogram(window), NO_PRICE_TOP)
