@@ -144,11 +144,11 @@ def fit_tail(
 ) -> TailModel | None:
     """The tail of a scope's window, or None when it has fewer than 2 distinct bins; with
     `levels`, so that the model is built (and validated) once."""
-    if fit.price_top and (priced := _price_top(bins, fit, levels)) is not None:
-        return priced
-    if fit.outlier_share > 0:
-        bins = screened(bins, fit)
     keys, counts = _ascending(bins)
+    if fit.price_top and (priced := _price_top(keys, counts, fit, levels)) is not None:
+        return priced
+    if fit.outlier_share > 0 and (kept := _screened(keys, counts, bins, fit)) is not bins:
+        keys, counts = _ascending(kept)
     if len(keys) < 2:
         return None
     # at_or_above[i]: the samples in bin i and above (exact integers, summed once).
@@ -177,11 +177,12 @@ def fit_tail(
     )
 
 
-def _price_top(bins: Mapping[int, int], fit: TailFit, levels: TailLevels) -> TailModel | None:
+def _price_top(
+    keys: list[int], counts: list[int], fit: TailFit, levels: TailLevels
+) -> TailModel | None:
     """The tail past a top price (`TailFit.price_top`), or None where the window's top is
     no price: its highest bin holding `knot_min_count` samples, above which lie no more
     samples than the outlier screen would set aside (a spike or two judged medium)."""
-    keys, counts = _ascending(bins)
     n, above = sum(counts), 0
     few = min(max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE), fit.outlier_most)
     for top in range(len(keys) - 1, -1, -1):
@@ -248,7 +249,13 @@ def screened(bins: Mapping[int, int], fit: TailFit) -> Mapping[int, int]:
     holds `_PRICE_SAMPLES` or more: an amount that recurs is a price, which a kept-out price
     counted back in (`compute.with_recurring_prices`) must stay, or it would be judged high,
     kept out and counted back again at every charge."""
-    keys, counts = _ascending(bins)
+    return _screened(*_ascending(bins), bins, fit)
+
+
+def _screened(
+    keys: list[int], counts: list[int], bins: Mapping[int, int], fit: TailFit
+) -> Mapping[int, int]:
+    """`screened`, with the bins already sorted (`bins` itself when nothing leaves)."""
     n = sum(counts)
     aside = min(
         max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE),
