@@ -31,6 +31,8 @@ _MAX_SHAPE = 0.9
 # Samples set aside by the outlier screen (`TailFit.outlier_share`): at least a few, so that
 # two or three spikes in a small scope do not hide each other (at most `outlier_most`).
 _FEWEST_ASIDE = 3
+# A top price holds more samples than the bins this close to it together (`_price_top`).
+_PRICE_NEIGHBOURS = 3
 # A bin holding this many samples is a price, never an outlier (`screened`).
 _PRICE_SAMPLES = 2
 # Zhang & Stephens' prior on theta: its scale is this many times the excesses' first quartile.
@@ -106,11 +108,11 @@ class TailFit:
     outlier_share: float = 0.004
     outlier_alpha: float = 0.001
     outlier_most: int = 10
-    # Where the window's top bin holds `knot_min_count` samples or more, the top is a price
-    # (a toll's truck class, a plan, a full tank), and the excesses below it are a few
-    # prices: a GPD fitted to them reads a heavy shape one bin wide, so an amount twice the
-    # top price read as 1 in 1,500 (docs/accuracy.md, round 13). Past such a top the tail is
-    # the fixed-price rule's (detector_worker.scoring.stable_probability): any amount above
+    # Where the window's top is a price (`_price_top`: a toll's truck class, a plan, a full
+    # tank), the excesses below it are a few prices: a GPD fitted to them reads a heavy
+    # shape one bin wide, so an amount 2.6x the top price read as 1 in 1,600
+    # (docs/accuracy.md, round 13). Past such a top the tail is the fixed-price rule's
+    # (detector_worker.scoring.stable_probability and its repricing cap): any amount above
     # it as rare as 1 in n + 1 (no sample of n was), and a step d above the price as
     # (1 + d / price_change_scale) ** -2 of that: prices mostly move by a few percent.
     price_top: bool = True
@@ -181,8 +183,11 @@ def _price_top(
     keys: list[int], counts: list[int], fit: TailFit, levels: TailLevels
 ) -> TailModel | None:
     """The tail past a top price (`TailFit.price_top`), or None where the window's top is
-    no price: its highest bin holding `knot_min_count` samples, above which lie no more
-    samples than the outlier screen would set aside (a spike or two judged medium)."""
+    no price: its highest bin holding `knot_min_count` samples, with no more samples above
+    it than the outlier screen would set aside (a spike or two judged medium), and more
+    samples than the bins within `_PRICE_NEIGHBOURS` of it together: a point mass, not the
+    crowded top of a narrow continuous scope (a normal of 10 % spread at n = 3,000 has 10
+    samples in a bin near its top)."""
     n, above = sum(counts), 0
     few = min(max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE), fit.outlier_most)
     for top in range(len(keys) - 1, -1, -1):
@@ -193,12 +198,19 @@ def _price_top(
             return None
     else:
         return None
-    if top == len(keys) - 1 == 0:
-        return None  # one price and nothing else: no tail (the fixed-price rule's scope)
+    if len(keys) < 2 or not _isolated(keys, counts, top):
+        return None
     at_or_above = list(accumulate(reversed(counts[: top + 1]), initial=above))[1:]
     at_or_above.reverse()
     amounts, survival = _knots(keys[: top + 1], at_or_above, fit.knot_min_count)
     return _past_a_price(amounts, survival, keys[top], n, above, fit, levels)
+
+
+def _isolated(keys: list[int], counts: list[int], top: int) -> bool:
+    """Whether bin `top` holds more samples than the bins within `_PRICE_NEIGHBOURS` of it."""
+    low = bisect_left(keys, keys[top] - _PRICE_NEIGHBOURS)
+    high = bisect_right(keys, keys[top] + _PRICE_NEIGHBOURS)
+    return counts[top] > sum(counts[low:high]) - counts[top]
 
 
 def _past_a_price(
@@ -210,22 +222,17 @@ def _past_a_price(
     fit: TailFit,
     levels: TailLevels,
 ) -> TailModel:
-    """The tail past a top price: the knots up to the price; the price's own share up to
-    where a level below 1 reads the price itself (at its lowest hour and weekday); from
-    the next bin on as rare as the `above` samples past the price make it, (above + 1) /
-    (n + 1) (Laplace's rule of succession); and then a GPD of shape 1/2, whose survival
-    (1 + 0.5 y / scale) ** -2 is the fixed-price rule's (1 + d / change) ** -2 for a scale
-    of half `price_change_scale` times the price. The levels stay: a price list's hours,
-    weekdays and trend mostly move the mix of its prices (more $100 gift cards on a
-    Saturday), but the same levels carry an inflation that moves every price (dropping
-    them cost more on the blind stream than it gained: docs/accuracy.md, round 13)."""
-    lowest = levels.level_ratio
-    lowest *= min(levels.hour_ratios or [1.0]) * min(levels.weekday_ratios or [1.0])
-    edge = bin_bounds(top)[1]
+    """The tail past a top price: the knots up to the price; from the next bin on as rare
+    as the `above` samples past the price make it, (above + 1) / (n + 1) (Laplace's rule
+    of succession); and then a GPD of shape 1/2, whose survival (1 + 0.5 y / scale) ** -2
+    is the fixed-price rule's (1 + d / change) ** -2 for a scale of half
+    `price_change_scale` times the price. The levels stay: a price list's hours, weekdays
+    and trend mostly move the mix of its prices (more $100 gift cards on a Saturday), but
+    the same levels carry an inflation that moves every price (dropping them cost more on
+    the blind stream than it gained: docs/accuracy.md, round 13); the detector never reads
+    the price itself past it (`TailModel.top_price`)."""
+    price, edge = bin_bounds(top)
     past = (above + 1) / (n + 1)
-    if lowest < 1:
-        amounts, survival = [*amounts, edge / lowest], [*survival, survival[-1]]
-        edge *= GAMMA / lowest
     return TailModel(
         amounts=[*amounts[-63:], edge],
         survival=[*survival[-63:], past],
@@ -238,6 +245,7 @@ def _past_a_price(
         level_slope=levels.level_slope,
         hour_ratios=levels.hour_ratios,
         weekday_ratios=levels.weekday_ratios,
+        top_price=price,
     )
 
 
@@ -265,7 +273,9 @@ def _screened(
     if aside < 1 or len(keys) < 3:
         return bins
     rest, top = _set_aside(keys, counts, aside)
-    unscreened = replace(fit, outlier_share=0.0)
+    # (the price-top rule had its look at the whole window; judged by it, a spike over a
+    # few prices would leave the fit and the rest be fitted by a GPD all the same)
+    unscreened = replace(fit, outlier_share=0.0, price_top=False)
     model = fit_tail(rest, unscreened)
     if model is None:
         return bins

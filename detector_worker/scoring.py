@@ -99,6 +99,12 @@ class ScoringConfig:
     stable_tolerance: float = 0.02
     stable_change_scale: float = 0.1
     stable_reprice: float = 0.5
+    # `tail`: an amount up to this share above its scope's top price (`TailModel.top_price`)
+    # is at most medium: a price list's new fare is learned within the day instead of
+    # alerting high at every charge until it recurs on two days. Narrower than a fixed
+    # price's: on the blind stream the jumps labelled fraud at price lists were 1.3-1.6x
+    # (docs/accuracy.md, round 13).
+    top_price_reprice: float = 0.2
     # `tail`: a young merchant that has charged one price n times weighs by the evidence for
     # its own model (n identical charges), not by its count alone.
     stable_merchant_evidence: bool = True
@@ -298,6 +304,8 @@ def score(
         fallback: Method = "log_zscore" if config.method == "tail" else config.method
         z, rule = z_score(amount, baseline, fallback)
     tier = config.active_tiers.severity(z)
+    if tier is not None and rule == "tail" and _repricing(amount, baseline, config):
+        tier = ("medium", config.active_tiers.medium)
     if tier is None:
         return Verdict(
             transaction_id=txn.id,
@@ -319,6 +327,15 @@ def score(
         baseline=baseline.model(),
         scored_at=now,
     )
+
+
+def _repricing(amount: float, baseline: HeldBaseline, config: ScoringConfig) -> bool:
+    """An amount within `top_price_reprice` above its scope's top price
+    (`TailModel.top_price`): at most medium, as a fixed price's repricing (`_score_stable`),
+    so that a toll's new truck fare feeds the baseline and is learned instead of alerting
+    all day."""
+    top = baseline.tail.top_price if baseline.tail is not None else 0.0
+    return 0 < top < amount <= top * (1 + config.top_price_reprice)
 
 
 def _score_stable(

@@ -39,6 +39,7 @@ class DetectorSettings(AlertTierSettings):
     stable_tolerance: float = Field(default=DEFAULTS.stable_tolerance, ge=0)
     stable_change_scale: float = Field(default=DEFAULTS.stable_change_scale, gt=0)
     stable_reprice: float = Field(default=DEFAULTS.stable_reprice, ge=0)
+    top_price_reprice: float = Field(default=DEFAULTS.top_price_reprice, ge=0)
     stable_merchant_evidence: bool = DEFAULTS.stable_merchant_evidence
     unseen_merchant_floor: float = Field(default=DEFAULTS.unseen_merchant_floor, ge=0, lt=1)
     young_merchant_own_level: bool = DEFAULTS.young_merchant_own_level
@@ -60,6 +61,7 @@ class DetectorSettings(AlertTierSettings):
             stable_tolerance=self.stable_tolerance,
             stable_change_scale=self.stable_change_scale,
             stable_reprice=self.stable_reprice,
+            top_price_reprice=self.top_price_reprice,
             stable_merchant_evidence=self.stable_merchant_evidence,
             unseen_merchant_floor=self.unseen_merchant_floor,
             young_merchant_own_level=self.young_merchant_own_level,

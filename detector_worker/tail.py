@@ -36,6 +36,9 @@ class HeldTail:
     # Each UTC weekday's level (Monday first; None: no weekly seasonality), a factor on the
     # hour's: `TailModel.weekday_ratios`.
     weekday_levels: array[float] | None = None
+    # The window's top price past which the tail is the fixed-price rule's (0.0: none):
+    # `TailModel.top_price`.
+    top_price: float = 0.0
 
     @classmethod
     def of(cls, model: TailModel, computed_at: datetime | None = None) -> HeldTail:
@@ -55,6 +58,7 @@ class HeldTail:
             model.level_slope if day else 0.0,
             day,
             None if model.weekday_ratios is None else array("d", model.weekday_ratios),
+            model.top_price or 0.0,
         )
 
     def model(self) -> TailModel:
@@ -72,6 +76,7 @@ class HeldTail:
             if self.hour_levels is None
             else [level / self.level_ratio for level in self.hour_levels],
             weekday_ratios=None if self.weekday_levels is None else list(self.weekday_levels),
+            top_price=self.top_price or None,
         )
 
 
@@ -105,9 +110,13 @@ def survival(
 ) -> float:
     """P(amount >= x): the empirical knots where they reach, the fitted Pareto tail past them,
     read at the lower edge of the amount's histogram bin (after taking out the level's trend
-    at `day`, and at `hour` the hour of day's level)."""
+    at `day`, and at `hour` the hour of day's level). A top price or less is never read past
+    the top price: its levels move the mix of a price list, not the prices."""
     step = tail.log_bin_ratio
-    amount = math.exp(math.floor(math.log(amount / _level(tail, hour, day)) / step) * step)
+    read = math.exp(math.floor(math.log(amount / _level(tail, hour, day)) / step) * step)
+    if read > tail.top_price > 0 and amount < tail.top_price * math.exp(step):
+        read = tail.top_price
+    amount = read
     amounts, shares = tail.amounts, tail.survival
     if amount <= amounts[0]:
         return shares[0]

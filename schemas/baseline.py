@@ -76,6 +76,13 @@ class TailModel(BaseModel):
     weekday_ratios: list[Annotated[float, Field(gt=0)]] | None = Field(
         default=None, min_length=7, max_length=7
     )
+    # The window's top price, where its tail past it is the fixed-price rule's (a toll's
+    # truck class, a plan: baseline_worker.tail, `TailFit.price_top`), at its bin's lower
+    # edge; absent: none. An amount at or below it is never read past it, whatever the
+    # levels (a level below 1 from a mix with fewer of the dearest price would read the
+    # price itself as a new one), and one up to `stable_reprice` above it is at most
+    # medium, as at a fixed price: a repricing is learned, not alerted on for good.
+    top_price: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _knots_pair_up(self) -> "TailModel":

@@ -5,6 +5,7 @@ not by a GPD fitted to a few prices."""
 import random
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from itertools import pairwise
 from uuid import uuid4
 
@@ -13,11 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baseline_worker.histogram import bin_of, histogram
-from baseline_worker.tail import NO_LEVELS, TailFit, TailLevels, fit_tail
+from baseline_worker.stats import Moments
+from baseline_worker.tail import NO_LEVELS, TailFit, TailLevels, fit_tail, screened
+from benchmarks.support import index
 from detector_worker.held_baseline import HeldBaseline
-from detector_worker.scoring import ScoringConfig, stable_probability
-from detector_worker.tail import HeldTail, survival
-from schemas import ScopeKind
+from detector_worker.scoring import ScoringConfig, _repricing, score, stable_probability
+from detector_worker.tail import HeldTail, bin_share, survival
+from schemas import Baseline, BaselineScope, ScopeKind, Transaction
 from schemas.rarity import z_equivalent
 
 PRICE_TOP = TailFit(price_top=True)
@@ -151,3 +154,93 @@ def test_a_spike_or_two_above_the_top_price_leave_it_a_price() -> None:
 def test_many_samples_above_the_highest_full_bin_are_no_price() -> None:
     window = [5.10] * 721 + [12.75] * 117 + [20.40] * 43 + [25.0 + i for i in range(12)]
     assert fit_tail(histogram(window), PRICE_TOP) == fit_tail(histogram(window), NO_PRICE_TOP)
+
+
+def test_the_crowded_top_of_a_narrow_continuous_scope_is_no_price() -> None:
+    # A normal of 10 % spread over 3,000 samples has a bin of 10 near its top, with few
+    # above: read as a price, 5 and 10 standard deviations out read medium and high
+    # instead of high and critical (the review of round 13).
+    for seed in range(6):
+        rng = random.Random(seed)
+        window = [round(rng.gauss(100, 10), 2) for _ in range(3000)]
+        assert fit_tail(histogram(window), PRICE_TOP) == fit_tail(histogram(window), NO_PRICE_TOP)
+
+
+def test_the_screen_judges_spikes_over_a_price_list_as_before() -> None:
+    # Six spikes over the tolls: not a top price (too many above it); the screen's own fit
+    # of the rest must not be the price-top rule, or the spikes would leave and the rest
+    # still be fitted by a GPD.
+    bins = histogram([*tolls(), 30.0, 35.0, 45.0, 160.0, 180.0, 200.0])
+    assert screened(bins, PRICE_TOP) == screened(bins, NO_PRICE_TOP)
+    assert fit_tail(bins, PRICE_TOP) == fit_tail(bins, NO_PRICE_TOP)
+
+
+def test_a_top_price_reads_its_share_at_any_hour_weekday_and_day() -> None:
+    # Levels below 1 at some hours and weekdays, and a trend: the $100 card is the $100
+    # card whenever it is charged, and an amount above it is past it whenever.
+    window = [10.0] * 280 + [25.0] * 160 + [50.0] * 100 + [100.0] * 440
+    n = len(window)
+    hours = [1.0] * 24
+    hours[4] = 0.8
+    weekdays = [0.85, 1, 1, 1, 1, 1.1, 1.1]
+    levels = TailLevels(0.9, 0.002, hours, weekdays)
+    model = fit_tail(histogram(window), PRICE_TOP, levels)
+    assert model is not None and model.top_price == pytest.approx(100.0, rel=0.02)
+    held = HeldTail.of(model, datetime(2026, 12, 1, tzinfo=UTC))
+    today = datetime(2026, 12, 1, tzinfo=UTC).toordinal()
+    for hour in (4, 12):
+        for day in (today - 10, today - 3, today):
+            assert survival(held, 100.0, hour, day) == 440 / n
+            # 120 and 150 are past the top at the hour's and weekday's level too
+            assert survival(held, 150.0, hour, day) < 1 / n
+    assert bin_share(held, 100.0) == pytest.approx(440 / n, rel=0.01)
+
+
+def test_a_new_top_price_up_to_the_repricing_cap_is_medium_then_high_past_it() -> None:
+    # A toll raises its truck class 20.40 -> 22.00 (+8 %): at most medium, so the new fare
+    # feeds the baseline and is learned within the day (`top_price_reprice`, 20 %); a jump
+    # past that is not a repricing.
+    window = tolls() * 10
+    scope = BaselineScope(kind=ScopeKind.MERCHANT, name="Bridge", currency="USD")
+    priced = index([_baseline_of(scope, window, PRICE_TOP)])
+    for amount, severity in (("22.00", "medium"), ("24.30", "medium"), ("26.50", "high")):
+        verdict = score(_charge(amount), priced, ScoringConfig(), NOW)
+        assert (verdict.severity, verdict.rule) == (severity, "tail"), amount
+    assert score(_charge("52.69"), priced, ScoringConfig(), NOW).severity == "critical"
+    # Uncapped, the new fare is high: what the cap changes.
+    uncapped = ScoringConfig(top_price_reprice=0.0)
+    assert score(_charge("22.00"), priced, uncapped, NOW).severity == "high"
+    # Without a top price (the GPD) there is no cap.
+    fitted = HeldBaseline.of(_baseline_of(scope, window, NO_PRICE_TOP))
+    assert not _repricing(22.0, fitted, ScoringConfig())
+
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+def _charge(amount: str) -> Transaction:
+    return Transaction(
+        id=uuid4(),
+        amount=Decimal(amount),
+        category="tolls",
+        merchant="Bridge",
+        transaction_date=NOW,
+    )
+
+
+def _baseline_of(scope: BaselineScope, window: list[float], fit: TailFit) -> Baseline:
+    moments = Moments()
+    for amount in window:
+        moments += Moments.of(Decimal(str(amount)))
+    return Baseline(
+        id=uuid4(),
+        scope=scope,
+        count=moments.count,
+        mean=moments.mean,
+        stddev=moments.stddev,
+        log_mean=moments.log_mean,
+        log_stddev=moments.log_stddev,
+        tail=fit_tail(histogram(window), fit),
+        window_days=30,
+        computed_at=NOW,
+    )
