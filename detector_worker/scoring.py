@@ -8,7 +8,7 @@ from typing import Literal
 from uuid import UUID
 
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
-from detector_worker.tail import bin_share, survival
+from detector_worker.tail import bin_share, repricing_band, survival
 from schemas import ScopeKind, Severity, Transaction, Verdict
 from schemas.rarity import z_equivalent
 
@@ -292,9 +292,9 @@ def score(
     if baseline.stddev <= config.stable_stddev:
         return _score_stable(txn.id, amount, baseline, config, now)
     p = estimate = None
+    # The hour and the day of the amount, for the scope's level then (time of day, trend).
+    at = txn.transaction_date.astimezone(UTC)
     if config.method == "tail":
-        # The hour and the day of the amount, for the scope's level then (time of day, trend).
-        at = txn.transaction_date.astimezone(UTC)
         estimate = tail_probability(amount, merchant, category, config, at.hour, at.toordinal())
     if estimate is not None:
         p, baseline = estimate
@@ -304,7 +304,7 @@ def score(
         fallback: Method = "log_zscore" if config.method == "tail" else config.method
         z, rule = z_score(amount, baseline, fallback)
     tier = config.active_tiers.severity(z)
-    if tier is not None and rule == "tail" and _repricing(amount, baseline, config):
+    if tier is not None and rule == "tail" and _repricing(amount, baseline, config, at):
         tier = ("medium", config.active_tiers.medium)
     if tier is None:
         return Verdict(
@@ -329,12 +329,18 @@ def score(
     )
 
 
-def _repricing(amount: float, baseline: HeldBaseline, config: ScoringConfig) -> bool:
-    """An amount within `top_price_reprice` above its scope's top price
-    (`TailModel.top_price`): at most medium, as a fixed price's repricing (`_score_stable`),
-    so that a toll's new truck fare feeds the baseline and is learned instead of alerting
-    all day."""
-    top = baseline.tail.top_price if baseline.tail is not None else 0.0
+def _repricing(
+    amount: float, baseline: HeldBaseline, config: ScoringConfig, at: datetime | None = None
+) -> bool:
+    """An amount within `top_price_reprice` above its merchant's top price
+    (`TailModel.top_price`, `repricing_band`): at most medium, as a fixed price's repricing
+    (`_score_stable`), so that a toll's new truck fare feeds the baseline and is learned
+    instead of alerting all day. A merchant's own: a category's top price says nothing of
+    what a young merchant that never charged near it may charge."""
+    if baseline.tail is None or baseline.key[0] != ScopeKind.MERCHANT:
+        return False
+    hour, day = (None, None) if at is None else (at.hour, at.toordinal())
+    top = repricing_band(baseline.tail, hour, day)
     return 0 < top < amount <= top * (1 + config.top_price_reprice)
 
 

@@ -129,8 +129,11 @@ def survival(
 def bin_share(tail: HeldTail, amount: float) -> float:
     """At most the share of the scope's samples in the histogram bin of `amount`: the drop
     of the survival across the bin, or, below the first knot (where the knots say nothing),
-    every sample below the bin's upper edge."""
+    every sample below the bin's upper edge. A top price's share is the drop across its
+    own knots (its levels move the mix, not the price)."""
     step = tail.log_bin_ratio
+    if 0 < tail.top_price <= amount < tail.top_price * math.exp(step):
+        return tail.survival[-2] - tail.survival[-1]
     index = math.floor(math.log(amount / tail.level_ratio) / step)
     next_bin = math.exp((index + 1.5) * step) * tail.level_ratio  # inside the next bin
     above = survival(tail, next_bin)
@@ -143,6 +146,16 @@ def _between(x0: float, p0: float, x1: float, p1: float, x: float) -> float:
     """Log-log interpolation: exact for a power law, close for any smooth tail."""
     weight = math.log(x / x0) / math.log(x1 / x0)
     return math.exp(math.log(p0) + weight * (math.log(p1) - math.log(p0)))
+
+
+def repricing_band(tail: HeldTail, hour: int | None = None, day: int | None = None) -> float:
+    """Up to where an amount above the scope's top price is a repricing (0.0: no top price),
+    before the share the detector allows (`ScoringConfig.top_price_reprice`): the price as
+    charged, or moved up by a level above 1 (an inflation moves every price; a level below
+    1 moves a price list's mix, not its prices, as in `survival`)."""
+    if not tail.top_price:
+        return 0.0
+    return tail.top_price * max(1.0, _level(tail, hour, day))
 
 
 def _pareto_tail(tail: HeldTail, amount: float) -> float:

@@ -2,10 +2,17 @@
 
 import json
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from schemas.types import CurrencyCode, Label, Timestamp
 
@@ -80,9 +87,18 @@ class TailModel(BaseModel):
     # truck class, a plan: baseline_worker.tail, `TailFit.price_top`), at its bin's lower
     # edge; absent: none. An amount at or below it is never read past it, whatever the
     # levels (a level below 1 from a mix with fewer of the dearest price would read the
-    # price itself as a new one), and one up to `stable_reprice` above it is at most
-    # medium, as at a fixed price: a repricing is learned, not alerted on for good.
+    # price itself as a new one), and one up to `top_price_reprice` above it is at most
+    # medium (`TOP_PRICE_REPRICE`), as a fixed price's repricing: learned, not alerted on.
     top_price: float | None = Field(default=None, gt=0)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_top_price(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Left out when absent, so that a consumer of before this field (which forbids
+        # unknown keys) still reads every tail but a top price's while a rollout is half way.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("top_price") is None:
+            data.pop("top_price", None)
+        return data
 
     @model_validator(mode="after")
     def _knots_pair_up(self) -> "TailModel":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from detector_worker.scoring import Tiers
+from detector_worker.scoring import ScoringConfig, Tiers
 from detector_worker.tail import HeldTail, survival
 from schemas import TailModel
 from schemas.rarity import probability_of
@@ -87,13 +87,31 @@ def amount_at(curve: Survival, probability: float, low: float, high: float) -> f
     return high
 
 
-def tier_amounts(curve: Survival, low: float, tiers: Tiers) -> list[tuple[str, float]]:
-    """(severity, amount where it starts) at the tiers the detector scores with."""
+def tier_amounts(
+    curve: Survival, low: float, tiers: Tiers, band: float | None = None
+) -> list[tuple[str, float]]:
+    """(severity, amount where it starts) at the tiers the detector scores with; high and
+    critical not before `band` (`repricing_band`)."""
     named = (("medium", tiers.medium), ("high", tiers.high), ("critical", tiers.critical))
     found = [
         (name, amount_at(curve, probability_of(z), low, max(low, 1.0) * 2)) for name, z in named
     ]
-    return [(name, amount) for name, amount in found if amount is not None]
+    return [
+        (name, amount if name == "medium" or band is None else max(amount, band))
+        for name, amount in found
+        if amount is not None
+    ]
+
+
+def repricing_band(rule: str, baseline: dict[str, Any]) -> float | None:
+    """Up to where a `tail` verdict past a merchant's top price is at most medium, at the
+    detector's default share (detector_worker.scoring._repricing; the hour's and the
+    trend's level left out: the chart reads the scope at its window's level)."""
+    tail = baseline.get("tail") or {}
+    top = tail.get("top_price")
+    if rule != "tail" or not top or baseline.get("scope_kind") != "merchant":
+        return None
+    return float(top) * (1 + ScoringConfig().top_price_reprice)
 
 
 def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -117,7 +135,7 @@ def distribution(
     if curve is None:
         return None
     low = max(min(float(baseline["mean"] - baseline["stddev"]), amount) * 0.5, 0.01)
-    tiers = tier_amounts(curve, low, tier_levels)
+    tiers = tier_amounts(curve, low, tier_levels, repricing_band(rule, baseline))
     high = max([amount, *(x for _, x in tiers)]) * 1.15
     floor = max(min(probability_of(tier_levels.critical) / 10, curve(amount) / 10), 1e-15)
     decades = math.ceil(-math.log10(floor))

@@ -20,7 +20,8 @@ from benchmarks.support import index
 from detector_worker.held_baseline import HeldBaseline
 from detector_worker.scoring import ScoringConfig, _repricing, score, stable_probability
 from detector_worker.tail import HeldTail, bin_share, survival
-from schemas import Baseline, BaselineScope, ScopeKind, Transaction
+from ingest_gateway.ui import chart
+from schemas import Baseline, BaselineScope, ScopeKind, TailModel, Transaction
 from schemas.rarity import z_equivalent
 
 PRICE_TOP = TailFit(price_top=True)
@@ -244,3 +245,56 @@ def _baseline_of(scope: BaselineScope, window: list[float], fit: TailFit) -> Bas
         window_days=30,
         computed_at=NOW,
     )
+
+
+def test_a_tail_without_a_top_price_encodes_as_before_it_existed() -> None:
+    # A detector of before the field forbids unknown keys: every tail but a top price's
+    # must still read there while a rollout is half way.
+    plain = fit_tail(histogram([round(10 + i * 0.37, 2) for i in range(400)]), PRICE_TOP)
+    priced = fit_tail(histogram(tolls()), PRICE_TOP)
+    assert plain is not None and plain.top_price is None
+    assert "top_price" not in plain.model_dump_json()
+    assert priced is not None and '"top_price":' in priced.model_dump_json()
+    assert TailModel.model_validate_json(priced.model_dump_json()) == priced
+
+
+def test_a_young_merchant_is_not_capped_by_its_categorys_top_price() -> None:
+    # Three charges of about 2 at a merchant in a toll category: 24.00 is 12x its own, and
+    # what the category's top fare says of repricing does not apply to it.
+    category = BaselineScope(kind=ScopeKind.CATEGORY, name="tolls", currency="USD")
+    merchant = BaselineScope(kind=ScopeKind.MERCHANT, name="Bridge", currency="USD")
+    held = HeldBaseline.of(_baseline_of(category, tolls(), PRICE_TOP))
+    assert held.tail is not None and held.tail.top_price > 0
+    assert not _repricing(24.0, held, ScoringConfig())
+    own = HeldBaseline.of(_baseline_of(merchant, tolls(), PRICE_TOP))
+    assert _repricing(24.0, own, ScoringConfig())
+
+
+def test_an_inflated_level_moves_the_repricing_band_up_and_a_lower_one_does_not() -> None:
+    scope = BaselineScope(kind=ScopeKind.MERCHANT, name="Bridge", currency="USD")
+    for level, amount, capped in ((1.3, 31.0, True), (1.0, 31.0, False), (0.8, 24.0, True)):
+        model = fit_tail(histogram(tolls()), PRICE_TOP, TailLevels(level_ratio=level))
+        base = _baseline_of(scope, tolls(), PRICE_TOP).model_copy(update={"tail": model})
+        assert _repricing(amount, HeldBaseline.of(base), ScoringConfig(), NOW) is capped
+
+
+def test_a_top_prices_bin_share_is_its_own_at_any_level() -> None:
+    window = [20.0] * 300 + [50.0] * 400 + [101.0] * 300
+    for level in (0.9, 0.95, 1.0, 1.05, 1.1):
+        model = fit_tail(histogram(window), PRICE_TOP, TailLevels(level_ratio=level))
+        assert model is not None
+        assert bin_share(HeldTail.of(model), 101.0) == pytest.approx(0.3, abs=0.002)
+
+
+def test_the_chart_starts_high_past_the_repricing_band() -> None:
+    # A medium verdict (capped) is not drawn past the chart's "high" line.
+    model = fit_tail(histogram(tolls()), PRICE_TOP)
+    assert model is not None and model.top_price is not None
+    stats = {"tail": model.model_dump(), "scope_kind": "merchant"}
+    band = chart.repricing_band("tail", stats)
+    assert band is not None and band == pytest.approx(model.top_price * 1.2)
+    curve = chart.survival_of("tail", {**stats, "mean": 7.0, "stddev": 4.0})
+    assert curve is not None
+    starts = dict(chart.tier_amounts(curve, 0.01, ScoringConfig().tiers, band))
+    assert starts["high"] >= band and starts["critical"] >= band
+    assert chart.repricing_band("tail", {**stats, "scope_kind": "category"}) is None
