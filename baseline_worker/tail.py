@@ -107,6 +107,8 @@ class TailFit:
     # would reach them less than `outlier_alpha` of the time leave the fit (0: no screen).
     outlier_share: float = 0.004
     outlier_alpha: float = 0.001
+    # At most this many samples set aside: the tail fitted without them reads lighter the
+    # more of its top it lacks (round 13 replayed 30: docs/accuracy.md).
     outlier_most: int = 10
     # Where the window's top is a price (`_price_top`: a toll's truck class, a plan, a full
     # tank), the excesses below it are a few prices: a GPD fitted to them reads a heavy
@@ -189,7 +191,7 @@ def _price_top(
     crowded top of a narrow continuous scope (a normal of 10 % spread at n = 3,000 has 10
     samples in a bin near its top)."""
     n, above = sum(counts), 0
-    few = min(max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE), fit.outlier_most)
+    few = _set_aside_count(n, fit)
     for top in range(len(keys) - 1, -1, -1):
         if counts[top] >= fit.knot_min_count:
             break
@@ -265,11 +267,7 @@ def _screened(
 ) -> Mapping[int, int]:
     """`screened`, with the bins already sorted (`bins` itself when nothing leaves)."""
     n = sum(counts)
-    aside = min(
-        max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE),
-        fit.outlier_most,
-        n - 2 * fit.min_excesses,
-    )
+    aside = min(_set_aside_count(n, fit), n - 2 * fit.min_excesses)
     if aside < 1 or len(keys) < 3:
         return bins
     rest, top = _set_aside(keys, counts, aside)
@@ -287,6 +285,11 @@ def _screened(
                 kept[back] = kept.get(back, 0) + 1
             return kept
     return bins
+
+
+def _set_aside_count(n: int, fit: TailFit) -> int:
+    """How many of a window's n samples the outlier screen sets aside."""
+    return min(max(math.ceil(fit.outlier_share * n), _FEWEST_ASIDE), fit.outlier_most)
 
 
 def _set_aside(keys: list[int], counts: list[int], aside: int) -> tuple[dict[int, int], list[int]]:
