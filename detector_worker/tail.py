@@ -116,7 +116,7 @@ def survival(
     read = math.exp(math.floor(math.log(amount / _level(tail, hour, day)) / step) * step)
     if read > tail.top_price > 0 and amount < tail.top_price * math.exp(step):
         read = tail.top_price
-    amount = read
+    amount = read  # from here on, the amount as the knots read it
     amounts, shares = tail.amounts, tail.survival
     if amount <= amounts[0]:
         return shares[0]

@@ -30,7 +30,7 @@ async def _pictures(
     if not isinstance(when, datetime):  # a stored time Python cannot hold: no timeline
         return distribution, None
     curve = chart.survival_of(alert.rule, stats)
-    band = chart.repricing_band(alert.rule, stats)
+    band = chart.high_not_before(alert.rule, stats)
     tiers = chart.tier_amounts(curve, 0.01, tier_levels, band) if curve else []
     recent = await request.app[READS].recent(
         baseline.scope_kind,

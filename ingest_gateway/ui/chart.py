@@ -91,7 +91,7 @@ def tier_amounts(
     curve: Survival, low: float, tiers: Tiers, band: float | None = None
 ) -> list[tuple[str, float]]:
     """(severity, amount where it starts) at the tiers the detector scores with; high and
-    critical not before `band` (`repricing_band`)."""
+    critical not before `band` (`high_not_before`)."""
     named = (("medium", tiers.medium), ("high", tiers.high), ("critical", tiers.critical))
     found = [
         (name, amount_at(curve, probability_of(z), low, max(low, 1.0) * 2)) for name, z in named
@@ -103,7 +103,7 @@ def tier_amounts(
     ]
 
 
-def repricing_band(rule: str, baseline: dict[str, Any]) -> float | None:
+def high_not_before(rule: str, baseline: dict[str, Any]) -> float | None:
     """Up to where a `tail` verdict past a merchant's top price is at most medium, at the
     detector's default share (detector_worker.scoring._repricing; the hour's and the
     trend's level left out: the chart reads the scope at its window's level)."""
@@ -135,7 +135,7 @@ def distribution(
     if curve is None:
         return None
     low = max(min(float(baseline["mean"] - baseline["stddev"]), amount) * 0.5, 0.01)
-    tiers = tier_amounts(curve, low, tier_levels, repricing_band(rule, baseline))
+    tiers = tier_amounts(curve, low, tier_levels, high_not_before(rule, baseline))
     high = max([amount, *(x for _, x in tiers)]) * 1.15
     floor = max(min(probability_of(tier_levels.critical) / 10, curve(amount) / 10), 1e-15)
     decades = math.ceil(-math.log10(floor))

@@ -291,10 +291,10 @@ def test_the_chart_starts_high_past_the_repricing_band() -> None:
     model = fit_tail(histogram(tolls()), PRICE_TOP)
     assert model is not None and model.top_price is not None
     stats = {"tail": model.model_dump(), "scope_kind": "merchant"}
-    band = chart.repricing_band("tail", stats)
+    band = chart.high_not_before("tail", stats)
     assert band is not None and band == pytest.approx(model.top_price * 1.2)
     curve = chart.survival_of("tail", {**stats, "mean": 7.0, "stddev": 4.0})
     assert curve is not None
     starts = dict(chart.tier_amounts(curve, 0.01, ScoringConfig().tiers, band))
     assert starts["high"] >= band and starts["critical"] >= band
-    assert chart.repricing_band("tail", {**stats, "scope_kind": "category"}) is None
+    assert chart.high_not_before("tail", {**stats, "scope_kind": "category"}) is None
