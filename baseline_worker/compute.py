@@ -17,8 +17,9 @@ from decimal import Decimal, localcontext
 
 from psycopg import AsyncConnection
 
-from baseline_worker.histogram import bin_of_log
+from baseline_worker.histogram import bin_bounds, bin_of, bin_of_log
 from baseline_worker.stats import DayMedians, DayWeights, HourLevels, Moments, WeekdayLevels
+from baseline_worker.tail import unjudged_cutoff
 from schemas import BaselineScope, ScopeKind
 
 AGGREGATE_SQL = """
@@ -152,6 +153,10 @@ class ScopeStats:
     # The same closed days one by one (each a `DayMedians.of_day`), for a recent level
     # (stats.recent_level); empty where they are not read.
     closed_medians: tuple[DayMedians, ...] = ()
+    # The window's top samples that fed it without a verdict (scored while no baseline
+    # existed), by bin: at least those past the tail's knots (`unjudged_cutoff`), which the
+    # tail fit judges (`baseline_worker.tail.TailFit.unjudged_rarity`).
+    unjudged: Mapping[int, int] = field(default_factory=dict)
 
 
 # The amounts kept out that recur in a scope's window (ops/migrations/020, 022).
@@ -229,6 +234,49 @@ async def _recurring_prices(
     return found
 
 
+# The window's rows that fed it unjudged (scored while no baseline existed; ops/migrations/023).
+ANY_UNJUDGED_SQL = "SELECT baseline_any_unjudged(%(first_day)s, %(last_day)s)"
+UNJUDGED_SQL = """
+SELECT scope_kind, scope_name, currency, amount, sample_count
+FROM baseline_unjudged_top(%(first_day)s, %(last_day)s, %(kinds)s::text[], %(names)s::text[],
+                           %(currencies)s::text[], %(floors)s::numeric[])
+"""
+
+
+def unjudged_top(bins: Mapping[int, int], unjudged: Mapping[int, int]) -> dict[int, int]:
+    """The unjudged samples in the window's top bins (`unjudged_cutoff`), by bin."""
+    cutoff = unjudged_cutoff(bins)
+    return {} if cutoff is None else {b: c for b, c in unjudged.items() if b >= cutoff and c}
+
+
+async def _with_unjudged(
+    conn: AsyncConnection, window: Mapping[str, object], stats: list[ScopeStats]
+) -> list[ScopeStats]:
+    """`stats` with each scope's top samples that fed it unjudged (`ScopeStats.unjudged`):
+    one probe of an index when there are none in the window, the steady stream's case."""
+    if not (await (await conn.execute(ANY_UNJUDGED_SQL, window)).fetchone() or (False,))[0]:
+        return stats
+    cutoffs = {s.scope: cutoff for s in stats if (cutoff := unjudged_cutoff(s.bins)) is not None}
+    columns: dict[str, list[object]] = {"kinds": [], "names": [], "currencies": [], "floors": []}
+    for scope, cutoff in cutoffs.items():
+        columns["kinds"].append(scope.kind.value)
+        columns["names"].append(scope.name)
+        columns["currencies"].append(scope.currency)
+        # A hair under the bin's lower edge: the bin itself decides below (float edges).
+        columns["floors"].append(Decimal(repr(bin_bounds(cutoff)[0])) * Decimal("0.999999"))
+    found: dict[ScopeKey, Counter[int]] = {}
+    for kind, name, currency, amount, count in await (
+        await conn.execute(UNJUDGED_SQL, {**window, **columns})
+    ).fetchall():
+        found.setdefault((kind, name, currency), Counter())[bin_of(amount)] += count
+    return [
+        replace(s, unjudged=unjudged_top(s.bins, unjudged))
+        if (unjudged := found.get((s.scope.kind.value, s.scope.name, s.scope.currency)))
+        else s
+        for s in stats
+    ]
+
+
 def window_days(now: datetime, days: int) -> tuple[date, date]:
     today = now.date()
     return today - timedelta(days=days - 1), today
@@ -301,7 +349,7 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
     weekdays = await _weekdays(conn, window["first_day"])
     medians = await _medians(conn, window["first_day"])
     prices = await _recurring_prices(conn, window)
-    return _with_recurring(
+    stats = _with_recurring(
         [
             ScopeStats(
                 BaselineScope(kind=ScopeKind(kind), name=name, currency=currency),
@@ -328,3 +376,4 @@ async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[Sco
         ],
         prices,
     )
+    return await _with_unjudged(conn, window, stats)

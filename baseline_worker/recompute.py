@@ -91,9 +91,10 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
         else hour_spread(stats.moments, stats.hours, hours, level.spread)
     )
     weekdays, spread = _weekday_levels(stats.moments, stats.weekdays, level, spread, fit)
-    bins = stats.bins
+    bins, unjudged = stats.bins, stats.unjudged
     if fit.detrend_spread and spread < 1.0:
         bins = narrowed(bins, stats.moments.log_mean, spread)
+        unjudged = narrowed(unjudged, stats.moments.log_mean, spread) if unjudged else unjudged
     today = _today_level(stats, level, window_days, fit)
     levels = TailLevels(
         today.level_ratio(window_days - 1),
@@ -101,7 +102,7 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
         None if hours is None else list(hours),
         None if weekdays is None else list(weekdays),
     )
-    return fit_tail(bins, fit, levels)
+    return fit_tail(bins, fit, levels, unjudged)
 
 
 def _today_level(stats: ScopeStats, level: Trend, window_days: int, fit: TailFit) -> Trend:

@@ -13,8 +13,8 @@ and production keeps every high row out (`TAIL_EXCLUSION_Z = None`).
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from functools import lru_cache
@@ -24,6 +24,7 @@ from baseline_worker.compute import (
     RecurringPrice,
     ScopeStats,
     recurs_as_price,
+    unjudged_top,
     window_days,
     with_recurring_prices,
 )
@@ -239,11 +240,17 @@ class MemoryRollup:
         self._kept: defaultdict[date, defaultdict[BaselineScope, Counter[Decimal]]] = defaultdict(
             lambda: defaultdict(Counter)
         )
+        # The rows fed without a verdict (scored while no baseline existed), per day and
+        # scope: their bins (`ScopeStats.unjudged`, ops/migrations/023).
+        self._unjudged: defaultdict[date, defaultdict[BaselineScope, Counter[int]]] = defaultdict(
+            lambda: defaultdict(Counter)
+        )
         # The window's closed days summed, for the day it was made for: a replay runs in
         # time order, so only today changes between two recomputes of the same day.
         self._closed: tuple[date, dict[BaselineScope, _DayScope]] | None = None
 
-    def add(self, txn: Transaction) -> None:
+    def add(self, txn: Transaction, unjudged: bool = False) -> None:
+        """A row that feeds the baselines; `unjudged`: scored while no baseline existed."""
         at = txn.transaction_date.astimezone(UTC)
         day = at.date()
         if self._closed is not None and day < self._closed[0]:
@@ -259,6 +266,10 @@ class MemoryRollup:
             elif entry.shared:
                 entry = rows[scope] = entry.copy()
             entry.add(scaled, log_amount, bin_index, at.hour)
+        if unjudged:
+            by_scope = self._unjudged[day]
+            for scope in scopes_of(txn):
+                by_scope[scope][bin_index] += 1
 
     def keep_out(self, txn: Transaction) -> None:
         """A row kept out of the baselines that may yet count as a price (`kept_as_price`)."""
@@ -302,8 +313,13 @@ class MemoryRollup:
         partial = dict(self._days.get(today, {}))
         for entry in partial.values():
             entry.shared = True
+        unjudged = [scopes for day, scopes in self._unjudged.items() if first <= day <= today]
         return RollupWindow(
-            self._closed[1], partial, (today - first).days, self._recurring(first, today)
+            self._closed[1],
+            partial,
+            (today - first).days,
+            self._recurring(first, today),
+            unjudged,
         )
 
 
@@ -316,9 +332,13 @@ class RollupWindow:
         today: dict[BaselineScope, _Day],
         index: int,
         recurring: Mapping[BaselineScope, list[RecurringPrice]] | None = None,
+        unjudged: Sequence[Mapping[BaselineScope, Counter[int]]] = (),
     ) -> None:
         self._closed, self._today, self._today_index = closed, today, index
         self._recurring = recurring or {}
+        # The window's days' unjudged bins, summed for a scope when its tail is fitted (a
+        # replay's today may have grown since: the fit takes no more than the bins hold).
+        self._unjudged_days = unjudged
         self._partial: dict[BaselineScope, _DayScope] = {}
 
     def scopes(self) -> set[BaselineScope]:
@@ -349,6 +369,8 @@ class RollupWindow:
         stats = ScopeStats(scope, moments, bins, weights, hours, weekdays, medians, days)
         if prices := self._recurring.get(scope):
             stats = with_recurring_prices(stats, prices)
+        if with_bins and (unjudged := self.unjudged(scope, stats.bins)):
+            stats = replace(stats, unjudged=unjudged)
         return stats
 
     def bins(self, scope: BaselineScope) -> Counter[int]:
@@ -358,6 +380,15 @@ class RollupWindow:
         for price in self._recurring.get(scope, ()):
             bins[bin_of(price.amount)] += price.count
         return bins
+
+    def unjudged(self, scope: BaselineScope, bins: Mapping[int, int]) -> dict[int, int]:
+        """What ops/migrations/023's `baseline_unjudged_top` reads for the scope whose window
+        histogram is `bins`: its unjudged samples in the window's top bins."""
+        found: Counter[int] = Counter()
+        for day in self._unjudged_days:
+            if (counted := day.get(scope)) is not None:
+                found.update(counted)
+        return unjudged_top(bins, found) if found else {}
 
     def _fed_bins(self, scope: BaselineScope) -> Counter[int]:
         bins: Counter[int] = Counter()

@@ -35,6 +35,10 @@ _FEWEST_ASIDE = 3
 _PRICE_NEIGHBOURS = 3
 # A bin holding this many samples is a price, never an outlier (`screened`).
 _PRICE_SAMPLES = 2
+# The unjudged samples judged at the fit are those among the window's top this many
+# (`TailFit.unjudged_rarity`): past the knots' end (10 samples above), after the outlier
+# screen set aside at most 10, with room for a history's dozens of spikes.
+UNJUDGED_TOP = 40
 # Zhang & Stephens' prior on theta: its scale is this many times the excesses' first quartile.
 _ZHANG_PRIOR_SCALE = 3.0
 _ZHANG_MAX_EXTRA_POINTS = 20
@@ -119,6 +123,13 @@ class TailFit:
     # (1 + d / price_change_scale) ** -2 of that: prices mostly move by a few percent.
     price_top: bool = True
     price_change_scale: float = 0.1
+    # Samples that fed the window without a verdict (scored while no baseline existed: a
+    # history posted faster than baselines were computed, a scope's first rows) are judged
+    # here as a verdict would have judged them: those past the window's knots are set aside
+    # and, smallest first, each read against the tail fitted on the window with the ones
+    # fed back so far; one this rare or rarer (the high tier's 1 in 5,000) leaves the fit,
+    # every larger one with it (`_judged`; 0: none; docs/accuracy.md, round 14).
+    unjudged_rarity: float = 1 / 5000
 
 
 @dataclass(frozen=True)
@@ -144,10 +155,74 @@ class _Excesses:
 
 
 def fit_tail(
-    bins: Mapping[int, int], fit: TailFit, levels: TailLevels = NO_LEVELS
+    bins: Mapping[int, int],
+    fit: TailFit,
+    levels: TailLevels = NO_LEVELS,
+    unjudged: Mapping[int, int] | None = None,
 ) -> TailModel | None:
     """The tail of a scope's window, or None when it has fewer than 2 distinct bins; with
-    `levels`, so that the model is built (and validated) once."""
+    `levels`, so that the model is built (and validated) once. `unjudged`: the bins of the
+    window's samples that fed it without a verdict (`TailFit.unjudged_rarity`)."""
+    model = _fit(bins, fit, levels)
+    if unjudged and fit.unjudged_rarity > 0 and model is not None and model.top_price is None:
+        return _judged(bins, unjudged, model, fit, levels)
+    return model
+
+
+def _judged(
+    bins: Mapping[int, int],
+    unjudged: Mapping[int, int],
+    model: TailModel,
+    fit: TailFit,
+    levels: TailLevels,
+) -> TailModel | None:
+    """The tail of the window once its unjudged samples past `model`'s knots are judged as
+    a stream's verdicts would have judged them. All are set aside; then, in rounds, those
+    the tail of the window as it stands reads less rare than `TailFit.unjudged_rarity` (or
+    reaches with its knots) feed it back, smallest first, and the tail is fitted again: a
+    sample fed back makes the tail heavier, so the next round may take more. Those left
+    out are the spikes a verdict would have kept out: a history's spikes, which no verdict
+    judged, no longer hide the next spike (docs/accuracy.md, round 14). Only past the
+    knots (the top 10 to 20 samples): setting aside more (the top 40) left small heavy
+    scopes without their own top, 14-21 high false alerts per 10k in the replay. A few
+    fits, for a scope with unjudged samples there only."""
+    last = model.amounts[-1]
+    kept = dict(bins)
+    aside: list[int] = []
+    for b in sorted(unjudged):
+        if bin_bounds(b)[0] > last and (take := min(unjudged[b], kept.get(b, 0))):
+            aside.extend(repeat(b, take))
+            kept[b] -= take
+    if not aside:
+        return model
+    current = _fit(kept, fit, levels)
+    while aside and current is not None:
+        fed = 0
+        for b in aside:
+            x = bin_bounds(b)[0]
+            if x > current.amounts[-1] and _survival_past(current, x) < fit.unjudged_rarity:
+                break
+            kept[b] += 1
+            fed += 1
+        if not fed:
+            break
+        del aside[:fed]
+        current = _fit(kept, fit, levels)
+    return current
+
+
+def unjudged_cutoff(bins: Mapping[int, int]) -> int | None:
+    """The lowest bin of the window's top `UNJUDGED_TOP` samples (None: an empty window)."""
+    seen = 0
+    for b in sorted(bins, reverse=True):
+        seen += bins[b]
+        if seen >= UNJUDGED_TOP:
+            return b
+    return min(bins, default=None)
+
+
+def _fit(bins: Mapping[int, int], fit: TailFit, levels: TailLevels) -> TailModel | None:
+    """`fit_tail` without the unjudged samples' judgement."""
     keys, counts = _ascending(bins)
     if fit.price_top and (priced := _price_top(keys, counts, fit, levels)) is not None:
         return priced
@@ -274,7 +349,7 @@ def _screened(
     # (the price-top rule had its look at the whole window; judged by it, a spike over a
     # few prices would leave the fit and the rest be fitted by a GPD all the same)
     unscreened = replace(fit, outlier_share=0.0, price_top=False)
-    model = fit_tail(rest, unscreened)
+    model = _fit(rest, unscreened, NO_LEVELS)
     if model is None:
         return bins
     for at, b in enumerate(top):

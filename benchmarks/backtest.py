@@ -21,6 +21,11 @@ Printed per method: alerts per tier, and with labels precision, recall and false
 10,000 normal transactions at each tier, and recall at matched false-alert rates (2, 5, 13
 per 10k; the oracle's too when given). `--png` draws recall against false alerts per 10k for
 each method (and the oracle); `--alerts` writes every alert as a JSON line.
+
+`--history-unscored` scores the warm-up rows without any baseline, as the live system
+scores a history posted faster than its first baselines are computed (a backfill, a file
+replayed through `make up`): they all feed the baselines unjudged. An event-time proxy for
+`benchmarks.live_replay` that needs no running system (docs/accuracy.md, round 14).
 """
 
 import argparse
@@ -197,6 +202,7 @@ def run_method(
             progress,
             window_days=args.window_days,
             recompute_every=timedelta(seconds=args.recompute_every),
+            unscored_until=counted_from if args.history_unscored else None,
         )
     for index, row in enumerate(rows):
         if row.transaction.transaction_date < counted_from:
@@ -341,6 +347,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=os.cpu_count() or 1,
         help="processes replaying independent groups of scopes (default: the CPUs)",
+    )
+    parser.add_argument(
+        "--history-unscored",
+        action="store_true",
+        help="score the warm-up rows without baselines, as a history posted all at once",
     )
     parser.add_argument("--png", type=Path, help="write the recall / false-alert curve here")
     parser.add_argument("--alerts", type=Path, help="write every alert here (JSON lines)")

@@ -125,7 +125,8 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
         count, today = stats.moments.count, self._now.date()
         last = self._fitted.get(key)
         if last is None or last.day != today or count >= last.count * (1 + REFIT_GROWTH):
-            full = replace(stats, bins=self._window.bins(scope))
+            bins = self._window.bins(scope)
+            full = replace(stats, bins=bins, unjudged=self._window.unjudged(scope, bins))
             last = _Fitted(today, count, scope_tail(full, self._days, self._fit))
             self._fitted[key] = last
         return HeldBaseline.of(with_tail(stats, self._days, self._now, last.tail))
@@ -145,8 +146,11 @@ def replay(
     recompute_every: timedelta = HOUR,
     fit: TailFit = DEFAULT_FIT,
     keeps: RollupPolicy = production_policy,
+    unscored_until: datetime | None = None,
 ) -> Iterator[tuple[Transaction, Verdict]]:
-    """Score each transaction (in time order) and yield it with its verdict."""
+    """Score each transaction (in time order) and yield it with its verdict; those before
+    `unscored_until` without a baseline, as the live system scores a history posted faster
+    than its first baselines are computed (`jalytics-backtest --history-unscored`)."""
     rollup = MemoryRollup(window_days)
     baselines: Mapping[ScopeKey, HeldBaseline] = {}
     fitted: dict[ScopeKey, _Fitted] = {}
@@ -159,9 +163,13 @@ def replay(
             start = datetime.fromtimestamp(at.timestamp() // step * step, tz=UTC)
             baselines = ReplayBaselines(rollup.window(start), window_days, start, fit, fitted)
             next_recompute = start + recompute_every
-        verdict = score(txn, baselines, config, at)
+        if unscored_until is not None and at < unscored_until:
+            verdict = Verdict(transaction_id=txn.id, anomaly=False, scored_at=at)
+        else:
+            verdict = score(txn, baselines, config, at)
         if keeps(verdict):
-            rollup.add(txn)
+            # A row scored without a baseline fed it unjudged (ops/migrations/023).
+            rollup.add(txn, unjudged=verdict.baseline is None)
         elif kept_as_price(verdict.severity, verdict.rule):
             rollup.keep_out(txn)
         yield txn, verdict

@@ -66,11 +66,15 @@ def insert(
     currency: str = "USD",
     rule: Rule | None = None,
     z_score: float | None = None,
+    unjudged: bool = False,
 ) -> None:
+    """A row as the detector stores it: judged against a baseline (its id), or `unjudged`,
+    scored while no baseline existed (no id: ops/migrations/023)."""
     db.execute(
         "INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,"
-        " anomaly, severity, rule, z_score, scored_at) VALUES (gen_random_uuid(), %s, %s, %s,"
-        " %s, %s, %s, %s, %s, %s, now())",
+        " anomaly, severity, rule, z_score, baseline_id, scored_at) VALUES (gen_random_uuid(),"
+        " %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " CASE WHEN %s THEN NULL ELSE gen_random_uuid() END, now())",
         (
             amount,
             currency,
@@ -81,6 +85,7 @@ def insert(
             severity,
             rule,
             z_score,
+            unjudged,
         ),
     )
 
@@ -233,7 +238,7 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     benchmark, `jalytics-backtest`) rest on this."""
     rng, judge = random.Random(5), random.Random(6)
     memory = MemoryRollup(window_days=30)
-    seasonal = weekly = trended = recurring = 0
+    seasonal = weekly = trended = recurring = unjudged = 0
     judged: list[Row] = []
     later = NOW + timedelta(days=3)
     for now, oldest, newest in ((NOW, 40, 0), (later, 40, -3), (later, 25, 5)):
@@ -261,9 +266,10 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
                 row.currency,
                 row.rule,
                 row.z_score,
+                row.unjudged,
             )
             if feeds_baseline(row.severity, row.rule, row.z_score):
-                memory.add(row.transaction())
+                memory.add(row.transaction(), unjudged=row.unjudged)
             elif kept_as_price(row.severity, row.rule):
                 memory.keep_out(row.transaction())
             judged.append(row)
@@ -287,11 +293,11 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
         recurring += db.execute(
             "SELECT count(*) FROM baseline_recurring_kept_prices(%s, %s)", (first_day, last_day)
         ).fetchone()[0]
-        by_hour, by_weekday, by_median = await assert_same_hours(
+        by_hour, by_weekday, by_median, by_unjudged = await assert_same_hours(
             database_url, isolated.schema, memory.window(now), now
         )
         seasonal, weekly = seasonal + by_hour, weekly + by_weekday
-        trended += by_median
+        trended, unjudged = trended + by_median, unjudged + by_unjudged
     # Some scope's hours, some scope's weekdays, differed enough to give levels, and some
     # scope's medians moved enough to give a trend: they were compared, not only their
     # absence.
@@ -299,6 +305,7 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     assert weekly > 0
     assert trended > 0
     assert recurring > 0  # kept-out amounts that recur were counted back on both sides
+    assert unjudged > 0  # some scope's top held unjudged samples on both sides
     # Rows the tail rule judged high at z-equivalents on both sides of every exclusion edge
     # the replay tried (docs/accuracy.md, round 10), and other rules' high rows, were
     # compared: a rule that one side applies and the other not fails above.
@@ -346,6 +353,7 @@ class Row:
     days_ago: float
     rule: Rule | None = None
     z_score: float | None = None
+    unjudged: bool = False
 
     def transaction(self) -> Transaction:
         return Transaction(
@@ -371,25 +379,30 @@ def random_row(rng: random.Random, amount: Decimal, days_ago: float, judge: rand
     low, high = z_by_severity.get(severity, (4.75, 7.0))
     without_z = rule in ("low_variance", None) and judge.random() < 0.5  # the seed's rule
     z = None if without_z else judge.uniform(low, high)
-    return Row(amount, merchant, currency, severity, days_ago, rule, z)
+    # A sixth of the unflagged rows scored while no baseline existed (ops/migrations/023).
+    unjudged = severity is None and judge.random() < 1 / 6
+    return Row(amount, merchant, currency, severity, days_ago, rule, z, unjudged)
 
 
 async def assert_same_hours(
     database_url: str, schema: str, window: RollupWindow, now: datetime
-) -> tuple[int, int, int]:
-    """The hours, weekdays and days' medians the recompute read (`aggregate`, after the
-    window moved) against the replay's, and the levels and trend fitted on each; returns how
-    many scopes have hour levels, weekday levels and a trend through their medians."""
+) -> tuple[int, int, int, int]:
+    """The hours, weekdays, days' medians and top unjudged samples the recompute read
+    (`aggregate`, after the window moved) against the replay's, and the levels and trend
+    fitted on each; returns how many scopes have hour levels, weekday levels, a trend
+    through their medians and unjudged samples in their top (ops/migrations/023)."""
     async with await AsyncConnection.connect(
         database_url, options=f"-c search_path={schema}"
     ) as conn:
         from_sql = {s.scope: s for s in await aggregate(conn, now, 30)}
     with_levels = TailFit(hour_levels=True, weekday_levels=True, trend_through="medians")
-    seasonal = weekly = trended = 0
+    seasonal = weekly = trended = unjudged = 0
     for scope, sql_stats in from_sql.items():
         stats = window.stats(scope)
         assert stats is not None
         trended += assert_same_medians(sql_stats, stats)
+        assert sql_stats.unjudged == stats.unjudged
+        unjudged += bool(stats.unjudged)
         assert sql_stats.hours.counts == stats.hours.counts
         assert sql_stats.hours.log_totals == pytest.approx(stats.hours.log_totals, rel=1e-12)
         assert sql_stats.weekdays.counts == stats.weekdays.counts
@@ -410,7 +423,7 @@ async def assert_same_hours(
                 )
             assert sql_tail.level_slope == pytest.approx(python_tail.level_slope, rel=1e-9)
             assert sql_tail.level_ratio == pytest.approx(python_tail.level_ratio, rel=1e-9)
-    return seasonal, weekly, trended
+    return seasonal, weekly, trended, unjudged
 
 
 def assert_same_medians(from_sql: ScopeStats, from_python: ScopeStats) -> int:
