@@ -38,17 +38,20 @@ SCHEMA = "bench_recompute"
 CATEGORIES, MERCHANTS, DAYS = 20, 2_000, 60
 CHUNK = 1_000_000
 
-# Synthetic rows: 20 categories, 2,000 merchants, 2 currencies, 60 days, log-normal-ish amounts.
+# Synthetic rows: 20 categories, 2,000 merchants, 2 currencies, 60 days, log-normal-ish amounts;
+# each judged against a baseline (an id, as the detector stores it), or with `--unjudged`
+# none: a backfill scored before any baseline existed, which the recompute judges at the fit
+# (ops/migrations/023).
 _LOAD_SQL = """
 INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,
-                          anomaly, scored_at)
+                          anomaly, scored_at, baseline_id)
 SELECT gen_random_uuid(),
        round((exp(3 + random() * 2))::numeric, 2) + 0.01,
        CASE WHEN g %% 5 = 0 THEN 'EUR' ELSE 'USD' END,
        'category-' || (g %% {categories}),
        'merchant-' || (g %% {merchants}),
        %(now)s::timestamptz - (random() * {days}) * interval '1 day',
-       false, now()
+       false, now(), CASE WHEN %(unjudged)s THEN NULL ELSE gen_random_uuid() END
 FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
 """
 
@@ -70,14 +73,17 @@ def drop_schema(url: str, schema: str = SCHEMA) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def load_rows(url: str, have: int, want: int, now: datetime, schema: str = SCHEMA) -> float:
+def load_rows(
+    url: str, have: int, want: int, now: datetime, schema: str = SCHEMA, unjudged: bool = False
+) -> float:
     """Grow the table from `have` to `want` rows; return the seconds it took."""
     started = time.perf_counter()
     query = _LOAD_SQL.format(categories=CATEGORIES, merchants=MERCHANTS, days=DAYS)
     with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as conn:
         for start in range(have, want, CHUNK):
             stop = min(start + CHUNK, want) - 1
-            conn.execute(query.encode(), {"now": now, "start": start, "stop": stop})
+            params = {"now": now, "start": start, "stop": stop, "unjudged": unjudged}
+            conn.execute(query.encode(), params)
         conn.execute(b"VACUUM ANALYZE transactions")
         conn.execute(b"VACUUM ANALYZE baseline_rollup")
     return time.perf_counter() - started
@@ -221,7 +227,11 @@ def summarise(values: list[float]) -> dict[str, float]:
 
 
 def measure_sizes(
-    rows_list: list[int], rounds: int, schema: str = SCHEMA, keep: bool = False
+    rows_list: list[int],
+    rounds: int,
+    schema: str = SCHEMA,
+    keep: bool = False,
+    unjudged: bool = False,
 ) -> list[dict[str, Any]]:
     """Grow the table through each size in turn, timing `rounds` recomputes at each; the
     scratch schema is dropped at the end unless `keep`. A kept schema that already holds the
@@ -237,7 +247,7 @@ def measure_sizes(
     try:
         for rows in sorted(rows_list):
             if kept is None:
-                load_seconds = load_rows(url, have, rows, now, schema)
+                load_seconds = load_rows(url, have, rows, now, schema, unjudged)
                 _remember(url, schema, rows, now)
                 print(f"{rows:,} rows loaded (+{load_seconds:.1f}s)")
             elif rows != max(rows_list):
@@ -335,11 +345,16 @@ def main() -> None:
         help="on a kept schema: recomputes from a backlog of every closed day, the database"
         " bound at BOUND seconds, until none is pending (ops/migrations/021)",
     )
+    parser.add_argument(
+        "--unjudged",
+        action="store_true",
+        help="rows scored before any baseline existed (a backfill): judged at the fit",
+    )
     args = parser.parse_args()
     if args.backlog is not None:
         backlog(args)
         return
-    results = measure_sizes(args.rows, args.rounds, args.schema, args.keep)
+    results = measure_sizes(args.rows, args.rounds, args.schema, args.keep, args.unjudged)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
