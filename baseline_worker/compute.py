@@ -235,7 +235,9 @@ async def _recurring_prices(
 
 
 # The window's rows that fed it unjudged (scored while no baseline existed; ops/migrations/023).
-ANY_UNJUDGED_SQL = "SELECT baseline_any_unjudged(%(first_day)s, %(last_day)s)"
+UNJUDGED_SCOPES_SQL = """
+SELECT scope_kind, scope_name, currency FROM baseline_unjudged_scopes(%(first_day)s, %(last_day)s)
+"""
 UNJUDGED_SQL = """
 SELECT scope_kind, scope_name, currency, amount, sample_count
 FROM baseline_unjudged_top(%(first_day)s, %(last_day)s, %(kinds)s::text[], %(names)s::text[],
@@ -243,32 +245,46 @@ FROM baseline_unjudged_top(%(first_day)s, %(last_day)s, %(kinds)s::text[], %(nam
 """
 
 
-def unjudged_top(bins: Mapping[int, int], unjudged: Mapping[int, int]) -> dict[int, int]:
-    """The unjudged samples in the window's top bins (`unjudged_cutoff`), by bin."""
+def unjudged_top(bins: Mapping[int, int], unjudged: Mapping[Decimal, int]) -> dict[int, int]:
+    """The unjudged amounts in the window's top bins (`unjudged_cutoff`), by bin; but an
+    amount that recurs to the cent, which is a price (a fare the history charged again and
+    again), as a kept-out amount that recurs counts back (`recurs_as_price`): judged away
+    with the spikes, its next charge would read as critical."""
     cutoff = unjudged_cutoff(bins)
-    return {} if cutoff is None else {b: c for b, c in unjudged.items() if b >= cutoff and c}
+    found: Counter[int] = Counter()
+    if cutoff is not None:
+        for amount, count in unjudged.items():
+            if 0 < count < PRICE_RECURRENCES and (b := bin_of(amount)) >= cutoff:
+                found[b] += count
+    return dict(found)
 
 
 async def _with_unjudged(
     conn: AsyncConnection, window: Mapping[str, object], stats: list[ScopeStats]
 ) -> list[ScopeStats]:
     """`stats` with each scope's top samples that fed it unjudged (`ScopeStats.unjudged`):
-    one probe of an index when there are none in the window, the steady stream's case."""
-    if not (await (await conn.execute(ANY_UNJUDGED_SQL, window)).fetchone() or (False,))[0]:
+    the scopes that have any listed first (a new scope's first rows in a steady stream), and
+    only those probed for their window's top. The two reads see two snapshots: a row stored
+    between them (a backfill still loading) is judged at the next recompute."""
+    listed = {
+        tuple(row) for row in await (await conn.execute(UNJUDGED_SCOPES_SQL, window)).fetchall()
+    }
+    if not listed:
         return stats
-    cutoffs = {s.scope: cutoff for s in stats if (cutoff := unjudged_cutoff(s.bins)) is not None}
     columns: dict[str, list[object]] = {"kinds": [], "names": [], "currencies": [], "floors": []}
-    for scope, cutoff in cutoffs.items():
-        columns["kinds"].append(scope.kind.value)
-        columns["names"].append(scope.name)
-        columns["currencies"].append(scope.currency)
-        # A hair under the bin's lower edge: the bin itself decides below (float edges).
-        columns["floors"].append(Decimal(repr(bin_bounds(cutoff)[0])) * Decimal("0.999999"))
-    found: dict[ScopeKey, Counter[int]] = {}
+    for s in stats:
+        key = (s.scope.kind.value, s.scope.name, s.scope.currency)
+        if key in listed and (cutoff := unjudged_cutoff(s.bins)) is not None:
+            columns["kinds"].append(key[0])
+            columns["names"].append(key[1])
+            columns["currencies"].append(key[2])
+            # A hair under the bin's lower edge: the bin itself decides below (float edges).
+            columns["floors"].append(Decimal(repr(bin_bounds(cutoff)[0])) * Decimal("0.999999"))
+    found: dict[ScopeKey, dict[Decimal, int]] = {}
     for kind, name, currency, amount, count in await (
         await conn.execute(UNJUDGED_SQL, {**window, **columns})
     ).fetchall():
-        found.setdefault((kind, name, currency), Counter())[bin_of(amount)] += count
+        found.setdefault((kind, name, currency), {})[amount] = count
     return [
         replace(s, unjudged=unjudged_top(s.bins, unjudged))
         if (unjudged := found.get((s.scope.kind.value, s.scope.name, s.scope.currency)))

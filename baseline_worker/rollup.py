@@ -241,9 +241,9 @@ class MemoryRollup:
             lambda: defaultdict(Counter)
         )
         # The rows fed without a verdict (scored while no baseline existed), per day and
-        # scope: their bins (`ScopeStats.unjudged`, ops/migrations/023).
-        self._unjudged: defaultdict[date, defaultdict[BaselineScope, Counter[int]]] = defaultdict(
-            lambda: defaultdict(Counter)
+        # scope: their amounts (`ScopeStats.unjudged`, ops/migrations/023).
+        self._unjudged: defaultdict[date, defaultdict[BaselineScope, Counter[Decimal]]] = (
+            defaultdict(lambda: defaultdict(Counter))
         )
         # The window's closed days summed, for the day it was made for: a replay runs in
         # time order, so only today changes between two recomputes of the same day.
@@ -269,7 +269,7 @@ class MemoryRollup:
         if unjudged:
             by_scope = self._unjudged[day]
             for scope in scopes_of(txn):
-                by_scope[scope][bin_index] += 1
+                by_scope[scope][txn.amount] += 1
 
     def keep_out(self, txn: Transaction) -> None:
         """A row kept out of the baselines that may yet count as a price (`kept_as_price`)."""
@@ -313,7 +313,13 @@ class MemoryRollup:
         partial = dict(self._days.get(today, {}))
         for entry in partial.values():
             entry.shared = True
-        unjudged = [scopes for day, scopes in self._unjudged.items() if first <= day <= today]
+        unjudged: list[Mapping[BaselineScope, Counter[Decimal]]] = [
+            scopes for day, scopes in self._unjudged.items() if first <= day < today
+        ]
+        if (today_unjudged := self._unjudged.get(today)) is not None:
+            # Today's as they are now, as the bins are: a row added before the scope is
+            # fitted (a replay fits lazily) must not count as unjudged without its sample.
+            unjudged.append({scope: Counter(bins) for scope, bins in today_unjudged.items()})
         return RollupWindow(
             self._closed[1],
             partial,
@@ -332,7 +338,7 @@ class RollupWindow:
         today: dict[BaselineScope, _Day],
         index: int,
         recurring: Mapping[BaselineScope, list[RecurringPrice]] | None = None,
-        unjudged: Sequence[Mapping[BaselineScope, Counter[int]]] = (),
+        unjudged: Sequence[Mapping[BaselineScope, Counter[Decimal]]] = (),
     ) -> None:
         self._closed, self._today, self._today_index = closed, today, index
         self._recurring = recurring or {}
@@ -384,7 +390,7 @@ class RollupWindow:
     def unjudged(self, scope: BaselineScope, bins: Mapping[int, int]) -> dict[int, int]:
         """What ops/migrations/023's `baseline_unjudged_top` reads for the scope whose window
         histogram is `bins`: its unjudged samples in the window's top bins."""
-        found: Counter[int] = Counter()
+        found: Counter[Decimal] = Counter()
         for day in self._unjudged_days:
             if (counted := day.get(scope)) is not None:
                 found.update(counted)

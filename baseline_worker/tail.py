@@ -208,7 +208,9 @@ def _judged(
             break
         del aside[:fed]
         current = _fit(kept, fit, levels)
-    return current
+    # What is left may hold too few distinct amounts for a tail (a price and its spikes):
+    # then the window's own tail, spikes and all, rather than none.
+    return model if current is None else current
 
 
 def unjudged_cutoff(bins: Mapping[int, int]) -> int | None:

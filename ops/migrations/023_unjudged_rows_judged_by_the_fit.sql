@@ -8,24 +8,29 @@
 --
 -- The indexes are built inside the migration's transaction (not CONCURRENTLY), so they hold
 -- back writes to `transactions` while they scan the table once: apply at a quiet moment on a
--- large table. They hold only the unjudged rows (none in a steady stream).
+-- large table. They hold only the unjudged rows: a deployment's first rows, a new scope's
+-- first rows, a backfill loaded before any baseline.
 CREATE INDEX transactions_unjudged_idx ON transactions (transaction_date)
-    WHERE baseline_id IS NULL AND severity IS NULL;
+    INCLUDE (category, merchant, currency) WHERE baseline_id IS NULL AND severity IS NULL;
 CREATE INDEX transactions_unjudged_merchant_idx ON transactions (merchant, currency, amount)
     INCLUDE (transaction_date) WHERE baseline_id IS NULL AND severity IS NULL;
 CREATE INDEX transactions_unjudged_category_idx ON transactions (category, currency, amount)
     INCLUDE (transaction_date) WHERE baseline_id IS NULL AND severity IS NULL;
 
--- Whether any row of the window fed the baselines unjudged (the common answer, no, in one
--- probe of the first index).
-CREATE FUNCTION baseline_any_unjudged(first_day date, last_day date) RETURNS boolean
+-- The scopes with a row of the window that fed the baselines unjudged (in a steady stream,
+-- a new scope's first rows at most: a short index range).
+CREATE FUNCTION baseline_unjudged_scopes(first_day date, last_day date)
+RETURNS TABLE (scope_kind text, scope_name text, currency text)
 LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM transactions
+    WITH unjudged AS (
+        SELECT DISTINCT category, merchant, currency FROM transactions
         WHERE baseline_id IS NULL AND severity IS NULL
           AND transaction_date >= (first_day::timestamp AT TIME ZONE 'UTC')
           AND transaction_date < ((last_day + 1)::timestamp AT TIME ZONE 'UTC')
     )
+    SELECT DISTINCT 'category', category, currency FROM unjudged
+    UNION ALL
+    SELECT DISTINCT 'merchant', merchant, currency FROM unjudged
 $$;
 
 -- Each scope's unjudged rows of the window at or above its floor (the lowest amount of its
@@ -67,7 +72,7 @@ $$;
 DO $$
 BEGIN
     EXECUTE format(
-        'ALTER FUNCTION %I.baseline_any_unjudged(date, date) SECURITY DEFINER '
+        'ALTER FUNCTION %I.baseline_unjudged_scopes(date, date) SECURITY DEFINER '
         'SET search_path = %I, pg_temp',
         current_schema(), current_schema()
     );
@@ -78,9 +83,9 @@ BEGIN
     );
 END
 $$;
-REVOKE EXECUTE ON FUNCTION baseline_any_unjudged(date, date) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION baseline_unjudged_scopes(date, date) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION baseline_unjudged_top(date, date, text[], text[], text[], numeric[])
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION baseline_any_unjudged(date, date) TO jalytics_baseline;
+GRANT EXECUTE ON FUNCTION baseline_unjudged_scopes(date, date) TO jalytics_baseline;
 GRANT EXECUTE ON FUNCTION baseline_unjudged_top(date, date, text[], text[], text[], numeric[])
     TO jalytics_baseline;

@@ -3,11 +3,14 @@
 faster than the first baselines were computed holds its spikes, which no verdict kept out."""
 
 import random
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
+from baseline_worker.compute import unjudged_top
 from baseline_worker.histogram import bin_of, histogram
 from baseline_worker.tail import UNJUDGED_TOP, TailFit, fit_tail, unjudged_cutoff
 from benchmarks.families import Lomax
@@ -101,23 +104,23 @@ def test_a_clean_light_tail_loses_little_and_never_reads_lighter_than_the_truth(
     assert unchanged >= 14
 
 
-def test_a_clean_heavy_tail_keeps_most_of_its_top() -> None:
+def test_a_clean_heavy_tail_keeps_its_top_in_most_windows() -> None:
     """A power law's top samples are its own: judged against the window without them, the
-    tail fitted on the rest reads lighter, and some are taken (the price of this rule,
-    docs/accuracy.md round 14); the amount the judged tail reads at 1 in 5,000 stays within
-    a factor of 2 of the plain fit's, in most windows."""
+    tail fitted on the rest reads lighter, and in some windows they stay out, the price of
+    this rule (docs/accuracy.md, round 14). Over these ten windows of 3,000 Lomax amounts
+    (index 2), all unjudged: seven untouched, one read 1.35x rarer at the true 1-in-5,000
+    amount, two 9-12x rarer (5-9x rarer than the truth)."""
     family = Lomax(scale=300.0, alpha=2.0)
     when = datetime(2026, 1, 1, tzinfo=UTC)
-    close = 0
+    x = 300 * ((1 / HIGH) ** 0.5 - 1)  # the true 1-in-5,000 amount
+    untouched = 0
     for seed in range(10):
         rng = random.Random(seed)
         window = histogram(float(family.sample(rng, when)) for _ in range(3000))
         plain, judged = fit_tail(window, FIT), fit_tail(window, FIT, unjudged=window)
-        x = 300 * ((1 / HIGH) ** 0.5 - 1)  # the true 1-in-5,000 amount
-        ratio = read(plain, x) / read(judged, x)
-        assert ratio >= 1.0  # judging only ever takes samples out: never heavier
-        close += ratio <= 2.0
-    assert close >= 7
+        assert read(judged, x) <= read(plain, x)  # judging only ever takes samples out
+        untouched += plain == judged
+    assert untouched >= 7
 
 
 def test_a_price_list_is_left_to_the_price_rule() -> None:
@@ -125,3 +128,30 @@ def test_a_price_list_is_left_to_the_price_rule() -> None:
     past it; its unjudged charges are prices, not spikes to judge."""
     window = {bin_of(5.10): 700, bin_of(12.75): 120, bin_of(20.40): 40, bin_of(52.69): 1}
     assert fit_tail(window, FIT, unjudged=window) == fit_tail(window, FIT)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_fare_the_history_charged_again_and_again_stays_a_price(seed: int) -> None:
+    """Six charges of one fare in the history, unjudged: an amount that recurs to the cent is
+    a price (as a kept-out one counts back: `recurs_as_price`), not a spike to judge; judged
+    away, its next charge read as 1 in millions where the window reads 1 in 2,000 (a
+    review's find)."""
+    amounts = [Decimal(f"{x:.2f}") for x in baskets(seed)] + [Decimal("300.00")] * 6
+    window = histogram(amounts)
+    unjudged = unjudged_top(window, Counter(amounts))
+    assert unjudged  # the baskets' top is judged...
+    assert bin_of(Decimal("300.00")) not in unjudged  # ...the fare is not
+    assert fit_tail(window, FIT, unjudged=unjudged) == fit_tail(window, FIT)
+    # Judged by bins alone, the fare would have left the fit with its next charge critical.
+    assert read(fit_tail(window, FIT, unjudged=window), 300.0) < HIGH
+
+
+def test_a_price_and_its_spikes_keep_the_windows_own_tail() -> None:
+    """200 charges of 9.99 and nine spikes, all unjudged: without the spikes one amount is
+    left, too few for a tail; the window's own tail (spikes and all) is kept rather than
+    none, which would send the detector to the log-scale z (a review's find)."""
+    rng = random.Random(3)
+    window = histogram([9.99] * 200 + [9.99 * rng.uniform(3, 12) for _ in range(9)])
+    plain = fit_tail(window, FIT)
+    assert plain is not None
+    assert fit_tail(window, FIT, unjudged=window) == plain
