@@ -342,8 +342,8 @@ class RollupWindow:
     ) -> None:
         self._closed, self._today, self._today_index = closed, today, index
         self._recurring = recurring or {}
-        # The window's days' unjudged bins, summed for a scope when its tail is fitted (a
-        # replay's today may have grown since: the fit takes no more than the bins hold).
+        # The window's days' unjudged amounts (today's as of the recompute, as the bins),
+        # summed for a scope when its tail is fitted.
         self._unjudged_days = unjudged
         self._partial: dict[BaselineScope, _DayScope] = {}
 

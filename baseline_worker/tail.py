@@ -124,11 +124,11 @@ class TailFit:
     price_top: bool = True
     price_change_scale: float = 0.1
     # Samples that fed the window without a verdict (scored while no baseline existed: a
-    # history posted faster than baselines were computed, a scope's first rows) are judged
-    # here as a verdict would have judged them: those past the window's knots are set aside
-    # and, smallest first, each read against the tail fitted on the window with the ones
-    # fed back so far; one this rare or rarer (the high tier's 1 in 5,000) leaves the fit,
-    # every larger one with it (`_judged`; 0: none; docs/accuracy.md, round 14).
+    # backfill loaded before the first baselines, a scope's first rows) are judged here as
+    # a verdict would have judged them: those past the window's knots are set aside and, in
+    # rounds, smallest first, fed back where the tail fitted on the window as it stands
+    # reads them less rare than this (the high tier's 1 in 5,000); the rest stay out
+    # (`_judged`; 0: none; docs/accuracy.md, round 14).
     unjudged_rarity: float = 1 / 5000
 
 
