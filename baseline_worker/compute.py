@@ -3,7 +3,8 @@
 `baseline_rollup` (daily sums) and `baseline_rollup_bins` (daily amount histograms) are kept
 by a trigger on `transactions` (ops/migrations/002, 007, 015), so a recompute reads at most
 `window_days` rows (and their histogram bins) per scope however large the transactions table.
-The window is whole UTC days: today (partial) and the `days - 1` days before it. The hours of
+The window is whole UTC days: its last day (the newest day with transactions, today in the
+steady state: `window_anchor`) and the `days - 1` days before it. The hours of
 day, the weekdays and the days' medians are those of the closed days only, summed once a day
 (ops/migrations/016, 018, 019): one row a scope each.
 """
@@ -12,7 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 
 from psycopg import AsyncConnection
@@ -293,19 +294,37 @@ async def _with_unjudged(
     ]
 
 
-def window_days(now: datetime, days: int) -> tuple[date, date]:
-    today = now.date()
-    return today - timedelta(days=days - 1), today
+# The newest day with rows, today at most (baseline_rollup_day_idx: one index probe).
+ANCHOR_SQL = "SELECT max(day) FROM baseline_rollup WHERE day <= %(today)s"
 
 
-def _window(now: datetime, days: int) -> dict[str, date]:
-    first_day, last_day = window_days(now, days)
+async def window_anchor(conn: AsyncConnection, now: datetime) -> date:
+    """The window's last day: the newest UTC day that holds transactions, today at most.
+
+    The window follows event time, not the clock. In the steady state the two are the same
+    day. A history loaded or replayed after the fact (its days in the past) would otherwise
+    be judged against a window that ends today: its early days would see only the part of
+    their 30 days that lies within the clock's, and the trend would be read days ahead of
+    them. A system with no traffic for a while keeps the baselines of its last days rather
+    than letting the clock empty them. A transaction dated in the future (a clock ahead)
+    never moves the window past today."""
+    today = now.astimezone(UTC).date()
+    newest = (await (await conn.execute(ANCHOR_SQL, {"today": today})).fetchone() or (None,))[0]
+    return today if newest is None else newest
+
+
+def window_days(last_day: date, days: int) -> tuple[date, date]:
+    return last_day - timedelta(days=days - 1), last_day
+
+
+def _window(last_day: date, days: int) -> dict[str, date]:
+    first_day, last_day = window_days(last_day, days)
     closed_last = last_day - timedelta(days=OPEN_DAYS)
     return {"first_day": first_day, "last_day": last_day, "closed_last": closed_last}
 
 
-async def advance_window(conn: AsyncConnection, now: datetime, days: int) -> None:
-    await conn.execute(ADVANCE_SQL, _window(now, days))
+async def advance_window(conn: AsyncConnection, last_day: date, days: int) -> None:
+    await conn.execute(ADVANCE_SQL, _window(last_day, days))
 
 
 async def budget_closed_days(conn: AsyncConnection, seconds: float) -> None:
@@ -341,10 +360,10 @@ async def _medians(conn: AsyncConnection, first_day: date) -> dict[ScopeKey, Day
     }
 
 
-async def aggregate(conn: AsyncConnection, now: datetime, days: int) -> list[ScopeStats]:
+async def aggregate(conn: AsyncConnection, last_day: date, days: int) -> list[ScopeStats]:
     """Every scope's moments, histogram, hours, weekdays and days' medians over the window
-    (`advance_window` first)."""
-    window = _window(now, days)
+    of `days` days to `last_day` (`advance_window` first)."""
+    window = _window(last_day, days)
     moments = await (await conn.execute(AGGREGATE_SQL, window)).fetchall()
     histograms = await _histograms(conn, HISTOGRAM_SQL, window)
     stale = stale_scopes({(k, n, c): count for k, n, c, count, *_ in moments}, histograms)

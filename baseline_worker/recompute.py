@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from uuid import uuid4
 
 from aiokafka import AIOKafkaProducer
@@ -25,6 +25,7 @@ from baseline_worker.compute import (
     advance_window,
     aggregate,
     budget_closed_days,
+    window_anchor,
 )
 from baseline_worker.metrics import BaselineMetrics
 from baseline_worker.stats import (
@@ -144,9 +145,20 @@ class RecomputeResult:
 
 
 def to_baseline(
-    stats: ScopeStats, window_days: int, now: datetime, fit: TailFit = DEFAULT_FIT
+    stats: ScopeStats,
+    window_days: int,
+    now: datetime,
+    fit: TailFit = DEFAULT_FIT,
+    last_day: date | None = None,
 ) -> Baseline:
-    return with_tail(stats, window_days, now, scope_tail(stats, window_days, fit))
+    """The scope's baseline computed at `now` over the window that ends on `last_day`
+    (None: `now`'s day)."""
+    tail = scope_tail(stats, window_days, fit)
+    if tail is not None and last_day is not None and last_day != now.astimezone(UTC).date():
+        # The level is the window's last day's: stated only when it is not computed_at's,
+        # so that the steady state's documents are those of before the field.
+        tail = tail.model_copy(update={"level_day": last_day})
+    return with_tail(stats, window_days, now, tail)
 
 
 def with_tail(
@@ -209,7 +221,8 @@ class Recomputer:
             timed(self._metrics.db_query_duration, "advance_baseline_window"),
         ):
             await budget_closed_days(conn, self._closed_days_budget)
-            await advance_window(conn, now, self._window_days)
+            last_day = await window_anchor(conn, now)
+            await advance_window(conn, last_day, self._window_days)
         async with (
             bounded_connection(self._pool) as conn,
             conn.transaction(),
@@ -217,11 +230,11 @@ class Recomputer:
         ):
             await conn.execute(_AGGREGATE_WORK_MEM)
             await budget_closed_days(conn, self._closed_days_budget)
-            stats = await aggregate(conn, now, self._window_days)
+            stats = await aggregate(conn, last_day, self._window_days)
         # The fits are this worker's CPU (~0.1 ms a scope), not the database's answer: outside
         # its bound, or many scopes would read as a database that did not answer.
         baselines, unusable = _finite_only(
-            [to_baseline(s, self._window_days, now, self._fit) for s in stats]
+            [to_baseline(s, self._window_days, now, self._fit, last_day) for s in stats]
         )
         documents = [encode_model(b) for b in baselines]
         async with bounded_connection(self._pool) as conn, conn.transaction():

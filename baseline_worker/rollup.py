@@ -298,7 +298,7 @@ class MemoryRollup:
 
     def window(self, now: datetime) -> "RollupWindow":
         """What a recompute at `now` aggregates (baseline_worker.compute.aggregate)."""
-        first, today = window_days(now, self._window)
+        first, today = window_days(now.date(), self._window)
         if self._closed is None or self._closed[0] != today:
             closed: dict[BaselineScope, _DayScope] = {}
             hours_last = today - timedelta(days=OPEN_DAYS)

@@ -113,7 +113,7 @@ def measure_size(conn: psycopg.Connection[Any], today: date, moves: int) -> dict
             run(conn, figures["whole"], "SELECT baseline_window_advance(%s, %s)", window)
         run(conn, figures["repeat"], hours, window)
         run(conn, figures["weekdays"], "SELECT baseline_weekdays_rebuild()", ())
-    first, last = window_days(datetime.combine(today, datetime.min.time(), UTC), WINDOW_DAYS)
+    first, last = window_days(today, WINDOW_DAYS)
     days = {"first_day": first, "last_day": last, "closed_last": last - timedelta(OPEN_DAYS)}
     reads = ("hours_read", "weekdays_read", "medians_read", "other_reads")
     figures |= {name: Timings() for name in reads}

@@ -37,7 +37,7 @@ async def _advance(env: dict[str, str]) -> None:
         env["DATABASE_URL"], autocommit=True, options=f"-c search_path={env['DATABASE_SCHEMA']}"
     )
     async with conn:
-        await advance_window(conn, datetime.now(UTC), 30)
+        await advance_window(conn, datetime.now(UTC).date(), 30)
 
 
 def measure(inserts: int, rows: int) -> tuple[list[float], list[float]]:

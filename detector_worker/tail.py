@@ -10,7 +10,7 @@ import math
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from schemas import TailModel
 
@@ -39,10 +39,15 @@ class HeldTail:
     # The window's top price past which the tail is the fixed-price rule's (0.0: none):
     # `TailModel.top_price`.
     top_price: float = 0.0
+    # The model's own `level_day` (None: it had none, and `level_day` is computed_at's).
+    stated_level_day: date | None = None
 
     @classmethod
     def of(cls, model: TailModel, computed_at: datetime | None = None) -> HeldTail:
-        day = 0 if computed_at is None else computed_at.astimezone(UTC).toordinal()
+        if model.level_day is not None:
+            day = model.level_day.toordinal()
+        else:
+            day = 0 if computed_at is None else computed_at.astimezone(UTC).toordinal()
         return cls(
             array("d", model.amounts),
             array("d", model.survival),
@@ -59,6 +64,7 @@ class HeldTail:
             day,
             None if model.weekday_ratios is None else array("d", model.weekday_ratios),
             model.top_price or 0.0,
+            model.level_day,
         )
 
     def model(self) -> TailModel:
@@ -77,6 +83,7 @@ class HeldTail:
             else [level / self.level_ratio for level in self.hour_levels],
             weekday_ratios=None if self.weekday_levels is None else list(self.weekday_levels),
             top_price=self.top_price or None,
+            level_day=self.stated_level_day,
         )
 
 

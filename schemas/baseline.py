@@ -1,6 +1,7 @@
 """Baseline v1: the value of a record on the compacted `baselines` topic (key: the scope)."""
 
 import json
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -72,6 +73,11 @@ class TailModel(BaseModel):
     # its own day, level_ratio * exp(-level_slope * d), within 0.5-2x the window's: a late or
     # backfilled transaction is judged by the level of its day, not today's. 0: no trend.
     level_slope: float = 0.0
+    # The UTC day `level_ratio` is the level of: the window's last day. Absent: the day of
+    # `Baseline.computed_at`, as in the steady state, where the window ends today. A window
+    # anchored at the newest stored transaction (a history replayed or loaded late:
+    # baseline_worker.compute.window_anchor) ends earlier, and its trend is read from there.
+    level_day: date | None = None
     # Each UTC hour's level over the scope's (0-23; absent: no time-of-day seasonality): an
     # amount at hour h is read as amount / (level_ratio * hour_ratios[h]).
     hour_ratios: list[Annotated[float, Field(gt=0)]] | None = Field(
@@ -92,12 +98,15 @@ class TailModel(BaseModel):
     top_price: float | None = Field(default=None, gt=0)
 
     @model_serializer(mode="wrap")
-    def _without_absent_top_price(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _without_absent_options(self, handler: SerializerFunctionWrapHandler) -> Any:
         # Left out when absent, so that a consumer of before this field (which forbids
         # unknown keys) still reads every tail but a top price's while a rollout is half way.
+        # Likewise `level_day`, absent in the steady state.
         data = handler(self)
-        if isinstance(data, dict) and data.get("top_price") is None:
-            data.pop("top_price", None)
+        if isinstance(data, dict):
+            for optional in ("top_price", "level_day"):
+                if data.get(optional) is None:
+                    data.pop(optional, None)
         return data
 
     @model_validator(mode="after")

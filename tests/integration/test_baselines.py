@@ -26,7 +26,7 @@ from baseline_worker.settings import BaselineSettings
 from baseline_worker.stats import trend
 from baseline_worker.tail import TailFit
 from detector_worker.baseline_table import BaselineTable
-from schemas import Baseline, BaselineScope, Severity, TailModel, Transaction
+from schemas import Baseline, BaselineScope, ScopeKind, Severity, TailModel, Transaction
 from schemas.verdict import Rule
 from shared.db import open_pool
 from shared.kafka import RenewableProducer, make_producer
@@ -144,7 +144,7 @@ async def test_each_history_row_is_the_published_baseline(
         # Floats stored to their last digit (the float's shortest repr, not 15 digits).
         assert (float(row[5]), float(row[6])) == (b.mean, b.stddev)
         assert (row[7], row[8]) == (b.log_mean, b.log_stddev)
-        assert row[9] == (None if b.tail is None else b.tail.model_dump())
+        assert row[9] == (None if b.tail is None else b.tail.model_dump(mode="json"))
         assert (row[10], row[11]) == (b.window_days, b.computed_at)
 
 
@@ -152,19 +152,61 @@ async def test_a_scope_without_data_left_is_tombstoned(
     recomputer: Recomputer, isolated: Isolated, db: Any
 ) -> None:
     insert(db, "10", "books", "Shop", days_ago=29)
+    insert(db, "4.50", "food", "Cafe", days_ago=0)
     await recomputer.run(NOW)
-    later = await recomputer.run(NOW + timedelta(days=2))  # the only sample left the window
-    assert later.published == []
+    # Two days on, the stream has moved the window with it: books' only sample left it.
+    insert(db, "4.50", "food", "Cafe", days_ago=-2)
+    later = await recomputer.run(NOW + timedelta(days=2))
+    assert {b.scope.label() for b in later.published} == {"category:food:USD", "merchant:Cafe:USD"}
     assert {s.label() for s in later.tombstoned} == {"category:books:USD", "merchant:Shop:USD"}
 
     records = await read_all(isolated.env["KAFKA_BOOTSTRAP_SERVERS"], isolated.topic("baselines"))
     table = BaselineTable()
     for record in records:
         table.apply(record.key, record.value)
-    assert len(table) == 0
+    assert len(table) == 2
     assert sum(1 for r in records if r.value is None) == 2
-    assert db.execute("SELECT count(*) FROM baselines_current").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM baselines_current").fetchone() == (2,)
     assert json.loads(records[0].key)["kind"] in {"category", "merchant"}
+
+
+async def test_the_window_ends_at_the_newest_transaction_not_at_the_clock(
+    recomputer: Recomputer, db: Any
+) -> None:
+    """A history loaded after the fact (its newest row 10 days old) is judged by the 30
+    days up to its own last day, as it was on that day, with the level read from that day;
+    the clock only bounds the window (a row dated tomorrow does not move it)."""
+    rng = random.Random(8)
+    for _ in range(300):
+        days_ago = rng.uniform(10, 45)
+        level = 3 + 0.02 * (45 - days_ago)  # dearer by 2 % a day: a trend, so a level slope
+        insert(db, f"{math.exp(rng.gauss(level, 0.4)):.2f}", "food", "Cafe", days_ago=days_ago)
+    insert(db, "12.00", "food", "Cafe", days_ago=10)  # the newest day holds a row
+    then = NOW - timedelta(days=10)
+    on_the_day = {b.scope: b for b in (await recomputer.run(then)).published}
+    insert(db, "99.00", "food", "Cafe", days_ago=-1)  # tomorrow's: a clock ahead
+    today = {b.scope: b for b in (await recomputer.run(NOW)).published}
+
+    assert on_the_day.keys() == today.keys()
+    for scope, baseline in today.items():
+        before = on_the_day[scope]
+        assert (baseline.count, baseline.mean, baseline.log_stddev) == (
+            before.count,
+            before.mean,
+            before.log_stddev,
+        )
+        assert before.tail is not None and baseline.tail is not None
+        assert before.tail.level_day is None  # the window ended on computed_at's day
+        assert baseline.tail.level_day == then.date()
+        assert baseline.tail.level_slope > 0
+        assert baseline.tail.model_copy(update={"level_day": None}) == before.tail
+    # The window's 30 days to 10 days ago: the rows of 10-39 days ago, not those of 40-45.
+    stored = db.execute(
+        "SELECT count(*) FROM transactions WHERE transaction_date >= %s",
+        (datetime.combine(then.date() - timedelta(days=29), datetime.min.time(), UTC),),
+    ).fetchone()[0]
+    cafe = today[BaselineScope(kind=ScopeKind.MERCHANT, name="Cafe", currency="USD")]
+    assert cafe.count == stored - 1  # all but tomorrow's
 
 
 async def test_only_one_worker_leads_and_a_standby_takes_over(isolated: Isolated) -> None:
@@ -289,7 +331,7 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
                 )
         published = {b.scope: b for b in (await recomputer.run(now)).published}
         assert_same_baselines(published, memory.window(now), now)
-        first_day, last_day = window_days(now, 30)
+        first_day, last_day = window_days(now.date(), 30)
         recurring += db.execute(
             "SELECT count(*) FROM baseline_recurring_kept_prices(%s, %s)", (first_day, last_day)
         ).fetchone()[0]
@@ -394,7 +436,7 @@ async def assert_same_hours(
     async with await AsyncConnection.connect(
         database_url, options=f"-c search_path={schema}"
     ) as conn:
-        from_sql = {s.scope: s for s in await aggregate(conn, now, 30)}
+        from_sql = {s.scope: s for s in await aggregate(conn, now.date(), 30)}
     with_levels = TailFit(hour_levels=True, weekday_levels=True, trend_through="medians")
     seasonal = weekly = trended = unjudged = 0
     for scope, sql_stats in from_sql.items():
@@ -505,7 +547,7 @@ def test_a_kept_out_amount_counts_back_only_on_two_days_and_never_as_confirmed_f
         kept_out("Confirmed", days_ago, confirmed)
     for days_ago in (2, 5):  # a price, on two days
         kept_out("Price", days_ago)
-    first_day, last_day = window_days(NOW, 30)
+    first_day, last_day = window_days(NOW.date(), 30)
     found = db.execute(
         "SELECT scope_name, sample_count FROM baseline_recurring_kept_prices(%s, %s)"
         " WHERE scope_kind = 'merchant'",

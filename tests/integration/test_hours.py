@@ -75,7 +75,7 @@ async def advance(
     async with pool.connection() as conn, conn.transaction():
         if budget_seconds is not None:
             await budget_closed_days(conn, budget_seconds)
-        await advance_window(conn, now, DAYS)
+        await advance_window(conn, now.date(), DAYS)
 
 
 def window_hours(db: Any, kind: str = "merchant") -> dict[int, tuple[int, float]]:

@@ -89,7 +89,7 @@ async def test_a_late_row_joins_its_days_median_at_the_next_recompute(
     insert(db, at("2026-03-08T13:00:00+01:00"), "10.00")  # late, for Sunday 03-08, closed
     # Caught up by the same day's recompute (017's re-sum of the stale scope), no move.
     async with baseline_pool.connection() as conn, conn.transaction():
-        stats = {s.scope.label(): s for s in await aggregate(conn, NOW, DAYS)}
+        stats = {s.scope.label(): s for s in await aggregate(conn, NOW.date(), DAYS)}
     want = medians_of(fri=["3.00"], sat=["4.00"], sun=["5.00", "6.00", "10.00"])
     assert_medians(day_medians(db), want)
     cafe = stats["merchant:Cafe:USD"].medians  # what the recompute read

@@ -24,7 +24,7 @@ CAFE = BaselineScope(kind=ScopeKind.MERCHANT, name="Cafe", currency="USD")
 DRIFT = 0.02  # the level grows 2 % a day
 
 
-def drifting_baseline(drift: float = DRIFT) -> HeldBaseline:
+def drifting_baseline(drift: float = DRIFT, computed_at: datetime = NOW) -> HeldBaseline:
     rollup, rng = MemoryRollup(30), random.Random(11)
     for day in range(30):
         for _ in range(200):
@@ -40,7 +40,7 @@ def drifting_baseline(drift: float = DRIFT) -> HeldBaseline:
             )
     stats = rollup.window(NOW).stats(CAFE)
     assert stats is not None
-    return HeldBaseline.of(to_baseline(stats, 30, NOW))
+    return HeldBaseline.of(to_baseline(stats, 30, computed_at, last_day=NOW.date()))
 
 
 def day(offset: int) -> int:
@@ -85,3 +85,25 @@ def test_without_a_trend_or_a_day_nothing_changes_and_the_wire_keeps_it() -> Non
 
 
 STEEP = drifting_baseline(drift=0.05)
+
+
+def test_a_window_that_ends_before_the_recompute_reads_its_level_at_its_own_last_day() -> None:
+    """A history replayed after the fact: the window ends at its newest transaction, days
+    before the recompute (baseline_worker.compute.window_anchor). Its amounts read as they
+    would have on that day, not with the trend carried on to the recompute's day."""
+    on_the_day = STEEP.tail
+    ten_days_later = drifting_baseline(drift=0.05, computed_at=NOW + timedelta(days=10)).tail
+    assert on_the_day is not None and ten_days_later is not None
+    assert ten_days_later.level_day == on_the_day.level_day == day(0)
+    assert ten_days_later.stated_level_day == NOW.date()
+    assert on_the_day.stated_level_day is None  # the steady state states none
+    for offset in (-7, 0, 3):
+        for amount in (40.0, 90.0, 200.0):
+            assert survival(ten_days_later, amount, day=day(offset)) == survival(
+                on_the_day, amount, day=day(offset)
+            )
+    # The day travels on the wire: a detector reads the same from the published document.
+    model = ten_days_later.model()
+    assert model.level_day == NOW.date()
+    assert HeldTail.of(model, NOW + timedelta(days=10)) == ten_days_later
+    assert "level_day" not in on_the_day.model().model_dump(mode="json")
