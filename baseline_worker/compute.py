@@ -22,6 +22,7 @@ from baseline_worker.histogram import bin_bounds, bin_of, bin_of_log
 from baseline_worker.stats import DayMedians, DayWeights, HourLevels, Moments, WeekdayLevels
 from baseline_worker.tail import unjudged_cutoff
 from schemas import BaselineScope, ScopeKind
+from schemas.types import EARLIEST_INSTANT
 
 AGGREGATE_SQL = """
 SELECT scope_kind, scope_name, currency, sum(sample_count)::bigint, sum(total), sum(total_sq),
@@ -294,8 +295,12 @@ async def _with_unjudged(
     ]
 
 
-# The newest day with rows, today at most (baseline_rollup_day_idx: one index probe).
-ANCHOR_SQL = "SELECT max(day) FROM baseline_rollup WHERE day <= %(today)s"
+# The newest day with rows, today at most (baseline_rollup_day_idx: one index probe), and
+# within the instants a client may state: a row stored before that range existed (year 1,
+# 1 BC) would otherwise make a window Python cannot hold, and no recompute would finish.
+ANCHOR_SQL = """
+SELECT max(day) FROM baseline_rollup WHERE day <= %(today)s AND day >= %(earliest)s
+"""
 
 
 async def window_anchor(conn: AsyncConnection, now: datetime) -> date:
@@ -309,7 +314,8 @@ async def window_anchor(conn: AsyncConnection, now: datetime) -> date:
     than letting the clock empty them. A transaction dated in the future (a clock ahead)
     never moves the window past today."""
     today = now.astimezone(UTC).date()
-    newest = (await (await conn.execute(ANCHOR_SQL, {"today": today})).fetchone() or (None,))[0]
+    bounds = {"today": today, "earliest": EARLIEST_INSTANT.date()}
+    newest = (await (await conn.execute(ANCHOR_SQL, bounds)).fetchone() or (None,))[0]
     return today if newest is None else newest
 
 

@@ -209,6 +209,24 @@ async def test_the_window_ends_at_the_newest_transaction_not_at_the_clock(
     assert cafe.count == stored - 1  # all but tomorrow's
 
 
+async def test_rows_stored_outside_the_instants_a_client_may_state_never_anchor_the_window(
+    recomputer: Recomputer, db: Any
+) -> None:
+    """Rows stored before the gateway bounded dates (tests/integration/test_gateway_hostile.py,
+    F3) in year 1 and 1 BC: the window would start before year 1, where no date is held."""
+    for stored in ("0001-01-05 10:00:00+00", "0001-12-31 10:00:00+00 BC"):
+        db.execute(
+            "INSERT INTO transactions (id, amount, currency, category, merchant,"
+            " transaction_date, anomaly, baseline_id, scored_at) VALUES (gen_random_uuid(),"
+            " 10, 'USD', 'books', 'Shop', %s::timestamptz, false, gen_random_uuid(), now())",
+            (stored,),
+        )
+    assert (await recomputer.run(NOW)).published == []
+    insert(db, "10", "books", "Shop", days_ago=3)
+    published = (await recomputer.run(NOW)).published
+    assert [b.count for b in published] == [1, 1]
+
+
 async def test_only_one_worker_leads_and_a_standby_takes_over(isolated: Isolated) -> None:
     url, key = isolated.env["DATABASE_URL"], leader_lock_key(isolated.schema)
     async with LeaderLock(url, key) as first, LeaderLock(url, key) as second:
