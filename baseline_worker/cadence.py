@@ -1,7 +1,7 @@
 """When the next recompute is due: every `RECOMPUTE_INTERVAL_SECONDS`, or sooner when the
 rows stored since the last one are a sizeable share of the window.
 
-Why: baselines follow the wall clock, the data they judge follow event time. In steady
+Why: baselines are recomputed on the wall clock, the data they judge follow event time. In steady
 traffic a minute adds a sliver of a 30-day window and the interval is all it takes. A burst
 (a backfill, a terminal's late upload, a labelled stream replayed in fast time) can bring
 days of event time in a minute: scored against baselines that saw none of it, a merchant

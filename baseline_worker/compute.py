@@ -304,14 +304,16 @@ SELECT max(day) FROM baseline_rollup WHERE day <= %(today)s AND day >= %(earlies
 
 
 async def window_anchor(conn: AsyncConnection, now: datetime) -> date:
-    """The window's last day: the newest UTC day that holds transactions, today at most.
+    """The window's last day: the newest UTC day that holds transactions feeding the
+    baselines (a day of nothing but high alerts does not count), today at most.
 
     The window follows event time, not the clock. In the steady state the two are the same
-    day. A history loaded or replayed after the fact (its days in the past) would otherwise
-    be judged against a window that ends today: its early days would see only the part of
-    their 30 days that lies within the clock's, and the trend would be read days ahead of
-    them. A system with no traffic for a while keeps the baselines of its last days rather
-    than letting the clock empty them. A transaction dated in the future (a clock ahead)
+    day (but in the minutes after midnight UTC before the new day's first row). A history
+    loaded or replayed after the fact (its days in the past) would otherwise be judged
+    against a window that ends today: its early days would see only the part of their 30
+    days that lies within the clock's, and the trend would be read days ahead of them. A
+    system with no traffic for a while keeps the baselines of its last days rather than
+    letting the clock empty them. A transaction dated in the future (a clock ahead)
     never moves the window past today."""
     today = now.astimezone(UTC).date()
     bounds = {"today": today, "earliest": EARLIEST_INSTANT.date()}

@@ -54,13 +54,13 @@ log = logging.getLogger(__name__)
 # reach `numeric` and `double precision` as their text: stored to their last digit.
 _INSERT_HISTORY = """
 INSERT INTO baseline_history (id, scope_kind, scope_name, currency, sample_count, mean, stddev,
-                              log_mean, log_stddev, tail, window_days, computed_at)
+                              log_mean, log_stddev, tail, window_days, computed_at, window_end)
 SELECT id, scope ->> 'kind', scope ->> 'name', scope ->> 'currency', "count", mean, stddev,
-       log_mean, log_stddev, tail, window_days, computed_at
+       log_mean, log_stddev, tail, window_days, computed_at, window_end
 FROM json_to_recordset(%s::json) AS b (
     id uuid, scope json, "count" bigint, mean numeric, stddev numeric,
     log_mean double precision, log_stddev double precision, tail jsonb, window_days integer,
-    computed_at timestamptz)
+    computed_at timestamptz, window_end date)
 """
 # The window's histograms are grouped by scope in memory (baseline_worker/compute.py): at
 # the server's 8 MB the planner sorts ~200,000 rows by scope name instead (docs/performance.md,
@@ -153,12 +153,12 @@ def to_baseline(
 ) -> Baseline:
     """The scope's baseline computed at `now` over the window that ends on `last_day`
     (None: `now`'s day)."""
-    tail = scope_tail(stats, window_days, fit)
-    if tail is not None and last_day is not None and last_day != now.astimezone(UTC).date():
-        # The level is the window's last day's: stated only when it is not computed_at's,
-        # so that the steady state's documents are those of before the field.
-        tail = tail.model_copy(update={"level_day": last_day})
-    return with_tail(stats, window_days, now, tail)
+    baseline = with_tail(stats, window_days, now, scope_tail(stats, window_days, fit))
+    if last_day is not None and last_day != now.astimezone(UTC).date():
+        # Stated only when it is not computed_at's day: the steady state's documents are
+        # those of before the field (`Baseline.window_end`).
+        return baseline.model_copy(update={"window_end": last_day})
+    return baseline
 
 
 def with_tail(

@@ -12,7 +12,8 @@ benchmark's streams carry). Rows that do not validate are counted and reported, 
 The rows are replayed in time order through the real scorer with baselines recomputed as
 event time passes (`benchmarks.replay`: the baseline worker's own arithmetic, checked
 against the SQL rollup by tests/integration/test_baselines.py). Replaying the file through
-the live system cannot show this: there the baselines follow the wall clock. The first
+the live system cannot show this: there the baselines are recomputed on the wall clock
+and the rows stored, not at each hour of event time. The first
 `--warmup-days` fill the baselines and are not counted. `--workers N` (default: the CPUs)
 replays independent groups of scopes in N processes, to the same report
 (`benchmarks.parallel_replay`).

@@ -23,9 +23,10 @@ of the same stream with the same dates.
 Why both: the event-time replay recomputes baselines as event time passes; the live system
 recomputes every RECOMPUTE_INTERVAL_SECONDS of wall-clock time, or sooner once the rows
 stored since reach RECOMPUTE_GROWTH_SHARE of its window (baseline_worker/cadence.py), over a
-window that ends today. A live replay in fast time therefore scores the evaluated days
-against baselines a few seconds (a fraction of an event day) behind and a trend read for
-today. This benchmark measures what that costs, which no event-time figure can show
+window that ends at the newest stored transaction's day (today at most; before session 15,
+today). A live replay in fast time therefore scores the evaluated days against baselines a
+few seconds (a fraction of an event day) behind. This benchmark measures what that costs,
+which no event-time figure can show
 (`benchmarks.frozen_replay` reproduces the live timing without the processes).
 
     .venv/bin/python -m benchmarks.live_replay --file blind.jsonl --oracle-column true_p \

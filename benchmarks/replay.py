@@ -13,7 +13,8 @@ Production recomputes every `RECOMPUTE_INTERVAL_SECONDS` (60 s) of wall-clock ti
 after a burst of rows (`RECOMPUTE_GROWTH_SHARE`); a replay recomputes at every
 `recompute_every` of event time (an hour by default), so a baseline is at most that much
 staler than in production. A live system replayed in fast time cannot show this: its
-baselines follow the wall clock and the rows stored, not the transactions' dates.
+baselines are recomputed on the wall clock and the rows stored (over a window that ends at
+the newest stored transaction's day), not at each hour of the transactions' dates.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping

@@ -11,7 +11,7 @@ are cached, which covers the busy scopes of a real stream.
 
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import TypeAlias
 from uuid import UUID
@@ -47,6 +47,7 @@ class HeldBaseline:
     tail: HeldTail | None
     window_days: int
     computed_at: datetime
+    window_end: date | None = None  # Baseline.window_end
 
     @classmethod
     def of(cls, baseline: Baseline) -> "HeldBaseline":
@@ -59,12 +60,13 @@ class HeldBaseline:
             log_mean=baseline.log_mean,
             log_stddev=baseline.log_stddev,
             tail=(
-                HeldTail.of(baseline.tail, baseline.computed_at)
+                HeldTail.of(baseline.tail, baseline.last_day())
                 if baseline.tail is not None
                 else None
             ),
             window_days=baseline.window_days,
             computed_at=baseline.computed_at,
+            window_end=baseline.window_end,
         )
 
     def model(self) -> Baseline:
@@ -88,5 +90,6 @@ def _model(held: HeldBaseline) -> Baseline:
             "tail": held.tail.model() if held.tail is not None else None,
             "window_days": held.window_days,
             "computed_at": held.computed_at,
+            "window_end": held.window_end,
         }
     )

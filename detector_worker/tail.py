@@ -39,15 +39,14 @@ class HeldTail:
     # The window's top price past which the tail is the fixed-price rule's (0.0: none):
     # `TailModel.top_price`.
     top_price: float = 0.0
-    # The model's own `level_day` (None: it had none, and `level_day` is computed_at's).
-    stated_level_day: date | None = None
 
     @classmethod
-    def of(cls, model: TailModel, computed_at: datetime | None = None) -> HeldTail:
-        if model.level_day is not None:
-            day = model.level_day.toordinal()
-        else:
-            day = 0 if computed_at is None else computed_at.astimezone(UTC).toordinal()
+    def of(cls, model: TailModel, level_day: date | None = None) -> HeldTail:
+        """`level_day`: the UTC day the model's level is for, its baseline's window's last
+        day (`Baseline.last_day`; a datetime: its UTC day); None: no trend is read."""
+        if isinstance(level_day, datetime):
+            level_day = level_day.astimezone(UTC).date()
+        day = 0 if level_day is None else level_day.toordinal()
         return cls(
             array("d", model.amounts),
             array("d", model.survival),
@@ -64,7 +63,6 @@ class HeldTail:
             day,
             None if model.weekday_ratios is None else array("d", model.weekday_ratios),
             model.top_price or 0.0,
-            model.level_day,
         )
 
     def model(self) -> TailModel:
@@ -83,7 +81,6 @@ class HeldTail:
             else [level / self.level_ratio for level in self.hour_levels],
             weekday_ratios=None if self.weekday_levels is None else list(self.weekday_levels),
             top_price=self.top_price or None,
-            level_day=self.stated_level_day,
         )
 
 

@@ -35,7 +35,8 @@ WHERE a.id = %s
 """
 _SELECT_BASELINE = """
 SELECT id, scope_kind, scope_name, currency, sample_count, mean::float8 AS mean,
-       stddev::float8 AS stddev, log_mean, log_stddev, tail, window_days, computed_at
+       stddev::float8 AS stddev, log_mean, log_stddev, tail, window_days, computed_at,
+       coalesce(window_end, (computed_at AT TIME ZONE 'UTC')::date) AS window_end
 FROM baseline_history WHERE id = %s
 """
 _SELECT_HISTORY = """

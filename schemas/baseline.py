@@ -1,7 +1,7 @@
 """Baseline v1: the value of a record on the compacted `baselines` topic (key: the scope)."""
 
 import json
-from datetime import date
+from datetime import UTC, date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -69,15 +69,10 @@ class TailModel(BaseModel):
     # the window trails): an amount is read as amount / level_ratio.
     level_ratio: float = Field(default=1.0, gt=0)
     # How fast that level moves: the trend's change of ln(level) per day. An amount dated d
-    # days before the baseline's day (`Baseline.computed_at`, UTC) is read at the level of
+    # days before the baseline's day (`Baseline.window_end`, UTC) is read at the level of
     # its own day, level_ratio * exp(-level_slope * d), within 0.5-2x the window's: a late or
     # backfilled transaction is judged by the level of its day, not today's. 0: no trend.
     level_slope: float = 0.0
-    # The UTC day `level_ratio` is the level of: the window's last day. Absent: the day of
-    # `Baseline.computed_at`, as in the steady state, where the window ends today. A window
-    # anchored at the newest stored transaction (a history replayed or loaded late:
-    # baseline_worker.compute.window_anchor) ends earlier, and its trend is read from there.
-    level_day: date | None = None
     # Each UTC hour's level over the scope's (0-23; absent: no time-of-day seasonality): an
     # amount at hour h is read as amount / (level_ratio * hour_ratios[h]).
     hour_ratios: list[Annotated[float, Field(gt=0)]] | None = Field(
@@ -98,15 +93,12 @@ class TailModel(BaseModel):
     top_price: float | None = Field(default=None, gt=0)
 
     @model_serializer(mode="wrap")
-    def _without_absent_options(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _without_absent_top_price(self, handler: SerializerFunctionWrapHandler) -> Any:
         # Left out when absent, so that a consumer of before this field (which forbids
         # unknown keys) still reads every tail but a top price's while a rollout is half way.
-        # Likewise `level_day`, absent in the steady state.
         data = handler(self)
-        if isinstance(data, dict):
-            for optional in ("top_price", "level_day"):
-                if data.get(optional) is None:
-                    data.pop(optional, None)
+        if isinstance(data, dict) and data.get("top_price") is None:
+            data.pop("top_price", None)
         return data
 
     @model_validator(mode="after")
@@ -135,3 +127,15 @@ class Baseline(BaseModel):
     tail: TailModel | None = None
     window_days: int = Field(ge=1)
     computed_at: Timestamp
+    # The window's last day (UTC): the newest day with stored transactions
+    # (baseline_worker.compute.window_anchor), the day the tail's level is for. Absent: the
+    # day of `computed_at`, which is the window's end while the stream is current; stated
+    # when the window ends earlier (a history loaded or replayed after the fact, a quiet
+    # stream), and left out otherwise, so that a consumer of before this field (which
+    # forbids unknown keys) reads the steady state's documents during a rollout. Upgrade the
+    # detectors and gateways before the baseline worker.
+    window_end: date | None = Field(default=None, exclude_if=lambda day: day is None)
+
+    def last_day(self) -> date:
+        """The window's last day (UTC)."""
+        return self.window_end or self.computed_at.astimezone(UTC).date()

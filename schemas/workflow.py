@@ -1,7 +1,7 @@
 """HTTP bodies of the alert workflow: an alert's detail and history, the changes an analyst
 makes (PATCH), suppression rules, and resolution counts."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
@@ -110,6 +110,9 @@ class BaselineOut(BaseModel):
     tail: dict[str, Any] | None
     window_days: int
     computed_at: Timestamp
+    # The window's last day (UTC): computed_at's, or the newest stored transaction's where
+    # the window ended earlier (a history loaded after the fact; schemas.Baseline.window_end).
+    window_end: date
 
 
 class AlertDetail(AlertOut):

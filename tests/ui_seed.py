@@ -16,8 +16,8 @@ TAIL = {
 }
 _BASELINE = """
 INSERT INTO baseline_history (id, scope_kind, scope_name, currency, sample_count, mean, stddev,
-    log_mean, log_stddev, tail, window_days, computed_at)
-VALUES (%s, 'merchant', %s, 'USD', 240, 40, 12, 3.64, 0.3, %s, 30, now())
+    log_mean, log_stddev, tail, window_days, computed_at, window_end)
+VALUES (%s, 'merchant', %s, 'USD', 240, 40, 12, 3.64, 0.3, %s, 30, now(), %s)
 """
 # The scope's ordinary days: one transaction every 3 hours over the last 10 days.
 _HISTORY = """
@@ -46,12 +46,17 @@ FROM t RETURNING id
 
 
 def seed_scope(
-    db: Any, merchant: str, category: str, amounts: list[float], severity: str = "high"
+    db: Any,
+    merchant: str,
+    category: str,
+    amounts: list[float],
+    severity: str = "high",
+    window_end: str | None = None,
 ) -> list[str]:
     """A merchant scope with its baseline and history, and one alert per amount; the alerts'
     ids, newest first."""
     baseline = uuid4()
-    db.execute(_BASELINE, (baseline, merchant, json.dumps(TAIL)))
+    db.execute(_BASELINE, (baseline, merchant, json.dumps(TAIL), window_end))
     db.execute(_HISTORY, (category, merchant, baseline))
     ids = []
     for age, amount in enumerate(amounts, start=1):

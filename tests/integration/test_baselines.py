@@ -26,6 +26,7 @@ from baseline_worker.settings import BaselineSettings
 from baseline_worker.stats import trend
 from baseline_worker.tail import TailFit
 from detector_worker.baseline_table import BaselineTable
+from detector_worker.held_baseline import HeldBaseline
 from schemas import Baseline, BaselineScope, ScopeKind, Severity, TailModel, Transaction
 from schemas.verdict import Rule
 from shared.db import open_pool
@@ -134,7 +135,7 @@ async def test_each_history_row_is_the_published_baseline(
 
     rows = db.execute(
         "SELECT id, scope_kind, scope_name, currency, sample_count, mean, stddev, log_mean,"
-        " log_stddev, tail, window_days, computed_at FROM baseline_history"
+        " log_stddev, tail, window_days, computed_at, window_end FROM baseline_history"
     ).fetchall()
     stored = {row[0]: row for row in rows}
     assert len(stored) == len(result.published) == 4
@@ -145,7 +146,8 @@ async def test_each_history_row_is_the_published_baseline(
         assert (float(row[5]), float(row[6])) == (b.mean, b.stddev)
         assert (row[7], row[8]) == (b.log_mean, b.log_stddev)
         assert row[9] == (None if b.tail is None else b.tail.model_dump(mode="json"))
-        assert (row[10], row[11]) == (b.window_days, b.computed_at)
+        assert (row[10], row[11], row[12]) == (b.window_days, b.computed_at, b.window_end)
+        assert b.window_end == (NOW - timedelta(days=1)).date()  # the newest row's day
 
 
 async def test_a_scope_without_data_left_is_tombstoned(
@@ -196,10 +198,13 @@ async def test_the_window_ends_at_the_newest_transaction_not_at_the_clock(
             before.log_stddev,
         )
         assert before.tail is not None and baseline.tail is not None
-        assert before.tail.level_day is None  # the window ended on computed_at's day
-        assert baseline.tail.level_day == then.date()
+        assert before.window_end is None  # the window ended on computed_at's day
+        assert baseline.window_end == then.date()
         assert baseline.tail.level_slope > 0
-        assert baseline.tail.model_copy(update={"level_day": None}) == before.tail
+        assert baseline.tail == before.tail
+        held, held_before = HeldBaseline.of(baseline), HeldBaseline.of(before)
+        assert held.tail is not None and held_before.tail is not None
+        assert held.tail.level_day == held_before.tail.level_day == then.toordinal()
     # The window's 30 days to 10 days ago: the rows of 10-39 days ago, not those of 40-45.
     stored = db.execute(
         "SELECT count(*) FROM transactions WHERE transaction_date >= %s",

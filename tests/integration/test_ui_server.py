@@ -240,3 +240,18 @@ async def test_a_session_holders_form_that_stalls_gets_408_and_the_connection_cl
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert b"request body not received in time" in answer
     assert time.monotonic() - started < 3
+
+
+async def test_the_alert_page_names_the_day_the_baselines_window_ends(
+    browser: TestClient[Any, Any], db: Any
+) -> None:
+    """A baseline computed today over a history replayed after the fact ends on the history's
+    last day (`window_end`); one of the steady state, on its computed_at day (UTC)."""
+    (steady,) = seed_scope(db, "Steady", "books", [250.0])
+    (replayed,) = seed_scope(db, "Replayed", "books", [250.0], window_end="2026-11-20")
+    await sign_in(browser, SCOPED_KEYS["analyst"])
+    html = await (await browser.get(f"/ui/alerts/{replayed}")).text()
+    assert "240 transactions over the 30 days to 2026-11-20;" in html
+    html = await (await browser.get(f"/ui/alerts/{steady}")).text()
+    today = db.execute("SELECT (now() AT TIME ZONE 'UTC')::date::text").fetchone()[0]
+    assert f"240 transactions over the 30 days to {today};" in html

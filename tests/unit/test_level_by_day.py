@@ -91,19 +91,21 @@ def test_a_window_that_ends_before_the_recompute_reads_its_level_at_its_own_last
     """A history replayed after the fact: the window ends at its newest transaction, days
     before the recompute (baseline_worker.compute.window_anchor). Its amounts read as they
     would have on that day, not with the trend carried on to the recompute's day."""
-    on_the_day = STEEP.tail
-    ten_days_later = drifting_baseline(drift=0.05, computed_at=NOW + timedelta(days=10)).tail
-    assert on_the_day is not None and ten_days_later is not None
-    assert ten_days_later.level_day == on_the_day.level_day == day(0)
-    assert ten_days_later.stated_level_day == NOW.date()
-    assert on_the_day.stated_level_day is None  # the steady state states none
+    on_the_day = STEEP
+    later = drifting_baseline(drift=0.05, computed_at=NOW + timedelta(days=10))
+    assert on_the_day.tail is not None and later.tail is not None
+    assert later.tail.level_day == on_the_day.tail.level_day == day(0)
+    assert later.window_end == NOW.date()
+    assert on_the_day.window_end is None  # the steady state states none
     for offset in (-7, 0, 3):
         for amount in (40.0, 90.0, 200.0):
-            assert survival(ten_days_later, amount, day=day(offset)) == survival(
-                on_the_day, amount, day=day(offset)
+            assert survival(later.tail, amount, day=day(offset)) == survival(
+                on_the_day.tail, amount, day=day(offset)
             )
-    # The day travels on the wire: a detector reads the same from the published document.
-    model = ten_days_later.model()
-    assert model.level_day == NOW.date()
-    assert HeldTail.of(model, NOW + timedelta(days=10)) == ten_days_later
-    assert "level_day" not in on_the_day.model().model_dump(mode="json")
+    # The day travels on the wire, left out where it is computed_at's.
+    document = later.model()
+    assert document.window_end == NOW.date() and document.last_day() == NOW.date()
+    again = HeldBaseline.of(document)
+    assert (again.window_end, again.tail) == (later.window_end, later.tail)
+    assert "window_end" not in on_the_day.model().model_dump(mode="json")
+    assert on_the_day.model().last_day() == NOW.date()
