@@ -153,16 +153,18 @@ def to_baseline(
 ) -> Baseline:
     """The scope's baseline computed at `now` over the window that ends on `last_day`
     (None: `now`'s day)."""
-    baseline = with_tail(stats, window_days, now, scope_tail(stats, window_days, fit))
-    if last_day is not None and last_day != now.astimezone(UTC).date():
-        # Stated only when it is not computed_at's day: the steady state's documents are
-        # those of before the field (`Baseline.window_end`).
-        return baseline.model_copy(update={"window_end": last_day})
-    return baseline
+    # Stated only when it is not computed_at's day: the steady state's documents are those
+    # of before the field (`Baseline.window_end`).
+    window_end = None if last_day == now.astimezone(UTC).date() else last_day
+    return with_tail(stats, window_days, now, scope_tail(stats, window_days, fit), window_end)
 
 
 def with_tail(
-    stats: ScopeStats, window_days: int, now: datetime, tail: TailModel | None
+    stats: ScopeStats,
+    window_days: int,
+    now: datetime,
+    tail: TailModel | None,
+    window_end: date | None = None,
 ) -> Baseline:
     moments = stats.moments
     return Baseline(
@@ -176,6 +178,7 @@ def with_tail(
         tail=tail,
         window_days=window_days,
         computed_at=now,
+        window_end=window_end,
     )
 
 

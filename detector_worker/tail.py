@@ -10,7 +10,7 @@ import math
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 from schemas import TailModel
 
@@ -43,9 +43,7 @@ class HeldTail:
     @classmethod
     def of(cls, model: TailModel, level_day: date | None = None) -> HeldTail:
         """`level_day`: the UTC day the model's level is for, its baseline's window's last
-        day (`Baseline.last_day`; a datetime: its UTC day); None: no trend is read."""
-        if isinstance(level_day, datetime):
-            level_day = level_day.astimezone(UTC).date()
+        day (`Baseline.last_day`); None: no trend is read."""
         day = 0 if level_day is None else level_day.toordinal()
         return cls(
             array("d", model.amounts),
