@@ -42,6 +42,8 @@ UNJUDGED_TOP = 40
 # Zhang & Stephens' prior on theta: its scale is this many times the excesses' first quartile.
 _ZHANG_PRIOR_SCALE = 3.0
 _ZHANG_MAX_EXTRA_POINTS = 20
+# Samples tied in the threshold's bin that make it a lattice point (see `_threshold`).
+_TIED_AT_THRESHOLD = 3
 
 # How the GPD shape is estimated before the shrinkage: probability-weighted moments
 # ("pwm"), Zhang & Stephens' empirical-Bayes posterior ("zhang"), or PWM where it reads a
@@ -421,9 +423,34 @@ def _tail_excesses(
 ) -> _Excesses:
     """The excesses over the lowest bin of the top `share` (default `tail_share`)."""
     top = _threshold_index(at_or_above, at_or_above[0], fit, share or fit.tail_share)
-    threshold = bin_bounds(keys[top])[0]
+    threshold = _threshold(keys, counts, top)
     tail_bins = zip(keys[top:], counts[top:], strict=True)
     return _excesses(tail_bins, threshold, at_or_above[top])
+
+
+def _threshold(keys: list[int], counts: list[int], top: int) -> float:
+    """The threshold below the bin `top`: its lower edge, or half a step lower on a lattice.
+
+    Metered amounts (2.75 a unit of parking, 0.50 a kilometre) fill only every few bins,
+    and the threshold bin then holds as many tied samples as any other point. At its lower
+    edge their excesses sit at almost 0 and the rest at whole steps, a shape no GPD has:
+    the estimators read that pile as a very heavy tail, and a jump to three times the top
+    unit read as 1 in 3,000. Half a step below (the geometric midpoint to the point
+    underneath, as a continuity correction does for counts) the same lattice reads light.
+    Only where the bin is a lattice point: tied samples, empty bins below it, and a point
+    above it (without one, a merchant's top price is a price, not a step of a lattice)."""
+    edge = bin_bounds(keys[top])[0]
+    if counts[top] < _TIED_AT_THRESHOLD or top + 1 >= len(keys) or keys[top] - keys[top - 1] <= 1:
+        return edge
+    centre = _centre(keys[top])
+    step = min(centre / _centre(keys[top - 1]), _centre(keys[top + 1]) / centre)
+    return min(max(centre / math.sqrt(step), bin_bounds(keys[top - 1])[1]), edge)
+
+
+def _centre(index: int) -> float:
+    """A bin's geometric centre, where its samples are taken to stand (bins are 2 % wide)."""
+    lo, hi = bin_bounds(index)
+    return math.sqrt(lo * hi)
 
 
 def _reads_heavy(excesses: _Excesses, fit: TailFit) -> bool:
@@ -446,10 +473,7 @@ def _count_at_least(at_or_above: list[int], wanted: float) -> int:
 
 def _excesses(tail_bins: Iterable[tuple[int, int]], threshold: float, count: int) -> _Excesses:
     """Each sample stands at its bin's geometric centre (bins are 2 % wide)."""
-    values = []
-    for b, c in tail_bins:
-        lo, hi = bin_bounds(b)
-        values.append((math.sqrt(lo * hi) - threshold, c))
+    values = [(_centre(b) - threshold, c) for b, c in tail_bins]
     return _Excesses(values, count, sum(e * c for e, c in values), threshold)
 
 
