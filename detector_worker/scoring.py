@@ -98,7 +98,12 @@ class ScoringConfig:
     # and changes are mostly within stable_change_scale of the price.
     stable_tolerance: float = 0.02
     stable_change_scale: float = 0.1
-    stable_reprice: float = 0.5
+    # The share above a stable price that is still a repricing, at most medium: the same
+    # +20 % as a price list's `top_price_reprice`. A subscription's jump by a third is not a
+    # price rise a payments team waves through (docs/accuracy.md, round 17: +50 % read the
+    # blind stream's 1.3-1.5x subscription jumps medium); a larger genuine rise alerts high
+    # until it recurs on a second day and counts back (ops/migrations/022).
+    stable_reprice: float = 0.2
     # `tail`: an amount up to this share above its scope's top price (`TailModel.top_price`)
     # is at most medium: a price list's new fare is learned within the day instead of
     # alerting high at every charge until it recurs on two days. Narrower than a fixed

@@ -3,6 +3,7 @@ amounts, young merchants, fixed prices, a level that moves."""
 
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
@@ -217,6 +218,19 @@ def test_a_repricing_is_at_most_medium_so_the_baseline_learns_it() -> None:
     change: medium, which feeds the baseline, not high, which would alert forever."""
     busy = table(baseline(ScopeKind.MERCHANT, "Cafe", [9.99] * 10_000))
     assert score(txn("10.99"), busy, CONFIG, NOW).severity == "medium"
+    assert score(txn("11.49"), busy, CONFIG, NOW).severity == "medium"  # +15 %
+
+
+def test_a_jump_past_the_repricing_cap_is_not_capped() -> None:
+    """+30 % on a price kept for 10,000 charges is as rare as 1 in 160,000 (a change, 1 in
+    10,001, by three times the usual step): past the +20 % a repricing is allowed, it keeps
+    its tier, as a subscription's jump by a third should (under the former +50 % cap it
+    read medium)."""
+    busy = table(baseline(ScopeKind.MERCHANT, "Cafe", [9.99] * 10_000))
+    verdict = score(txn("12.99"), busy, CONFIG, NOW)
+    assert verdict.severity == "high"
+    assert verdict.rule == "low_variance"
+    assert score(txn("12.99"), busy, replace(CONFIG, stable_reprice=0.5), NOW).severity == "medium"
 
 
 def test_a_level_that_inflates_is_followed() -> None:
