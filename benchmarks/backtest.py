@@ -20,7 +20,9 @@ replays independent groups of scopes in N processes, to the same report
 
 Printed per method: alerts per tier, and with labels precision, recall and false alerts per
 10,000 normal transactions at each tier, and recall at matched false-alert rates (2, 5, 13
-per 10k; the oracle's too when given). `--png` draws recall against false alerts per 10k for
+per 10k; the oracle's too when given). `--by COLUMN` (a transaction field such as
+`category`, or any other column of the file) adds the same per value of that column: where
+the alerts, and the false ones, come from. `--png` draws recall against false alerts per 10k for
 each method (and the oracle); `--alerts` writes every alert as a JSON line.
 
 `--history-unscored` scores the warm-up rows without any baseline, as the live system
@@ -53,9 +55,11 @@ from tqdm import tqdm
 
 from benchmarks.evaluate import (
     FA_RATES,
+    AlertCounts,
     Score,
     ScoredRecord,
     at_severity,
+    group_by,
     method_score,
     oracle_score,
     recall_at_rates,
@@ -66,6 +70,10 @@ from detector_worker.scoring import ScoringConfig, Tiers
 from schemas import Transaction, Verdict
 
 TRUE = frozenset({"1", "true", "t", "yes", "y"})
+# The `--by` group of a row without a value in that column.
+NO_GROUP = "(none)"
+# The groups the `--by` table prints (the most alerted first); the JSON holds every one.
+BY_TOP = 20
 SEVERITIES = ("medium", "high", "critical")
 _FIELDS = ("id", "amount", "currency", "category", "merchant", "transaction_date")
 
@@ -75,6 +83,7 @@ class Row:
     transaction: Transaction
     label: bool | None
     p_true: float
+    group: str = ""  # the row's value of the `--by` column
 
 
 @dataclass
@@ -93,25 +102,29 @@ class _Line(Transaction):
     id: UUID = Field(default_factory=uuid4)
 
 
-def _line_model(label: str | None, oracle: str | None) -> type[_Line]:
-    """`_Line` with the label and oracle columns as optional fields (by their names)."""
+def _line_model(label: str | None, oracle: str | None, by: str | None = None) -> type[_Line]:
+    """`_Line` with the label, oracle and `--by` columns as optional fields (by their names;
+    a transaction's own field, `category` say, is read from the transaction)."""
     fields: dict[str, Any] = {}
     if label:
         fields["label_value"] = (Any, Field(default=None, alias=label))
     if oracle:
         fields["oracle_value"] = (float | None, Field(default=None, alias=oracle))
+    if by and by not in Transaction.model_fields:
+        fields["group_value"] = (Any, Field(default=None, alias=by))
     return create_model("BacktestLine", __base__=_Line, **fields)
 
 
-def read_rows(path: Path, label: str | None, oracle: str | None) -> Loaded:
-    """Every row of the file that validates, in time order, and why the others did not."""
+def read_rows(path: Path, label: str | None, oracle: str | None, by: str | None = None) -> Loaded:
+    """Every row of the file that validates, in time order, and why the others did not;
+    with `by`, each row's value of that column (`NO_GROUP` where it has none)."""
     loaded = Loaded()
     with _untracked(), path.open(newline="") as stream:
         lines: Iterator[Row | Exception]
         if path.suffix.lower() == ".csv":
-            lines = (_csv_row(raw, label, oracle) for raw in csv.DictReader(stream))
+            lines = (_csv_row(raw, label, oracle, by) for raw in csv.DictReader(stream))
         else:
-            lines = _json_rows(stream, _line_model(label, oracle), label, oracle)
+            lines = _json_rows(stream, _line_model(label, oracle, by), label, oracle, by)
         for row in tqdm(lines, desc="reading", unit=" rows", file=sys.stderr):
             if isinstance(row, Exception):
                 loaded.rejected[_reason(row)] += 1
@@ -135,7 +148,7 @@ def _untracked() -> Iterator[None]:
 
 
 def _json_rows(
-    stream: TextIO, model: type[_Line], label: str | None, oracle: str | None
+    stream: TextIO, model: type[_Line], label: str | None, oracle: str | None, by: str | None
 ) -> Iterator[Row | Exception]:
     for line in stream:
         if not line.strip():
@@ -148,28 +161,39 @@ def _json_rows(
         extra = txn.__dict__
         is_anomaly = None if label is None else _truthy(extra.get("label_value"))
         p_true = extra.get("oracle_value")
-        yield Row(txn, is_anomaly, math.nan if p_true is None else p_true)
+        group = _group(txn.__dict__.get(by if by in Transaction.model_fields else "group_value"))
+        yield Row(txn, is_anomaly, math.nan if p_true is None else p_true, group if by else "")
+
+
+def _group(value: object) -> str:
+    """A `--by` value as its group's name: a JSON string as it is, a number or a boolean as
+    JSON writes it (1.5, true), nothing (absent, null, "") as `NO_GROUP`."""
+    if value is None or value == "":
+        return NO_GROUP
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _truthy(value: object) -> bool:
     return str(value).strip().lower() in TRUE
 
 
-def _csv_row(raw: dict[str, Any], label: str | None, oracle: str | None) -> Row | Exception:
+def _csv_row(
+    raw: dict[str, Any], label: str | None, oracle: str | None, by: str | None
+) -> Row | Exception:
     try:
-        return _row(raw, label, oracle)
+        return _row(raw, label, oracle, by)
     except (ValidationError, ValueError, InvalidOperation, TypeError) as error:
         return error
 
 
-def _row(raw: dict[str, Any], label: str | None, oracle: str | None) -> Row:
+def _row(raw: dict[str, Any], label: str | None, oracle: str | None, by: str | None) -> Row:
     fields = {name: raw[name] for name in _FIELDS if raw.get(name) not in (None, "")}
     fields.setdefault("id", uuid4())
     fields["amount"] = Decimal(str(fields.get("amount", "")))
     txn = Transaction.model_validate(fields)
     is_anomaly = None if label is None else _truthy(raw.get(label, ""))
     p_true = float(raw[oracle]) if oracle and raw.get(oracle) not in (None, "") else math.nan
-    return Row(txn, is_anomaly, p_true)
+    return Row(txn, is_anomaly, p_true, _group(raw.get(by)) if by else "")
 
 
 def _reason(error: Exception) -> str:
@@ -219,6 +243,7 @@ def run_method(
                 p_true=row.p_true,
                 severity=severity,
                 score=scored.scores[index],
+                segment=row.group,
             )
         )
     return MethodRun(name, config, records, alerts), flagged
@@ -263,6 +288,89 @@ def report(run: MethodRun, labelled: bool, oracle: bool) -> str:
         ideal = f" {_fmt(best[index].recall)} |" if oracle else ""
         lines.append(f"| {rate:g} | {_fmt(mine[index].recall)} |" + ideal)
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """One `--by` group's counted rows: how many, and its alerts per tier."""
+
+    rows: int
+    anomalies: int
+    alerts: dict[str, int]
+    high: AlertCounts  # at high and above (labelled: its precision, recall, false alerts)
+
+    @classmethod
+    def of(cls, records: Sequence[ScoredRecord]) -> "GroupFigures":
+        tiers = Counter(record.severity for record in records)
+        return cls(
+            rows=len(records),
+            anomalies=sum(record.is_anomaly for record in records),
+            alerts={tier: tiers[tier] for tier in SEVERITIES},
+            high=at_severity(records, "high"),
+        )
+
+    @property
+    def high_alerts(self) -> int:
+        return self.alerts["high"] + self.alerts["critical"]
+
+    def as_json(self, labelled: bool) -> dict[str, Any]:
+        figures: dict[str, Any] = {"rows": self.rows, "alerts": self.alerts}
+        if labelled:
+            figures |= {
+                "anomalies": self.anomalies,
+                "high+": {
+                    "precision": self.high.precision,
+                    "recall": self.high.recall,
+                    "false_alerts_per_10k": self.high.false_alerts_per_10k,
+                },
+            }
+        return figures
+
+
+def groups_of(run: MethodRun) -> dict[str, GroupFigures]:
+    """The `--by` groups, the most alerted at high and above first (then the largest)."""
+    groups = {name: GroupFigures.of(rows) for name, rows in group_by(run.records, _segment).items()}
+    order = sorted(groups, key=lambda name: (-groups[name].high_alerts, -groups[name].rows, name))
+    return {name: groups[name] for name in order}
+
+
+def _segment(record: ScoredRecord) -> str:
+    return record.segment
+
+
+def report_by(run: MethodRun, column: str, labelled: bool, top: int = BY_TOP) -> str:
+    """Where the alerts come from: a row per value of `column` (the `BY_TOP` most alerted)."""
+    groups = groups_of(run)
+    lines = [f"### {run.name} by {column}", ""]
+    if labelled:
+        lines.append(
+            f"| {column} | normal | anomalies | medium | high | critical | high+ precision | "
+            "high+ recall | high+ false alerts / 10k normal |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    else:
+        lines.append(f"| {column} | rows | medium | high | critical | high+ alerts / 10k rows |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+    for name, group in list(groups.items())[:top]:
+        tiers = " | ".join(f"{group.alerts[tier]:,}" for tier in SEVERITIES)
+        if labelled:
+            high = group.high
+            lines.append(
+                f"| {_cell(name)} | {high.normal:,} | {group.anomalies:,} | {tiers} | "
+                f"{_fmt(high.precision)} | {_fmt(high.recall)} | "
+                f"{_fmt(high.false_alerts_per_10k, 1)} |"
+            )
+        else:
+            per_10k = 1e4 * group.high_alerts / group.rows
+            lines.append(f"| {_cell(name)} | {group.rows:,} | {tiers} | {per_10k:.1f} |")
+    if len(groups) > top:
+        lines.append(f"\n{len(groups) - top:,} more groups (every one in `--json`).")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """A value as one markdown table cell: its pipes escaped, its line breaks spaces."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -354,6 +462,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="score the warm-up rows without baselines, as a history posted all at once",
     )
+    parser.add_argument(
+        "--by",
+        metavar="COLUMN",
+        help="also break the alerts down by this column's values (category, merchant, ...)",
+    )
     parser.add_argument("--png", type=Path, help="write the recall / false-alert curve here")
     parser.add_argument("--alerts", type=Path, help="write every alert here (JSON lines)")
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -366,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         chosen = configs(args.method, args.tiers, args.strict)
     except ValueError as error:
         sys.exit(f"jalytics-backtest: --tiers: {error}")
-    loaded = read_rows(args.file, args.label_column, args.oracle_column)
+    loaded = read_rows(args.file, args.label_column, args.oracle_column, args.by)
     if not loaded.rows:
         sys.exit(f"jalytics-backtest: no valid row in {args.file} ({dict(loaded.rejected)})")
     first, last = (
@@ -395,13 +508,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs.append(run)
         alerts += [(name, row, verdict) for row, verdict in flagged]
         print("\n" + report(run, labelled, oracle))
+        if args.by:
+            print("\n" + report_by(run, args.by, labelled))
     if args.png:
         draw(runs, oracle, args.png)
         print(f"\ncurve written to {args.png}")
     if args.alerts:
         _write_alerts(args.alerts, alerts)
     if args.json:
-        _write_json(args.json, runs, labelled)
+        _write_json(args.json, runs, labelled, args.by)
 
 
 def _write_alerts(path: Path, alerts: Sequence[tuple[str, Row, Verdict]]) -> None:
@@ -418,7 +533,9 @@ def _write_alerts(path: Path, alerts: Sequence[tuple[str, Row, Verdict]]) -> Non
             out.write(json.dumps(body) + "\n")
 
 
-def _write_json(path: Path, runs: Sequence[MethodRun], labelled: bool) -> None:
+def _write_json(
+    path: Path, runs: Sequence[MethodRun], labelled: bool, by: str | None = None
+) -> None:
     figures: dict[str, Any] = {}
     for run in runs:
         entry: dict[str, Any] = {"alerts": dict(run.alerts)}
@@ -432,6 +549,12 @@ def _write_json(path: Path, runs: Sequence[MethodRun], labelled: bool) -> None:
                 }
             entry["recall_at"] = {
                 f"{at.rate_per_10k:g}": at.recall for at in recall_at_rates(run.records, FA_RATES)
+            }
+        if by:
+            groups = groups_of(run).items()
+            entry["by"] = {
+                "column": by,
+                "groups": {name: group.as_json(labelled) for name, group in groups},
             }
         figures[run.name] = entry
     path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
