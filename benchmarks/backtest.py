@@ -161,8 +161,10 @@ def _json_rows(
         extra = txn.__dict__
         is_anomaly = None if label is None else _truthy(extra.get("label_value"))
         p_true = extra.get("oracle_value")
-        group = _group(txn.__dict__.get(by if by in Transaction.model_fields else "group_value"))
-        yield Row(txn, is_anomaly, math.nan if p_true is None else p_true, group if by else "")
+        group = ""
+        if by:  # read only when asked: this loop is most of reading a large file
+            group = _group(extra.get(by if by in Transaction.model_fields else "group_value"))
+        yield Row(txn, is_anomaly, math.nan if p_true is None else p_true, group)
 
 
 def _group(value: object) -> str:
