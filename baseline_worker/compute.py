@@ -159,6 +159,10 @@ class ScopeStats:
     # existed), by bin: at least those past the tail's knots (`unjudged_cutoff`), which the
     # tail fit judges (`baseline_worker.tail.TailFit.unjudged_rarity`).
     unjudged: Mapping[int, int] = field(default_factory=dict)
+    # A merchant scope's category (its latest row's, ops/migrations/025): its peers are that
+    # category's merchants in the same currency (baseline_worker.peers). None: a category
+    # scope.
+    category: str | None = None
 
 
 # The amounts kept out that recur in a scope's window (ops/migrations/020, 022).
@@ -368,9 +372,27 @@ async def _medians(conn: AsyncConnection, first_day: date) -> dict[ScopeKey, Day
     }
 
 
+# Each merchant's category (ops/migrations/025): one row a merchant and currency.
+CATEGORIES_SQL = "SELECT merchant, currency, category FROM merchant_categories"
+
+
+async def _with_categories(conn: AsyncConnection, stats: list[ScopeStats]) -> list[ScopeStats]:
+    categories = {
+        (merchant, currency): category
+        for merchant, currency, category in await (await conn.execute(CATEGORIES_SQL)).fetchall()
+    }
+    return [
+        replace(s, category=category)
+        if s.scope.kind is ScopeKind.MERCHANT
+        and (category := categories.get((s.scope.name, s.scope.currency))) is not None
+        else s
+        for s in stats
+    ]
+
+
 async def aggregate(conn: AsyncConnection, last_day: date, days: int) -> list[ScopeStats]:
     """Every scope's moments, histogram, hours, weekdays and days' medians over the window
-    of `days` days to `last_day` (`advance_window` first)."""
+    of `days` days to `last_day` (`advance_window` first), and each merchant's category."""
     window = _window(last_day, days)
     moments = await (await conn.execute(AGGREGATE_SQL, window)).fetchall()
     histograms = await _histograms(conn, HISTOGRAM_SQL, window)
@@ -419,4 +441,4 @@ async def aggregate(conn: AsyncConnection, last_day: date, days: int) -> list[Sc
         ],
         prices,
     )
-    return await _with_unjudged(conn, window, stats)
+    return await _with_categories(conn, await _with_unjudged(conn, window, stats))

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from uuid import uuid4
 
@@ -28,6 +28,7 @@ from baseline_worker.compute import (
     window_anchor,
 )
 from baseline_worker.metrics import BaselineMetrics
+from baseline_worker.peers import peer_caps
 from baseline_worker.stats import (
     Moments,
     Trend,
@@ -40,7 +41,7 @@ from baseline_worker.stats import (
     trend,
     weekday_ratios,
 )
-from baseline_worker.tail import TailFit, TailLevels, fit_tail, narrowed
+from baseline_worker.tail import FittedTail, TailFit, TailLevels, fitted_tail, narrowed
 from schemas import Baseline, BaselineScope, ScopeKind, TailModel, encode_model
 from shared.db import bounded_connection, columns, timed
 
@@ -83,7 +84,13 @@ DEFAULT_FIT = TailFit()
 
 def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel | None:
     """The scope's fitted tail with today's level over the window's, and each hour's and
-    each weekday's level where the hours, the weekdays differ (None: no tail)."""
+    each weekday's level where the hours, the weekdays differ (None: no tail); the scope on
+    its own, without its peers (`fitted_tails`)."""
+    return scope_fit(stats, window_days, fit).model
+
+
+def scope_fit(stats: ScopeStats, window_days: int, fit: TailFit) -> FittedTail:
+    """`scope_tail` with the shape the scope's own excesses read."""
     level = trend(stats.moments, stats.day_weights, stats.medians, fit.trend_through)
     hours = hour_ratios(stats.moments, stats.hours) if fit.hour_levels else None
     spread = (
@@ -103,7 +110,50 @@ def scope_tail(stats: ScopeStats, window_days: int, fit: TailFit) -> TailModel |
         None if hours is None else list(hours),
         None if weekdays is None else list(weekdays),
     )
-    return fit_tail(bins, fit, levels, unjudged)
+    return fitted_tail(bins, fit, levels, unjudged)
+
+
+def fitted_tails(
+    stats: Sequence[ScopeStats], window_days: int, fit: TailFit
+) -> list[TailModel | None]:
+    """Every scope's tail (`scope_tail`), a merchant's shape capped at its category peers'
+    (`TailFit.peer_cap`): each scope fitted on its own, then the merchants whose own shape
+    reads above their cap fitted again under it (most do not: one fit a scope)."""
+    fitted = [scope_fit(s, window_days, fit) for s in stats]
+    caps = merchant_caps(stats, fitted, fit) if fit.peer_cap else {}
+    return [
+        capped(s, own, caps.get(s.scope), window_days, fit)
+        for s, own in zip(stats, fitted, strict=True)
+    ]
+
+
+def capped(
+    stats: ScopeStats, own: FittedTail, cap: float | None, window_days: int, fit: TailFit
+) -> TailModel | None:
+    """The scope's tail fitted on its own (`own`), or again under `cap` where its own shape
+    reads above it."""
+    if cap is None or own.raw_shape is None or own.raw_shape <= cap:
+        return own.model
+    return scope_fit(stats, window_days, replace(fit, shape_cap=cap)).model
+
+
+def merchant_caps(
+    stats: Sequence[ScopeStats], fitted: Sequence[FittedTail], fit: TailFit
+) -> dict[BaselineScope, float]:
+    """Each merchant's cap from its peers' own shapes (baseline_worker.peers)."""
+    groups = {s.scope: (s.category, s.scope.currency) for s in stats if s.category is not None}
+    shapes = {
+        s.scope: f.raw_shape
+        for s, f in zip(stats, fitted, strict=True)
+        if s.scope in groups and f.raw_shape is not None and s.moments.count >= fit.peer_min_samples
+    }
+    return peer_caps(
+        shapes,
+        groups,
+        margin=fit.peer_cap_margin,
+        mads=fit.peer_cap_mads,
+        min_peers=fit.peer_min_peers,
+    )
 
 
 def _today_level(stats: ScopeStats, level: Trend, window_days: int, fit: TailFit) -> Trend:
@@ -151,12 +201,27 @@ def to_baseline(
     fit: TailFit = DEFAULT_FIT,
     last_day: date | None = None,
 ) -> Baseline:
-    """The scope's baseline computed at `now` over the window that ends on `last_day`
+    """One scope's baseline (`to_baselines`), on its own: without peers."""
+    return to_baselines([stats], window_days, now, fit, last_day)[0]
+
+
+def to_baselines(
+    stats: Sequence[ScopeStats],
+    window_days: int,
+    now: datetime,
+    fit: TailFit = DEFAULT_FIT,
+    last_day: date | None = None,
+) -> list[Baseline]:
+    """The scopes' baselines computed at `now` over the window that ends on `last_day`
     (None: `now`'s day)."""
     # Stated only when it is not computed_at's day: the steady state's documents are those
     # of before the field (`Baseline.window_end`).
     window_end = None if last_day == now.astimezone(UTC).date() else last_day
-    return with_tail(stats, window_days, now, scope_tail(stats, window_days, fit), window_end)
+    tails = fitted_tails(stats, window_days, fit)
+    return [
+        with_tail(s, window_days, now, tail, window_end)
+        for s, tail in zip(stats, tails, strict=True)
+    ]
 
 
 def with_tail(
@@ -237,7 +302,7 @@ class Recomputer:
         # The fits are this worker's CPU (~0.1 ms a scope), not the database's answer: outside
         # its bound, or many scopes would read as a database that did not answer.
         baselines, unusable = _finite_only(
-            [to_baseline(s, self._window_days, now, self._fit, last_day) for s in stats]
+            to_baselines(stats, self._window_days, now, self._fit, last_day)
         )
         documents = [encode_model(b) for b in baselines]
         async with bounded_connection(self._pool) as conn, conn.transaction():

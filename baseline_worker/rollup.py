@@ -248,6 +248,9 @@ class MemoryRollup:
         # The window's closed days summed, for the day it was made for: a replay runs in
         # time order, so only today changes between two recomputes of the same day.
         self._closed: tuple[date, dict[BaselineScope, _DayScope]] | None = None
+        # Each merchant's category, as `merchant_categories` keeps it (ops/migrations/025):
+        # that of its latest row that fed the baselines; and each category's merchants.
+        self._categories = MerchantCategories()
 
     def add(self, txn: Transaction, unjudged: bool = False) -> None:
         """A row that feeds the baselines; `unjudged`: scored while no baseline existed."""
@@ -258,6 +261,7 @@ class MemoryRollup:
         # ln(amount) once: math.log of a Decimal is that of float(amount), as bin_of takes it.
         log_amount = math.log(float(txn.amount))
         scaled, bin_index = int(txn.amount * 10_000), bin_of_log(log_amount)
+        self._categories.add(txn.merchant, txn.currency, txn.category)
         rows = self._days[day]
         for scope in scopes_of(txn):
             entry = rows.get(scope)
@@ -326,6 +330,7 @@ class MemoryRollup:
             (today - first).days,
             self._recurring(first, today),
             unjudged,
+            self._categories,
         )
 
 
@@ -339,9 +344,13 @@ class RollupWindow:
         index: int,
         recurring: Mapping[BaselineScope, list[RecurringPrice]] | None = None,
         unjudged: Sequence[Mapping[BaselineScope, Counter[Decimal]]] = (),
+        categories: "MerchantCategories | None" = None,
     ) -> None:
         self._closed, self._today, self._today_index = closed, today, index
         self._recurring = recurring or {}
+        # The rollup's own, as it goes on: a replay reads a category when it first fits a
+        # merchant, as a recompute reads the table when it runs.
+        self._categories = categories or MerchantCategories()
         # The window's days' unjudged amounts (today's as of the recompute, as the bins),
         # summed for a scope when its tail is fitted.
         self._unjudged_days = unjudged
@@ -373,11 +382,19 @@ class RollupWindow:
         bins = self._fed_bins(scope) if with_bins else Counter[int]()
         days = () if closed is None else tuple(closed.closed_medians)
         stats = ScopeStats(scope, moments, bins, weights, hours, weekdays, medians, days)
+        if scope.kind is ScopeKind.MERCHANT:
+            stats = replace(stats, category=self._categories.of(scope.name, scope.currency))
         if prices := self._recurring.get(scope):
             stats = with_recurring_prices(stats, prices)
         if with_bins and (unjudged := self.unjudged(scope, stats.bins)):
             stats = replace(stats, unjudged=unjudged)
         return stats
+
+    def peers(self, category: str, currency: str) -> list[BaselineScope]:
+        """The merchant scopes of a category in a currency that hold samples in the window."""
+        names = self._categories.merchants(category, currency)
+        scopes = (scope_of(ScopeKind.MERCHANT, name, currency) for name in names)
+        return [scope for scope in scopes if scope in self._closed or scope in self._today]
 
     def bins(self, scope: BaselineScope) -> Counter[int]:
         """The scope's window histogram alone (what `stats` adds to a scope's moments): a
@@ -403,3 +420,27 @@ class RollupWindow:
         if (today := self._today.get(scope)) is not None:
             bins.update(today.bins)  # the one day's histogram as it is: no copy of a copy
         return bins
+
+
+class MerchantCategories:
+    """Each merchant's category in each currency (the latest given), and each category's
+    merchants: `merchant_categories` (ops/migrations/025) in memory."""
+
+    def __init__(self) -> None:
+        self._of: dict[tuple[str, str], str] = {}
+        self._members: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+
+    def add(self, merchant: str, currency: str, category: str) -> None:
+        known = self._of.get((merchant, currency))
+        if known == category:
+            return
+        if known is not None:
+            self._members[known, currency].discard(merchant)
+        self._of[merchant, currency] = category
+        self._members[category, currency].add(merchant)
+
+    def of(self, merchant: str, currency: str) -> str | None:
+        return self._of.get((merchant, currency))
+
+    def merchants(self, category: str, currency: str) -> set[str]:
+        return self._members.get((category, currency), set())

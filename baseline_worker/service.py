@@ -191,6 +191,7 @@ class BaselineService:
                 trend_through=s.baseline_trend_through,
                 shape_estimator=s.baseline_shape_estimator,
                 price_top=s.baseline_price_top,
+                peer_cap=s.baseline_peer_shape_cap,
             ),
         )
         started = time.perf_counter()

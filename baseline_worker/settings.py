@@ -38,6 +38,10 @@ class BaselineSettings(CommonSettings):
     # fixed-price rule reads a new price, not by a GPD fitted to a few prices
     # (TailFit.price_top; docs/accuracy.md, round 13). False: the GPD everywhere.
     baseline_price_top: bool = True
+    # A merchant's tail shape capped at its category peers' (in its currency): their median
+    # + max(0.05, 1.5 MAD), peers being at least 3 other merchants with 200 samples or more
+    # (TailFit.peer_cap; docs/accuracy.md, round 19). False: each merchant's own shape alone.
+    baseline_peer_shape_cap: bool = True
     # How long one unit of work on PostgreSQL may go unanswered (a recompute's step, a read
     # of the insert counter, the leadership check) before it is given up as an outage: wide,
     # since a recompute over 10 M rows takes about a second and a bound the work outgrew

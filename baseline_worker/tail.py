@@ -132,6 +132,28 @@ class TailFit:
     # reads them less rare than this (the high tier's 1 in 5,000); the rest stay out
     # (`_judged`; 0: none; docs/accuracy.md, round 14).
     unjudged_rarity: float = 1 / 5000
+    # A merchant's shape estimate capped at its category peers' (baseline_worker.peers):
+    # their median + max(`peer_cap_margin`, `peer_cap_mads` of their spread); peers have
+    # `peer_min_samples` samples and there are `peer_min_peers` of them (docs/accuracy.md,
+    # round 19). False: each merchant's own estimate alone.
+    peer_cap: bool = True
+    peer_cap_margin: float = 0.05
+    peer_cap_mads: float = 1.5
+    peer_min_samples: int = 200
+    peer_min_peers: int = 3
+    # The highest the shape estimate may read before the shrinkage: one scope's, set by the
+    # recompute from its peers (`peer_cap`), not a setting.
+    shape_cap: float = math.inf
+
+
+@dataclass(frozen=True)
+class FittedTail:
+    """A scope's tail and the GPD shape its excesses read on their own (before the cap, the
+    shrinkage and the margin): None where no GPD was fitted (a price top, no tail, too few
+    distinct excesses)."""
+
+    model: TailModel | None
+    raw_shape: float | None = None
 
 
 @dataclass(frozen=True)
@@ -165,19 +187,31 @@ def fit_tail(
     """The tail of a scope's window, or None when it has fewer than 2 distinct bins; with
     `levels`, so that the model is built (and validated) once. `unjudged`: the bins of the
     window's samples that fed it without a verdict (`TailFit.unjudged_rarity`)."""
-    model = _fit(bins, fit, levels)
+    return fitted_tail(bins, fit, levels, unjudged).model
+
+
+def fitted_tail(
+    bins: Mapping[int, int],
+    fit: TailFit,
+    levels: TailLevels = NO_LEVELS,
+    unjudged: Mapping[int, int] | None = None,
+) -> FittedTail:
+    """`fit_tail` with the shape the tail's own excesses read (`FittedTail.raw_shape`)."""
+    fitted = _fit(bins, fit, levels)
+    model = fitted.model
     if unjudged and fit.unjudged_rarity > 0 and model is not None and model.top_price is None:
-        return _judged(bins, unjudged, model, fit, levels)
-    return model
+        return _judged(bins, unjudged, fitted, model, fit, levels)
+    return fitted
 
 
 def _judged(
     bins: Mapping[int, int],
     unjudged: Mapping[int, int],
+    fitted: FittedTail,
     model: TailModel,
     fit: TailFit,
     levels: TailLevels,
-) -> TailModel | None:
+) -> FittedTail:
     """The tail of the window once its unjudged samples past `model`'s knots are judged as
     a stream's verdicts would have judged them. All are set aside; then, in rounds, those
     the tail of the window as it stands reads less rare than `TailFit.unjudged_rarity` (or
@@ -196,13 +230,13 @@ def _judged(
             aside.extend(repeat(b, take))
             kept[b] -= take
     if not aside:
-        return model
+        return fitted
     current = _fit(kept, fit, levels)
-    while aside and current is not None:
+    while aside and (standing := current.model) is not None:
         fed = 0
         for b in aside:
             x = bin_bounds(b)[0]
-            if x > current.amounts[-1] and _survival_past(current, x) < fit.unjudged_rarity:
+            if x > standing.amounts[-1] and _survival_past(standing, x) < fit.unjudged_rarity:
                 break
             kept[b] += 1
             fed += 1
@@ -212,7 +246,7 @@ def _judged(
         current = _fit(kept, fit, levels)
     # What is left may hold too few distinct amounts for a tail (a price and its spikes):
     # then the window's own tail, spikes and all, rather than none.
-    return model if current is None else current
+    return fitted if current.model is None else current
 
 
 def unjudged_cutoff(bins: Mapping[int, int]) -> int | None:
@@ -225,15 +259,15 @@ def unjudged_cutoff(bins: Mapping[int, int]) -> int | None:
     return min(bins, default=None)
 
 
-def _fit(bins: Mapping[int, int], fit: TailFit, levels: TailLevels) -> TailModel | None:
-    """`fit_tail` without the unjudged samples' judgement."""
+def _fit(bins: Mapping[int, int], fit: TailFit, levels: TailLevels) -> FittedTail:
+    """`fitted_tail` without the unjudged samples' judgement."""
     keys, counts = _ascending(bins)
     if fit.price_top and (priced := _price_top(keys, counts, fit, levels)) is not None:
-        return priced
+        return FittedTail(priced)
     if fit.outlier_share > 0 and (kept := _screened(keys, counts, bins, fit)) is not bins:
         keys, counts = _ascending(kept)
     if len(keys) < 2:
-        return None
+        return FittedTail(None)
     # at_or_above[i]: the samples in bin i and above (exact integers, summed once).
     at_or_above = list(accumulate(reversed(counts)))
     at_or_above.reverse()
@@ -242,10 +276,12 @@ def _fit(bins: Mapping[int, int], fit: TailFit, levels: TailLevels) -> TailModel
     if fit.heavy_tail_share and _reads_heavy(excesses, fit):
         excesses = _tail_excesses(keys, counts, at_or_above, fit, fit.heavy_tail_share)
     threshold = excesses.threshold
-    shape = _shrunk_shape(_shape_estimate(excesses, fit), excesses.count, fit)
+    raw = _shape_estimate(excesses, fit)
+    capped = raw if raw is None else min(raw, fit.shape_cap)
+    shape = _shrunk_shape(capped, excesses.count, fit)
     mean_excess = excesses.total / excesses.count
     amounts, survival = _knots(keys, at_or_above, fit.knot_min_count)
-    return TailModel(
+    model = TailModel(
         amounts=amounts,
         survival=survival,
         threshold=threshold,
@@ -258,6 +294,7 @@ def _fit(bins: Mapping[int, int], fit: TailFit, levels: TailLevels) -> TailModel
         hour_ratios=levels.hour_ratios,
         weekday_ratios=levels.weekday_ratios,
     )
+    return FittedTail(model, raw)
 
 
 def _price_top(
@@ -353,7 +390,7 @@ def _screened(
     # (the price-top rule had its look at the whole window; judged by it, a spike over a
     # few prices would leave the fit and the rest be fitted by a GPD all the same)
     unscreened = replace(fit, outlier_share=0.0, price_top=False)
-    model = _fit(rest, unscreened, NO_LEVELS)
+    model = _fit(rest, unscreened, NO_LEVELS).model
     if model is None:
         return bins
     for at, b in enumerate(top):

@@ -18,12 +18,13 @@ the newest stored transaction's day), not at each hour of the transactions' date
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from baseline_worker.compute import ScopeStats
-from baseline_worker.recompute import DEFAULT_FIT, scope_tail, with_tail
+from baseline_worker.peers import peer_caps
+from baseline_worker.recompute import DEFAULT_FIT, capped, scope_fit, with_tail
 from baseline_worker.rollup import (
     MemoryRollup,
     RollupWindow,
@@ -79,6 +80,16 @@ class _Fitted:
     tail: TailModel | None
 
 
+@dataclass
+class _PeerCaps:
+    """The merchants' caps (baseline_worker.peers) of one day, by category and currency: from
+    the peers' shapes when a merchant of the group is first fitted that day (production reads
+    them at every recompute; a day's shapes move by noise only)."""
+
+    day: date | None = None
+    groups: dict[tuple[str, str], dict[BaselineScope, float]] = field(default_factory=dict)
+
+
 # A scope's tail is fitted again when its window has grown by this share since the last fit
 # (or a new day moved the window). In production every recompute refits; an hour adds ~1/700
 # of a 30-day window, so refitting each hour would change the tail by noise only, and the
@@ -98,9 +109,10 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
         now: datetime,
         fit: TailFit,
         fitted: dict[ScopeKey, _Fitted],
+        caps: _PeerCaps | None = None,
     ):
         self._window, self._days, self._now, self._fit = window, window_days, now, fit
-        self._fitted = fitted
+        self._fitted, self._caps = fitted, caps or _PeerCaps()
         self._built: dict[ScopeKey, HeldBaseline | None] = {}
 
     def __getitem__(self, key: ScopeKey) -> HeldBaseline:
@@ -126,11 +138,48 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
         count, today = stats.moments.count, self._now.date()
         last = self._fitted.get(key)
         if last is None or last.day != today or count >= last.count * (1 + REFIT_GROWTH):
-            bins = self._window.bins(scope)
-            full = replace(stats, bins=bins, unjudged=self._window.unjudged(scope, bins))
-            last = _Fitted(today, count, scope_tail(full, self._days, self._fit))
+            full = self._full(scope, stats)
+            cap = self._cap(scope, stats.category)
+            tail = capped(full, scope_fit(full, self._days, self._fit), cap, self._days, self._fit)
+            last = _Fitted(today, count, tail)
             self._fitted[key] = last
         return HeldBaseline.of(with_tail(stats, self._days, self._now, last.tail))
+
+    def _full(self, scope: BaselineScope, stats: ScopeStats) -> ScopeStats:
+        """`stats` with the histogram and the unjudged samples a fit reads."""
+        bins = self._window.bins(scope)
+        return replace(stats, bins=bins, unjudged=self._window.unjudged(scope, bins))
+
+    def _cap(self, scope: BaselineScope, category: str | None) -> float | None:
+        """A merchant's cap from its peers' own shapes today (`fitted_tails`' in production)."""
+        if category is None or not self._fit.peer_cap:
+            return None
+        today = self._now.date()
+        if self._caps.day != today:
+            self._caps.day, self._caps.groups = today, {}
+        group = (category, scope.currency)
+        if (caps := self._caps.groups.get(group)) is None:
+            caps = self._caps.groups[group] = self._group_caps(group)
+        return caps.get(scope)
+
+    def _group_caps(self, group: tuple[str, str]) -> dict[BaselineScope, float]:
+        members, shapes = {}, {}
+        for peer in self._window.peers(*group):
+            if (stats := self._window.stats(peer, with_bins=False)) is None:
+                continue
+            members[peer] = group
+            if stats.moments.count >= self._fit.peer_min_samples:
+                own = scope_fit(self._full(peer, stats), self._days, self._fit)
+                if own.raw_shape is not None:
+                    shapes[peer] = own.raw_shape
+        fit = self._fit
+        return peer_caps(
+            shapes,
+            members,
+            margin=fit.peer_cap_margin,
+            mads=fit.peer_cap_mads,
+            min_peers=fit.peer_min_peers,
+        )
 
     def __iter__(self) -> Iterator[ScopeKey]:
         return ((s.kind, s.name, s.currency) for s in self._window.scopes())
@@ -155,6 +204,7 @@ def replay(
     rollup = MemoryRollup(window_days)
     baselines: Mapping[ScopeKey, HeldBaseline] = {}
     fitted: dict[ScopeKey, _Fitted] = {}
+    caps = _PeerCaps()
     next_recompute: datetime | None = None
     step = recompute_every.total_seconds()
     for txn in transactions:
@@ -162,7 +212,7 @@ def replay(
         if next_recompute is None or at >= next_recompute:
             # Recomputes fall on whole multiples of the interval since the epoch.
             start = datetime.fromtimestamp(at.timestamp() // step * step, tz=UTC)
-            baselines = ReplayBaselines(rollup.window(start), window_days, start, fit, fitted)
+            baselines = ReplayBaselines(rollup.window(start), window_days, start, fit, fitted, caps)
             next_recompute = start + recompute_every
         if unscored_until is not None and at < unscored_until:
             verdict = Verdict(transaction_id=txn.id, anomaly=False, scored_at=at)

@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 from baseline_worker.compute import ScopeStats, aggregate, window_days
 from baseline_worker.leadership import LeaderLock, leader_lock_key
 from baseline_worker.metrics import BaselineMetrics
-from baseline_worker.recompute import Recomputer, scope_tail, to_baseline
+from baseline_worker.recompute import DEFAULT_FIT, Recomputer, scope_tail, to_baselines
 from baseline_worker.rollup import MemoryRollup, RollupWindow, feeds_baseline, kept_as_price
 from baseline_worker.service import BaselineService
 from baseline_worker.settings import BaselineSettings
@@ -380,6 +380,99 @@ async def test_the_sql_rollup_and_the_python_arithmetic_agree(
     assert any(row.rule != "tail" for row in high)
 
 
+def insert_batch(db: Any, rows: list[Transaction], severities: list[str | None]) -> None:
+    """The rows in one statement, as a detector stores a batch: one run of the trigger."""
+    db.execute(
+        "INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,"
+        " anomaly, severity, baseline_id, scored_at)"
+        " SELECT id, amount, currency, category, merchant, at, severity IS NOT NULL, severity,"
+        " gen_random_uuid(), now()"
+        " FROM unnest(%s::uuid[], %s::numeric[], %s::text[], %s::text[], %s::text[],"
+        " %s::timestamptz[], %s::text[])"
+        " AS r (id, amount, currency, category, merchant, at, severity)",
+        (
+            [r.id for r in rows],
+            [r.amount for r in rows],
+            [r.currency for r in rows],
+            [r.category for r in rows],
+            [r.merchant for r in rows],
+            [r.transaction_date for r in rows],
+            severities,
+        ),
+    )
+
+
+def fills(
+    rng: random.Random, merchant: str, category: str, count: int, draw: Any
+) -> list[Transaction]:
+    return [
+        Transaction(
+            id=uuid4(),
+            amount=Decimal(f"{max(draw(), 0.01):.2f}"),
+            currency="USD",
+            category=category,
+            merchant=merchant,
+            transaction_date=NOW - timedelta(days=rng.uniform(0.1, 25)),
+        )
+        for _ in range(count)
+    ]
+
+
+async def test_each_merchant_is_capped_by_its_category_peers_as_the_replay_caps_it(
+    recomputer: Recomputer, db: Any
+) -> None:
+    """The trigger keeps each merchant's category (ops/migrations/025) as `MemoryRollup`
+    does: that of its newest row that fed the baselines; and the recompute caps a merchant's
+    shape by its peers' (baseline_worker.peers) as the replay does."""
+    rng = random.Random(25)
+    rows = [
+        row
+        for i in range(4)
+        for row in fills(rng, f"Station {i}", "fuel", 250, lambda: 40 * rng.gammavariate(6, 1 / 6))
+    ]
+    # A station whose window holds a power law (earlier spikes fed it).
+    rows += fills(rng, "Odd station", "fuel", 250, lambda: 30 * rng.paretovariate(2.0))
+    # A shop that moved from food to fuel, and one whose only fuel row was judged high.
+    moved = fills(rng, "Corner shop", "food", 40, lambda: rng.uniform(5, 20))
+    newest = max(r.transaction_date for r in moved)
+    rows += moved + [
+        r.model_copy(
+            update={
+                "id": uuid4(),
+                "category": "fuel",
+                "transaction_date": newest + timedelta(hours=1),
+            }
+        )
+        for r in moved[:3]
+    ]
+    rows += fills(rng, "Deli", "food", 40, lambda: rng.uniform(5, 20))
+    flagged = rows[-1].model_copy(
+        update={"id": uuid4(), "category": "fuel", "transaction_date": NOW - timedelta(hours=1)}
+    )
+    memory = MemoryRollup(window_days=30)
+    for row in sorted(rows, key=lambda r: r.transaction_date):
+        memory.add(row)
+    insert_batch(db, [*rows, flagged], [*[None] * len(rows), "high"])
+
+    query = "SELECT merchant, currency, category FROM merchant_categories"
+    stored = {(m, c): cat for m, c, cat in db.execute(query)}
+    assert stored[("Corner shop", "USD")] == "fuel"
+    assert stored[("Deli", "USD")] == "food"
+    window = memory.window(NOW)
+    for (merchant, currency), category in stored.items():
+        scope = BaselineScope(kind=ScopeKind.MERCHANT, name=merchant, currency=currency)
+        stats = window.stats(scope)
+        assert stats is not None and stats.category == category
+
+    published = {b.scope: b for b in (await recomputer.run(NOW)).published}
+    assert_same_baselines(published, window, NOW)
+    odd = window.stats(BaselineScope(kind=ScopeKind.MERCHANT, name="Odd station", currency="USD"))
+    assert odd is not None
+    alone, capped = scope_tail(odd, 30, DEFAULT_FIT), published[odd.scope].tail
+    assert alone is not None and capped is not None
+    assert capped.shape < alone.shape - 0.1  # the cap bound, on both sides alike
+
+
 async def test_a_history_loaded_after_a_recompute_has_its_tail_at_the_next(
     recomputer: Recomputer, db: Any
 ) -> None:
@@ -513,11 +606,12 @@ def assert_same_medians(from_sql: ScopeStats, from_python: ScopeStats) -> int:
 def assert_same_baselines(
     published: dict[BaselineScope, Baseline], window: RollupWindow, now: datetime
 ) -> None:
+    """Every scope's baseline, each merchant capped by its peers' shapes (`to_baselines`)."""
     assert set(published) == window.scopes()
+    every = [stats for scope in published if (stats := window.stats(scope)) is not None]
+    replayed = {b.scope: b for b in to_baselines(every, 30, now)}
     for scope, from_sql in published.items():
-        stats = window.stats(scope)
-        assert stats is not None
-        from_python = to_baseline(stats, 30, now)
+        from_python = replayed[scope]
         assert (from_sql.count, from_sql.mean, from_sql.stddev) == (
             from_python.count,
             from_python.mean,
