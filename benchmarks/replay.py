@@ -32,7 +32,7 @@ from baseline_worker.rollup import (
     kept_as_price,
     scope_of,
 )
-from baseline_worker.tail import TailFit
+from baseline_worker.tail import FittedTail, TailFit
 from detector_worker.held_baseline import HeldBaseline, ScopeKey
 from detector_worker.scoring import ScoringConfig, score
 from schemas import BaselineScope, TailModel, Transaction, Verdict
@@ -88,6 +88,13 @@ class _PeerCaps:
 
     day: date | None = None
     groups: dict[tuple[str, str], dict[BaselineScope, float]] = field(default_factory=dict)
+    # The peers' own fits, by the recompute they were made at: a merchant fitted at the same
+    # recompute reuses its own instead of fitting the same window again.
+    own: dict[BaselineScope, tuple[datetime, FittedTail]] = field(default_factory=dict)
+
+    def own_fit(self, scope: BaselineScope, at: datetime) -> FittedTail | None:
+        found = self.own.get(scope)
+        return found[1] if found is not None and found[0] == at else None
 
 
 # A scope's tail is fitted again when its window has grown by this share since the last fit
@@ -140,7 +147,8 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
         if last is None or last.day != today or count >= last.count * (1 + REFIT_GROWTH):
             full = self._full(scope, stats)
             cap = self._cap(scope, stats.category)
-            tail = capped(full, scope_fit(full, self._days, self._fit), cap, self._days, self._fit)
+            own = self._caps.own_fit(scope, self._now) or scope_fit(full, self._days, self._fit)
+            tail = capped(full, own, cap, self._days, self._fit)
             last = _Fitted(today, count, tail)
             self._fitted[key] = last
         return HeldBaseline.of(with_tail(stats, self._days, self._now, last.tail))
@@ -156,7 +164,7 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
             return None
         today = self._now.date()
         if self._caps.day != today:
-            self._caps.day, self._caps.groups = today, {}
+            self._caps.day, self._caps.groups, self._caps.own = today, {}, {}
         group = (category, scope.currency)
         if (caps := self._caps.groups.get(group)) is None:
             caps = self._caps.groups[group] = self._group_caps(group)
@@ -170,6 +178,7 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
             members[peer] = group
             if stats.moments.count >= self._fit.peer_min_samples:
                 own = scope_fit(self._full(peer, stats), self._days, self._fit)
+                self._caps.own[peer] = (self._now, own)
                 if own.raw_shape is not None:
                     shapes[peer] = own.raw_shape
         fit = self._fit

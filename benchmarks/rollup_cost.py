@@ -1,6 +1,7 @@
 """What the rollup trigger adds to the detector's write: 1,000-row inserts into `transactions`
-over 2,000 merchants and 20 categories, dated today (a live stream), each in its own
-transaction and timed from the client, trigger included; median of `--inserts`.
+over 2,000 merchants, each in one of 20 categories (ops/migrations/025 keeps which), dated
+today (a live stream), each in its own transaction and timed from the client, trigger
+included; median of `--inserts`.
 
 A scratch schema, migrated, with the baseline window moved first as the baseline worker does
 (so a trigger that sums the window has a window to sum into); dropped afterwards.
@@ -26,9 +27,9 @@ _INSERT = """
 INSERT INTO transactions (id, amount, currency, category, merchant, transaction_date,
                           anomaly, scored_at)
 SELECT gen_random_uuid(), round((exp(random() * 4))::numeric + 1, 2), 'EUR',
-       'category-' || (i %% 20), 'merchant-' || (random() * 1999)::int,
+       'category-' || (m %% 20), 'merchant-' || m,
        now() - random() * (now() - date_trunc('day', now())), false, now()
-FROM generate_series(1, %s) AS i
+FROM (SELECT (random() * 1999)::int AS m FROM generate_series(1, %s)) AS drawn
 """
 
 

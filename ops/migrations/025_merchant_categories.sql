@@ -56,12 +56,20 @@ BEGIN
     ),
     categories AS (
         INSERT INTO merchant_categories AS m (merchant, currency, category)
-        SELECT DISTINCT ON (merchant, currency) merchant, currency, category
-        FROM new_rows
-        WHERE severity IS NULL OR severity = 'medium'
-        ORDER BY merchant, currency, transaction_date DESC, category
+        SELECT merchant, currency, category
+        FROM (
+            SELECT DISTINCT ON (merchant, currency) merchant, currency, category
+            FROM new_rows
+            WHERE severity IS NULL OR severity = 'medium'
+            ORDER BY merchant, currency, transaction_date DESC, category
+        ) AS latest
+        WHERE NOT EXISTS (
+            SELECT FROM merchant_categories AS known
+            WHERE (known.merchant, known.currency, known.category)
+                = (latest.merchant, latest.currency, latest.category)
+        )
+        ORDER BY merchant, currency
         ON CONFLICT (merchant, currency) DO UPDATE SET category = EXCLUDED.category
-        WHERE m.category IS DISTINCT FROM EXCLUDED.category
     )
     INSERT INTO baseline_rollup_bins AS h
         (scope_kind, scope_name, currency, day, bin, sample_count)
