@@ -21,6 +21,8 @@ from bisect import bisect_left
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
+from baseline_worker.tail import TailFit
+
 # The median absolute deviation of a normal sample is its standard deviation / 1.4826.
 MAD_TO_SIGMA = 1.4826
 
@@ -29,16 +31,13 @@ Group = TypeVar("Group", bound=Hashable)
 
 
 def peer_caps(
-    shapes: Mapping[Merchant, float],
-    groups: Mapping[Merchant, Group],
-    *,
-    margin: float,
-    mads: float,
-    min_peers: int,
+    shapes: Mapping[Merchant, float], groups: Mapping[Merchant, Group], fit: TailFit
 ) -> dict[Merchant, float]:
     """The cap of each merchant in `groups` (its category and currency) that has
-    `min_peers` peers or more: the merchants of its group in `shapes` (the raw shapes of
-    those with enough samples) but itself, at median + max(margin, mads * 1.4826 * MAD)."""
+    `fit.peer_min_peers` peers or more: the merchants of its group in `shapes` (the raw
+    shapes of those with enough samples) but itself, at median + max(`fit.peer_cap_margin`,
+    `fit.peer_cap_mads` * 1.4826 * MAD)."""
+    margin, mads, min_peers = fit.peer_cap_margin, fit.peer_cap_mads, fit.peer_min_peers
     members: dict[Group, list[tuple[float, Merchant]]] = {}
     for merchant, shape in shapes.items():
         if (group := groups.get(merchant)) is not None:

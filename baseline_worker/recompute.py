@@ -147,13 +147,7 @@ def merchant_caps(
         for s, f in zip(stats, fitted, strict=True)
         if s.scope in groups and f.raw_shape is not None and s.moments.count >= fit.peer_min_samples
     }
-    return peer_caps(
-        shapes,
-        groups,
-        margin=fit.peer_cap_margin,
-        mads=fit.peer_cap_mads,
-        min_peers=fit.peer_min_peers,
-    )
+    return peer_caps(shapes, groups, fit)
 
 
 def _today_level(stats: ScopeStats, level: Trend, window_days: int, fit: TailFit) -> Trend:

@@ -181,14 +181,7 @@ class ReplayBaselines(Mapping[ScopeKey, HeldBaseline]):
                 self._caps.own[peer] = (self._now, own)
                 if own.raw_shape is not None:
                     shapes[peer] = own.raw_shape
-        fit = self._fit
-        return peer_caps(
-            shapes,
-            members,
-            margin=fit.peer_cap_margin,
-            mads=fit.peer_cap_mads,
-            min_peers=fit.peer_min_peers,
-        )
+        return peer_caps(shapes, members, self._fit)
 
     def __iter__(self) -> Iterator[ScopeKey]:
         return ((s.kind, s.name, s.currency) for s in self._window.scopes())

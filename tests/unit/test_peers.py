@@ -18,16 +18,18 @@ from baseline_worker.compute import ScopeStats
 from baseline_worker.peers import MAD_TO_SIGMA, peer_caps
 from baseline_worker.recompute import DEFAULT_FIT, scope_tail, to_baselines
 from baseline_worker.rollup import MemoryRollup
+from baseline_worker.tail import TailFit
 from benchmarks.replay import ReplayBaselines
 from detector_worker.held_baseline import HeldBaseline, scope_key
 from schemas import ScopeKind, Transaction
 
-MIN_PEERS = 3
+MIN_PEERS = TailFit().peer_min_peers
 K = TypeVar("K", bound=Hashable)
 
 
 def caps_of(shapes: Mapping[K, float], groups: Mapping[K, object]) -> dict[K, float]:
-    return peer_caps(shapes, groups, margin=0.05, mads=1.5, min_peers=MIN_PEERS)
+    # The defaults: median + max(0.05, 1.5 MAD), 3 peers at least.
+    return peer_caps(shapes, groups, TailFit())
 
 
 shape = st.floats(min_value=-0.5, max_value=1.5, allow_nan=False)
