@@ -4,10 +4,11 @@ Transactions are scored in time order by the real `detector_worker.scoring.score
 baselines come from production's own pieces: the rollup's arithmetic
 (`baseline_worker.rollup.MemoryRollup`, what the SQL trigger keeps, checked against it by
 tests/integration/test_baselines.py), the window of `baseline_worker.compute.window_days`,
-and the baseline worker's `to_baseline` (moments and the fitted tail). Rows judged high or
-critical never feed the rollup (`baseline_worker.rollup.feeds_baseline`), but those the
-fixed-price rule kept out count in again where their amount recurs
-(`baseline_worker.compute.with_recurring_prices`).
+and the baseline worker's fit (`baseline_worker.recompute.fitted_tails`: each scope's tail, a
+merchant's shape capped at its category peers', whose shapes are read once per event-time
+day). Rows judged high or critical never feed the rollup
+(`baseline_worker.rollup.feeds_baseline`), but those the fixed-price rule kept out count in
+again where their amount recurs (`baseline_worker.compute.with_recurring_prices`).
 
 Production recomputes every `RECOMPUTE_INTERVAL_SECONDS` (60 s) of wall-clock time, or sooner
 after a burst of rows (`RECOMPUTE_GROWTH_SHARE`); a replay recomputes at every
