@@ -70,6 +70,7 @@ TABLE_GRANTS = {
     ("baseline", "baseline_window_hours", "SELECT"),  # the closed days' hours (migration 016)
     ("baseline", "baseline_window_weekdays", "SELECT"),  # and their weekdays (migration 018)
     ("baseline", "baseline_window_medians", "SELECT"),  # and their medians (migration 019)
+    ("baseline", "merchant_categories", "SELECT"),  # each merchant's peers (migration 025)
     ("baseline", "baseline_history", "INSERT"),
     ("baseline", "baselines_current", "SELECT"),
     ("baseline", "baselines_current", "INSERT"),
@@ -132,6 +133,7 @@ TABLES = {
     "baseline_window_weekdays",
     "baseline_rollup_medians",
     "baseline_window_medians",
+    "merchant_categories",
     "baseline_history",
     "baselines_current",
     "alert_history",
