@@ -381,9 +381,14 @@ class RollupWindow:
             return None
         bins = self._fed_bins(scope) if with_bins else Counter[int]()
         days = () if closed is None else tuple(closed.closed_medians)
-        stats = ScopeStats(scope, moments, bins, weights, hours, weekdays, medians, days)
-        if scope.kind is ScopeKind.MERCHANT:
-            stats = replace(stats, category=self._categories.of(scope.name, scope.currency))
+        category = (
+            self._categories.of(scope.name, scope.currency)
+            if scope.kind is ScopeKind.MERCHANT
+            else None
+        )
+        stats = ScopeStats(
+            scope, moments, bins, weights, hours, weekdays, medians, days, category=category
+        )
         if prices := self._recurring.get(scope):
             stats = with_recurring_prices(stats, prices)
         if with_bins and (unjudged := self.unjudged(scope, stats.bins)):
