@@ -14,12 +14,27 @@ from tests.processes import free_port, running
 pytestmark = pytest.mark.e2e
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SUMMARY = re.compile(r"(\d+) generated, (.+?)(?:, (\d+) skipped)?$", re.MULTILINE)
+SEED = re.compile(r"^Seed: (\d+)$", re.MULTILINE)
 # A known crash inside hypothesis' coverage phase (lambda source introspection), not a
 # finding about the API: such a run is repeated once.
 TOOL_CRASH = "AST constructor recursion depth mismatch"
+# Once in ~20 CI runs (~30,000 requests) one request met "Remote end closed connection
+# without response"; replaying its seed here, idle and under CPU load, passed every time.
+# A run whose only errors are network errors is replayed once with its seed: the same
+# requests must then pass, so an answer the gateway really cannot give still fails, and
+# the gateway's log must hold no ERROR line either way.
+NETWORK_ERROR = "Network Error"
 
 
-def run_schemathesis(base: str, report: Path) -> subprocess.CompletedProcess[str]:
+def transport_only(result: subprocess.CompletedProcess[str]) -> bool:
+    return (
+        result.returncode != 0
+        and NETWORK_ERROR in result.stdout
+        and "Failures:" not in result.stdout
+    )
+
+
+def run_schemathesis(base: str, report: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     schemathesis = Path(sys.executable).with_name("schemathesis")
     command = [
         str(schemathesis),
@@ -37,6 +52,7 @@ def run_schemathesis(base: str, report: Path) -> subprocess.CompletedProcess[str
         "30",
         "--workers",
         "1",
+        *extra,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     report.write_text(result.stdout + result.stderr)
@@ -58,7 +74,18 @@ def test_the_live_gateway_honours_its_openapi_document(isolated: Isolated, tmp_p
         result = run_schemathesis(base, tmp_path / "schemathesis.txt")
         if result.returncode != 0 and TOOL_CRASH in result.stdout:
             result = run_schemathesis(base, tmp_path / "schemathesis-retry.txt")
+        if transport_only(result) and (seed := SEED.search(result.stdout)):
+            print(f"\nnetwork error only; replaying seed {seed.group(1)}")
+            result = run_schemathesis(
+                base, tmp_path / "schemathesis-replay.txt", "--seed", seed.group(1)
+            )
         gateway.assert_running()
+    logged_errors = [
+        line
+        for line in (tmp_path / "gateway.log").read_text().splitlines()
+        if '"level": "ERROR"' in line
+    ]
+    assert not logged_errors, logged_errors[:5]
 
     summary = SUMMARY.search(result.stdout)
     assert summary is not None, result.stdout[-3000:]
