@@ -131,10 +131,14 @@ def capped(
     stats: ScopeStats, own: FittedTail, cap: float | None, window_days: int, fit: TailFit
 ) -> TailModel | None:
     """The scope's tail fitted on its own (`own`), or again under `cap` where its own shape
-    reads above it."""
+    reads above it; then the shape it had on its own is kept beside the capped one, for the
+    alert's explanation (`TailModel.uncapped_shape`)."""
     if cap is None or own.raw_shape is None or own.raw_shape <= cap:
         return own.model
-    return scope_fit(stats, window_days, replace(fit, shape_cap=cap)).model
+    tail = scope_fit(stats, window_days, replace(fit, shape_cap=cap)).model
+    if tail is None or own.model is None or own.model.shape <= tail.shape:
+        return tail
+    return tail.model_copy(update={"uncapped_shape": own.model.shape})
 
 
 def merchant_caps(

@@ -41,6 +41,9 @@ class BaselineScope(BaseModel):
         return f"{self.kind.value}:{self.name}:{self.currency}"
 
 
+_OMITTED_WHEN_ABSENT = ("top_price", "uncapped_shape")
+
+
 class TailModel(BaseModel):
     """A scope's upper tail, estimated from its own amounts without assuming their shape.
 
@@ -91,14 +94,22 @@ class TailModel(BaseModel):
     # price itself as a new one), and one up to `top_price_reprice` above it is at most
     # medium (`TOP_PRICE_REPRICE`), as a fixed price's repricing: learned, not alerted on.
     top_price: float | None = Field(default=None, gt=0)
+    # The shape the merchant's own amounts read, where the cap from its category's peers
+    # (baseline_worker.peers, `TailFit.peer_cap`) lowered it to `shape`: a tail that earlier
+    # spikes made look heavier than its trade's. Absent: not capped. Explanation only; the
+    # scorer reads `shape`.
+    uncapped_shape: float | None = Field(default=None, ge=0)
 
     @model_serializer(mode="wrap")
-    def _without_absent_top_price(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Left out when absent, so that a consumer of before this field (which forbids
-        # unknown keys) still reads every tail but a top price's while a rollout is half way.
+    def _without_absent_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Left out when absent, so that a consumer of before these fields (which forbids
+        # unknown keys) still reads every tail but those that carry one while a rollout is
+        # half way.
         data = handler(self)
-        if isinstance(data, dict) and data.get("top_price") is None:
-            data.pop("top_price", None)
+        if isinstance(data, dict):
+            for name in _OMITTED_WHEN_ABSENT:
+                if data.get(name) is None:
+                    data.pop(name, None)
         return data
 
     @model_validator(mode="after")

@@ -52,11 +52,12 @@ def seed_scope(
     amounts: list[float],
     severity: str = "high",
     window_end: str | None = None,
+    tail: dict[str, Any] | None = None,
 ) -> list[str]:
-    """A merchant scope with its baseline and history, and one alert per amount; the alerts'
-    ids, newest first."""
+    """A merchant scope with its baseline (its upper tail `TAIL` unless given) and history,
+    and one alert per amount; the alerts' ids, newest first."""
     baseline = uuid4()
-    db.execute(_BASELINE, (baseline, merchant, json.dumps(TAIL), window_end))
+    db.execute(_BASELINE, (baseline, merchant, json.dumps(tail or TAIL), window_end))
     db.execute(_HISTORY, (category, merchant, baseline))
     ids = []
     for age, amount in enumerate(amounts, start=1):

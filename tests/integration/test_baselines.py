@@ -471,6 +471,7 @@ async def test_each_merchant_is_capped_by_its_category_peers_as_the_replay_caps_
     alone, capped = scope_tail(odd, 30, DEFAULT_FIT), published[odd.scope].tail
     assert alone is not None and capped is not None
     assert capped.shape < alone.shape - 0.1  # the cap bound, on both sides alike
+    assert capped.uncapped_shape == alone.shape  # and the published tail says so
 
 
 async def test_a_history_loaded_after_a_recompute_has_its_tail_at_the_next(

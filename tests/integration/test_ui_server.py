@@ -14,8 +14,9 @@ from prometheus_client import CollectorRegistry
 
 from ingest_gateway.app import create_app
 from ingest_gateway.settings import GatewaySettings
+from schemas.rarity import probability_of
 from tests.conftest import SCOPED_KEYS, Isolated
-from tests.ui_seed import seed_scope
+from tests.ui_seed import TAIL, seed_scope
 
 pytestmark = pytest.mark.integration
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
@@ -255,3 +256,22 @@ async def test_the_alert_page_names_the_day_the_baselines_window_ends(
     html = await (await browser.get(f"/ui/alerts/{steady}")).text()
     today = db.execute("SELECT (now() AT TIME ZONE 'UTC')::date::text").fetchone()[0]
     assert f"240 transactions over the 30 days to {today};" in html
+
+
+async def test_the_alert_page_states_the_tail_estimate_and_a_cap_by_the_merchants_peers(
+    browser: TestClient[Any, Any], db: Any
+) -> None:
+    """The tail that gave p (how many amounts it covers, past which amount, its shape) and,
+    where the category's peers capped the merchant's shape, the shape its own amounts read."""
+    (own,) = seed_scope(db, "Own tail", "books", [250.0])
+    capped_tail = {**TAIL, "shape": 0.12, "uncapped_shape": 0.61}
+    (capped,) = seed_scope(db, "Capped tail", "books", [250.0], tail=capped_tail)
+    await sign_in(browser, SCOPED_KEYS["analyst"])
+    html = await (await browser.get(f"/ui/alerts/{own}")).text()
+    tail = "the top 1 % of amounts, past 80.00, fitted as a generalised Pareto tail of shape 0.10"
+    assert tail in html
+    # The seeded alert's z of 4.1 is the z-equivalent of its p.
+    assert f"as rare as 1 in {1 / probability_of(4.1):,.0f} of the scope's transactions" in html
+    assert "capped" not in html
+    html = await (await browser.get(f"/ui/alerts/{capped}")).text()
+    assert "shape 0.12: its own amounts read 0.61, heavier than its category's" in html

@@ -21,7 +21,7 @@ from baseline_worker.rollup import MemoryRollup
 from baseline_worker.tail import TailFit
 from benchmarks.replay import ReplayBaselines
 from detector_worker.held_baseline import HeldBaseline, scope_key
-from schemas import ScopeKind, Transaction
+from schemas import ScopeKind, TailModel, Transaction
 
 MIN_PEERS = TailFit().peer_min_peers
 K = TypeVar("K", bound=Hashable)
@@ -136,6 +136,9 @@ def test_a_merchant_whose_own_shape_reads_above_its_peers_is_fitted_under_their_
     capped = baselines[odd.scope].tail
     assert own is not None and capped is not None
     assert capped.shape < own.shape - 0.1
+    # The alert's explanation keeps the shape its own amounts read, through the wire too.
+    assert capped.uncapped_shape == own.shape
+    assert TailModel.model_validate_json(capped.model_dump_json()) == capped
     # Without the cap, every merchant has its own tail.
     uncapped = to_baselines(stats, 30, NOW, replace(DEFAULT_FIT, peer_cap=False))
     assert {b.scope: b.tail for b in uncapped}[odd.scope] == own
@@ -144,6 +147,11 @@ def test_a_merchant_whose_own_shape_reads_above_its_peers_is_fitted_under_their_
         alone, tail = scope_tail(s, 30, DEFAULT_FIT), baselines[s.scope].tail
         assert alone is not None and tail is not None
         assert tail.shape <= alone.shape
+        if tail.shape < alone.shape:  # capped: the explanation keeps its own shape
+            assert tail.uncapped_shape == alone.shape
+        else:  # not capped: nothing to explain, and nothing on the wire
+            assert tail.uncapped_shape is None
+            assert "uncapped_shape" not in tail.model_dump_json()
         if s.scope.kind is ScopeKind.CATEGORY:
             assert tail == alone
 
