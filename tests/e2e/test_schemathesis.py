@@ -4,6 +4,7 @@ response that breaks the schema, every schema-violating request refused."""
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from tests.processes import free_port, running
 pytestmark = pytest.mark.e2e
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SUMMARY = re.compile(r"(\d+) generated, (.+?)(?:, (\d+) skipped)?$", re.MULTILINE)
-SEED = re.compile(r"^Seed: (\d+)$", re.MULTILINE)
+SEED = re.compile(r"^\s*Seed: (\d+)\s*$", re.MULTILINE)
 # A known crash inside hypothesis' coverage phase (lambda source introspection), not a
 # finding about the API: such a run is repeated once.
 TOOL_CRASH = "AST constructor recursion depth mismatch"
@@ -24,6 +25,7 @@ TOOL_CRASH = "AST constructor recursion depth mismatch"
 # requests must then pass, so an answer the gateway really cannot give still fails, and
 # the gateway's log must hold no ERROR line either way.
 NETWORK_ERROR = "Network Error"
+REPRODUCE = re.compile(r"^\s+(curl .+)$", re.MULTILINE)
 
 
 def transport_only(result: subprocess.CompletedProcess[str]) -> bool:
@@ -75,7 +77,13 @@ def test_the_live_gateway_honours_its_openapi_document(isolated: Isolated, tmp_p
         if result.returncode != 0 and TOOL_CRASH in result.stdout:
             result = run_schemathesis(base, tmp_path / "schemathesis-retry.txt")
         if transport_only(result) and (seed := SEED.search(result.stdout)):
-            print(f"\nnetwork error only; replaying seed {seed.group(1)}")
+            # Shown in the run's warnings summary even when the replay passes: the evidence
+            # for the next look at it (which request, and the gateway's log beside it).
+            warnings.warn(
+                f"schemathesis met network errors only; replaying seed {seed.group(1)}: "
+                f"{' | '.join(REPRODUCE.findall(result.stdout))} (log: {tmp_path})",
+                stacklevel=1,
+            )
             result = run_schemathesis(
                 base, tmp_path / "schemathesis-replay.txt", "--seed", seed.group(1)
             )
