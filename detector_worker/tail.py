@@ -39,6 +39,10 @@ class HeldTail:
     # The window's top price past which the tail is the fixed-price rule's (0.0: none):
     # `TailModel.top_price`.
     top_price: float = 0.0
+    # The merchant's own shape where its category peers' cap lowered it (0.0: not capped):
+    # `TailModel.uncapped_shape`, never read by the scorer; kept so that the baseline a
+    # verdict or an alert carries is the one published.
+    uncapped_shape: float = 0.0
 
     @classmethod
     def of(cls, model: TailModel, level_day: date | None = None) -> HeldTail:
@@ -61,6 +65,7 @@ class HeldTail:
             day,
             None if model.weekday_ratios is None else array("d", model.weekday_ratios),
             model.top_price or 0.0,
+            model.uncapped_shape or 0.0,
         )
 
     def model(self) -> TailModel:
@@ -79,6 +84,7 @@ class HeldTail:
             else [level / self.level_ratio for level in self.hour_levels],
             weekday_ratios=None if self.weekday_levels is None else list(self.weekday_levels),
             top_price=self.top_price or None,
+            uncapped_shape=self.uncapped_shape or None,
         )
 
 

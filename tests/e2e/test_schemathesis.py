@@ -1,6 +1,7 @@
 """Schemathesis against the live gateway's own OpenAPI document: no server errors, no
 response that breaks the schema, every schema-violating request refused."""
 
+import json
 import re
 import subprocess
 import sys
@@ -23,17 +24,40 @@ TOOL_CRASH = "AST constructor recursion depth mismatch"
 # without response"; replaying its seed here, idle and under CPU load, passed every time.
 # A run whose only errors are network errors is replayed once with its seed: the same
 # requests must then pass, so an answer the gateway really cannot give still fails, and
-# the gateway's log must hold no ERROR line either way.
-NETWORK_ERROR = "Network Error"
+# the gateway's log must hold no ERROR line while it served either way.
+# The summary's error counts ("  🚫 Network Error: 1"); a dropped connection, not a timeout
+# (a handler that sometimes hangs is not replayed away).
+ERROR_TITLES = re.compile(r"^\s+🚫 ([^:\n]+): \d+\s*$", re.MULTILINE)
+DROPPED = "Remote end closed connection without response"
 REPRODUCE = re.compile(r"^\s+(curl .+)$", re.MULTILINE)
 
 
 def transport_only(result: subprocess.CompletedProcess[str]) -> bool:
+    """No check failed, and every error is a connection the server closed unanswered."""
+    titles = set(ERROR_TITLES.findall(result.stdout))
     return (
         result.returncode != 0
-        and NETWORK_ERROR in result.stdout
         and "Failures:" not in result.stdout
+        and titles == {"Network Error"}
+        and DROPPED in result.stdout
+        and "timed out" not in result.stdout.lower()
     )
+
+
+def errors_logged(log: Path) -> list[str]:
+    """The gateway's ERROR and CRITICAL lines while it served (its shutdown is not under test
+    here: a producer flush that times out at SIGTERM logs an ERROR of its own)."""
+    found = []
+    for line in log.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # not one of the gateway's JSON lines (a library's stray print)
+        if str(record.get("message", "")).startswith("gateway stopping"):
+            break
+        if record.get("level") in {"ERROR", "CRITICAL"}:
+            found.append(line)
+    return found
 
 
 def run_schemathesis(base: str, report: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -88,12 +112,6 @@ def test_the_live_gateway_honours_its_openapi_document(isolated: Isolated, tmp_p
                 base, tmp_path / "schemathesis-replay.txt", "--seed", seed.group(1)
             )
         gateway.assert_running()
-    logged_errors = [
-        line
-        for line in (tmp_path / "gateway.log").read_text().splitlines()
-        if '"level": "ERROR"' in line
-    ]
-    assert not logged_errors, logged_errors[:5]
 
     summary = SUMMARY.search(result.stdout)
     assert summary is not None, result.stdout[-3000:]
@@ -103,3 +121,5 @@ def test_the_live_gateway_honours_its_openapi_document(isolated: Isolated, tmp_p
     assert generated > 100
     assert summary.group(2) == f"{generated} passed"
     assert "Server error" not in result.stdout
+    logged = errors_logged(tmp_path / "gateway.log")
+    assert not logged, logged[:5]

@@ -268,10 +268,26 @@ async def test_the_alert_page_states_the_tail_estimate_and_a_cap_by_the_merchant
     (capped,) = seed_scope(db, "Capped tail", "books", [250.0], tail=capped_tail)
     await sign_in(browser, SCOPED_KEYS["analyst"])
     html = await (await browser.get(f"/ui/alerts/{own}")).text()
-    tail = "the top 1 % of amounts, past 80.00, fitted as a generalised Pareto tail of shape 0.10"
-    assert tail in html
-    # The seeded alert's z of 4.1 is the z-equivalent of its p.
-    assert f"as rare as 1 in {1 / probability_of(4.1):,.0f} of the scope's transactions" in html
+    assert "the top 1 % of amounts, past 80.00 at the scope's usual level, fitted as a" in html
+    assert "generalised Pareto tail of shape 0.10" in html
+    # The seeded alert's z of 4.1 is the z-equivalent of its p, 1 in ~48,000: two figures.
+    assert round(1 / probability_of(4.1), -3) == 48_000
+    assert "as rare as 1 in 48,000 of the scope's transactions" in html
     assert "capped" not in html
     html = await (await browser.get(f"/ui/alerts/{capped}")).text()
     assert "shape 0.12: its own amounts read 0.61, heavier than its category's" in html
+
+
+async def test_the_alert_page_reads_a_price_tops_tail_and_a_far_p_plainly(
+    browser: TestClient[Any, Any], db: Any
+) -> None:
+    """A tail past a top price is the fixed-price rule's, not a fitted one; a p beyond 1 in
+    a billion is not printed to its last of 300 digits."""
+    priced = {**TAIL, "top_price": 79.2, "shape": 0.5}
+    (alert,) = seed_scope(db, "Toll road", "tolls", [250.0], tail=priced)
+    db.execute("UPDATE alerts SET z_score = 37 WHERE id = %s", (alert,))
+    await sign_in(browser, SCOPED_KEYS["analyst"])
+    html = await (await browser.get(f"/ui/alerts/{alert}")).text()
+    assert "past its top price, 79.20, an amount reads as the fixed-price rule" in html
+    assert "generalised Pareto" not in html
+    assert "rarer than 1 in a billion of the scope's transactions" in html

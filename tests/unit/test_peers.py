@@ -139,6 +139,8 @@ def test_a_merchant_whose_own_shape_reads_above_its_peers_is_fitted_under_their_
     # The alert's explanation keeps the shape its own amounts read, through the wire too.
     assert capped.uncapped_shape == own.shape
     assert TailModel.model_validate_json(capped.model_dump_json()) == capped
+    held = HeldBaseline.of(baselines[odd.scope]).model().tail  # as a verdict carries it
+    assert held is not None and held.uncapped_shape == own.shape
     # Without the cap, every merchant has its own tail.
     uncapped = to_baselines(stats, 30, NOW, replace(DEFAULT_FIT, peer_cap=False))
     assert {b.scope: b.tail for b in uncapped}[odd.scope] == own
