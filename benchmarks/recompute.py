@@ -165,18 +165,22 @@ async def _catch_up(pool: AsyncConnectionPool, recomputer: Recomputer, now: date
     is stale, and each recompute works through them within a time budget (migration 021),
     so the first recomputes are a backfill's, once, not the steady state timed after."""
     started, steps = time.perf_counter(), 0
-    while steps == 0 or await _days_pending(pool):
+    while await _days_pending(pool, or_never_moved=True):
         if steps == _MOST_CATCH_UP_STEPS:
             raise RuntimeError(f"closed days still pending after {steps} recomputes")
         await recomputer.run(now)
         steps += 1
-    took = time.perf_counter() - started
-    print(f"  caught up with the closed days: {steps} recompute(s), {took:.1f}s (not timed)")
+    if steps:
+        took = time.perf_counter() - started
+        print(f"  caught up with the closed days: {steps} recompute(s), {took:.1f}s (not timed)")
 
 
-async def _days_pending(pool: AsyncConnectionPool) -> bool:
+async def _days_pending(pool: AsyncConnectionPool, or_never_moved: bool = False) -> bool:
+    """Whether closed days are left for the next recompute; `or_never_moved`: or the window
+    has never moved (a freshly loaded table, whose first move finds every day stale)."""
+    query = "SELECT days_pending OR (%s AND first_day IS NULL) FROM baseline_window"
     async with pool.connection() as conn:
-        row = await (await conn.execute("SELECT days_pending FROM baseline_window")).fetchone()
+        row = await (await conn.execute(query, (or_never_moved,))).fetchone()
     return bool(row and row[0])
 
 
