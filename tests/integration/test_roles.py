@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -345,9 +346,24 @@ def own_database(isolated: Isolated) -> Iterator[dict[str, str]]:
         }
         yield isolated.env | logins | {"DATABASE_URL": in_database(owner, name)}
     finally:
-        with psycopg.connect(owner, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
+        _drop_database(owner, name)
+
+
+def _drop_database(owner: str, name: str, patience: float = 15.0) -> None:
+    """FORCE may only end the owner's own sessions: a worker role's session that is still
+    closing (its client already gone) makes the drop fail with InsufficientPrivilege until
+    the server has ended it, which takes moments (seen once in CI)."""
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    deadline = time.monotonic() + patience
+    with psycopg.connect(owner, autocommit=True) as conn:
+        while True:
+            try:
+                conn.execute(drop)
+                return
+            except errors.InsufficientPrivilege:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def provision(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
