@@ -110,6 +110,10 @@ def scope_fit(stats: ScopeStats, window_days: int, fit: TailFit) -> FittedTail:
         None if hours is None else list(hours),
         None if weekdays is None else list(weekdays),
     )
+    if stats.scope.kind is not ScopeKind.MERCHANT:
+        # A category's window lacks the rows its merchants judged high, which lie past their
+        # own edges, not past its own: it is not truncated at its edge (TailFit.truncated_at).
+        fit = replace(fit, truncated_at=0.0)
     return fitted_tail(bins, fit, levels, unjudged)
 
 

@@ -192,6 +192,7 @@ class BaselineService:
                 shape_estimator=s.baseline_shape_estimator,
                 price_top=s.baseline_price_top,
                 peer_cap=s.baseline_peer_shape_cap,
+                truncated_at=DEFAULT_FIT.truncated_at if s.baseline_truncated_fit else 0.0,
             ),
         )
         started = time.perf_counter()

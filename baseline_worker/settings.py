@@ -42,6 +42,10 @@ class BaselineSettings(CommonSettings):
     # + max(0.05, 1.5 MAD), peers being at least 3 other merchants with 200 samples or more
     # (TailFit.peer_cap; docs/accuracy.md, round 19). False: each merchant's own shape alone.
     baseline_peer_shape_cap: bool = True
+    # A merchant's window lacks its rows judged high, so a large heavy-tailed one is read as
+    # right-truncated at its own 1-in-5,000 edge (TailFit.truncated_at; docs/accuracy.md,
+    # round 20). False: its excesses as they are.
+    baseline_truncated_fit: bool = True
     # How long one unit of work on PostgreSQL may go unanswered (a recompute's step, a read
     # of the insert counter, the leadership check) before it is given up as an outage: wide,
     # since a recompute over 10 M rows takes about a second and a bound the work outgrew

@@ -44,6 +44,13 @@ _ZHANG_PRIOR_SCALE = 3.0
 _ZHANG_MAX_EXTRA_POINTS = 20
 # Samples tied in the threshold's bin that make it a lattice point (see `_threshold`).
 _TIED_AT_THRESHOLD = 3
+# The truncated fit (`_read_as_truncated`): its rounds (the edge moves with the shape), and
+# the fixed-point iteration for the shape (`_truncated_best`): its steps, its tolerance and
+# the heaviest shape it reads.
+_TRUNCATION_ROUNDS = 2
+_TRUNCATED_STEPS = 200
+_TRUNCATED_TOLERANCE = 1e-9
+_MAX_TRUNCATED_SHAPE = 2.5
 
 # How the GPD shape is estimated before the shrinkage: probability-weighted moments
 # ("pwm"), Zhang & Stephens' empirical-Bayes posterior ("zhang"), or PWM where it reads a
@@ -141,6 +148,16 @@ class TailFit:
     peer_cap_mads: float = 1.5
     peer_min_samples: int = 200
     peer_min_peers: int = 3
+    # Rows judged high never feed the window (baseline_worker.rollup), so a large scope's
+    # window lacks its own amounts past the high tier's edge, and a heavy tail fitted on the
+    # rest reads lighter than it is (docs/accuracy.md, rounds 9 and 20). Its excesses are
+    # read as right-truncated at the amount its own tail puts at this rarity (the high
+    # tier's), where n samples would hold at least `truncated_min_expected` past it and the
+    # excesses read a heavy shape (above `truncated_above`). Unlike putting back a count of
+    # kept-out rows, no spike kept out can make the tail heavier. 0: no truncation.
+    truncated_at: float = 1 / 5000
+    truncated_min_expected: float = 0.5
+    truncated_above: float = 0.05
     # The highest the shape estimate may read before the shrinkage: one scope's, set by the
     # recompute from its peers (`peer_cap`), not a setting.
     shape_cap: float = math.inf
@@ -277,6 +294,8 @@ def _fit(bins: Mapping[int, int], fit: TailFit, levels: TailLevels) -> FittedTai
         excesses = _tail_excesses(keys, counts, at_or_above, fit, fit.heavy_tail_share)
     threshold = excesses.threshold
     raw = _shape_estimate(excesses, fit)
+    if raw is not None and _lacks_its_top(raw, n, fit):
+        raw = _read_as_truncated(excesses, raw, n, fit)
     capped = raw if raw is None else min(raw, fit.shape_cap)
     shape = _shrunk_shape(capped, excesses.count, fit)
     mean_excess = excesses.total / excesses.count
@@ -604,6 +623,102 @@ def _excess_at_rank(values: list[tuple[float, int]], rank: int) -> float:
         if seen >= rank:
             return excess
     return values[-1][0]
+
+
+def _lacks_its_top(raw: float, n: int, fit: TailFit) -> bool:
+    """Whether the window would miss amounts past the high edge that matter to its shape:
+    a heavy reading, and enough samples that some lie past the edge (`TailFit.truncated_at`)."""
+    return (
+        fit.truncated_at > 0
+        and raw > fit.truncated_above
+        and n * fit.truncated_at >= fit.truncated_min_expected
+    )
+
+
+def _read_as_truncated(excesses: _Excesses, raw: float, n: int, fit: TailFit) -> float:
+    """The shape of `excesses` read as right-truncated at the edge where the tail as scored
+    (shrunk, with its margin) puts `TailFit.truncated_at`; the edge moves with the shape,
+    so twice. Where an excess lies past the edge (a row that fed before the tail moved) the
+    window is not truncated there, and `raw` stands."""
+    k = excesses.count
+    mean_excess = excesses.total / k
+    largest = excesses.values[-1][0]
+    grid = _positive_thetas(excesses)
+    estimate = raw
+    for _ in range(_TRUNCATION_ROUNDS):
+        scored = _shrunk_shape(min(estimate, fit.shape_cap), k, fit)
+        edge = _excess_at_rarity(scored, mean_excess * (1 - scored), k / n, fit.truncated_at)
+        if edge <= largest or not grid:
+            break
+        estimate = _truncated_shape(excesses, grid, edge)
+    return estimate
+
+
+def _excess_at_rarity(shape: float, scale: float, exceedance: float, rarity: float) -> float:
+    """The excess over the threshold that a GPD tail covering `exceedance` puts at `rarity`."""
+    if shape < 1e-9:
+        return scale * math.log(exceedance / rarity)
+    return scale / shape * math.expm1(-shape * math.log(rarity / exceedance))
+
+
+def _positive_thetas(excesses: _Excesses) -> list[tuple[float, float]]:
+    """Zhang & Stephens' grid of theta (= shape / scale; `_posterior_theta`), its positive
+    points only (heavy tails), each with the sum of ln(1 + theta x) over the excesses: what
+    the truncated likelihood needs of the data, whatever the edge, so it is summed once."""
+    xs, counts = [e for e, _ in excesses.values], [c for _, c in excesses.values]
+    k, largest = excesses.count, xs[-1]
+    quartile = _excess_at_rank(excesses.values, int(k / 4 + 0.5))
+    if quartile <= 0 or largest <= 0:
+        return []
+    m = 20 + min(math.isqrt(k), _ZHANG_MAX_EXTRA_POINTS)
+    grid = []
+    for j in range(1, m + 1):
+        theta = -1 / largest - (1 - math.sqrt(m / (j - 0.5))) / (_ZHANG_PRIOR_SCALE * quartile)
+        if theta > 0:
+            grid.append((theta, k * _mean_log1p(theta, xs, counts, k)))
+    return grid
+
+
+def _truncated_shape(excesses: _Excesses, grid: list[tuple[float, float]], edge: float) -> float:
+    """Zhang & Stephens' estimate (`_zhang_shape`) with every excess known to lie below
+    `edge`: each density is divided by the GPD's P(excess < edge). For each theta of their
+    grid the profile likelihood is the truncated one at its best shape (`_truncated_best`);
+    the shape is read at the posterior mean of theta."""
+    k = excesses.count
+    log_likelihoods = [_truncated_best(theta, log_sum, k, edge)[1] for theta, log_sum in grid]
+    top = max(log_likelihoods)
+    weights = [math.exp(ll - top) for ll in log_likelihoods]
+    theta = sum(w * t for w, (t, _) in zip(weights, grid, strict=True)) / sum(weights)
+    xs, counts = [e for e, _ in excesses.values], [c for _, c in excesses.values]
+    return _truncated_best(theta, k * _mean_log1p(theta, xs, counts, k), k, edge)[0]
+
+
+def _truncated_best(theta: float, log_sum: float, k: int, edge: float) -> tuple[float, float]:
+    """(shape, log-likelihood) at the shape that maximises the truncated GPD likelihood for
+    this theta (= shape / scale), given log_sum = sum of ln(1 + theta x) over the excesses.
+
+    Its derivative in the shape is k (g(shape) - shape) / shape^2, with g(shape) = log_sum / k
+    + reach q / (1 - q), q = exp(-reach / shape) the GPD's P(excess >= edge) and reach =
+    ln(1 + theta edge); so the maximum is g's first fixed point, reached by iterating g
+    from log_sum / k (Zhang & Stephens' own shape, where the truncation is nothing): g
+    rises, so the iterates climb to it. Where g never meets the line (a window so cut off
+    that any heavier shape fits it better) the shape stops at the range's top."""
+    reach = math.log1p(theta * edge)
+    untruncated = log_sum / k
+    shape = untruncated
+    for _ in range(_TRUNCATED_STEPS):
+        past = math.exp(-reach / shape)
+        following = untruncated + reach * past / (1 - past)
+        if following >= _MAX_TRUNCATED_SHAPE:
+            shape = _MAX_TRUNCATED_SHAPE
+            break
+        converged = following - shape < _TRUNCATED_TOLERANCE
+        shape = following
+        if converged:
+            break
+    below = -math.expm1(-reach / shape)  # P(excess < edge)
+    log_likelihood = k * (math.log(theta / shape) - math.log(below)) - (1 / shape + 1) * log_sum
+    return shape, log_likelihood
 
 
 def _shrunk_shape(estimate: float | None, k: int, fit: TailFit) -> float:

@@ -43,6 +43,12 @@ def txn(amount: str | float, merchant: str = "Cafe") -> Transaction:
     )
 
 
+def fit_of(kind: ScopeKind) -> TailFit:
+    """Production's fit for the scope (`recompute.scope_fit`): a category's window is not
+    read as truncated at its own edge, since it never judged its rows."""
+    return TailFit() if kind is ScopeKind.MERCHANT else TailFit(truncated_at=0.0)
+
+
 def baseline(
     kind: ScopeKind, name: str, amounts: list[float], tail: TailModel | None = None
 ) -> Baseline:
@@ -57,7 +63,7 @@ def baseline(
         stddev=moments.stddev,
         log_mean=moments.log_mean,
         log_stddev=moments.log_stddev,
-        tail=tail if tail is not None else fit_tail(histogram(amounts), TailFit()),
+        tail=tail if tail is not None else fit_tail(histogram(amounts), fit_of(kind)),
         window_days=30,
         computed_at=NOW,
     )

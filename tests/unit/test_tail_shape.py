@@ -15,9 +15,15 @@ from baseline_worker.tail import ShapeEstimator, TailFit, fit_tail
 
 
 def raw_shape(amounts: list[float], estimator: ShapeEstimator) -> float:
-    """The estimate alone: no prior, no margin, no outlier screen (only the clamp to
-    [0, 0.9])."""
-    fit = TailFit(shape_estimator=estimator, prior_weight=0.0, shape_margin=0.0, outlier_share=0.0)
+    """The estimate alone: no prior, no margin, no outlier screen, no truncation at the high
+    edge (these windows keep their top; only the clamp to [0, 0.9])."""
+    fit = TailFit(
+        shape_estimator=estimator,
+        prior_weight=0.0,
+        shape_margin=0.0,
+        outlier_share=0.0,
+        truncated_at=0.0,
+    )
     model = fit_tail(histogram(amounts), fit)
     assert model is not None
     return model.shape
