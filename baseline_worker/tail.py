@@ -586,24 +586,34 @@ def _zhang_shape(excesses: _Excesses) -> float | None:
 def _posterior_theta(xs: list[float], counts: list[int], quartile: float, k: int) -> float | None:
     """The posterior mean of theta over Zhang & Stephens' grid (their prior: dense near
     -1 / largest excess, the heaviest shapes, with a scale of 3 first quartiles)."""
-    largest = xs[-1]
-    if quartile <= 0 or largest <= 0:
-        return None
-    # Zhang's m = 20 + sqrt(k), at most 40: past k = 400 more points move the estimate by
-    # under 1e-4 (scratch check, k up to 5,000) and cost a logarithm per bin each.
-    m = 20 + min(math.isqrt(k), _ZHANG_MAX_EXTRA_POINTS)
     log_likelihoods, thetas = [], []
-    for j in range(1, m + 1):
-        theta = -1 / largest - (1 - math.sqrt(m / (j - 0.5))) / (_ZHANG_PRIOR_SCALE * quartile)
+    for theta in _zhang_grid(xs[-1], quartile, k):
         shape = _mean_log1p(theta, xs, counts, k)
         if theta == 0 or shape == 0 or theta / shape <= 0:
             continue
         log_likelihoods.append(k * (math.log(theta / shape) - shape - 1))
         thetas.append(theta)
-    if not thetas:
-        return None
+    return _posterior_mean(thetas, log_likelihoods) if thetas else None
+
+
+def _zhang_grid(largest: float, quartile: float, k: int) -> list[float]:
+    """Zhang & Stephens' grid of theta (their prior: dense near -1 / largest excess, the
+    heaviest shapes, with a scale of 3 first quartiles); empty where the excesses give none."""
+    if quartile <= 0 or largest <= 0:
+        return []
+    # Zhang's m = 20 + sqrt(k), at most 40: past k = 400 more points move the estimate by
+    # under 1e-4 (scratch check, k up to 5,000) and cost a logarithm per bin each.
+    m = 20 + min(math.isqrt(k), _ZHANG_MAX_EXTRA_POINTS)
+    return [
+        -1 / largest - (1 - math.sqrt(m / (j - 0.5))) / (_ZHANG_PRIOR_SCALE * quartile)
+        for j in range(1, m + 1)
+    ]
+
+
+def _posterior_mean(thetas: list[float], log_likelihoods: list[float]) -> float:
+    """The mean of theta under the softmax of the log-likelihoods: the posterior's."""
     top = max(log_likelihoods)
-    weights = [math.exp(ll - top) for ll in log_likelihoods]  # their softmax: the posterior
+    weights = [math.exp(ll - top) for ll in log_likelihoods]
     weighted: float = sum(map(mul, weights, thetas))
     return weighted / sum(weights)
 
@@ -639,18 +649,25 @@ def _read_as_truncated(excesses: _Excesses, raw: float, n: int, fit: TailFit) ->
     """The shape of `excesses` read as right-truncated at the edge where the tail as scored
     (shrunk, with its margin) puts `TailFit.truncated_at`; the edge moves with the shape,
     so twice. Where an excess lies past the edge (a row that fed before the tail moved) the
-    window is not truncated there, and `raw` stands."""
-    k = excesses.count
+    window is not truncated there, and the estimate so far stands."""
+    k, values = excesses.count, excesses.values
     mean_excess = excesses.total / k
-    largest = excesses.values[-1][0]
-    grid = _positive_thetas(excesses)
+    xs, counts = [x for x, _ in values], [c for _, c in values]
+    # Zhang & Stephens' positive thetas (heavy tails) with the sum of ln(1 + theta x) over
+    # the excesses: all the truncated likelihood needs of the data, whatever the edge.
+    quartile = _excess_at_rank(values, int(k / 4 + 0.5))
+    grid = [
+        (theta, k * _mean_log1p(theta, xs, counts, k))
+        for theta in _zhang_grid(xs[-1], quartile, k)
+        if theta > 0
+    ]
     estimate = raw
     for _ in range(_TRUNCATION_ROUNDS):
         scored = _shrunk_shape(min(estimate, fit.shape_cap), k, fit)
         edge = _excess_at_rarity(scored, mean_excess * (1 - scored), k / n, fit.truncated_at)
-        if edge <= largest or not grid:
+        if edge <= xs[-1] or not grid:
             break
-        estimate = _truncated_shape(excesses, grid, edge)
+        estimate = _truncated_shape(xs, counts, k, grid, edge)
     return estimate
 
 
@@ -661,35 +678,15 @@ def _excess_at_rarity(shape: float, scale: float, exceedance: float, rarity: flo
     return scale / shape * math.expm1(-shape * math.log(rarity / exceedance))
 
 
-def _positive_thetas(excesses: _Excesses) -> list[tuple[float, float]]:
-    """Zhang & Stephens' grid of theta (= shape / scale; `_posterior_theta`), its positive
-    points only (heavy tails), each with the sum of ln(1 + theta x) over the excesses: what
-    the truncated likelihood needs of the data, whatever the edge, so it is summed once."""
-    xs, counts = [e for e, _ in excesses.values], [c for _, c in excesses.values]
-    k, largest = excesses.count, xs[-1]
-    quartile = _excess_at_rank(excesses.values, int(k / 4 + 0.5))
-    if quartile <= 0 or largest <= 0:
-        return []
-    m = 20 + min(math.isqrt(k), _ZHANG_MAX_EXTRA_POINTS)
-    grid = []
-    for j in range(1, m + 1):
-        theta = -1 / largest - (1 - math.sqrt(m / (j - 0.5))) / (_ZHANG_PRIOR_SCALE * quartile)
-        if theta > 0:
-            grid.append((theta, k * _mean_log1p(theta, xs, counts, k)))
-    return grid
-
-
-def _truncated_shape(excesses: _Excesses, grid: list[tuple[float, float]], edge: float) -> float:
+def _truncated_shape(
+    xs: list[float], counts: list[int], k: int, grid: list[tuple[float, float]], edge: float
+) -> float:
     """Zhang & Stephens' estimate (`_zhang_shape`) with every excess known to lie below
-    `edge`: each density is divided by the GPD's P(excess < edge). For each theta of their
-    grid the profile likelihood is the truncated one at its best shape (`_truncated_best`);
-    the shape is read at the posterior mean of theta."""
-    k = excesses.count
+    `edge`: each density is divided by the GPD's P(excess < edge). For each (theta, sum of
+    ln(1 + theta x)) of the grid the profile likelihood is the truncated one at its best
+    shape (`_truncated_best`); the shape is read at the posterior mean of theta."""
     log_likelihoods = [_truncated_best(theta, log_sum, k, edge)[1] for theta, log_sum in grid]
-    top = max(log_likelihoods)
-    weights = [math.exp(ll - top) for ll in log_likelihoods]
-    theta = sum(w * t for w, (t, _) in zip(weights, grid, strict=True)) / sum(weights)
-    xs, counts = [e for e, _ in excesses.values], [c for _, c in excesses.values]
+    theta = _posterior_mean([t for t, _ in grid], log_likelihoods)
     return _truncated_best(theta, k * _mean_log1p(theta, xs, counts, k), k, edge)[0]
 
 
